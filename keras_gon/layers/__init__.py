@@ -1,0 +1,7 @@
+"""Reusable layers of keras-gon."""
+
+from keras_gon.layers.batch_normalization import BatchNormalization
+from keras_gon.layers.conv_decoder import NORMALIZATIONS, ConvDecoder
+from keras_gon.layers.group_normalization import GroupNormalization
+
+__all__ = ["BatchNormalization", "ConvDecoder", "GroupNormalization", "NORMALIZATIONS"]

@@ -1,0 +1,225 @@
+"""The paper's convolutional decoder F: transposed 4x4 convs, normalisation, activation."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from keras_gon.errors import InputError
+from keras_gon.layers.batch_normalization import BatchNormalization
+from keras_gon.layers.group_normalization import GroupNormalization
+
+NORMALIZATIONS = (
+    "batch",
+    "batch_outer",
+    "batch_frozen_origin",
+    "group",
+    "layer",
+    "none",
+    "keras_batch",
+)
+"""Normalisation choices for `ConvDecoder`:
+
+- `"batch"`: the paper's BatchNorm; batch statistics in training in both the
+  inner (origin) and the outer pass, moving statistics updated by both.
+- `"batch_outer"`: batch statistics in training in both passes; moving
+  statistics collected from the outer pass only.
+- `"batch_frozen_origin"`: the inner pass always uses the moving statistics
+  (in training too), which are collected from the outer pass; the outer pass
+  uses batch statistics in training. The latent is then computed the same way
+  in training and at inference, per example.
+- `"group"` / `"layer"`: per-example group normalisation (8 groups, or fewer
+  when the width has fewer channels) / layer normalisation.
+- `"none"`: no normalisation.
+- `"keras_batch"`: the stock `keras.layers.BatchNormalization` (PyTorch
+  momentum and epsilon), whose second-order gradients are 1-3 % off; kept
+  only to measure that.
+"""
+
+
+def _check_image_shape(image_shape) -> tuple[int, int, int]:
+    try:
+        height, width, channels = (int(v) for v in image_shape)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"image_shape must be (height, width, channels), got {image_shape!r}"
+        ) from None
+    if height != width:
+        raise InputError(f"image_shape must be square, got {height}x{width}")
+    if height < 8 or height & (height - 1):
+        raise InputError(
+            f"image size must be a power of two >= 8 (8, 16, 32, 64, 128, ...), got {height}"
+        )
+    if channels < 1:
+        raise InputError(f"image_shape needs at least one channel, got {channels}")
+    return height, width, channels
+
+
+@keras.saving.register_keras_serializable(package="keras_gon")
+class ConvDecoder(keras.layers.Layer):
+    """DCGAN-style decoder F of the GON (paper §3.1 and appendix B).
+
+    A latent of shape `(batch, latent_dim)` goes through a 4x4 transposed
+    convolution to a 4x4 map with `width * 2**(n-1)` channels, then `n`
+    stride-2 4x4 transposed convolutions that double the size and halve the
+    channels, each but the last followed by normalisation and the
+    activation; the last outputs `channels` maps through a sigmoid. For a
+    32x32 image, n = 3 and the widths are 4w, 2w, w as in the paper.
+
+    Weights are initialised as PyTorch initialises them (uniform in
+    ±1/sqrt(fan_in), biases included), as in the authors' code: with
+    Keras's zero biases the output at the origin is constant and batch norm
+    there degenerates.
+
+    Args:
+        image_shape: `(size, size, channels)`, size a power of two >= 8.
+        latent_dim: size of the latent vector (the paper's nz).
+        width: channels of the last hidden layer (the paper's ngf).
+        activation: hidden activation; ELU by default (ReLU has zero second
+            derivative, which the GON needs).
+        normalization: one of `NORMALIZATIONS`.
+        momentum: moving-statistics momentum for the batch norms.
+        epsilon: normalisation epsilon.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (32, 32, 1),
+        latent_dim: int = 32,
+        width: int = 16,
+        activation: str = "elu",
+        normalization: str = "batch_frozen_origin",
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        size, _, channels = _check_image_shape(image_shape)
+        if int(latent_dim) < 1:
+            raise InputError(f"latent_dim must be a positive integer, got {latent_dim}")
+        if int(width) < 1:
+            raise InputError(f"width must be a positive integer, got {width}")
+        if normalization not in NORMALIZATIONS:
+            raise InputError(
+                f"unknown normalization {normalization!r}: expected one of {NORMALIZATIONS}"
+            )
+        try:
+            keras.activations.get(activation)
+        except ValueError:
+            raise InputError(f"unknown activation {activation!r}") from None
+
+        # === Config ===
+        self.image_shape = (size, size, channels)
+        self.latent_dim = int(latent_dim)
+        self.width = int(width)
+        self.activation = activation
+        self.normalization = normalization
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+        # === Layers ===
+        num_upsamplings = int(math.log2(size // 4))
+        filters = [self.width * 2 ** (num_upsamplings - 1 - i) for i in range(num_upsamplings)]
+        filters.append(channels)
+        self.convs = []
+        self.norms = []
+        self.activations = []
+        for index, out_channels in enumerate(filters):
+            first = index == 0
+            bound = 1.0 / math.sqrt(out_channels * 16)  # PyTorch's fan_in for ConvTranspose2d
+            self.convs.append(
+                keras.layers.Conv2DTranspose(
+                    out_channels,
+                    4,
+                    strides=1 if first else 2,
+                    padding="valid" if first else "same",
+                    kernel_initializer=keras.initializers.VarianceScaling(
+                        1.0 / 3.0, mode="fan_in", distribution="uniform"
+                    ),
+                    bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+                    dtype=self.dtype_policy,
+                    name=f"conv_transpose_{index}",
+                )
+            )
+            if index < len(filters) - 1:
+                self.norms.append(self._make_norm(out_channels, index))
+                self.activations.append(
+                    keras.layers.Activation(
+                        activation, dtype=self.dtype_policy, name=f"activation_{index}"
+                    )
+                )
+        # Under mixed precision the output is float32, as Keras recommends.
+        mixed = self.dtype_policy.compute_dtype != self.dtype_policy.variable_dtype
+        self.output_activation = keras.layers.Activation(
+            "sigmoid",
+            dtype=self.dtype_policy.variable_dtype if mixed else self.dtype_policy,
+            name="output_activation",
+        )
+
+    def _make_norm(self, channels: int, index: int):
+        name = f"normalization_{index}"
+        if self.normalization in ("batch", "batch_outer", "batch_frozen_origin"):
+            return BatchNormalization(
+                momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype_policy, name=name
+            )
+        if self.normalization == "keras_batch":
+            return keras.layers.BatchNormalization(
+                momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype_policy, name=name
+            )
+        if self.normalization in ("group", "layer"):
+            groups = 1 if self.normalization == "layer" else math.gcd(8, channels)
+            return GroupNormalization(
+                groups=groups, epsilon=self.epsilon, dtype=self.dtype_policy, name=name
+            )
+        return None
+
+    def build(self, input_shape):
+        shape = (input_shape[0], 1, 1, self.latent_dim)
+        for index, conv in enumerate(self.convs):
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+            if index < len(self.norms) and self.norms[index] is not None:
+                self.norms[index].build(shape)
+
+    def _norm(self, norm, x, training, inner_pass):
+        if norm is None:
+            return x
+        if self.normalization == "keras_batch":
+            return norm(x, training=training)
+        if self.normalization == "batch_frozen_origin" and inner_pass:
+            return norm(x, training=False)
+        update = not (inner_pass and self.normalization == "batch_outer")
+        return norm(x, training=training, update_moving_statistics=update)
+
+    def call(self, latents, training=None, inner_pass: bool = False):
+        """Decode `latents` (batch, latent_dim) to images (batch, H, W, C) in [0, 1].
+
+        `inner_pass=True` marks the pass at the origin (and later inner
+        steps), which normalisation may treat differently (see `NORMALIZATIONS`).
+        """
+        x = keras.ops.reshape(latents, (-1, 1, 1, self.latent_dim))
+        for index, conv in enumerate(self.convs):
+            x = conv(x)
+            if index < len(self.norms):
+                x = self._norm(self.norms[index], x, training, inner_pass)
+                x = self.activations[index](x)
+        return self.output_activation(x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.image_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_shape": self.image_shape,
+                "latent_dim": self.latent_dim,
+                "width": self.width,
+                "activation": self.activation,
+                "normalization": self.normalization,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+            }
+        )
+        return config

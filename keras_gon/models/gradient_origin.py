@@ -1,0 +1,295 @@
+"""The origin-gradient core shared by every GON variant (paper §3, eqs. 3-4)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gon import losses as gon_losses
+from keras_gon.errors import InputError
+
+INNER_BATCH_REDUCTIONS = ("sum", "mean")
+
+
+@keras.saving.register_keras_serializable(package="keras_gon")
+class GradientOriginModel(keras.Model):
+    """A `keras.Model` whose latents are negative loss gradients at the origin.
+
+    For data x, the latent is found from the origin z0 (zeros, eq. 3):
+
+        z = z0 - step_size * ∇z0 L_inner(x, F(z0)),
+
+    repeated `num_steps` times from the new point, and F is trained on the
+    outer loss L_outer(x, F(z)) through that gradient (eq. 4): the outer
+    `tf.GradientTape` records the inner tape's gradient computation, so the
+    weight update includes the second-order terms.
+
+    Subclasses provide the decoder F by implementing
+    `decode_latents(latents, training, inner_pass)`, and may override
+    `inner_losses` / `outer_losses` (e.g. the variational GON's ELBO).
+
+    The inner loss is summed over the batch, so each example's latent is the
+    gradient of its own loss: the same image gets the same latent whatever
+    batch it arrives in. `inner_batch_reduction="mean"` reproduces the
+    authors' code, where z scales as 1/batch size.
+
+    Args:
+        latent_dim: size of the latent vector.
+        inner_loss: per-example loss at the origin ("sse", "mse", "bce" or a
+            callable `(y_true, y_pred) -> (batch,)`).
+        outer_loss: per-example loss of the reconstruction from z; its batch
+            mean is the training loss.
+        num_steps: gradient steps from the origin (>= 1); all of them are
+            differentiated through and optimised jointly.
+        step_size: step size of each gradient step (1 for the paper's
+            one-step GON, 0.1 for its 10-step one).
+        detach: stop gradients through z (the paper's "detach" baseline).
+        origin_stddev: in training, z0 ~ N(0, origin_stddev²) instead of zeros
+            (appendix C); encoding at inference always starts at zeros.
+        inner_batch_reduction: "sum" (per-example latents) or "mean".
+        seed: seed of the random origin.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        inner_loss: str = "sse",
+        outer_loss: str = "sse",
+        num_steps: int = 1,
+        step_size: float = 1.0,
+        detach: bool = False,
+        origin_stddev: float = 0.0,
+        inner_batch_reduction: str = "sum",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(latent_dim) < 1:
+            raise InputError(f"latent_dim must be a positive integer, got {latent_dim}")
+        if int(num_steps) < 1:
+            raise InputError(f"num_steps must be >= 1, got {num_steps}")
+        if not float(step_size) > 0:
+            raise InputError(f"step_size must be > 0, got {step_size}")
+        if not float(origin_stddev) >= 0:
+            raise InputError(f"origin_stddev must be >= 0, got {origin_stddev}")
+        if inner_batch_reduction not in INNER_BATCH_REDUCTIONS:
+            raise InputError(
+                f"inner_batch_reduction must be one of {INNER_BATCH_REDUCTIONS}, "
+                f"got {inner_batch_reduction!r}"
+            )
+        # === Config ===
+        self.latent_dim = int(latent_dim)
+        self.inner_loss = gon_losses.deserialize(inner_loss)
+        self.outer_loss = gon_losses.deserialize(outer_loss)
+        self.num_steps = int(num_steps)
+        self.step_size = float(step_size)
+        self.detach = bool(detach)
+        self.origin_stddev = float(origin_stddev)
+        self.inner_batch_reduction = inner_batch_reduction
+        self.seed = seed
+
+        # === State ===
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.inner_loss_tracker = keras.metrics.Mean(name="inner_loss")
+        self._inference_functions = {}
+
+    # --- what subclasses provide -------------------------------------------
+
+    def decode_latents(self, latents, training=False, inner_pass: bool = False):
+        """F(latents): the decoder's output that the losses compare with the data."""
+        raise NotImplementedError(f"{type(self).__name__} must implement decode_latents")
+
+    @property
+    def input_spec_shape(self) -> tuple[int, ...]:
+        """Shape of one example (without the batch axis), for input checks."""
+        raise NotImplementedError
+
+    def inner_losses(self, data, latents, training=False):
+        """Per-example inner loss L_inner(x, F(z)) at a point z of the inner steps."""
+        return self.inner_loss(data, self.decode_latents(latents, training=training, inner_pass=True))
+
+    def outer_losses(self, data, latents, training=False):
+        """Per-example outer loss L_outer(x, F(z)) at the final latent."""
+        return self.outer_loss(data, self.decode_latents(latents, training=training, inner_pass=False))
+
+    # --- the origin gradient --------------------------------------------------
+
+    def origin(self, batch_size, training=False):
+        """z0: zeros, or N(0, origin_stddev²) samples in training (appendix C)."""
+        shape = (batch_size, self.latent_dim)
+        dtype = self.latent_dtype
+        if training and self.origin_stddev > 0:
+            return keras.random.normal(
+                shape, stddev=self.origin_stddev, seed=self.seed_generator, dtype=dtype
+            )
+        return tf.zeros(shape, dtype=dtype)
+
+    @property
+    def latent_dtype(self) -> str:
+        """dtype of latents and data: the variables' dtype (float32 under mixed precision)."""
+        return self.dtype_policy.variable_dtype
+
+    def origin_latents(self, data, training=False):
+        """z = z0 - step_size ∇z0 L_inner (eq. 3), `num_steps` times; returns (z, inner loss).
+
+        Called inside an outer `tf.GradientTape`, the gradient computation is
+        recorded, so the outer loss is differentiated through it (eq. 4).
+        The inner loss returned is the batch mean at the origin.
+        """
+        latents = self.origin(tf.shape(data)[0], training=training)
+        origin_loss = None
+        for _ in range(self.num_steps):  # unrolled: num_steps is a Python int
+            with tf.GradientTape() as tape:
+                tape.watch(latents)
+                per_example = self.inner_losses(data, latents, training=training)
+                if self.inner_batch_reduction == "sum":
+                    total = tf.reduce_sum(per_example)
+                else:
+                    total = tf.reduce_mean(per_example)
+            gradient = tape.gradient(
+                total, latents, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
+            if origin_loss is None:
+                origin_loss = tf.reduce_mean(per_example)
+            latents = latents - self.step_size * tf.cast(gradient, latents.dtype)
+        if self.detach:
+            latents = tf.stop_gradient(latents)
+        return latents, origin_loss
+
+    # --- Keras training hooks ---------------------------------------------------
+
+    def _unpack_batch(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        expected = tuple(self.input_spec_shape)
+        if tuple(x.shape[1:]) != expected and None not in x.shape[1:]:
+            raise InputError(
+                f"batches have shape {tuple(x.shape)}, the model expects (batch, *{expected})"
+            )
+        return tf.cast(x, self.latent_dtype)
+
+    def train_step(self, data):
+        x = self._unpack_batch(data)
+        with tf.GradientTape() as tape:
+            latents, inner_loss = self.origin_latents(x, training=True)
+            loss = tf.reduce_mean(self.outer_losses(x, latents, training=True))
+            if self.losses:
+                loss = loss + tf.add_n([tf.cast(l, loss.dtype) for l in self.losses])
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        self.loss_tracker.update_state(loss)
+        self.inner_loss_tracker.update_state(inner_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x = self._unpack_batch(data)
+        latents, inner_loss = self.origin_latents(x, training=False)
+        loss = tf.reduce_mean(self.outer_losses(x, latents, training=False))
+        self.loss_tracker.update_state(loss)
+        self.inner_loss_tracker.update_state(inner_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.inner_loss_tracker]
+
+    def compile(self, optimizer="adam", *, loss=None, jit_compile=True, **kwargs):
+        """As `keras.Model.compile`, with XLA on by default.
+
+        `jit_compile` defaults to True, not "auto": Keras's "auto" turns XLA
+        off on CPU, where the compiled GON step is faster too. The losses are
+        constructor arguments (`inner_loss`, `outer_loss`), not `loss`.
+        """
+        if loss is not None:
+            raise InputError(
+                f"{type(self).__name__}.compile() takes no loss: set inner_loss/outer_loss "
+                "in the constructor"
+            )
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit`, stopping cleanly on a non-finite loss (`TerminateOnNaN`)."""
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
+            callbacks.append(keras.callbacks.TerminateOnNaN())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def call(self, inputs, training=None):
+        """Reconstruction F(z(x)) of a batch (what `predict` returns)."""
+        latents, _ = self.origin_latents(inputs, training=bool(training))
+        return self.decode_latents(latents, training=bool(training))
+
+    # --- inference API -------------------------------------------------------------
+
+    def _inference_function(self, name, fn):
+        if name not in self._inference_functions:
+            self._inference_functions[name] = tf.function(fn, reduce_retracing=True)
+        return self._inference_functions[name]
+
+    def _check_inputs(self, images):
+        from keras_gon.data.arrays import check_images
+
+        expected = tuple(self.input_spec_shape)
+        array = check_images(images, name="images", channels=expected[-1])
+        if array.shape[1:] != expected:
+            raise InputError(
+                f"images have shape {array.shape}, the model expects (batch, *{expected})"
+            )
+        return tf.convert_to_tensor(array, dtype=self.latent_dtype)
+
+    def _check_latents(self, latents):
+        array = np.asarray(latents)
+        if array.dtype.kind not in "fiu":
+            raise InputError(f"latents must be numeric, got dtype {array.dtype}")
+        if array.ndim != 2 or array.shape[1] != self.latent_dim:
+            raise InputError(
+                f"latents have shape {array.shape}, the model expects (batch, {self.latent_dim})"
+            )
+        if not np.all(np.isfinite(array)):
+            raise InputError("latents contain NaN or infinite values")
+        return tf.convert_to_tensor(array, dtype=self.latent_dtype)
+
+    def encode(self, images):
+        """Latents -∇z0 L(x, F(z0)) of `images` at inference (eq. 3): (batch, latent_dim).
+
+        `images` is (batch, H, W, C), float in [0, 1] or uint8; the
+        normalisation runs in inference mode and no variable changes.
+        """
+        x = self._check_inputs(images)
+        fn = self._inference_function(
+            "encode", lambda x: self.origin_latents(x, training=False)[0]
+        )
+        return fn(x)
+
+    def decode(self, latents):
+        """F(latents) at inference: images (batch, H, W, C) in [0, 1]."""
+        z = self._check_latents(latents)
+        fn = self._inference_function(
+            "decode", lambda z: self.decode_latents(z, training=False)
+        )
+        return fn(z)
+
+    def reconstruct(self, images):
+        """F(z(x)) at inference: encode then decode in one graph."""
+        x = self._check_inputs(images)
+        fn = self._inference_function("reconstruct", lambda x: self(x, training=False))
+        return fn(x)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "latent_dim": self.latent_dim,
+                "inner_loss": gon_losses.serialize(self.inner_loss),
+                "outer_loss": gon_losses.serialize(self.outer_loss),
+                "num_steps": self.num_steps,
+                "step_size": self.step_size,
+                "detach": self.detach,
+                "origin_stddev": self.origin_stddev,
+                "inner_batch_reduction": self.inner_batch_reduction,
+                "seed": self.seed,
+            }
+        )
+        return config

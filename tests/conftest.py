@@ -1,0 +1,63 @@
+"""Shared fixtures: real MNIST from ../shared/data, resized once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+MNIST10K = SHARED_DATA / "mnist10k.npz"
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, size, size, 1) in [0, 1], bilinear."""
+    import tensorflow as tf
+
+    x = images[..., None].astype("float32") / 255.0
+    return tf.image.resize(x, (size, size)).numpy().clip(0.0, 1.0)
+
+
+@pytest.fixture(scope="session")
+def mnist10k():
+    """The real mnist10k split: dict of uint8 x_train (8000) / x_test (2000) and labels."""
+    if not MNIST10K.exists():
+        pytest.fail(f"real data missing: {MNIST10K} (see ../shared/data/README.md)")
+    with np.load(MNIST10K) as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def mnist32(mnist10k):
+    """mnist10k as float32 (N, 32, 32, 1) in [0, 1]: (x_train, x_test)."""
+    return resize_images(mnist10k["x_train"], 32), resize_images(mnist10k["x_test"], 32)
+
+
+@pytest.fixture()
+def float64():
+    """Run a test with Keras's default float type set to float64."""
+    import keras
+
+    previous = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    yield
+    keras.config.set_floatx(previous)
+
+
+@pytest.fixture(scope="session")
+def make_batches():
+    """`make_batches(x, batch_size, shuffle, seed=0)`: a tf.data pipeline over images."""
+    import tensorflow as tf
+
+    def make(x: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0):
+        dataset = tf.data.Dataset.from_tensor_slices(x)
+        if shuffle:
+            dataset = dataset.shuffle(len(x), seed=seed)
+        return dataset.batch(batch_size, drop_remainder=shuffle).prefetch(2)
+
+    return make
