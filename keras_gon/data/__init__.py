@@ -1,0 +1,41 @@
+"""Data loading for keras-gon.
+
+- `load_dataset(source, ...)` -> `(train_ds, test_ds, DataInfo)`: batched
+  `tf.data` pipelines of float32 NHWC images in [0, 1], square and resized,
+  from `"mnist5k"` (offline), a `.npz` file, a directory of IDX files, numpy
+  arrays or a TFDS name.
+- `make_dataset(x, ...)`: the same pipeline from in-memory arrays.
+- `check_images`, `check_labels`: validation (and scaling) of arrays.
+- `read_idx`, `load_idx_directory`: the IDX format of MNIST-like datasets.
+- `load_npz`, `load_mnist5k`, `load_tfds`: raw (unscaled) sources.
+
+Every bad input raises `keras_gon.errors.InputError` with a one-line message.
+"""
+
+from keras_gon.data.arrays import check_images
+from keras_gon.data.arrays import check_labels
+from keras_gon.data.idx import load_idx_directory
+from keras_gon.data.idx import read_idx
+from keras_gon.data.pipelines import MNIST5K
+from keras_gon.data.pipelines import DataInfo
+from keras_gon.data.pipelines import load_dataset
+from keras_gon.data.pipelines import make_dataset
+from keras_gon.data.sources import TfdsData
+from keras_gon.data.sources import load_mnist5k
+from keras_gon.data.sources import load_npz
+from keras_gon.data.sources import load_tfds
+
+__all__ = [
+    "MNIST5K",
+    "DataInfo",
+    "TfdsData",
+    "check_images",
+    "check_labels",
+    "load_dataset",
+    "load_idx_directory",
+    "load_mnist5k",
+    "load_npz",
+    "load_tfds",
+    "make_dataset",
+    "read_idx",
+]

@@ -1,0 +1,170 @@
+"""Validation of in-memory image and label arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_gon.errors import InputError
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _as_array(x: Any, name: str) -> np.ndarray:
+    if x is None:
+        raise InputError(f"{name} is None, expected an array")
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as err:
+        # Ragged nested lists and the like.
+        raise InputError(
+            f"{name} cannot be converted to an array: {err}"
+        ) from None
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value <= 0
+    ):
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def validate_images(
+    x: Any, *, name: str = "images", channels: int | None = None
+) -> tuple[np.ndarray, float]:
+    """Validates images without converting them.
+
+    Same checks as `check_images`, but returns the array in its original
+    dtype (NHWC) together with the divisor that maps it to [0, 1], so that
+    callers can keep e.g. `uint8` data in memory and scale lazily.
+
+    Returns:
+        `(array, divisor)`: the NHWC array (original dtype) and `255.0` or
+        `1.0`.
+    """
+    if channels is not None:
+        channels = _check_positive_int(channels, "channels")
+    x = _as_array(x, name)
+    if x.dtype == np.bool_ or not (
+        np.issubdtype(x.dtype, np.integer)
+        or np.issubdtype(x.dtype, np.floating)
+    ):
+        raise InputError(
+            f"{name} has dtype {x.dtype}, expected a numeric (integer or "
+            "float) image array"
+        )
+    if x.ndim not in (3, 4):
+        raise InputError(
+            f"{name} has shape {_shape_str(x.shape)}, expected (N, H, W) or "
+            "(N, H, W, C)"
+        )
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if min(x.shape) == 0:
+        raise InputError(
+            f"{name} has shape {_shape_str(x.shape)}, expected at least one "
+            "image with non-zero height, width and channels"
+        )
+    if np.issubdtype(x.dtype, np.floating):
+        finite = np.isfinite(x)
+        if not finite.all():
+            bad = x[~finite]
+            raise InputError(
+                f"{name} contains {bad.size} non-finite value(s) "
+                f"(e.g. {bad.flat[0]}), expected finite pixel values"
+            )
+    lo, hi = x.min(), x.max()
+    if lo < 0 or hi > 255:
+        raise InputError(
+            f"{name} has values in [{lo}, {hi}], expected pixel values in "
+            "[0, 255] (integers) or [0, 1] (floats)"
+        )
+    if channels is not None and x.shape[-1] != channels:
+        raise InputError(
+            f"{name} has {x.shape[-1]} channels, the model expects {channels}"
+        )
+    if np.issubdtype(x.dtype, np.integer) or hi > 1.0:
+        divisor = 255.0
+    else:
+        divisor = 1.0
+    return x, divisor
+
+
+def check_images(
+    x: Any, *, name: str = "images", channels: int | None = None
+) -> np.ndarray:
+    """Validates images and returns them as float32 NHWC in [0, 1].
+
+    Accepted input: an array-like of shape `(N, H, W)` (a channel axis is
+    added) or `(N, H, W, C)`, of a numeric dtype, with `N > 0`, finite values
+    in [0, 255].
+
+    Scaling rule:
+    - integer dtypes are divided by 255;
+    - float arrays whose maximum is <= 1.0 are taken to be already in [0, 1]
+      and are not rescaled;
+    - float arrays whose maximum is > 1.0 are divided by 255.
+
+    Args:
+        x: The images.
+        name: Name of the array, used in error messages.
+        channels: If given, the number of channels the data must have.
+
+    Returns:
+        A float32 array of shape `(N, H, W, C)` with values in [0, 1].
+
+    Raises:
+        InputError: if the images are not valid (dtype, rank, empty,
+            non-finite values, out-of-range values, channel count).
+    """
+    x, divisor = validate_images(x, name=name, channels=channels)
+    x = x.astype(np.float32)
+    if divisor != 1.0:
+        x /= np.float32(divisor)
+    return np.clip(x, 0.0, 1.0, out=x)
+
+
+def check_labels(y: Any, n: int, name: str = "labels") -> np.ndarray:
+    """Validates integer class labels and returns them as an int32 array.
+
+    Args:
+        y: Array-like of shape `(n,)` (or `(n, 1)`, as in
+            `keras.datasets.cifar10`) of an integer dtype.
+        n: The expected number of labels (the number of images).
+        name: Name of the array, used in error messages.
+
+    Returns:
+        An int32 array of shape `(n,)`.
+
+    Raises:
+        InputError: if the labels have the wrong dtype, shape or length.
+    """
+    y = _as_array(y, name)
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise InputError(
+            f"{name} has dtype {y.dtype}, expected integer class labels"
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise InputError(
+            f"{name} has shape {_shape_str(y.shape)}, expected a 1-D array "
+            f"of {n} labels"
+        )
+    if y.shape[0] != n:
+        raise InputError(
+            f"{name} has {y.shape[0]} labels, expected {n} (one per image)"
+        )
+    info = np.iinfo(np.int32)
+    if y.size and (y.min() < info.min or y.max() > info.max):
+        raise InputError(
+            f"{name} has values in [{y.min()}, {y.max()}], which do not fit "
+            "in int32"
+        )
+    return y.astype(np.int32)

