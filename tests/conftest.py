@@ -40,13 +40,16 @@ def mnist32(mnist10k):
 
 @pytest.fixture()
 def float64():
-    """Run a test with Keras's default float type set to float64."""
+    """Run a test with Keras's default float type and dtype policy set to float64."""
     import keras
 
-    previous = keras.config.floatx()
+    previous_floatx = keras.config.floatx()
+    previous_policy = keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     yield
-    keras.config.set_floatx(previous)
+    keras.config.set_floatx(previous_floatx)
+    keras.config.set_dtype_policy(previous_policy)
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,7 @@ class ConvDecoder(keras.layers.Layer):
         latent_dim: int = 32,
         width: int = 16,
         activation: str = "elu",
-        normalization: str = "batch_frozen_origin",
+        normalization: str = "layer",
         momentum: float = 0.9,
         epsilon: float = 1e-5,
         **kwargs,

@@ -46,7 +46,7 @@ class GON(GradientOriginModel):
         latent_dim: int = 32,
         width: int = 16,
         activation: str = "elu",
-        normalization: str = "batch_frozen_origin",
+        normalization: str = "layer",
         momentum: float = 0.9,
         epsilon: float = 1e-5,
         **kwargs,

@@ -132,11 +132,11 @@ class GradientOriginModel(keras.Model):
         return self.dtype_policy.variable_dtype
 
     def origin_latents(self, data, training=False):
-        """z = z0 - step_size ∇z0 L_inner (eq. 3), `num_steps` times; returns (z, inner loss).
+        """z = z0 - step_size ∇z0 L_inner (eq. 3), `num_steps` times.
 
+        Returns the latents and the per-example inner losses at the origin.
         Called inside an outer `tf.GradientTape`, the gradient computation is
         recorded, so the outer loss is differentiated through it (eq. 4).
-        The inner loss returned is the batch mean at the origin.
         """
         latents = self.origin(tf.shape(data)[0], training=training)
         origin_loss = None
@@ -152,7 +152,7 @@ class GradientOriginModel(keras.Model):
                 total, latents, unconnected_gradients=tf.UnconnectedGradients.ZERO
             )
             if origin_loss is None:
-                origin_loss = tf.reduce_mean(per_example)
+                origin_loss = per_example
             latents = latents - self.step_size * tf.cast(gradient, latents.dtype)
         if self.detach:
             latents = tf.stop_gradient(latents)
@@ -172,24 +172,27 @@ class GradientOriginModel(keras.Model):
     def train_step(self, data):
         x = self._unpack_batch(data)
         with tf.GradientTape() as tape:
-            latents, inner_loss = self.origin_latents(x, training=True)
-            loss = tf.reduce_mean(self.outer_losses(x, latents, training=True))
+            latents, inner_losses = self.origin_latents(x, training=True)
+            outer_losses = self.outer_losses(x, latents, training=True)
+            loss = tf.reduce_mean(outer_losses)
             if self.losses:
                 loss = loss + tf.add_n([tf.cast(l, loss.dtype) for l in self.losses])
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
-        self.loss_tracker.update_state(loss)
-        self.inner_loss_tracker.update_state(inner_loss)
+        return self._update_metrics(inner_losses, outer_losses)
+
+    def _update_metrics(self, inner_losses, outer_losses):
+        # Per-example values, so the epoch mean weighs every example equally
+        # (a partial last batch counts for its size, not as a full batch).
+        self.loss_tracker.update_state(outer_losses)
+        self.inner_loss_tracker.update_state(inner_losses)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x = self._unpack_batch(data)
-        latents, inner_loss = self.origin_latents(x, training=False)
-        loss = tf.reduce_mean(self.outer_losses(x, latents, training=False))
-        self.loss_tracker.update_state(loss)
-        self.inner_loss_tracker.update_state(inner_loss)
-        return {m.name: m.result() for m in self.metrics}
+        latents, inner_losses = self.origin_latents(x, training=False)
+        return self._update_metrics(inner_losses, self.outer_losses(x, latents, training=False))
 
     @property
     def metrics(self):
@@ -209,12 +212,61 @@ class GradientOriginModel(keras.Model):
             )
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
-    def fit(self, *args, callbacks=None, **kwargs):
+    def compile_from_config(self, config):
+        """Recompiles a loaded model (Keras skips this for a custom `compile`)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _check_data_argument(self, x, validation_data=None):
+        """Refuses data whose example shape is not the model's, before Keras traces a step.
+
+        (A step traced once is retraced with relaxed shapes, so a check at
+        trace time alone would not see a later wrong shape.)
+        """
+        for data in (x, validation_data):
+            if isinstance(data, tf.data.Dataset):
+                spec = data.element_spec
+                while isinstance(spec, (tuple, list)):
+                    spec = spec[0]
+                if isinstance(spec, dict):
+                    continue
+                shape = tuple(spec.shape)
+            elif isinstance(data, (tuple, list)) and data and hasattr(data[0], "shape"):
+                shape = tuple(data[0].shape)
+            elif hasattr(data, "shape"):
+                shape = tuple(data.shape)
+            else:
+                continue
+            expected = tuple(self.input_spec_shape)
+            found = shape[1:]
+            if len(found) != len(expected) or any(
+                f is not None and f != e for f, e in zip(found, expected)
+            ):
+                raise InputError(
+                    f"data has shape {shape}, the model expects (batch, *{expected})"
+                )
+
+    def fit(self, x=None, *args, callbacks=None, validation_data=None, **kwargs):
         """`keras.Model.fit`, stopping cleanly on a non-finite loss (`TerminateOnNaN`)."""
+        self._check_data_argument(x, validation_data)
         callbacks = list(callbacks or [])
         if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
             callbacks.append(keras.callbacks.TerminateOnNaN())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        return super().fit(
+            x, *args, callbacks=callbacks, validation_data=validation_data, **kwargs
+        )
+
+    def evaluate(self, x=None, *args, **kwargs):
+        """`keras.Model.evaluate`, refusing data of the wrong shape with a clear error."""
+        self._check_data_argument(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict` (reconstructions), refusing data of the wrong shape."""
+        self._check_data_argument(x)
+        return super().predict(x, *args, **kwargs)
 
     def call(self, inputs, training=None):
         """Reconstruction F(z(x)) of a batch (what `predict` returns)."""

@@ -1,0 +1,165 @@
+"""The keras-gon command line: train, evaluate, run folders, and clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from keras_gon import cli
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+NPZ = str(SHARED_DATA / "mnist10k.npz")
+SMALL = ["--width", "4", "--latent-dim", "8", "--verbose", "0"]
+
+
+def _run(argv, capsys):
+    status = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _assert_one_error_line(status, err, fragment):
+    assert status == 2
+    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
+    assert len(lines) == 1, err
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    status = cli.main(["train", "gon", "--data", NPZ, "--steps", "40", "--out", str(out), *SMALL])
+    assert status == 0
+    return out
+
+
+def test_train_writes_model_metrics_and_reconstructions(run_dir):
+    assert (run_dir / "model.keras").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("model", "data", "steps", "epochs", "train_loss", "test_loss", "seconds",
+                "steps_per_second", "parameters"):
+        assert key in metrics, key
+    assert metrics["model"] == "gon" and metrics["steps"] == 40
+    assert metrics["epochs"] == pytest.approx(40 / 125)
+    assert metrics["num_train"] == 8000 and metrics["num_test"] == 2000
+    assert 0 < metrics["test_loss"] < 400 and metrics["steps_per_second"] > 0
+    png = (run_dir / "reconstructions.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    image = matplotlib.image.imread(run_dir / "reconstructions.png")
+    assert image.shape[0] > 100 and image.shape[1] > 300
+
+
+def test_evaluate_reproduces_the_held_out_loss(run_dir, capsys):
+    status, out, _ = _run(["evaluate", run_dir, "--data", NPZ], capsys)
+    assert status == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    evaluation = metrics["evaluations"][-1]
+    assert evaluation["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-4)
+    assert f"{evaluation['test_loss']:.4f}" in out
+
+
+def test_train_on_offline_default_data_with_tensorboard(tmp_path, capsys):
+    status, out, _ = _run(["train", "gon", "--epochs", "1", "--out", tmp_path, "--tensorboard", *SMALL], capsys)
+    assert status == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["data"] == "mnist5k" and metrics["num_train"] == 4000
+    assert metrics["steps"] == 4000 // 64
+    events = list((tmp_path / "logs").rglob("events.out.tfevents.*"))
+    assert len(events) >= 2  # scalars and the reconstruction images
+
+
+def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
+    with tfds.testing.mock_data(num_examples=256):
+        status, _, err = _run(
+            ["train", "gon", "--data", "mnist", "--steps", "3", "--batch-size", "32",
+             "--out", tmp_path, *SMALL], capsys)
+    assert status == 0, err
+    assert json.loads((tmp_path / "metrics.json").read_text())["data"] == "mnist"
+
+
+def test_idx_directory_source(tmp_path, capsys):
+    status, _, err = _run(["train", "gon", "--data", SHARED_DATA / "mnist", "--steps", "2",
+                           "--out", tmp_path, *SMALL], capsys)
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["num_train"] == 8000 and metrics["num_test"] == 2000
+
+
+def _npz(path, x_train, x_test):
+    np.savez(path, x_train=x_train, y_train=np.zeros(len(x_train), "uint8"),
+             x_test=x_test, y_test=np.zeros(len(x_test), "uint8"))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda d: d / "missing.npz", "no such file"),
+        (lambda d: (d / "cut.npz").write_bytes(Path(NPZ).read_bytes()[:5000]) and d / "cut.npz", "cut.npz"),
+        (lambda d: _npz(d / "big.npz", np.full((80, 28, 28), 300.0), np.zeros((10, 28, 28))), "300"),
+        (lambda d: _npz(d / "nan.npz", np.full((80, 28, 28), np.nan), np.zeros((10, 28, 28))), "non-finite"),
+        (lambda d: _npz(d / "rank.npz", np.zeros((80, 784)), np.zeros((10, 784))), "shape"),
+        (lambda d: _npz(d / "text.npz", np.full((80, 28, 28), "a"), np.zeros((10, 28, 28))), "dtype"),
+        (lambda d: "no_such_tfds_dataset", "unknown TFDS dataset"),
+    ],
+)
+def test_bad_data_gives_one_error_line_and_status_2(tmp_path, capsys, make, fragment):
+    source = make(tmp_path)
+    status, _, err = _run(["train", "gon", "--data", source, "--steps", "1",
+                           "--out", tmp_path / "run", *SMALL], capsys)
+    _assert_one_error_line(status, err, fragment)
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_truncated_idx_directory(tmp_path, capsys):
+    data = (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])
+    status, _, err = _run(["train", "gon", "--data", tmp_path, "--steps", "1",
+                           "--out", tmp_path / "run", *SMALL], capsys)
+    _assert_one_error_line(status, err, "t10k-images-idx3-ubyte.gz")
+
+
+def test_evaluate_with_wrong_channel_count(run_dir, tmp_path, capsys):
+    rgb = _npz(tmp_path / "rgb.npz", np.zeros((80, 32, 32, 3), "uint8"), np.zeros((10, 32, 32, 3), "uint8"))
+    status, _, err = _run(["evaluate", run_dir, "--data", rgb], capsys)
+    _assert_one_error_line(status, err, "3 channels")
+
+
+def test_evaluate_missing_or_broken_run(tmp_path, capsys):
+    status, _, err = _run(["evaluate", tmp_path / "nope"], capsys)
+    _assert_one_error_line(status, err, "no such run folder")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.keras").write_bytes(b"not a zip")
+    status, _, err = _run(["evaluate", tmp_path / "broken", "--data", NPZ], capsys)
+    _assert_one_error_line(status, err, "cannot load")
+
+
+def test_non_finite_loss_stops_cleanly_and_keeps_the_saved_model(run_dir, capsys):
+    model_file = run_dir / "model.keras"
+    before = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
+                           "--out", run_dir, *SMALL], capsys)
+    _assert_one_error_line(status, err, "nothing was saved")
+    assert hashlib.sha256(model_file.read_bytes()).hexdigest() == before
+
+
+def test_console_script_and_module_entry_points(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "keras_gon", "train", "gon", "--data",
+                             str(tmp_path / "missing.npz")], capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert "keras-gon: error: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+    help_text = subprocess.run([sys.executable, "-m", "keras_gon", "train", "--help"],
+                               capture_output=True, text=True, env=env)
+    assert help_text.returncode == 0 and "--latent-dim" in help_text.stdout and "--nz" in help_text.stdout
