@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_gon
+from keras_gon.callbacks import StepTimer
 from keras_gon.data import load_dataset
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist10k.npz"
@@ -43,28 +43,6 @@ CANDIDATES = {
     "layer (LayerNorm)": dict(normalization="layer"),
     "none": dict(normalization="none"),
 }
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Seconds per step, excluding the first `skip` steps (tracing and XLA compilation)."""
-
-    def __init__(self, skip: int = 5):
-        super().__init__()
-        self.skip = skip
-        self.count = 0
-        self.start = None
-        self.timed_steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.count += 1
-        if self.count == self.skip:
-            self.start = time.perf_counter()
-        elif self.count > self.skip:
-            self.timed_steps += 1
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.timed_steps / (time.perf_counter() - self.start)
 
 
 def batch_difference(latents_alone: np.ndarray, latents_batch: np.ndarray) -> float:

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_gon.errors import InputError
 
-MODELS = ("gon",)
 RECONSTRUCTION_COUNT = 16
+SAMPLE_COUNT = 64
 
 
 class NonFiniteLossError(RuntimeError):
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model and write a run folder")
-    train.add_argument("model", choices=MODELS, help="model to train")
+    train.add_argument("model", choices=sorted(MODEL_BUILDERS), help="model to train")
     train.add_argument(
         "--data",
         default="mnist5k",
@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=64)
     train.add_argument("--latent-dim", "--nz", type=_positive_int, default=32)
     train.add_argument("--width", "--ngf", type=_positive_int, default=16)
-    train.add_argument("--image-size", type=_positive_int, default=32)
+    train.add_argument(
+        "--image-size", type=_positive_int, help="image size (default: the model's, 32 for gon)"
+    )
     train.add_argument("--lr", type=_positive_float, default=1e-4, help="Adam learning rate")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--activation", default="elu")
@@ -101,7 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _build_model(args, image_shape):
+def _gon_options(args) -> dict:
+    """Options of `GradientOriginModel` that every GON variant takes from the command line."""
+    return dict(
+        num_steps=args.num_steps,
+        step_size=args.step_size,
+        detach=args.detach,
+        origin_stddev=args.origin_stddev,
+        seed=args.seed,
+    )
+
+
+def _build_gon(args, image_shape):
     import keras_gon
 
     return keras_gon.GON(
@@ -110,12 +123,12 @@ def _build_model(args, image_shape):
         width=args.width,
         activation=args.activation,
         normalization=args.normalization,
-        num_steps=args.num_steps,
-        step_size=args.step_size,
-        detach=args.detach,
-        origin_stddev=args.origin_stddev,
-        seed=args.seed,
+        **_gon_options(args),
     )
+
+
+# name -> (builder(args, image_shape) -> compiled-ready model, default image size)
+MODEL_BUILDERS = {"gon": (_build_gon, 32)}
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -156,18 +169,19 @@ def train(args) -> dict:
     import keras_gon
     from keras_gon.callbacks import ReconstructionImages, StepTimer
     from keras_gon.data import load_dataset
-    from keras_gon.plotting import save_reconstructions
+    from keras_gon.plotting import save_image_rows, save_reconstructions
 
     keras.utils.set_random_seed(args.seed)
+    builder, default_size = MODEL_BUILDERS[args.model]
     train_ds, test_ds, info = load_dataset(
         args.data,
-        image_size=args.image_size,
+        image_size=args.image_size or default_size,
         batch_size=args.batch_size,
         seed=args.seed,
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
     )
-    model = _build_model(args, info.image_shape)
+    model = builder(args, info.image_shape)
     model.compile(
         optimizer=keras.optimizers.Adam(args.lr, epsilon=1e-8), jit_compile=not args.no_jit
     )
@@ -208,6 +222,8 @@ def train(args) -> dict:
 
     _atomic_write(out / "model.keras", model.save)
     save_reconstructions(out / "reconstructions.png", sample, model.reconstruct(sample).numpy())
+    if hasattr(model, "sample"):  # models that can sample also write a sample grid
+        save_image_rows(out / "samples.png", [("samples", np.asarray(model.sample(SAMPLE_COUNT, seed=args.seed)))])
     metrics = {
         "model": args.model,
         "data": args.data,

@@ -2,6 +2,13 @@
 
 from keras_gon.layers.batch_normalization import BatchNormalization
 from keras_gon.layers.conv_decoder import NORMALIZATIONS, ConvDecoder
+from keras_gon.layers.conv_encoder import ConvEncoder
 from keras_gon.layers.group_normalization import GroupNormalization
 
-__all__ = ["BatchNormalization", "ConvDecoder", "GroupNormalization", "NORMALIZATIONS"]
+__all__ = [
+    "BatchNormalization",
+    "ConvDecoder",
+    "ConvEncoder",
+    "GroupNormalization",
+    "NORMALIZATIONS",
+]

@@ -56,6 +56,21 @@ def _check_image_shape(image_shape) -> tuple[int, int, int]:
     return height, width, channels
 
 
+def make_normalization(normalization: str, channels: int, momentum: float, epsilon: float,
+                       dtype=None, name: str | None = None):
+    """The normalisation layer named by `normalization` (see `NORMALIZATIONS`), or None."""
+    if normalization in ("batch", "batch_outer", "batch_frozen_origin"):
+        return BatchNormalization(momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)
+    if normalization == "keras_batch":
+        return keras.layers.BatchNormalization(
+            momentum=momentum, epsilon=epsilon, dtype=dtype, name=name
+        )
+    if normalization in ("group", "layer"):
+        groups = 1 if normalization == "layer" else math.gcd(8, channels)
+        return GroupNormalization(groups=groups, epsilon=epsilon, dtype=dtype, name=name)
+    return None
+
+
 @keras.saving.register_keras_serializable(package="keras_gon")
 class ConvDecoder(keras.layers.Layer):
     """DCGAN-style decoder F of the GON (paper §3.1 and appendix B).
@@ -143,7 +158,12 @@ class ConvDecoder(keras.layers.Layer):
                 )
             )
             if index < len(filters) - 1:
-                self.norms.append(self._make_norm(out_channels, index))
+                self.norms.append(
+                    make_normalization(
+                        normalization, out_channels, self.momentum, self.epsilon,
+                        self.dtype_policy, name=f"normalization_{index}",
+                    )
+                )
                 self.activations.append(
                     keras.layers.Activation(
                         activation, dtype=self.dtype_policy, name=f"activation_{index}"
@@ -156,23 +176,6 @@ class ConvDecoder(keras.layers.Layer):
             dtype=self.dtype_policy.variable_dtype if mixed else self.dtype_policy,
             name="output_activation",
         )
-
-    def _make_norm(self, channels: int, index: int):
-        name = f"normalization_{index}"
-        if self.normalization in ("batch", "batch_outer", "batch_frozen_origin"):
-            return BatchNormalization(
-                momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype_policy, name=name
-            )
-        if self.normalization == "keras_batch":
-            return keras.layers.BatchNormalization(
-                momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype_policy, name=name
-            )
-        if self.normalization in ("group", "layer"):
-            groups = 1 if self.normalization == "layer" else math.gcd(8, channels)
-            return GroupNormalization(
-                groups=groups, epsilon=self.epsilon, dtype=self.dtype_policy, name=name
-            )
-        return None
 
     def build(self, input_shape):
         shape = (input_shape[0], 1, 1, self.latent_dim)

@@ -1,0 +1,146 @@
+"""A convolutional encoder that mirrors `ConvDecoder`, for the paper's baselines."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from keras_gon.errors import InputError
+from keras_gon.layers.conv_decoder import NORMALIZATIONS, _check_image_shape, make_normalization
+
+
+@keras.saving.register_keras_serializable(package="keras_gon")
+class ConvEncoder(keras.layers.Layer):
+    """DCGAN-style encoder, the mirror image of `ConvDecoder`.
+
+    An image `(batch, size, size, channels)` goes through stride-2 4x4
+    convolutions that halve the size and double the channels (`width`,
+    `2 * width`, ...) down to a 4x4 map, each followed by normalisation and
+    the activation, then a 4x4 "valid" convolution to `output_dim` values.
+    For 32x32 images the widths are w, 2w, 4w: the decoder's in reverse.
+    Used by the autoencoder and VAE baselines (paper Tables 1-2), which must
+    share the GON's decoder and differ only by having an encoder.
+
+    Args:
+        image_shape: `(size, size, channels)`, size a power of two >= 8.
+        output_dim: size of the output vector (e.g. the latent size, or
+            twice it for a mean and a log-variance).
+        width: channels of the first convolution (the decoder's `width`).
+        activation: hidden activation.
+        normalization: as in `ConvDecoder`; the inner-pass variants of
+            batch norm behave as plain batch norm here (an encoder has no
+            origin pass).
+        momentum: batch-norm momentum.
+        epsilon: normalisation epsilon.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (32, 32, 1),
+        output_dim: int = 32,
+        width: int = 16,
+        activation: str = "elu",
+        normalization: str = "layer",
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        size, _, channels = _check_image_shape(image_shape)
+        if int(output_dim) < 1:
+            raise InputError(f"output_dim must be a positive integer, got {output_dim}")
+        if int(width) < 1:
+            raise InputError(f"width must be a positive integer, got {width}")
+        if normalization not in NORMALIZATIONS:
+            raise InputError(
+                f"unknown normalization {normalization!r}: expected one of {NORMALIZATIONS}"
+            )
+        try:
+            keras.activations.get(activation)
+        except ValueError:
+            raise InputError(f"unknown activation {activation!r}") from None
+
+        # === Config ===
+        self.image_shape = (size, size, channels)
+        self.output_dim = int(output_dim)
+        self.width = int(width)
+        self.activation = activation
+        self.normalization = normalization
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+        # === Layers ===
+        num_downsamplings = int(math.log2(size // 4))
+        filters = [self.width * 2**i for i in range(num_downsamplings)]
+        self.convs = []
+        self.norms = []
+        self.activations = []
+        for index, out_channels in enumerate(filters):
+            self.convs.append(self._conv(out_channels, 2, "same", index))
+            self.norms.append(
+                make_normalization(
+                    normalization, out_channels, momentum, epsilon, self.dtype_policy,
+                    name=f"normalization_{index}",
+                )
+            )
+            self.activations.append(
+                keras.layers.Activation(activation, dtype=self.dtype_policy, name=f"activation_{index}")
+            )
+        self.convs.append(self._conv(self.output_dim, 1, "valid", len(filters)))
+
+    def _conv(self, filters, strides, padding, index):
+        # PyTorch's default initialisation (uniform in ±1/sqrt(fan_in)), as in ConvDecoder.
+        bound = 1.0 / math.sqrt(self._in_channels(index) * 16)
+        return keras.layers.Conv2D(
+            filters,
+            4,
+            strides=strides,
+            padding=padding,
+            kernel_initializer=keras.initializers.VarianceScaling(
+                1.0 / 3.0, mode="fan_in", distribution="uniform"
+            ),
+            bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+            dtype=self.dtype_policy,
+            name=f"conv_{index}",
+        )
+
+    def _in_channels(self, index):
+        return self.image_shape[-1] if index == 0 else self.width * 2 ** (index - 1)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for index, conv in enumerate(self.convs):
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+            if index < len(self.norms) and self.norms[index] is not None:
+                self.norms[index].build(shape)
+
+    def call(self, images, training=None):
+        """Encode images (batch, H, W, C) to vectors (batch, output_dim)."""
+        x = images
+        for index, conv in enumerate(self.convs):
+            x = conv(x)
+            if index < len(self.norms):
+                if self.norms[index] is not None:
+                    x = self.norms[index](x, training=training)
+                x = self.activations[index](x)
+        return keras.ops.reshape(x, (-1, self.output_dim))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_shape": self.image_shape,
+                "output_dim": self.output_dim,
+                "width": self.width,
+                "activation": self.activation,
+                "normalization": self.normalization,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+            }
+        )
+        return config
