@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--manual-dir")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256)
+    export = commands.add_parser(
+        "export", help="export a run's model as a versioned SavedModel for TF-Serving"
+    )
+    export.add_argument("run_dir", type=Path)
+    export.add_argument(
+        "--to", type=Path, required=True,
+        help="model base path, e.g. saved_models/NAME; writes NAME/<next version>/",
+    )
     return parser
 
 
@@ -301,11 +309,23 @@ def evaluate(args) -> dict:
     return evaluation
 
 
+def export(args) -> Path:
+    """`keras-gon export`: writes `--to/<version>/`, version 1 or the next free number."""
+    from keras_gon.export import export_saved_model, next_version_dir
+
+    model = _load_run(args.run_dir)
+    target = next_version_dir(args.to)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    export_saved_model(model, target)
+    print(f"exported {args.run_dir} to {target}")
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `keras-gon` and `python -m keras_gon`; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"train": train, "evaluate": evaluate}[args.command]
+    command = {"train": train, "evaluate": evaluate, "export": export}[args.command]
     try:
         command(args)
     except (InputError, NonFiniteLossError) as error:

@@ -10,6 +10,7 @@ from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 
 INNER_BATCH_REDUCTIONS = ("sum", "mean")
+OUTER_TARGETS = ("input", "y")
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -49,6 +50,10 @@ class GradientOriginModel(keras.Model):
             (appendix C); encoding at inference always starts at zeros.
         inner_batch_reduction: "sum" (per-example latents) or "mean".
         seed: seed of the random origin.
+        outer_target: what the outer loss compares F(z) with: "input" (the
+            data itself, an autoencoder) or "y" (the second item of
+            `(source, target)` pairs: modality conversion, §3.5, where z is
+            the origin gradient of the inner loss on the source).
     """
 
     def __init__(
@@ -62,9 +67,14 @@ class GradientOriginModel(keras.Model):
         origin_stddev: float = 0.0,
         inner_batch_reduction: str = "sum",
         seed: int | None = None,
+        outer_target: str = "input",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if outer_target not in OUTER_TARGETS:
+            raise InputError(
+                f"outer_target must be one of {OUTER_TARGETS}, got {outer_target!r}"
+            )
         if int(latent_dim) < 1:
             raise InputError(f"latent_dim must be a positive integer, got {latent_dim}")
         if int(num_steps) < 1:
@@ -88,14 +98,20 @@ class GradientOriginModel(keras.Model):
         self.origin_stddev = float(origin_stddev)
         self.inner_batch_reduction = inner_batch_reduction
         self.seed = seed
+        self.outer_target = outer_target
 
         # === State ===
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.inner_loss_tracker = keras.metrics.Mean(name="inner_loss")
+        self.term_trackers = [keras.metrics.Mean(name=name) for name in self.metric_terms]
         self._inference_functions = {}
 
     # --- what subclasses provide -------------------------------------------
+
+    metric_terms: tuple[str, ...] = ()
+    """Names of extra per-example terms that `outer_losses` returns (e.g. the
+    VariationalGON's "kl_loss"); fit/evaluate report the mean of each."""
 
     def decode_latents(self, latents, training=False, inner_pass: bool = False):
         """F(latents): the decoder's output that the losses compare with the data."""
@@ -111,7 +127,11 @@ class GradientOriginModel(keras.Model):
         return self.inner_loss(data, self.decode_latents(latents, training=training, inner_pass=True))
 
     def outer_losses(self, data, latents, training=False):
-        """Per-example outer loss L_outer(x, F(z)) at the final latent."""
+        """Per-example outer loss L_outer(x, F(z)) at the final latent.
+
+        Or a dict of per-example tensors: the loss under "loss", and one
+        entry for each of `metric_terms`.
+        """
         return self.outer_loss(data, self.decode_latents(latents, training=training, inner_pass=False))
 
     # --- the origin gradient --------------------------------------------------
@@ -169,12 +189,28 @@ class GradientOriginModel(keras.Model):
             )
         return tf.cast(x, self.latent_dtype)
 
+    def _unpack_target(self, data, x):
+        """The outer loss's target: `x`, or `y` of `(source, target)` pairs (§3.5)."""
+        if self.outer_target == "input":
+            return x
+        _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise InputError("outer_target='y' needs (source, target) pairs, the data has no target")
+        expected = tuple(self.input_spec_shape)
+        if tuple(y.shape[1:]) != expected and None not in y.shape[1:]:
+            raise InputError(
+                f"targets have shape {tuple(y.shape)}, the model expects (batch, *{expected})"
+            )
+        return tf.cast(y, self.latent_dtype)
+
     def train_step(self, data):
         x = self._unpack_batch(data)
+        target = self._unpack_target(data, x)
         with tf.GradientTape() as tape:
             latents, inner_losses = self.origin_latents(x, training=True)
-            outer_losses = self.outer_losses(x, latents, training=True)
-            loss = tf.reduce_mean(outer_losses)
+            outer_losses = self.outer_losses(target, latents, training=True)
+            per_example = outer_losses["loss"] if isinstance(outer_losses, dict) else outer_losses
+            loss = tf.reduce_mean(per_example)
             if self.losses:
                 loss = loss + tf.add_n([tf.cast(l, loss.dtype) for l in self.losses])
             scaled_loss = self.optimizer.scale_loss(loss)
@@ -182,21 +218,29 @@ class GradientOriginModel(keras.Model):
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(inner_losses, outer_losses)
 
+    def encode_latents(self, images, training=False):
+        """Graph-level encoder: the latents of a batch of images (no input checks)."""
+        return self.origin_latents(images, training=training)[0]
+
     def _update_metrics(self, inner_losses, outer_losses):
         # Per-example values, so the epoch mean weighs every example equally
         # (a partial last batch counts for its size, not as a full batch).
-        self.loss_tracker.update_state(outer_losses)
+        terms = outer_losses if isinstance(outer_losses, dict) else {"loss": outer_losses}
+        self.loss_tracker.update_state(terms["loss"])
         self.inner_loss_tracker.update_state(inner_losses)
+        for tracker in self.term_trackers:
+            tracker.update_state(terms[tracker.name])
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x = self._unpack_batch(data)
+        target = self._unpack_target(data, x)
         latents, inner_losses = self.origin_latents(x, training=False)
-        return self._update_metrics(inner_losses, self.outer_losses(x, latents, training=False))
+        return self._update_metrics(inner_losses, self.outer_losses(target, latents, training=False))
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.inner_loss_tracker]
+        return [self.loss_tracker, self.inner_loss_tracker, *self.term_trackers]
 
     def compile(self, optimizer="adam", *, loss=None, jit_compile=True, **kwargs):
         """As `keras.Model.compile`, with XLA on by default.
@@ -310,9 +354,7 @@ class GradientOriginModel(keras.Model):
         normalisation runs in inference mode and no variable changes.
         """
         x = self._check_inputs(images)
-        fn = self._inference_function(
-            "encode", lambda x: self.origin_latents(x, training=False)[0]
-        )
+        fn = self._inference_function("encode", lambda x: self.encode_latents(x))
         return fn(x)
 
     def decode(self, latents):
@@ -342,6 +384,7 @@ class GradientOriginModel(keras.Model):
                 "origin_stddev": self.origin_stddev,
                 "inner_batch_reduction": self.inner_batch_reduction,
                 "seed": self.seed,
+                "outer_target": self.outer_target,
             }
         )
         return config

@@ -1,0 +1,177 @@
+"""keras_gon.export: SavedModels for TF-Serving, reloaded in a fresh Python process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_gon
+from keras_gon import cli
+from keras_gon.export import SERVING_METHOD, export_saved_model, next_version_dir, serving_endpoints
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = REPO_ROOT / "saved_models" / "gon-mnist"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import sys, numpy as np, tensorflow as tf
+    loaded = tf.saved_model.load(sys.argv[1])
+    inputs = np.load(sys.argv[2])
+    results = {}
+    for key in inputs.files:
+        signature, argument, batch = key.split(":")
+        out = loaded.signatures[signature](**{argument: tf.constant(inputs[key])})
+        for name, value in out.items():
+            results[f"{signature}:{name}:{batch}"] = value.numpy()
+    np.savez(sys.argv[3], **results)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def trained_gon(mnist32):
+    keras.utils.set_random_seed(0)
+    model = keras_gon.GON(latent_dim=8, width=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(mnist32[0][:640], batch_size=64, epochs=1, verbose=0)
+    return model
+
+
+def _expected_outputs(model, x, z):
+    return {
+        "reconstruct": {"reconstructions": model.reconstruct(x).numpy()},
+        "encode": {"latents": model.encode(x).numpy()},
+        "decode": {"images": model.decode(z).numpy()},
+    }
+
+
+def test_signatures_match_the_in_memory_model_in_a_fresh_process(trained_gon, mnist32, tmp_path):
+    path = export_saved_model(trained_gon, tmp_path / "gon" / "1")
+    rng = np.random.default_rng(0)
+    inputs, expected = {}, {}
+    for batch in (1, 7):
+        x = mnist32[1][:batch]
+        z = rng.standard_normal((batch, 8)).astype("float32")
+        inputs[f"reconstruct:images:{batch}"] = x
+        inputs[f"encode:images:{batch}"] = x
+        inputs[f"decode:latents:{batch}"] = z
+        for signature, outputs in _expected_outputs(trained_gon, x, z).items():
+            for name, value in outputs.items():
+                expected[f"{signature}:{name}:{batch}"] = value
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(path), str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
+        check=True, env=ENV,
+    )
+    with np.load(tmp_path / "out.npz") as results:
+        assert sorted(results.files) == sorted(expected)
+        for key, value in expected.items():
+            np.testing.assert_allclose(results[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def test_saved_model_cli_show_and_run(trained_gon, mnist32, tmp_path):
+    path = export_saved_model(trained_gon, tmp_path / "export")
+    shown = subprocess.run(
+        ["saved_model_cli", "show", "--dir", str(path), "--all"], capture_output=True, text=True, env=ENV, check=True
+    ).stdout
+    for name in ("serving_default", "reconstruct", "encode", "decode"):
+        assert f"signature_def['{name}']" in shown
+    assert shown.count(f"Method name is: {SERVING_METHOD}") >= 4
+    assert "inputs['images']" in shown and "outputs['latents']" in shown
+    assert "outputs['reconstructions']" in shown and "output_0" not in shown
+    np.save(tmp_path / "x.npy", mnist32[1][:3])
+    subprocess.run(
+        ["saved_model_cli", "run", "--dir", str(path), "--tag_set", "serve", "--signature_def", "reconstruct",
+         "--inputs", f"images={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, env=ENV, check=True,
+    )
+    result = np.load(tmp_path / "out" / "reconstructions.npy")
+    np.testing.assert_allclose(result, trained_gon.reconstruct(mnist32[1][:3]).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_predict_request_round_trip(trained_gon, mnist32, tmp_path):
+    from tensorflow_serving.apis import predict_pb2
+
+    path = export_saved_model(trained_gon, tmp_path / "export")
+    x = mnist32[1][:5]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "gon"
+    request.model_spec.signature_name = "encode"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(x))
+    request = predict_pb2.PredictRequest.FromString(request.SerializeToString())  # over the wire
+
+    signature = tf.saved_model.load(str(path)).signatures[request.model_spec.signature_name]
+    tensors = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+    outputs = signature(**tensors)
+    response = predict_pb2.PredictResponse()
+    response.model_spec.CopyFrom(request.model_spec)
+    for name, value in outputs.items():
+        response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+    response = predict_pb2.PredictResponse.FromString(response.SerializeToString())
+
+    latents = tf.make_ndarray(response.outputs["latents"])
+    np.testing.assert_allclose(latents, trained_gon.encode(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 28, 28, 1), "float32"), np.zeros((32, 32, 1), "float32")])
+def test_wrong_shape_or_rank_is_refused_clearly(trained_gon, tmp_path, bad):
+    loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"is not compatible with expected shape \[\?,32,32,1\]"):
+        loaded.signatures["encode"](images=tf.constant(bad))
+
+
+def test_export_leaves_the_model_unchanged(trained_gon, tmp_path, mnist32):
+    before = [w.numpy().copy() for w in trained_gon.weights]
+    loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
+    loaded.signatures["encode"](images=tf.constant(mnist32[1][:4]))
+    for b, w in zip(before, trained_gon.weights):
+        np.testing.assert_array_equal(b, w.numpy())
+    moving = {v.name: v.numpy().copy() for v in loaded.variables}
+    loaded.signatures["reconstruct"](images=tf.constant(mnist32[1][:4]))
+    for v in loaded.variables:
+        np.testing.assert_array_equal(moving[v.name], v.numpy())
+
+
+def test_cli_export_writes_numbered_versions(trained_gon, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    trained_gon.save(run / "model.keras")
+    base = tmp_path / "saved_models" / "gon"
+    assert cli.main(["export", str(run), "--to", str(base)]) == 0
+    assert cli.main(["export", str(run), "--to", str(base)]) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    assert next_version_dir(base).name == "3"
+    assert (base / "1" / "saved_model.pb").is_file()
+
+
+def test_committed_model_loads_and_matches_current_signatures(trained_gon):
+    versions = sorted(COMMITTED.iterdir(), key=lambda p: int(p.name))
+    assert versions, f"no exported version in {COMMITTED}"
+    loaded = tf.saved_model.load(str(versions[-1]))
+    current = serving_endpoints(keras_gon.GON(image_shape=(32, 32, 1), latent_dim=32, width=16))
+    assert set(loaded.signatures) == set(current) | {"serving_default"}
+    for name, (function, specs) in current.items():
+        signature = loaded.signatures[name]
+        inputs = signature.structured_input_signature[1]
+        assert sorted(inputs) == sorted(spec.name for spec in specs), name
+        for spec in specs:
+            assert inputs[spec.name].dtype == spec.dtype
+            assert inputs[spec.name].shape.as_list() == spec.shape.as_list(), name
+        # outputs: same names as the current code produces
+        outputs = signature.structured_outputs
+        expected = tf.function(function).get_concrete_function(*specs).structured_outputs
+        assert sorted(outputs) == sorted(expected), name
+    x = np.zeros((2, 32, 32, 1), "float32")
+    assert loaded.signatures["reconstruct"](images=tf.constant(x))["reconstructions"].shape == (2, 32, 32, 1)
+    readme = (REPO_ROOT / "saved_models" / "README.md").read_text()
+    assert "tensorflow/serving" in readme and ":predict" in readme
