@@ -60,6 +60,7 @@ class GON(GradientOriginModel):
             normalization=normalization,
             momentum=momentum,
             epsilon=epsilon,
+            dtype=kwargs.get("dtype"),  # a reloaded mixed-precision GON computes as it was saved
             name="decoder",
         )
         super().__init__(latent_dim=latent_dim, **kwargs)

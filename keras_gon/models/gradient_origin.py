@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gon import losses as gon_losses
+from keras_gon.distribute import is_distributed, scale_loss_for_replicas, step_logs
 from keras_gon.errors import InputError
 
 INNER_BATCH_REDUCTIONS = ("sum", "mean")
@@ -213,7 +214,10 @@ class GradientOriginModel(keras.Model):
             loss = tf.reduce_mean(per_example)
             if self.losses:
                 loss = loss + tf.add_n([tf.cast(l, loss.dtype) for l in self.losses])
-            scaled_loss = self.optimizer.scale_loss(loss)
+            # Under a tf.distribute strategy the optimizer sums the replicas'
+            # gradients: differentiate mean / replicas (as Keras's losses do).
+            # Only this outer loss is scaled for mixed precision, not the inner one.
+            scaled_loss = self.optimizer.scale_loss(scale_loss_for_replicas(loss))
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(inner_losses, outer_losses)
@@ -230,7 +234,7 @@ class GradientOriginModel(keras.Model):
         self.inner_loss_tracker.update_state(inner_losses)
         for tracker in self.term_trackers:
             tracker.update_state(terms[tracker.name])
-        return {m.name: m.result() for m in self.metrics}
+        return step_logs({m.name: m.result() for m in self.metrics})
 
     def test_step(self, data):
         x = self._unpack_batch(data)
@@ -242,11 +246,13 @@ class GradientOriginModel(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.inner_loss_tracker, *self.term_trackers]
 
-    def compile(self, optimizer="adam", *, loss=None, jit_compile=True, **kwargs):
-        """As `keras.Model.compile`, with XLA on by default.
+    def compile(self, optimizer="adam", *, loss=None, jit_compile=None, **kwargs):
+        """As `keras.Model.compile`, with XLA on by default on one device.
 
-        `jit_compile` defaults to True, not "auto": Keras's "auto" turns XLA
-        off on CPU, where the compiled GON step is faster too. The losses are
+        `jit_compile=None` means True, not "auto": Keras's "auto" turns XLA
+        off on CPU, where the compiled GON step is faster too; under a
+        `tf.distribute` strategy it means False, as Keras's "auto" does (an
+        XLA cluster cannot reach another replica's variables). The losses are
         constructor arguments (`inner_loss`, `outer_loss`), not `loss`.
         """
         if loss is not None:
@@ -254,6 +260,8 @@ class GradientOriginModel(keras.Model):
                 f"{type(self).__name__}.compile() takes no loss: set inner_loss/outer_loss "
                 "in the constructor"
             )
+        if jit_compile is None:
+            jit_compile = not is_distributed(self)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):
