@@ -1,0 +1,107 @@
+"""What the variational GON and the VAE share: the negative ELBO (eq. 9), β, sampling."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gon import losses as gon_losses
+from keras_gon.errors import InputError
+
+ELBO_METRICS = ("reconstruction_loss", "kl_loss", "bits_per_dim")
+"""Per-example terms reported by fit/evaluate next to `loss` (see `losses.negative_elbo`)."""
+
+
+def check_kl_weight(kl_weight) -> float:
+    """β as a float >= 0, or an InputError naming the bad value."""
+    try:
+        value = float(kl_weight)
+    except (TypeError, ValueError):
+        raise InputError(f"kl_weight must be a number >= 0, got {kl_weight!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise InputError(f"kl_weight must be a number >= 0, got {kl_weight}")
+    return value
+
+
+class VariationalMixin:
+    """The ELBO and prior sampling of a model with a Gaussian posterior and a `decoder`.
+
+    Mixed into `keras_gon.VariationalGON` and `keras_gon.VAE` (before their
+    `keras.Model` base): both train on the same per-example negative ELBO
+    (`keras_gon.losses.negative_elbo`), hold β in a non-trainable variable
+    that `keras_gon.callbacks.KLWarmup` can change between steps, and sample
+    by decoding z ~ N(0, I) with their `decoder` (a `ConvDecoder`).
+    """
+
+    def _init_variational(self, likelihood: str, likelihood_stddev: float, kl_weight: float):
+        """Validates and stores the ELBO options; call after `keras.Model.__init__`."""
+        likelihood, likelihood_stddev = gon_losses.check_likelihood(likelihood, likelihood_stddev)
+        # === Config ===
+        self.likelihood = likelihood
+        self.likelihood_stddev = likelihood_stddev
+        self.kl_weight = check_kl_weight(kl_weight)
+
+        # === State ===
+        # β as a variable: a compiled train step reads its current value.
+        self.kl_weight_variable = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(self.kl_weight),
+            trainable=False,
+            dtype="float32",
+            name="kl_weight",
+        )
+
+    def set_kl_weight(self, value: float) -> None:
+        """Sets β, the weight of the KL term in the training loss (not in bits_per_dim)."""
+        self.kl_weight_variable.assign(check_kl_weight(value))
+
+    def elbo_losses(self, data, reconstruction, mean, log_variance) -> dict:
+        """Per-example negative ELBO terms of `reconstruction` = decoder(z), z ~ N(mean, σ²)."""
+        return gon_losses.negative_elbo(
+            data,
+            reconstruction,
+            mean,
+            log_variance,
+            likelihood=self.likelihood,
+            likelihood_stddev=self.likelihood_stddev,
+            kl_weight=self.kl_weight_variable,
+        )
+
+    def sample(self, n: int, seed: int | None = None):
+        """`n` images decoded in one pass from z ~ N(0, I): (n, H, W, C) in [0, 1].
+
+        The same integer `seed` gives the same images, and the same images as
+        the exported `sample` signature; `seed=None` draws a seed from NumPy's
+        global generator (seeded by `keras.utils.set_random_seed`). The decoder
+        runs in inference mode.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"the number of samples must be a positive integer, got {n!r}")
+        if seed is None:
+            seed = int(np.random.randint(2**31 - 1))
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InputError(f"seed must be an integer or None, got {seed!r}")
+        fn = self._inference_function("sample", self.sample_images)
+        return fn(tf.constant(int(n), tf.int32), tf.constant(int(seed) % 2**31, tf.int32))
+
+    def sample_images(self, count, seed):
+        """`count` images F(z), z ~ N(0, I) drawn statelessly from an integer `seed` (graph-level).
+
+        What the exported `sample` signature runs: the prior sample goes
+        straight into `decoder` (for the variational GON this skips the maps
+        to μ and log σ², as `sample` does).
+        """
+        seed = tf.stack([tf.cast(seed, tf.int32), 0])
+        shape = tf.stack([tf.cast(count, tf.int32), self.latent_dim])
+        latents = tf.random.stateless_normal(shape, seed, dtype=self.latent_dtype)
+        return self.decoder(latents, training=False)
+
+    def _variational_config(self) -> dict:
+        return {
+            "likelihood": self.likelihood,
+            "likelihood_stddev": self.likelihood_stddev,
+            "kl_weight": self.kl_weight,
+        }

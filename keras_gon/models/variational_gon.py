@@ -1,0 +1,189 @@
+"""The variational Gradient Origin Network (paper §3.3)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from keras_gon import losses as gon_losses
+from keras_gon.errors import InputError
+from keras_gon.layers.conv_decoder import ConvDecoder
+from keras_gon.layers.reparameterization import Reparameterization
+from keras_gon.models.gradient_origin import GradientOriginModel
+from keras_gon.models.variational import ELBO_METRICS, VariationalMixin
+
+ORIGIN_PRIOR_VARIANCE = 2.0
+"""z0 ~ N(0, 2I): the origin as a noisy observation of z ~ N(0, I) (paper §3.1)."""
+
+
+def _linear(units: int, fan_in: int, name: str, dtype=None) -> keras.layers.Dense:
+    """A Dense layer initialised as PyTorch's nn.Linear (uniform in ±1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.layers.Dense(
+        units,
+        kernel_initializer=keras.initializers.VarianceScaling(
+            1.0 / 3.0, mode="fan_in", distribution="uniform"
+        ),
+        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+        dtype=dtype,
+        name=name,
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_gon")
+class VariationalGON(VariationalMixin, GradientOriginModel):
+    """Variational GON: a GON whose F starts with a Gaussian posterior (§3.3).
+
+    F(z) maps the latent z through two Dense layers to μ and log σ², draws
+    z' = μ + σ ε (`keras_gon.layers.Reparameterization`; z' = μ at
+    inference) and decodes z' with the convolutional decoder. The latent of
+    x is the origin gradient (eq. 10)
+
+        z = -∇z0 [ -ELBO(x; F(z0)) - log N(z0; 0, 2I) ],  z0 = 0,
+
+    where -ELBO = -log p(x|z') + β KL(N(μ, σ²) || N(0, I)) (eq. 9), and F is
+    trained on the -ELBO at z through that gradient. The prior term's
+    gradient z0 / 2 is zero at z0 = 0, but not with `origin_stddev` > 0 or
+    after the first of `num_steps`. Sampling needs no encoder: decode
+    z' ~ N(0, I) (`sample`).
+
+    fit/evaluate report `loss` (β-weighted), `inner_loss` (the bracket above
+    at the origin), `reconstruction_loss`, `kl_loss` and `bits_per_dim`
+    (-ELBO / (D ln 2) with β = 1, D = pixels x channels). The outer ELBO
+    samples z' ~ q at evaluation too: a one-sample Monte Carlo bound.
+
+    Example:
+
+    ```python
+    model = keras_gon.VariationalGON(image_shape=(32, 32, 1), latent_dim=32, width=16)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    model.fit(train_ds, validation_data=test_ds, epochs=5)   # ... val_bits_per_dim
+    images = model.sample(64, seed=0)
+    ```
+
+    Args:
+        image_shape, latent_dim, width, activation, normalization, momentum,
+            epsilon: the decoder's, as in `keras_gon.GON`.
+        likelihood: "bernoulli" (binary cross-entropy, summed over pixels)
+            or "gaussian" (fixed standard deviation `likelihood_stddev`).
+        likelihood_stddev: standard deviation of the Gaussian likelihood.
+        kl_weight: β, the weight of the KL term in the training loss (see
+            `keras_gon.callbacks.KLWarmup`); bits_per_dim always uses 1.
+        **kwargs: options of `GradientOriginModel` (`num_steps`,
+            `step_size`, `detach`, `origin_stddev`, `inner_batch_reduction`,
+            `seed`, ...) except the losses, and `keras.Model` (`name`, ...).
+    """
+
+    metric_terms = ELBO_METRICS
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (32, 32, 1),
+        latent_dim: int = 32,
+        width: int = 16,
+        activation: str = "elu",
+        normalization: str = "layer",
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        likelihood: str = "bernoulli",
+        likelihood_stddev: float = 0.1,
+        kl_weight: float = 1.0,
+        **kwargs,
+    ):
+        refused = sorted({"inner_loss", "outer_loss"} & set(kwargs))
+        if refused:
+            raise InputError(
+                f"VariationalGON's losses are the negative ELBO: it takes no {', '.join(refused)} "
+                "(set likelihood / kl_weight)"
+            )
+        # === Layers ===
+        decoder = ConvDecoder(
+            image_shape=image_shape,
+            latent_dim=latent_dim,
+            width=width,
+            activation=activation,
+            normalization=normalization,
+            momentum=momentum,
+            epsilon=epsilon,
+            dtype=kwargs.get("dtype"),  # a reloaded mixed-precision model computes as saved
+            name="decoder",
+        )
+        seed, dtype, dim = kwargs.get("seed"), kwargs.get("dtype"), decoder.latent_dim
+        mean_dense = _linear(dim, dim, "posterior_mean", dtype)
+        log_variance_dense = _linear(dim, dim, "posterior_log_variance", dtype)
+        # Not the origin's seed: the two generators would draw the same noise.
+        reparameterization = Reparameterization(
+            seed=None if seed is None else seed + 1, dtype=dtype, name="reparameterization"
+        )
+        super().__init__(latent_dim=latent_dim, **kwargs)
+        self.mean_dense = mean_dense
+        self.log_variance_dense = log_variance_dense
+        self.reparameterization = reparameterization
+        self.decoder = decoder
+
+        # === Config ===
+        self.image_shape = decoder.image_shape
+        self.width = decoder.width
+        self.activation = activation
+        self.normalization = normalization
+        self.momentum = decoder.momentum
+        self.epsilon = decoder.epsilon
+        self._init_variational(likelihood, likelihood_stddev, kl_weight)
+        self.build()
+
+    @property
+    def input_spec_shape(self):
+        return self.image_shape
+
+    def build(self, input_shape=None):
+        """Creates every weight; all shapes are known from the config."""
+        for dense in (self.mean_dense, self.log_variance_dense):
+            if not dense.built:
+                dense.build((None, self.latent_dim))
+        if not self.decoder.built:
+            self.decoder.build((None, self.latent_dim))
+        self.built = True
+
+    def decode_with_posterior(self, latents, training=False, inner_pass=False, sample=None):
+        """(F(latents), μ, log σ²): the decoded sample z' of N(μ, σ²) and the posterior."""
+        mean = self.mean_dense(latents)
+        log_variance = self.log_variance_dense(latents)
+        z = self.reparameterization([mean, log_variance], training=training, sample=sample)
+        return self.decoder(z, training=training, inner_pass=inner_pass), mean, log_variance
+
+    def decode_latents(self, latents, training=False, inner_pass=False):
+        return self.decode_with_posterior(latents, training=training, inner_pass=inner_pass)[0]
+
+    def inner_losses(self, data, latents, training=False):
+        """-ELBO(x; F(z)) - log N(z; 0, 2I) per example: z = -∇ of this at z0 (eq. 10)."""
+        reconstruction, mean, log_variance = self.decode_with_posterior(
+            latents, training=training, inner_pass=True
+        )
+        negative_elbo = self.elbo_losses(data, reconstruction, mean, log_variance)["loss"]
+        prior = gon_losses.gaussian_negative_log_density(latents, ORIGIN_PRIOR_VARIANCE)
+        return negative_elbo + keras.ops.cast(prior, negative_elbo.dtype)
+
+    def outer_losses(self, data, latents, training=False):
+        """Per-example -ELBO terms at z (eq. 9); z' ~ q at evaluation too (Monte Carlo)."""
+        reconstruction, mean, log_variance = self.decode_with_posterior(
+            latents, training=training, inner_pass=False, sample=True
+        )
+        return self.elbo_losses(data, reconstruction, mean, log_variance)
+
+    def get_config(self):
+        config = super().get_config()
+        for name in ("inner_loss", "outer_loss"):
+            config.pop(name, None)
+        config.update(
+            {
+                "image_shape": self.image_shape,
+                "width": self.width,
+                "activation": self.activation,
+                "normalization": self.normalization,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                **self._variational_config(),
+            }
+        )
+        return config
