@@ -16,6 +16,9 @@ from keras_gon.data.arrays import check_images
 from keras_gon.data.arrays import check_labels
 from keras_gon.data.idx import load_idx_directory
 from keras_gon.data.idx import read_idx
+from keras_gon.data.pairs import mask_half
+from keras_gon.data.pairs import masked_pairs
+from keras_gon.data.pairs import with_example_indices
 from keras_gon.data.pipelines import MNIST5K
 from keras_gon.data.pipelines import DataInfo
 from keras_gon.data.pipelines import load_dataset
@@ -37,5 +40,8 @@ __all__ = [
     "load_npz",
     "load_tfds",
     "make_dataset",
+    "mask_half",
+    "masked_pairs",
     "read_idx",
+    "with_example_indices",
 ]

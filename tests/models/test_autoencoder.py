@@ -1,0 +1,64 @@
+"""keras_gon.ConvAutoencoder: the GON's decoder plus a mirrored encoder, on real MNIST."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import keras_gon
+from keras_gon.errors import InputError
+
+# 60 steps of mnist10k at batch 64, latent 8, width 4, Adam 1e-3, seed 0.
+# Measured held-out SSE per image: 76.4 (untrained: ~120).
+STEPS = 60
+HELD_OUT_SSE_THRESHOLD = 90.0
+
+
+@pytest.fixture(scope="module")
+def trained(mnist32, make_batches):
+    keras.utils.set_random_seed(0)
+    model = keras_gon.ConvAutoencoder(latent_dim=8, width=4, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(make_batches(mnist32[0][: STEPS * 64], 64, shuffle=True), epochs=1, verbose=0)
+    held_out = model.evaluate(make_batches(mnist32[1], 500, shuffle=False), verbose=0, return_dict=True)
+    return model, held_out
+
+
+def test_trains_and_evaluates_with_the_sse_metric(trained):
+    _, held_out = trained
+    assert set(held_out) == {"loss"}
+    print("autoencoder held-out SSE", held_out["loss"])
+    assert held_out["loss"] < HELD_OUT_SSE_THRESHOLD
+
+
+def test_shares_the_gon_decoder_and_mirrors_it(trained):
+    model, _ = trained
+    gon = keras_gon.GON(latent_dim=8, width=4)
+    assert [w.shape for w in model.decoder.weights] == [w.shape for w in gon.decoder.weights]
+    encoder_kernels = [conv.kernel.shape for conv in model.encoder.convs]
+    decoder_kernels = [conv.kernel.shape for conv in reversed(model.decoder.convs)]
+    assert encoder_kernels == decoder_kernels
+
+
+def test_encode_decode_reconstruct(trained, mnist32):
+    model, _ = trained
+    x = mnist32[1][:5]
+    z = model.encode(x)
+    assert z.shape == (5, 8)
+    np.testing.assert_allclose(model.reconstruct(x).numpy(), model.decode(z).numpy(), atol=1e-6)
+
+
+def test_save_and_load_give_identical_outputs(trained, mnist32, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "ae.keras")
+    loaded = keras.saving.load_model(tmp_path / "ae.keras")
+    assert isinstance(loaded, keras_gon.ConvAutoencoder)
+    assert loaded.get_config() == model.get_config()
+    x = mnist32[1][:7]
+    np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+
+
+def test_refuses_origin_gradient_options():
+    with pytest.raises(InputError, match="no origin gradient.*num_steps"):
+        keras_gon.ConvAutoencoder(num_steps=10)
