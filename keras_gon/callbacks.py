@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 
 import keras
@@ -67,3 +68,104 @@ class ReconstructionImages(keras.callbacks.Callback):
                 "reconstructions", reconstructions, step=epoch, max_outputs=self.max_outputs
             )
         self._writer.flush()
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Raises β (the KL weight) linearly from 0 to `target` over `warmup_steps` steps.
+
+    For models with `set_kl_weight` (`keras_gon.VariationalGON`,
+    `keras_gon.VAE`): before optimizer step s, β = target * min(1, s /
+    warmup_steps), s counted by the optimizer, so a resumed fit continues the
+    schedule. `target` defaults to the model's `kl_weight`.
+    """
+
+    def __init__(self, warmup_steps: int, target: float | None = None):
+        super().__init__()
+        from keras_gon.errors import InputError
+
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
+            raise InputError(f"warmup_steps must be a positive integer, got {warmup_steps!r}")
+        self.warmup_steps = warmup_steps
+        self.target = target
+        self._step = 0
+
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "set_kl_weight"):
+            from keras_gon.errors import InputError
+
+            raise InputError(f"KLWarmup needs a variational model, not {type(self.model).__name__}")
+        if self.target is None:
+            self.target = self.model.kl_weight
+        self._step = int(self.model.optimizer.iterations)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._step <= self.warmup_steps:
+            self.model.set_kl_weight(self.target * min(1.0, self._step / self.warmup_steps))
+        self._step += 1
+
+
+class LatentStatistics(keras.callbacks.Callback):
+    """Mean and covariance of the latents of the last `window` training steps (appendix D).
+
+    The model (e.g. `keras_gon.ImplicitGON`) records the moments of each
+    training step's latents in `step_latent_count` / `step_latent_mean` /
+    `step_latent_scatter`; this callback pools the last `window` steps (the
+    authors keep the latents of the last 100 batches) and, at the end of
+    each epoch and of training, stores the pooled mean and covariance in the
+    model with `set_latent_statistics`, where they are saved with the model
+    and `model.sample(n)` draws from them. With `steps_per_execution` > 1
+    only the last step of each execution is seen; under a `tf.distribute`
+    strategy, one replica's share of each batch.
+    """
+
+    def __init__(self, window: int = 100):
+        super().__init__()
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            from keras_gon.errors import InputError
+
+            raise InputError(f"window must be a positive integer, got {window!r}")
+        self.window = window
+        self._steps = collections.deque(maxlen=window)
+
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "step_latent_scatter"):
+            from keras_gon.errors import InputError
+
+            raise InputError(
+                f"LatentStatistics needs a model that records its latents "
+                f"(e.g. ImplicitGON), not {type(self.model).__name__}"
+            )
+        self._steps.clear()
+
+    def on_train_batch_end(self, batch, logs=None):
+        count = float(self.model.step_latent_count.numpy())
+        if count > 0:
+            self._steps.append(
+                (
+                    count,
+                    self.model.step_latent_mean.numpy().astype("float64"),
+                    self.model.step_latent_scatter.numpy().astype("float64"),
+                )
+            )
+
+    def statistics(self):
+        """(mean, covariance, count) pooled over the window (Chan et al.'s parallel formula)."""
+        counts = np.array([c for c, _, _ in self._steps])
+        means = np.stack([m for _, m, _ in self._steps])
+        total = counts.sum()
+        mean = (counts[:, None] * means).sum(0) / total
+        deviations = means - mean
+        scatter = sum(s for _, _, s in self._steps) + (
+            counts[:, None, None] * deviations[:, :, None] * deviations[:, None, :]
+        ).sum(0)
+        return mean, scatter / max(total - 1.0, 1.0), int(total)
+
+    def _store(self):
+        if self._steps and sum(c for c, _, _ in self._steps) >= 2:
+            self.model.set_latent_statistics(*self.statistics())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._store()
+
+    def on_train_end(self, logs=None):
+        self._store()

@@ -4,6 +4,8 @@ from keras_gon.layers.batch_normalization import BatchNormalization
 from keras_gon.layers.conv_decoder import NORMALIZATIONS, ConvDecoder
 from keras_gon.layers.conv_encoder import ConvEncoder
 from keras_gon.layers.group_normalization import GroupNormalization
+from keras_gon.layers.reparameterization import Reparameterization
+from keras_gon.layers.sine_dense import SineDense
 
 __all__ = [
     "BatchNormalization",
@@ -11,4 +13,6 @@ __all__ = [
     "ConvEncoder",
     "GroupNormalization",
     "NORMALIZATIONS",
+    "Reparameterization",
+    "SineDense",
 ]
