@@ -28,8 +28,9 @@ def serving_endpoints(model) -> dict:
     `reconstruct` (images -> reconstructions, also `serving_default`),
     `encode` (images -> latents; for a GON the gradient at the origin, eq. 3,
     runs inside the graph) and `decode` (latents -> images); `sample` (count,
-    seed -> images) for models with `sample_latents`; `render` (latents,
-    resolution -> images) for models with `render_latents`. Everything runs
+    seed -> images) for models with `sample_images` or `sample_latents`; `render` (latents,
+    resolution -> images) for models with `render_latents`; `classify`
+    (images -> class probabilities) for a `GONClassifier`. Everything runs
     in inference mode: no variable changes, no batch statistics.
     """
     image_spec, latent_spec = _image_spec(model), _latent_spec(model)
@@ -40,39 +41,57 @@ def serving_endpoints(model) -> dict:
         # run time with a message naming both shapes.
         return tf.ensure_shape(tensor, spec.shape, name=f"check_{spec.name}")
 
+    def as_images(values):
+        # float32 in [0, 1] whatever the model's compute dtype; a no-op for
+        # sigmoid decoders, the clipping `ImplicitGON.render` applies for SIRENs.
+        return tf.clip_by_value(tf.cast(values, tf.float32), 0.0, 1.0)
+
     def reconstruct(images):
         images = checked(images, image_spec)
         latents = model.encode_latents(images, training=False)
-        return {"reconstructions": model.decode_latents(latents, training=False)}
+        return {"reconstructions": as_images(model.decode_latents(latents, training=False))}
 
     def encode(images):
         images = checked(images, image_spec)
-        return {"latents": model.encode_latents(images, training=False)}
+        return {"latents": tf.cast(model.encode_latents(images, training=False), tf.float32)}
 
     def decode(latents):
         latents = checked(latents, latent_spec)
-        return {"images": model.decode_latents(latents, training=False)}
+        return {"images": as_images(model.decode_latents(latents, training=False))}
 
     endpoints = {
         "reconstruct": (reconstruct, [image_spec]),
         "encode": (encode, [image_spec]),
         "decode": (decode, [latent_spec]),
     }
-    if hasattr(model, "sample_latents"):
+    if hasattr(model, "sample_images") or hasattr(model, "sample_latents"):
 
         def sample(count, seed):
+            with tf.control_dependencies(
+                [tf.debugging.assert_positive(count, message="sample: count must be >= 1")]
+            ):
+                count = tf.identity(count)
+            if hasattr(model, "sample_images"):
+                return {"images": as_images(model.sample_images(count, seed))}
             latents = model.sample_latents(count, seed)
-            return {"images": model.decode_latents(latents, training=False)}
+            return {"images": as_images(model.decode_latents(latents, training=False))}
 
         endpoints["sample"] = (
             sample,
             [tf.TensorSpec((), tf.int32, name="count"), tf.TensorSpec((), tf.int32, name="seed")],
         )
+    if hasattr(model, "classify"):
+
+        def classify(images):
+            images = checked(images, image_spec)
+            return {"probabilities": model(images, training=False)}
+
+        endpoints["classify"] = (classify, [image_spec])
     if hasattr(model, "render_latents"):
 
         def render(latents, resolution):
             latents = checked(latents, latent_spec)
-            return {"images": model.render_latents(latents, resolution)}
+            return {"images": as_images(model.render_latents(latents, resolution))}
 
         endpoints["render"] = (
             render,

@@ -175,3 +175,137 @@ def test_committed_model_loads_and_matches_current_signatures(trained_gon):
     assert loaded.signatures["reconstruct"](images=tf.constant(x))["reconstructions"].shape == (2, 32, 32, 1)
     readme = (REPO_ROOT / "saved_models" / "README.md").read_text()
     assert "tensorflow/serving" in readme and ":predict" in readme
+
+
+# --- every model kind ------------------------------------------------------------
+
+FRESH_PROCESS_CALLS = textwrap.dedent(
+    """
+    import sys, collections, numpy as np, tensorflow as tf
+    inputs = np.load(sys.argv[1])
+    calls = collections.defaultdict(dict)
+    for key in inputs.files:
+        kind, signature, case, argument = key.split("|")
+        calls[(kind, signature, case)][argument] = inputs[key]
+    loaded, results = {}, {}
+    for (kind, signature, case), arguments in calls.items():
+        if kind not in loaded:
+            loaded[kind] = tf.saved_model.load(sys.argv[2] + "/" + kind)
+        out = loaded[kind].signatures[signature](**{k: tf.constant(v) for k, v in arguments.items()})
+        for name, value in out.items():
+            results[f"{kind}|{signature}|{case}|{name}"] = value.numpy()
+    np.savez(sys.argv[3], **results)
+    """
+)
+
+MODEL_KINDS = {
+    "gon": lambda: keras_gon.GON(latent_dim=8, width=4),
+    "vgon": lambda: keras_gon.VariationalGON(latent_dim=8, width=4),
+    "vae": lambda: keras_gon.VAE(latent_dim=8, width=4),
+    "igon": lambda: keras_gon.ImplicitGON(latent_dim=8, hidden_units=16, num_layers=2),
+    "ae": lambda: keras_gon.ConvAutoencoder(latent_dim=8, width=4),
+    "tied_ae": lambda: keras_gon.TiedAutoencoder(latent_dim=8, width=4),
+    "glo": lambda: keras_gon.GLO(latent_dim=8, width=4, num_examples=16, inference_steps=5),
+    "classifier": lambda: keras_gon.GONClassifier(latent_dim=8, width=4),
+}
+
+EXPECTED_SIGNATURES = {
+    "gon": {"reconstruct", "encode", "decode"},
+    "vgon": {"reconstruct", "encode", "decode", "sample"},
+    "vae": {"reconstruct", "encode", "decode", "sample"},
+    "igon": {"reconstruct", "encode", "decode", "sample", "render"},
+    "ae": {"reconstruct", "encode", "decode"},
+    "tied_ae": {"reconstruct", "encode", "decode"},
+    "glo": {"reconstruct", "encode", "decode"},
+    "classifier": {"reconstruct", "encode", "decode", "classify"},
+}
+
+
+def _in_memory(model, signature, arguments):
+    """What the Python API returns for the inputs of one signature call."""
+    if signature == "reconstruct":
+        return {"reconstructions": model.reconstruct(arguments["images"])}
+    if signature == "encode":
+        return {"latents": model.encode(arguments["images"])}
+    if signature == "decode":
+        return {"images": model.decode(arguments["latents"])}
+    if signature == "classify":
+        return {"probabilities": model.classify(arguments["images"])}
+    if signature == "sample":
+        return {"images": model.sample(int(arguments["count"]), seed=int(arguments["seed"]))}
+    if signature == "render":
+        return {"images": model.render(arguments["latents"], int(arguments["resolution"]))}
+    raise AssertionError(signature)
+
+
+@pytest.fixture(scope="module")
+def exported_kinds(mnist32, mnist10k, tmp_path_factory):
+    """Every model kind, a few training steps each, exported and reloaded in one fresh process."""
+    root = tmp_path_factory.mktemp("kinds")
+    rng = np.random.default_rng(0)
+    models, inputs = {}, {}
+    for kind, build in MODEL_KINDS.items():
+        keras.utils.set_random_seed(0)
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        size = model.image_shape[0]
+        native = {k: mnist10k[k][:128, :, :, None].astype("float32") / 255.0 for k in ("x_train", "x_test")}
+        train = mnist32[0][:128] if size == 32 else native["x_train"]
+        held_out = mnist32[1][:7] if size == 32 else native["x_test"][:7]
+        if kind == "glo":
+            model.fit(train[:16], np.arange(16), batch_size=8, epochs=1, verbose=0)
+        elif kind == "classifier":
+            model.fit(train, mnist10k["y_train"][:128], batch_size=32, epochs=1, verbose=0)
+        else:
+            model.fit(train, batch_size=32, epochs=1, verbose=0)
+        if kind == "igon":
+            model.fit_latent_statistics(train[:64])
+        export_saved_model(model, root / kind)
+        models[kind] = model
+        for batch in (1, 7):
+            case = f"batch{batch}"
+            z = rng.standard_normal((batch, 8)).astype("float32")
+            arguments = {
+                "reconstruct": {"images": held_out[:batch]},
+                "encode": {"images": held_out[:batch]},
+                "decode": {"latents": z},
+                "classify": {"images": held_out[:batch]},
+                "sample": {"count": np.int32(batch), "seed": np.int32(3)},
+                "render": {"latents": z, "resolution": np.int32(40)},
+            }
+            for signature in EXPECTED_SIGNATURES[kind]:
+                for name, value in arguments[signature].items():
+                    inputs[f"{kind}|{signature}|{case}|{name}"] = value
+    np.savez(root / "inputs.npz", **inputs)
+    subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_CALLS, str(root / "inputs.npz"), str(root), str(root / "out.npz")],
+        check=True, env=ENV,
+    )
+    with np.load(root / "out.npz") as results:
+        outputs = {key: results[key] for key in results.files}
+    return models, inputs, outputs, root
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_every_model_kind_serves_what_the_python_api_returns(exported_kinds, kind):
+    models, inputs, outputs, root = exported_kinds
+    model = models[kind]
+    loaded = tf.saved_model.load(str(root / kind))
+    assert set(loaded.signatures) == EXPECTED_SIGNATURES[kind] | {"serving_default"}
+    compared = 0
+    for signature in EXPECTED_SIGNATURES[kind]:
+        for case in ("batch1", "batch7"):
+            prefix = f"{kind}|{signature}|{case}|"
+            arguments = {k[len(prefix):]: v for k, v in inputs.items() if k.startswith(prefix)}
+            for name, value in _in_memory(model, signature, arguments).items():
+                served = outputs[prefix + name]
+                assert served.shape == tuple(value.shape), (prefix, name)
+                np.testing.assert_allclose(served, np.asarray(value), rtol=1e-5, atol=1e-5, err_msg=prefix + name)
+                compared += 1
+    assert compared == 2 * len(EXPECTED_SIGNATURES[kind])
+
+
+def test_sample_signature_refuses_a_non_positive_count(exported_kinds):
+    loaded = tf.saved_model.load(str(exported_kinds[3] / "vgon"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="count must be >= 1"):
+        loaded.signatures["sample"](count=tf.constant(0), seed=tf.constant(1))
