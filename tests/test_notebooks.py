@@ -1,0 +1,54 @@
+"""Every notebook in notebooks/ runs top to bottom (small budget, real data) and is stored without outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+DATA = REPO_ROOT.parent / "shared" / "data" / "mnist10k.npz"
+
+
+def test_there_are_notebooks():
+    names = [path.name for path in NOTEBOOKS]
+    assert "01_gon_quickstart.ipynb" in names and "04_serving.ipynb" in names, names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_stored_without_outputs(path):
+    notebook = json.loads(path.read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, (
+                f"{path.name}: strip outputs before committing (e.g. nbstripout)"
+            )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("KERAS_GON_SMALL_BUDGET", "1")
+    monkeypatch.setenv("KERAS_GON_DATA", str(DATA))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    # The kernel runs in a temporary folder: it must import this checkout's keras_gon.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError on any error
+    seconds = time.perf_counter() - start
+    print(f"{path.name}: {seconds:.0f} s")
+    images = [
+        output for cell in notebook.cells if cell.cell_type == "code"
+        for output in cell.get("outputs", []) if "image/png" in output.get("data", {})
+    ]
+    assert images, f"{path.name} drew no figure"
