@@ -26,6 +26,9 @@ _MAX_SHUFFLE_BUFFER = 65_536
 # Images preprocessed per map call when they all have one shape.
 _PREPROCESS_CHUNK = 512
 _PATH_SUFFIXES = (".npz", ".gz", ".npy", "-ubyte")
+# Fixed parallelism and prefetch depth instead of tf.data's autotuner (see `_finish`).
+_PARALLEL_CALLS = max(1, os.cpu_count() or 1)
+_PREFETCH_BATCHES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +97,13 @@ def _finish(
     With `vectorized` (images of one fixed shape), the map runs on chunks of
     images rather than one image at a time: resizing 8,000 MNIST digits one
     by one took longer than an epoch of training.
+
+    tf.data's autotuner is off (fixed parallelism, prefetch of 2 batches):
+    with it on, releasing an iterator whose lifetime overlapped a long TF
+    computation (the XLA compilation of the first training step) blocked
+    for up to the autotuner's current sleep period, which doubles while it
+    runs: `fit` stalled 10-18 s at the start of its second epoch
+    (benchmarks/RESULTS.md). The cached data needs no tuning.
     """
     if with_labels:
 
@@ -108,9 +118,12 @@ def _finish(
             return _preprocess(image, image_size, divisor)
 
     if vectorized:
-        ds = ds.batch(_PREPROCESS_CHUNK).map(fn, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        ds = ds.batch(_PREPROCESS_CHUNK).map(fn, num_parallel_calls=_PARALLEL_CALLS).unbatch()
+        if num_examples > 0:
+            # unbatch() loses the count; knowing it, Keras sizes epochs up front.
+            ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))
     else:
-        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(fn, num_parallel_calls=_PARALLEL_CALLS)
     if cache:
         ds = ds.cache()
     if shuffle:
@@ -121,7 +134,9 @@ def _finish(
             reshuffle_each_iteration=True,
         )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(_PREFETCH_BATCHES).with_options(options)
 
 
 def _storage(x: np.ndarray) -> np.ndarray:
