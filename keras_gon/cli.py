@@ -347,8 +347,9 @@ def train(args) -> dict:
     given = [f"--{k.replace('_', '-')}" for k in VARIATIONAL_FLAGS if getattr(args, k) is not None]
     if given and not hasattr(model, "set_kl_weight"):
         raise InputError(f"{', '.join(given)}: only for variational models (vgon, vae)")
-    # jit_compile None: XLA on one device, off under a strategy; Keras turns it off
-    # under op determinism too (not every XLA kernel is deterministic).
+    # jit_compile None: the model's fastest choice (GradientOriginModel.compile), off
+    # under a strategy; Keras turns it off under op determinism too (not every XLA
+    # kernel is deterministic).
     with strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(args.lr, epsilon=1e-8),

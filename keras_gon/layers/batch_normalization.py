@@ -126,6 +126,22 @@ class BatchNormalization(keras.layers.Layer):
             outputs = outputs + ops.reshape(ops.cast(self.beta, compute_dtype), self._broadcast_shape)
         return ops.cast(outputs, self.compute_dtype)
 
+    def linearize(self, inputs, tangents):
+        """The output at inference for `inputs` and its derivatives along `tangents`.
+
+        With moving statistics the layer is affine per channel, so each
+        example is normalised on its own: `inputs` is one example `(1, ...)`,
+        `tangents` `(K, ...)`; returns `(outputs, jvps)` (see
+        `GroupNormalization.linearize`).
+        """
+        compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
+        outputs = self.call(inputs, training=False)
+        scale = ops.rsqrt(ops.cast(self.moving_variance, compute_dtype) + self.epsilon)
+        if self.gamma is not None:
+            scale = scale * ops.cast(self.gamma, compute_dtype)
+        jvps = ops.cast(tangents, compute_dtype) * ops.reshape(scale, self._broadcast_shape)
+        return outputs, ops.cast(jvps, self.compute_dtype)
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 
 from keras_gon.errors import InputError
 from keras_gon.layers.batch_normalization import BatchNormalization
@@ -38,6 +39,9 @@ NORMALIZATIONS = (
 """
 
 
+NON_ELEMENTWISE_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax", "glu")
+
+
 def _check_image_shape(image_shape) -> tuple[int, int, int]:
     try:
         height, width, channels = (int(v) for v in image_shape)
@@ -69,6 +73,15 @@ def make_normalization(normalization: str, channels: int, momentum: float, epsil
         groups = 1 if normalization == "layer" else math.gcd(8, channels)
         return GroupNormalization(groups=groups, epsilon=epsilon, dtype=dtype, name=name)
     return None
+
+
+def _linearize_elementwise(layer, x, tangents):
+    """`layer(x)` and its derivatives along `tangents` for an elementwise layer (an activation)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = layer(x)
+    derivative = tape.gradient(outputs, x)  # elementwise: the diagonal of the Jacobian
+    return outputs, keras.ops.cast(tangents * derivative, outputs.dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -120,9 +133,14 @@ class ConvDecoder(keras.layers.Layer):
                 f"unknown normalization {normalization!r}: expected one of {NORMALIZATIONS}"
             )
         try:
-            keras.activations.get(activation)
+            activation_fn = keras.activations.get(activation)
         except ValueError:
             raise InputError(f"unknown activation {activation!r}") from None
+        if getattr(activation_fn, "__name__", "") in NON_ELEMENTWISE_ACTIVATIONS:
+            raise InputError(
+                f"activation {activation!r} mixes channels: the decoder needs an elementwise "
+                "activation (elu, relu, selu, gelu, swish, tanh, ...)"
+            )
 
         # === Config ===
         self.image_shape = (size, size, channels)
@@ -208,6 +226,55 @@ class ConvDecoder(keras.layers.Layer):
                 x = self._norm(self.norms[index], x, training, inner_pass)
                 x = self.activations[index](x)
         return self.output_activation(x)
+
+    def linearize(self, latent, training=None, inner_pass: bool = True):
+        """F at one latent and its Jacobian there, in one forward pass.
+
+        `latent` is `(1, latent_dim)`; returns `(outputs, jacobian)`:
+        `outputs` (1, H, W, C) is `call(latent)` and `jacobian`
+        (latent_dim, H, W, C) holds ∂F/∂z_k in row k. The Jacobian is
+        forward-mode: the identity's rows are pushed through each layer's
+        linearisation (the transposed convolutions without bias, each
+        normalisation's `linearize`, the activations' derivatives), a pass
+        over `latent_dim` "images" instead of a backward pass per example.
+        Plain ops throughout, so an enclosing tape differentiates it to any
+        order and XLA compiles it.
+
+        Only for passes that treat each example on its own: per-example
+        normalisation, none, or batch norm with moving statistics (at
+        inference, or the "batch_frozen_origin" inner pass).
+        """
+        compute_dtype = self.dtype_policy.compute_dtype
+        x = keras.ops.reshape(keras.ops.cast(latent, compute_dtype), (1, 1, 1, self.latent_dim))
+        tangents = keras.ops.reshape(
+            keras.ops.eye(self.latent_dim, dtype=compute_dtype), (self.latent_dim, 1, 1, self.latent_dim)
+        )
+        for index, conv in enumerate(self.convs):
+            x = conv(x)
+            tangents = keras.ops.conv_transpose(
+                tangents,
+                keras.ops.cast(conv.kernel, compute_dtype),
+                strides=list(conv.strides),
+                padding=conv.padding,
+                output_padding=conv.output_padding,
+                dilation_rate=conv.dilation_rate,
+                data_format=conv.data_format,
+            )
+            if index < len(self.norms):
+                x, tangents = self._linearize_norm(self.norms[index], x, tangents, training, inner_pass)
+                x, tangents = _linearize_elementwise(self.activations[index], x, tangents)
+        return _linearize_elementwise(self.output_activation, x, tangents)
+
+    def _linearize_norm(self, norm, x, tangents, training, inner_pass):
+        if norm is None:
+            return x, tangents
+        moving = not training or (self.normalization == "batch_frozen_origin" and inner_pass)
+        if isinstance(norm, GroupNormalization) or (isinstance(norm, BatchNormalization) and moving):
+            return norm.linearize(x, tangents)
+        raise ValueError(
+            f"ConvDecoder.linearize: normalization={self.normalization!r} with batch statistics "
+            "couples the examples of a batch; there is no per-example Jacobian"
+        )
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.image_shape)

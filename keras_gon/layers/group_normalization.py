@@ -80,6 +80,40 @@ class GroupNormalization(keras.layers.Layer):
             outputs = outputs + ops.cast(self.beta, compute_dtype)
         return ops.cast(outputs, self.compute_dtype)
 
+    def linearize(self, inputs, tangents):
+        """The output at one example and its derivatives along `tangents`.
+
+        `inputs` is a single example `(1, ...)`, `tangents` a stack of
+        directions `(K, ...)`; returns `(outputs, jvps)` with `jvps[k]` the
+        derivative of the output along `tangents[k]`. Written with plain ops,
+        so it is differentiable to any order (the GON's shared origin,
+        `GradientOriginModel.origin_latents`).
+        """
+        compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
+        x = ops.cast(inputs, compute_dtype)
+        t = ops.cast(tangents, compute_dtype)
+        channels = x.shape[-1]
+        group_shape = (-1, self.groups, channels // self.groups)
+        grouped = ops.reshape(x, (1, *group_shape))
+        grouped_t = ops.reshape(t, (ops.shape(t)[0], *group_shape))
+        mean, variance = exact_moments(grouped, axes=(1, 3), keepdims=True)
+        inverse_std = ops.rsqrt(variance + self.epsilon)
+        normalized = (grouped - mean) * inverse_std
+        # d[(x - m) / s] = (dx - mean(dx) - x̂ mean(x̂ dx)) / s over each group
+        normalized_t = inverse_std * (
+            grouped_t
+            - ops.mean(grouped_t, axis=(1, 3), keepdims=True)
+            - normalized * ops.mean(normalized * grouped_t, axis=(1, 3), keepdims=True)
+        )
+        outputs = ops.reshape(normalized, ops.shape(x))
+        jvps = ops.reshape(normalized_t, ops.shape(t))
+        if self.gamma is not None:
+            gamma = ops.cast(self.gamma, compute_dtype)
+            outputs, jvps = outputs * gamma, jvps * gamma
+        if self.beta is not None:
+            outputs = outputs + ops.cast(self.beta, compute_dtype)
+        return ops.cast(outputs, self.compute_dtype), ops.cast(jvps, self.compute_dtype)
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

@@ -161,7 +161,12 @@ class GradientOriginModel(keras.Model):
         """
         latents = self.origin(tf.shape(data)[0], training=training)
         origin_loss = None
-        for _ in range(self.num_steps):  # unrolled: num_steps is a Python int
+        first_step = 0
+        if self._can_share_origin(training):
+            gradient, origin_loss = self._shared_origin_gradient(data, training)
+            latents = latents - self.step_size * tf.cast(gradient, latents.dtype)
+            first_step = 1
+        for _ in range(first_step, self.num_steps):  # unrolled: num_steps is a Python int
             with tf.GradientTape() as tape:
                 tape.watch(latents)
                 per_example = self.inner_losses(data, latents, training=training)
@@ -178,6 +183,70 @@ class GradientOriginModel(keras.Model):
         if self.detach:
             latents = tf.stop_gradient(latents)
         return latents, origin_loss
+
+    def origin_is_shared(self, training: bool) -> bool:
+        """True when F(z0 = 0) and its Jacobian are the same for every example.
+
+        Then the first inner step evaluates F and its Jacobian once, at a
+        single origin (`linearize_decoder`), instead of a forward and
+        backward pass of the whole batch there: the same latents, fewer
+        FLOPs (`_shared_origin_gradient`). Subclasses whose decoder treats
+        examples independently at the origin (no batch statistics, no noise)
+        and implement `linearize_decoder` return True; the base class does
+        not know its decoder, so returns False.
+        """
+        return False
+
+    def linearize_decoder(self, latent, training=False):
+        """`(F(latent), J)` at one latent (1, latent_dim) of the inner pass.
+
+        J is (latent_dim, *output_shape): row k is ∂F/∂z_k at `latent`.
+        Provided by subclasses whose `origin_is_shared` can be True.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not linearise its decoder")
+
+    def shares_origin_in_training(self) -> bool:
+        """Whether training steps evaluate F once at a shared origin (see `origin_is_shared`)."""
+        return self._can_share_origin(True)
+
+    def _can_share_origin(self, training: bool) -> bool:
+        return bool(
+            getattr(self, "share_origin", True)
+            and self.origin_is_shared(training)
+            and not (training and self.origin_stddev > 0)  # a random z0 differs per example
+            # the shared pass splits inner_losses into linearize_decoder and inner_loss
+            and type(self).inner_losses is GradientOriginModel.inner_losses
+        )
+
+    def _shared_origin_gradient(self, data, training):
+        """∇z0 L_inner(x, F(z0)) per example, F linearised once at a single origin (eq. 3).
+
+        With y0 = F(0) the same for every example, the gradient for example
+        i is J^T r_i, J the Jacobian of F at 0 and r_i = ∂L_inner(x_i, y)/∂y
+        at y0: one matrix product (batch, D) x (D, latent_dim) once J is
+        known, instead of a forward and a backward pass of the whole batch at
+        the origin. Every op is recorded by an enclosing outer tape, so the
+        outer loss is differentiated through it as usual (eq. 4).
+        Returns the gradients (batch, latent_dim) and the per-example inner losses.
+        """
+        origin = tf.zeros((1, self.latent_dim), dtype=self.latent_dtype)
+        single, jacobian = self.linearize_decoder(origin, training=training)
+        batch_size = tf.shape(data)[0]
+        outputs = tf.broadcast_to(single, tf.concat([[batch_size], tf.shape(single)[1:]], axis=0))
+        with tf.GradientTape() as loss_tape:
+            loss_tape.watch(outputs)
+            per_example = self.inner_loss(data, outputs)
+            if self.inner_batch_reduction == "sum":
+                total = tf.reduce_sum(per_example)
+            else:
+                total = tf.reduce_mean(per_example)
+        output_gradients = loss_tape.gradient(total, outputs)
+        gradients = tf.matmul(
+            tf.reshape(output_gradients, (batch_size, -1)),
+            tf.reshape(tf.cast(jacobian, output_gradients.dtype), (self.latent_dim, -1)),
+            transpose_b=True,
+        )
+        return gradients, per_example
 
     # --- Keras training hooks ---------------------------------------------------
 
@@ -249,10 +318,13 @@ class GradientOriginModel(keras.Model):
     def compile(self, optimizer="adam", *, loss=None, jit_compile=None, **kwargs):
         """As `keras.Model.compile`, with XLA on by default on one device.
 
-        `jit_compile=None` means True, not "auto": Keras's "auto" turns XLA
-        off on CPU, where the compiled GON step is faster too; under a
-        `tf.distribute` strategy it means False, as Keras's "auto" does (an
-        XLA cluster cannot reach another replica's variables). The losses are
+        `jit_compile=None` chooses what was measured fastest: False when
+        training steps share the origin (`shares_origin_in_training`: F and
+        its Jacobian evaluated once at z0 for the whole batch), otherwise
+        True, not "auto": Keras's "auto" turns XLA off on CPU, where the
+        compiled GON step with a batched origin is faster. Under a `tf.distribute` strategy
+        it means False, as Keras's "auto" does (an XLA cluster cannot reach
+        another replica's variables). The losses are
         constructor arguments (`inner_loss`, `outer_loss`), not `loss`.
         """
         if loss is not None:
@@ -261,7 +333,9 @@ class GradientOriginModel(keras.Model):
                 "in the constructor"
             )
         if jit_compile is None:
-            jit_compile = not is_distributed(self)
+            # Measured on CPU (benchmarks/RESULTS.md): XLA is faster for the
+            # batched origin, slower for the shared one.
+            jit_compile = not is_distributed(self) and not self.shares_origin_in_training()
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):

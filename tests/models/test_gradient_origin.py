@@ -14,11 +14,17 @@ EXACT_NORMALIZATIONS = ["batch", "batch_outer", "batch_frozen_origin", "group", 
 
 
 def _outer_loss_and_gradient(model, x):
-    """The training loss and its gradient, computed exactly as train_step does."""
-    with tf.GradientTape() as tape:
-        latents, _ = model.origin_latents(x, training=True)
-        loss = tf.reduce_mean(model.outer_losses(x, latents, training=True))
-    return loss, tape.gradient(loss, model.trainable_variables)
+    """The training loss and its gradient, computed exactly as train_step does (traced)."""
+    if not hasattr(model, "_test_loss_and_gradient"):
+
+        def loss_and_gradient(x):
+            with tf.GradientTape() as tape:
+                latents, _ = model.origin_latents(x, training=True)
+                loss = tf.reduce_mean(model.outer_losses(x, latents, training=True))
+            return loss, tape.gradient(loss, model.trainable_variables)
+
+        model._test_loss_and_gradient = tf.function(loss_and_gradient)
+    return model._test_loss_and_gradient(x)
 
 
 def _finite_difference_error(model, x, directions=3, step=1e-6, seed=0):
@@ -187,3 +193,139 @@ def test_random_origin_only_in_training(mnist32):
 def test_bad_options_are_refused(kwargs, message):
     with pytest.raises(InputError, match=message):
         keras_gon.GON(**kwargs)
+
+
+# --- the shared origin: F runs once at z0 = 0 for the whole batch ------------------
+
+
+def _latents_and_gradients(model, x, training, share_origin):
+    """Latents, inner losses and outer gradients of one traced step; moving statistics restored."""
+    model.share_origin = share_origin
+    state = [v.numpy() for v in model.non_trainable_variables]
+
+    @tf.function
+    def run(x):
+        with tf.GradientTape() as tape:
+            latents, inner = model.origin_latents(x, training=training)
+            loss = tf.reduce_mean(model.outer_losses(x, latents, training=training))
+        return latents, inner, tape.gradient(loss, model.trainable_variables)
+
+    latents, inner, gradients = run(x)
+    model.share_origin = True
+    for variable, value in zip(model.non_trainable_variables, state):
+        variable.assign(value)
+    return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"normalization": "group"},
+        {"normalization": "none"},
+        {"normalization": "batch_frozen_origin"},
+        {"activation": "selu"},
+        {"activation": "gelu"},
+        {"activation": "swish"},
+        {"num_steps": 3, "step_size": 0.1},
+        {"inner_batch_reduction": "mean"},
+        {"inner_loss": "bce"},
+    ],
+    ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items()) or "default",
+)
+def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(float64, mnist10k, options):
+    model = _tiny_model(options.pop("normalization", "layer"), **options)
+    x = _tiny_batch(mnist10k, count=8)
+    shared = _latents_and_gradients(model, x, True, share_origin=True)
+    batched = _latents_and_gradients(model, x, True, share_origin=False)
+    assert np.abs(shared[0]).max() > 1e-3
+    np.testing.assert_allclose(shared[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max())
+    np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
+    for a, b in zip(shared[2], batched[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
+
+
+def test_shared_origin_decodes_a_single_origin_only_when_examples_are_independent(mnist32):
+    passes = []
+
+    class Recording(keras_gon.GON):
+        def decode_latents(self, latents, training=False, inner_pass=False):
+            passes.append(("decode", latents.shape[0], inner_pass, training))
+            return super().decode_latents(latents, training=training, inner_pass=inner_pass)
+
+        def linearize_decoder(self, latent, training=False):
+            passes.append(("linearize", latent.shape[0], True, training))
+            return super().linearize_decoder(latent, training=training)
+
+    x = tf.constant(mnist32[1][:16])
+    layer = Recording(latent_dim=8, width=4)
+    batch = Recording(latent_dim=8, width=4, normalization="batch")
+    random_origin = Recording(latent_dim=8, width=4, origin_stddev=0.1)
+    stock = Recording(latent_dim=8, width=4, normalization="keras_batch")
+    for model, training, expected in [
+        (layer, True, ("linearize", 1)),
+        (layer, False, ("linearize", 1)),
+        (batch, True, ("decode", 16)),  # batch statistics couple the examples at the origin
+        (batch, False, ("linearize", 1)),  # moving statistics do not
+        (random_origin, True, ("decode", 16)),  # z0 differs per example
+        (random_origin, False, ("linearize", 1)),
+        (stock, False, ("decode", 16)),  # the stock Keras layer has no linearisation
+    ]:
+        for run in (lambda f: f, tf.function):  # eager and traced alike
+            passes.clear()
+            run(lambda x: model.origin_latents(x, training=training)[0])(x)
+            assert passes == [(*expected, True, training)], (model.normalization, training, passes)
+
+
+def test_linearized_decoder_is_its_forward_pass_and_jacobian(float64):
+    """ConvDecoder.linearize against F itself and tf's reverse-mode Jacobian."""
+    for normalization, training in [("layer", True), ("group", True), ("none", True),
+                                    ("batch", False), ("batch_frozen_origin", True)]:
+        keras.utils.set_random_seed(1)
+        decoder = keras_gon.layers.ConvDecoder(
+            image_shape=(8, 8, 2), latent_dim=3, width=4, normalization=normalization, activation="selu"
+        )
+        decoder.build((None, 3))
+        for variable in decoder.weights:  # a generic point: non-trivial scales, offsets, statistics
+            variable.assign(variable + 0.3 * np.random.default_rng(2).uniform(0.1, 1.0, variable.shape))
+        latent = tf.constant([[0.2, -0.5, 0.1]], tf.float64)
+        outputs, jacobian = decoder.linearize(latent, training=training, inner_pass=True)
+        np.testing.assert_allclose(outputs, decoder(latent, training=training, inner_pass=True), rtol=1e-12)
+        with tf.GradientTape() as tape:
+            tape.watch(latent)
+            reference = decoder(latent, training=training, inner_pass=True)
+        expected = tf.transpose(tape.jacobian(reference, latent)[0, ..., 0, :], (3, 0, 1, 2))
+        assert jacobian.shape == (3, 8, 8, 2)
+        np.testing.assert_allclose(jacobian, expected, rtol=1e-9, atol=1e-12)
+    decoder = keras_gon.layers.ConvDecoder(image_shape=(8, 8, 1), latent_dim=3, width=4, normalization="batch")
+    with pytest.raises(ValueError, match="couples the examples"):
+        decoder.linearize(tf.zeros((1, 3)), training=True)
+
+
+def test_shared_origin_encodes_the_latents_of_the_batched_origin_at_inference(mnist32):
+    keras.utils.set_random_seed(0)
+    model = keras_gon.GON(latent_dim=32, width=16, normalization="batch")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(mnist32[0][:256], batch_size=64, epochs=1, verbose=0)  # moving statistics != init
+    x = mnist32[1][:64]
+    shared = model.encode(x).numpy()
+    model.share_origin = False
+    model._inference_functions.clear()
+    batched = model.encode(x).numpy()
+    np.testing.assert_allclose(shared, batched, rtol=1e-5, atol=1e-5 * np.abs(batched).max())
+
+
+
+def test_shared_origin_compiles_with_xla_and_defaults_to_the_faster_choice(mnist32):
+    """The linearised origin is plain ops: XLA compiles it, with the latents of the eager step."""
+    model = keras_gon.GON(latent_dim=8, width=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert model.shares_origin_in_training() and model.jit_compile is False  # measured faster on CPU
+    x = tf.constant(mnist32[0][:8])
+    eager = model.origin_latents(x, training=True)[0]
+    compiled = tf.function(lambda x: model.origin_latents(x, training=True)[0], jit_compile=True)(x)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(eager))))
+    batch_norm = keras_gon.GON(latent_dim=8, width=4, normalization="batch")
+    batch_norm.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert not batch_norm.shares_origin_in_training()
+    assert batch_norm.jit_compile is True  # batch statistics: the batched origin, faster with XLA
