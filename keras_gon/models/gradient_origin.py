@@ -320,7 +320,8 @@ class GradientOriginModel(keras.Model):
 
         `jit_compile=None` chooses what was measured fastest: False when
         training steps share the origin (`shares_origin_in_training`: F and
-        its Jacobian evaluated once at z0 for the whole batch), otherwise
+        its Jacobian evaluated once at z0 for the whole batch; as fast
+        without XLA on CPU, and no compilation), otherwise
         True, not "auto": Keras's "auto" turns XLA off on CPU, where the
         compiled GON step with a batched origin is faster. Under a `tf.distribute` strategy
         it means False, as Keras's "auto" does (an XLA cluster cannot reach
@@ -334,7 +335,8 @@ class GradientOriginModel(keras.Model):
             )
         if jit_compile is None:
             # Measured on CPU (benchmarks/RESULTS.md): XLA is faster for the
-            # batched origin, slower for the shared one.
+            # batched origin; the shared one runs as fast without it and
+            # skips the compilation.
             jit_compile = not is_distributed(self) and not self.shares_origin_in_training()
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
