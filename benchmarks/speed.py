@@ -1,0 +1,721 @@
+"""Issue 7: keras-gon against a PyTorch GON written as the authors' code runs it, side by side.
+
+In one process, on 32x32 MNIST from ../shared/data/mnist10k.npz (batch 64,
+latent 32, width 16, Adam 1e-4 with epsilon 1e-8 on both sides):
+
+- training: `keras_gon.GON` trained with `model.fit` (the library's
+  defaults: the shared origin, which is faster without XLA on CPU) against an eager PyTorch GON step (zeros latent with
+  requires_grad, `torch.autograd.grad(create_graph=True)`, Adam), with the
+  same architecture as keras-gon's decoder: per-example layer norm over
+  (C, H, W) with per-channel affine (`nn.GroupNorm(1, C)` ≙ keras-gon's
+  normalization="layer"), ELU, PyTorch's default init; and the paper's
+  BatchNorm (`nn.BatchNorm2d` ≙ normalization="batch"). Both minimise the
+  same objective: the inner SSE summed over the batch (keras-gon's
+  per-example latents; the authors average it, which only rescales z) and
+  the outer SSE per image averaged over the batch. Then the variational and
+  implicit GON, when `keras_gon.VariationalGON` / `keras_gon.ImplicitGON`
+  exist. Keras and PyTorch repeats alternate (A B A B ...), so machine load
+  affects both alike; the figure is the median steps/s over the repeats
+  after a warm-up (which includes XLA compilation for Keras).
+- held-out SSE per image of both after the same number of steps (encode and
+  decode at inference: eval mode / training=False).
+- encode throughput (images/s, batch 256): `model.encode` (in-memory, with
+  its input checks), the exported SavedModel's "encode" signature, and
+  PyTorch (gradient at the origin, no create_graph, eval mode).
+- keras-gon options: XLA on/off, shared or batched origin, `steps_per_execution`,
+  and the bare `train_step` in a `tf.function` without `fit` (what `fit` costs).
+- peak memory, measured in fresh subprocesses that import only one
+  framework: the process's peak RSS (VmHWM, including XLA compilation) and
+  the memory of model + training (peak RSS sampled every 5 ms during timed
+  steps, minus the RSS after importing the framework and loading the data).
+- achieved GFLOP/s: FLOPs of the paper's step counted with the formulas of
+  `torch.utils.flop_counter` on the PyTorch step (9 decoder forward passes of
+  the batch), and of keras-gon's shared-origin step counted analytically in
+  decoder forward passes of one sample (`keras_step_flops`), against the
+  machine's peak.
+
+Run (installs PyTorch from the `[bench]` extra):
+
+    pip install -e ".[bench]"
+    python benchmarks/speed.py --out benchmarks/speed_results.json
+
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist10k.npz"
+BATCH, LATENT, WIDTH, SIZE, LR, ADAM_EPSILON = 64, 32, 16, 32, 1e-4, 1e-8
+ENCODE_BATCH = 256
+IMPLICIT_HIDDEN, IMPLICIT_LAYERS = 32, 4
+
+VARIANTS = {
+    # name: (keras_gon class name, keras kwargs, torch builder kwargs)
+    "gon-layer": ("GON", dict(normalization="layer"), dict(kind="gon", normalization="layer")),
+    "gon-batch": ("GON", dict(normalization="batch"), dict(kind="gon", normalization="batch")),
+    "vgon-layer": ("VariationalGON", dict(normalization="layer"), dict(kind="vgon", normalization="layer")),
+    "igon": (
+        "ImplicitGON",
+        dict(hidden_units=IMPLICIT_HIDDEN, num_layers=IMPLICIT_LAYERS, inner_loss="mse", outer_loss="mse"),
+        dict(kind="igon"),
+    ),
+}
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def load_level() -> float:
+    return os.getloadavg()[0]
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def load_arrays():
+    """The pipeline's preprocessed images as numpy: x_train (8000, 32, 32, 1), x_test (2000, ...)."""
+    from keras_gon.data import load_dataset
+
+    train, test, _ = load_dataset(DATA, image_size=SIZE, batch_size=BATCH, shuffle_train=False)
+    return np.concatenate(list(train.as_numpy_iterator())), np.concatenate(list(test.as_numpy_iterator()))
+
+
+# --- PyTorch reference ----------------------------------------------------------------------
+
+
+def torch_modules():
+    import torch
+    from torch import nn
+
+    class TorchDecoder(nn.Module):
+        """keras_gon.layers.ConvDecoder in PyTorch (the authors' Generator with ELU / a choice of norm)."""
+
+        def __init__(self, latent_dim, width, channels=1, size=32, normalization="layer"):
+            super().__init__()
+            self.latent_dim = latent_dim
+            n = int(math.log2(size // 4))
+            filters = [width * 2 ** (n - 1 - i) for i in range(n)] + [channels]
+            layers, in_channels = [], latent_dim
+            for index, out_channels in enumerate(filters):
+                first = index == 0
+                layers.append(
+                    nn.ConvTranspose2d(in_channels, out_channels, 4, 1 if first else 2, 0 if first else 1)
+                )
+                if index < len(filters) - 1:
+                    if normalization == "layer":
+                        layers.append(nn.GroupNorm(1, out_channels, eps=1e-5))
+                    else:
+                        layers.append(nn.BatchNorm2d(out_channels))  # eps 1e-5, momentum 0.1
+                    layers.append(nn.ELU())
+                in_channels = out_channels
+            layers.append(nn.Sigmoid())
+            self.main = nn.Sequential(*layers)
+
+        def forward(self, latents):
+            return self.main(latents.view(-1, self.latent_dim, 1, 1))
+
+    class TorchVariationalDecoder(nn.Module):
+        """keras_gon.VariationalGON's F: Dense -> (μ, log σ²) -> reparameterise -> ConvDecoder."""
+
+        def __init__(self, latent_dim, width, normalization="layer"):
+            super().__init__()
+            self.mean = nn.Linear(latent_dim, latent_dim)
+            self.log_variance = nn.Linear(latent_dim, latent_dim)
+            self.decoder = TorchDecoder(latent_dim, width, normalization=normalization)
+
+        def forward(self, latents, sample=None):
+            mean, log_variance = self.mean(latents), self.log_variance(latents)
+            sample = self.training if sample is None else sample
+            z = mean + torch.exp(0.5 * log_variance) * torch.randn_like(mean) if sample else mean
+            return self.decoder(z), mean, log_variance
+
+    class SineLayer(nn.Module):
+        def __init__(self, fan_in, units, first, sine=True, w0=30.0):
+            super().__init__()
+            self.linear = nn.Linear(fan_in, units)
+            bound = 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / w0
+            with torch.no_grad():
+                self.linear.weight.uniform_(-bound, bound)
+            self.sine, self.w0 = sine, w0
+
+        def forward(self, x):
+            x = self.linear(x)
+            return torch.sin(self.w0 * x) if self.sine else x
+
+    class TorchSiren(nn.Module):
+        """keras_gon.ImplicitGON's F: a SIREN on coordinate ⊕ latent (the authors' implicit GON)."""
+
+        def __init__(self, latent_dim, hidden, num_layers, size=32):
+            super().__init__()
+            layers = [SineLayer(2 + latent_dim, hidden, first=True)]
+            layers += [SineLayer(hidden, hidden, first=False) for _ in range(num_layers - 1)]
+            layers.append(SineLayer(hidden, 1, first=False, sine=False))
+            self.net = nn.Sequential(*layers)
+            centres = (2.0 * torch.arange(size) + 1.0) / size - 1.0
+            grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), dim=-1).reshape(-1, 2)
+            self.register_buffer("grid", grid)
+            self.size = size
+
+        def forward(self, latents):
+            batch = latents.shape[0]
+            coordinates = self.grid[None].expand(batch, -1, -1)
+            inputs = torch.cat([coordinates, latents[:, None, :].expand(-1, self.grid.shape[0], -1)], -1)
+            return self.net(inputs).view(batch, 1, self.size, self.size)
+
+    return TorchDecoder, TorchVariationalDecoder, TorchSiren
+
+
+class TorchGON:
+    """The GON step as the authors' PyTorch code runs it (eager), for one model kind."""
+
+    def __init__(self, kind, normalization="layer", seed=0):
+        import torch
+
+        torch.manual_seed(seed)
+        TorchDecoder, TorchVariationalDecoder, TorchSiren = torch_modules()
+        self.kind = kind
+        if kind == "gon":
+            self.F = TorchDecoder(LATENT, WIDTH, normalization=normalization)
+        elif kind == "vgon":
+            self.F = TorchVariationalDecoder(LATENT, WIDTH, normalization=normalization)
+        else:
+            self.F = TorchSiren(LATENT, IMPLICIT_HIDDEN, IMPLICIT_LAYERS)
+        self.optimizer = torch.optim.Adam(self.F.parameters(), lr=LR, eps=ADAM_EPSILON)
+        self.torch = torch
+
+    def per_example_losses(self, x, latents, sample=None):
+        """Per-example inner loss (with the VGON's origin prior) and outer loss (SSE or -ELBO).
+
+        The VGON's z' ~ q is sampled in training, and for the outer loss
+        (`sample=True`) at evaluation too, as keras_gon.VariationalGON does.
+        """
+        torch = self.torch
+        if self.kind == "igon":  # ImplicitGON's "mse": the mean over the grid (eq. 12)
+            mse = ((self.F(latents) - x) ** 2).flatten(1).mean(1)
+            return mse, mse
+        if self.kind == "gon":
+            sse = ((self.F(latents) - x) ** 2).flatten(1).sum(1)
+            return sse, sse
+        g, mean, log_variance = self.F(latents, sample=sample)
+        g = g.clamp(1e-7, 1 - 1e-7)
+        nll = -(x * torch.log(g) + (1 - x) * torch.log(1 - g)).flatten(1).sum(1)
+        kl = 0.5 * (log_variance.exp() + mean**2 - 1.0 - log_variance).sum(1)
+        prior = 0.5 * (latents**2).sum(1) / 2.0 + 0.5 * LATENT * math.log(2 * math.pi * 2.0)
+        return nll + kl + prior, nll + kl
+
+    def step(self, x):
+        torch = self.torch
+        z = torch.zeros(x.shape[0], LATENT, requires_grad=True)
+        inner, _ = self.per_example_losses(x, z)
+        (grad,) = torch.autograd.grad(inner.sum(), [z], create_graph=True, retain_graph=True)
+        z = -grad
+        _, outer = self.per_example_losses(x, z, sample=True)
+        loss = outer.mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def encode(self, x):
+        torch = self.torch
+        z = torch.zeros(x.shape[0], LATENT, requires_grad=True)
+        inner, _ = self.per_example_losses(x, z)
+        (grad,) = torch.autograd.grad(inner.sum(), [z])
+        return -grad
+
+    def held_out_loss(self, x_test):
+        """Mean per-image outer loss at inference (eval mode), encoding in batches of 256."""
+        torch = self.torch
+        self.F.eval()
+        total = 0.0
+        for start in range(0, len(x_test), ENCODE_BATCH):
+            x = x_test[start : start + ENCODE_BATCH]
+            z = self.encode(x)
+            with torch.no_grad():
+                _, outer = self.per_example_losses(x, z, sample=True)
+            total += float(outer.sum())
+        self.F.train()
+        return total / len(x_test)
+
+
+class TorchTrainer:
+    def __init__(self, gon, x_train, seed=0):
+        self.gon, self.x, self.rng = gon, x_train, np.random.default_rng(seed)
+        self.order, self.position = self.rng.permutation(len(x_train)), 0
+
+    def batch(self):
+        if self.position + BATCH > len(self.order):
+            self.order, self.position = self.rng.permutation(len(self.x)), 0
+        index = self.order[self.position : self.position + BATCH]
+        self.position += BATCH
+        return self.x[self.gon.torch.as_tensor(index)]
+
+    def run(self, steps):
+        for _ in range(steps):
+            loss = self.gon.step(self.batch())
+        return float(loss.detach())
+
+
+# --- keras-gon ---------------------------------------------------------------------------------
+
+
+def keras_model(name, seed=0, jit_compile=None, steps_per_execution=1, share_origin=True):
+    import keras
+
+    import keras_gon
+
+    class_name, kwargs, _ = VARIANTS[name]
+    cls = getattr(keras_gon, class_name, None)
+    if cls is None:
+        return None
+    keras.utils.set_random_seed(seed)
+    if class_name == "ImplicitGON":
+        model = cls(image_shape=(SIZE, SIZE, 1), latent_dim=LATENT, seed=seed, **kwargs)
+    else:
+        model = cls(image_shape=(SIZE, SIZE, 1), latent_dim=LATENT, width=WIDTH, seed=seed, **kwargs)
+    model.share_origin = share_origin  # False: the batched origin pass, as the paper computes it
+    model.compile(
+        optimizer=keras.optimizers.Adam(LR, epsilon=ADAM_EPSILON),
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+class KerasTrainer:
+    """Times `model.fit` on the load_dataset pipeline, `steps` steps per call."""
+
+    def __init__(self, model):
+        from keras_gon.data import load_dataset
+
+        self.model = model
+        train, test, _ = load_dataset(DATA, image_size=SIZE, batch_size=BATCH, seed=0)
+        self.train, self.test = train.repeat(), test
+
+    def run(self, steps):
+        history = self.model.fit(self.train, epochs=1, steps_per_epoch=steps, verbose=0)
+        return history.history["loss"][-1]
+
+
+class RawStepTrainer:
+    """The model's train_step in one tf.function (XLA as compiled) on prefetched batches, without fit."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        from keras_gon.data import load_dataset
+
+        self.model = model
+        train, _, _ = load_dataset(DATA, image_size=SIZE, batch_size=BATCH, seed=0)
+        self.iterator = iter(train.repeat())
+        model.optimizer.build(model.trainable_variables)
+        self.step = tf.function(model.train_step, jit_compile=bool(model.jit_compile))
+
+    def run(self, steps):
+        for _ in range(steps):
+            logs = self.step(next(self.iterator))
+        return float(logs["loss"])
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def compare_training(name, x_train, x_test, args, results):
+    import torch
+
+    model = keras_model(name, seed=0, steps_per_execution=args.steps_per_execution)
+    if model is None:
+        log(f"[{name}] skipped: keras_gon.{VARIANTS[name][0]} does not exist (yet)")
+        results["training"][name] = "skipped: not in keras_gon"
+        return
+    steps = args.steps if not name.startswith("igon") else max(10, args.steps // 2)
+    keras_trainer = KerasTrainer(model)
+    torch_gon = TorchGON(seed=0, **VARIANTS[name][2])
+    torch_trainer = TorchTrainer(torch_gon, torch.as_tensor(x_train).permute(0, 3, 1, 2).contiguous())
+    warmup_keras = timed(keras_trainer.run, args.warmup)
+    warmup_torch = timed(torch_trainer.run, args.warmup)
+    keras_rates, torch_rates = [], []
+    for repeat in range(args.repeats):
+        keras_rates.append(steps / timed(keras_trainer.run, steps))
+        torch_rates.append(steps / timed(torch_trainer.run, steps))
+        log(
+            f"[{name}] repeat {repeat}: keras fit {keras_rates[-1]:.1f} steps/s, "
+            f"torch {torch_rates[-1]:.1f} steps/s (load {load_level():.2f})"
+        )
+    total_steps = args.warmup + args.repeats * steps
+    keras_loss = model.evaluate(keras_trainer.test, verbose=0, return_dict=True)["loss"]
+    torch_loss = torch_gon.held_out_loss(torch.as_tensor(x_test).permute(0, 3, 1, 2).contiguous())
+    k, t = statistics.median(keras_rates), statistics.median(torch_rates)
+    results["training"][name] = {
+        "keras_fit_steps_per_s": k,
+        "torch_steps_per_s": t,
+        "ratio": k / t,
+        "keras_repeats": keras_rates,
+        "torch_repeats": torch_rates,
+        "keras_warmup_s_incl_compile": warmup_keras,
+        "torch_warmup_s": warmup_torch,
+        "steps_trained": total_steps,
+        "held_out_loss_keras": keras_loss,
+        "held_out_loss_torch": torch_loss,
+    }
+    log(
+        f"[{name}] median: keras fit {k:.1f} steps/s, torch {t:.1f} steps/s, ratio {k / t:.2f}x; "
+        f"held-out loss per image after {total_steps} steps: keras {keras_loss:.2f}, torch {torch_loss:.2f}"
+    )
+    return model, torch_gon
+
+
+def keras_options(x_train, args, results):
+    """model.fit steps/s of the GON with XLA on/off, shared/batched origin, steps_per_execution (interleaved)."""
+    configs = [
+        dict(jit_compile=None, steps_per_execution=1, share_origin=True),  # the library default
+        dict(jit_compile=True, steps_per_execution=1, share_origin=True),
+        dict(jit_compile=True, steps_per_execution=1, share_origin=False),  # the paper's step, XLA
+        dict(jit_compile=False, steps_per_execution=1, share_origin=False),
+    ]
+    configs += [dict(jit_compile=None, steps_per_execution=s, share_origin=True) for s in args.spe_values]
+    trainers = {}
+    for config in configs:
+        model = keras_model("gon-layer", **config)
+        key = (
+            f"jit_compile={model.jit_compile}, steps_per_execution={config['steps_per_execution']}, "
+            f"origin={'shared' if model.shares_origin_in_training() else 'batched'}"
+        )
+        trainers[key] = KerasTrainer(model)
+        trainers[key].run(args.warmup)
+    for jit_compile in (None, True):
+        model = keras_model("gon-layer", jit_compile=jit_compile)
+        key = f"bare train_step, no fit (jit_compile={model.jit_compile}, origin=shared)"
+        trainers[key] = RawStepTrainer(model)
+        trainers[key].run(args.warmup)
+    rates = {key: [] for key in trainers}
+    for _ in range(args.repeats):
+        for key, trainer in trainers.items():
+            rates[key].append(args.steps / timed(trainer.run, args.steps))
+    for key, values in rates.items():
+        results["keras_options"][key] = {"steps_per_s": statistics.median(values), "repeats": values}
+        log(f"[options] {key}: {statistics.median(values):.1f} steps/s (load {load_level():.2f})")
+
+
+def compare_encode(model, torch_gon, x_test, args, results):
+    import tensorflow as tf
+    import torch
+
+    from keras_gon.export import export_saved_model
+
+    batches = [x_test[i : i + ENCODE_BATCH] for i in range(0, len(x_test) - ENCODE_BATCH + 1, ENCODE_BATCH)]
+    with tempfile.TemporaryDirectory() as tmp:
+        export_saved_model(model, Path(tmp) / "1")
+        signature = tf.saved_model.load(str(Path(tmp) / "1")).signatures["encode"]
+        tf_batches = [tf.constant(b) for b in batches]
+        torch_batches = [torch.as_tensor(b).permute(0, 3, 1, 2).contiguous() for b in batches]
+        torch_gon.F.eval()
+
+        def keras_encode():
+            for b in batches:
+                model.encode(b).numpy()
+
+        def saved_encode():
+            for b in tf_batches:
+                signature(images=b)["latents"].numpy()
+
+        def torch_encode():
+            for b in torch_batches:
+                torch_gon.encode(b).numpy()
+
+        runs = {"keras_encode_in_memory": keras_encode, "saved_model_encode": saved_encode,
+                "torch_encode": torch_encode}
+        for fn in runs.values():  # warm-up (tracing)
+            fn()
+        rates = {key: [] for key in runs}
+        images = len(batches) * ENCODE_BATCH
+        for _ in range(args.repeats):
+            for key, fn in runs.items():
+                rates[key].append(images / timed(fn))
+        torch_gon.F.train()
+    summary = {key: statistics.median(v) for key, v in rates.items()}
+    results["encode_images_per_s"] = {**summary, "repeats": rates, "batch": ENCODE_BATCH}
+    log(
+        "[encode, batch 256] images/s: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in summary.items())
+        + f"; SavedModel/torch {summary['saved_model_encode'] / summary['torch_encode']:.2f}x"
+    )
+
+
+# --- FLOPs and peak ------------------------------------------------------------------------
+
+
+def decoder_forward_flops() -> int:
+    """Analytic FLOPs (2 per multiply-add) of the conv-transposes of one sample's forward pass."""
+    n = int(math.log2(SIZE // 4))
+    filters = [WIDTH * 2 ** (n - 1 - i) for i in range(n)] + [1]
+    flops, size, channels = 0, 1, LATENT
+    for out_channels in filters:
+        flops += 2 * size * size * channels * out_channels * 16
+        size, channels = (4 if size == 1 else 2 * size), out_channels
+    return flops
+
+
+def keras_step_flops(forward_per_sample: int) -> dict:
+    """FLOPs of keras-gon's shared-origin GON step, in decoder forward passes of one sample (F1).
+
+    Counted per pass (a backward pass costs one F1 per sample for the input
+    gradient and one for the weight gradient; elementwise ops and
+    normalisation are not counted, as for the PyTorch count):
+    F(0) once (1), the Jacobian's tangent pass over the latent_dim rows of the
+    identity (L), the outer forward pass (B), its backward pass to the
+    latents and to the weights (2B), the backward pass of the tangent pass to
+    the weights and its own inputs (2L) and of F(0) (2), plus the matmul
+    (B, D) x (D, L) forming the latents and its two gradient matmuls.
+    """
+    passes = 1 + LATENT + BATCH + 2 * BATCH + 2 * LATENT + 2
+    matmuls = 3 * 2 * BATCH * SIZE * SIZE * LATENT
+    step = passes * forward_per_sample + matmuls
+    return {"keras_step_flops": step, "keras_step_multiple_of_forward": step / (BATCH * forward_per_sample)}
+
+
+def counted_step_flops() -> dict:
+    """FLOPs of the PyTorch forward pass and GON step, counted per aten op.
+
+    Uses the formulas of `torch.utils.flop_counter` (convolutions and their
+    backward, matmuls) in a plain dispatch mode: `FlopCounterMode` itself
+    cannot follow `torch.autograd.grad(inputs=...)`.
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Counter(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.flops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if func._overloadpacket in flop_registry:
+                self.flops += flop_registry[func._overloadpacket](*args, **kwargs, out_val=out)
+            return out
+
+    gon = TorchGON("gon", "layer")
+    x = torch.rand(BATCH, 1, SIZE, SIZE)
+    with Counter() as counter:
+        gon.F(torch.zeros(BATCH, LATENT))
+    forward = counter.flops
+    with Counter() as counter:
+        gon.step(x)
+    step = counter.flops
+    return {"forward_flops_per_batch": forward, "step_flops": step, "step_multiple_of_forward": step / forward}
+
+
+def cpu_info() -> dict:
+    info = {"model_name": platform.processor(), "cores": os.cpu_count()}
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        info["model_name"] = fields.get("Model name", info["model_name"])
+        info["flags_fma_avx2_avx512"] = [f for f in ("fma", "avx2", "avx512f") if f in fields.get("Flags", "").split()]
+        bogomips = float(fields.get("BogoMIPS", "0"))
+        info["clock_ghz_estimate"] = bogomips / 2000.0  # BogoMIPS = 2 x clock on x86
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        info["clock_ghz_estimate"] = 0.0
+    # AVX2 + FMA with two 256-bit FMA pipes (Zen 2/3, Haswell+): 2 x 8 lanes x 2 FLOPs.
+    info["peak_gflops_fp32"] = info["cores"] * info["clock_ghz_estimate"] * 32
+    return info
+
+
+# --- memory (fresh subprocesses) -------------------------------------------------------------------
+
+
+class RssSampler:
+    def __init__(self):
+        import psutil
+
+        self.process, self.peak, self.running = psutil.Process(), 0, False
+
+    def __enter__(self):
+        self.baseline = self.process.memory_info().rss
+        self.peak, self.running = self.baseline, True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def _loop(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS: VmHWM (ru_maxrss would keep the parent's peak across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(framework: str, name: str, steps: int, images: str) -> dict:
+    """Trains `steps` steps in this fresh process (one framework imported) and reports its memory."""
+    import psutil
+
+    if framework == "keras":
+        import keras_gon  # noqa: F401  (TensorFlow, Keras)
+        from keras_gon.data import load_dataset  # noqa: F401
+    else:
+        import torch  # noqa: F401
+    x_train = np.load(images)
+    rss_setup = psutil.Process().memory_info().rss
+    if framework == "keras":
+        trainer = KerasTrainer(keras_model(name))
+    else:
+        import torch
+
+        torch.set_num_threads(os.cpu_count())
+        torch_gon = TorchGON(seed=0, **VARIANTS[name][2])
+        trainer = TorchTrainer(torch_gon, torch.as_tensor(x_train).permute(0, 3, 1, 2).contiguous())
+    trainer.run(5)  # warm-up, compilation
+    with RssSampler() as sampler:
+        trainer.run(steps)
+    return {
+        "process_peak_rss_mib": peak_rss_mib(),
+        "rss_after_import_and_data_mib": rss_setup / 2**20,
+        "peak_rss_during_steps_mib": sampler.peak / 2**20,
+        "model_and_training_mib": (sampler.peak - rss_setup) / 2**20,
+        "growth_during_steps_mib": (sampler.peak - sampler.baseline) / 2**20,
+    }
+
+
+def measure_memory(results, steps, x_train):
+    with tempfile.TemporaryDirectory() as tmp:
+        images = str(Path(tmp) / "x_train.npy")
+        np.save(images, x_train)
+        for name in ("gon-layer", "gon-batch"):
+            for framework in ("keras", "torch"):
+                command = [sys.executable, __file__, "--memory-child", framework, name,
+                           "--steps", str(steps), "--images", images]
+                out = subprocess.run(command, capture_output=True, text=True)
+                line = [l for l in out.stdout.splitlines() if l.startswith("MEMORY ")]
+                if not line:
+                    log(f"[memory] {framework} {name} failed: {out.stderr[-500:]}")
+                    continue
+                value = json.loads(line[-1][len("MEMORY "):])
+                results["memory_mib"][f"{name}/{framework}"] = value
+                log(f"[memory] {name} {framework}: " + ", ".join(f"{k} {v:.0f}" for k, v in value.items()))
+
+
+# --- main --------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=100, help="steps per timed repeat")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up steps (incl. XLA compile)")
+    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--spe-values", type=int, nargs="*", default=[8, 32])
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--torch-threads", type=int, help="default: the cores TF uses")
+    parser.add_argument("--skip-options", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK", "VARIANT"), help=argparse.SUPPRESS)
+    parser.add_argument("--images", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.memory_child:
+        if args.memory_child[0] == "torch":
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        print("MEMORY " + json.dumps(memory_child(*args.memory_child, args.steps, args.images)), flush=True)
+        return
+
+    import keras
+    import tensorflow as tf
+    import torch
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    torch.set_num_threads(args.torch_threads or threads)
+    results = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": cpu_info(),
+        "versions": {
+            "python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "torch": torch.__version__, "numpy": np.__version__,
+        },
+        "threads": {"tf_intra_op": threads, "torch": torch.get_num_threads()},
+        "load_average_at_start": os.getloadavg(),
+        "training": {}, "keras_options": {}, "memory_mib": {},
+    }
+    log(json.dumps({k: results[k] for k in ("machine", "versions", "threads", "load_average_at_start")}))
+    x_train, x_test = load_arrays()
+
+    flops = counted_step_flops()
+    flops["decoder_forward_flops_per_sample_analytic"] = decoder_forward_flops()
+    flops.update(keras_step_flops(flops["decoder_forward_flops_per_sample_analytic"]))
+    results["flops"] = flops
+    log(f"[flops] {flops}")
+
+    encode_pair = None
+    for name in args.variants:
+        pair = compare_training(name, x_train, x_test, args, results)
+        if name == "gon-layer" and pair:
+            encode_pair = pair
+    if encode_pair:
+        compare_encode(*encode_pair, x_test, args, results)
+        gon = results["training"]["gon-layer"]
+        peak = results["machine"]["peak_gflops_fp32"]
+        achieved = {
+            # FLOPs each actually executes per step
+            "keras_fit": flops["keras_step_flops"] * gon["keras_fit_steps_per_s"] / 1e9,
+            "torch": flops["step_flops"] * gon["torch_steps_per_s"] / 1e9,
+            # the paper's step FLOPs per second of work done (same latents, same update)
+            "keras_fit_paper_step_equivalent": flops["step_flops"] * gon["keras_fit_steps_per_s"] / 1e9,
+        }
+        results["gflops_per_s"] = {**achieved, "machine_peak": peak}
+        log(
+            f"[gflop/s] keras fit {achieved['keras_fit']:.1f} executed "
+            f"({achieved['keras_fit_paper_step_equivalent']:.1f} paper-step equivalent), torch "
+            f"{achieved['torch']:.1f}, peak {peak:.0f} "
+            f"({100 * achieved['keras_fit'] / peak:.0f}% / {100 * achieved['torch'] / peak:.0f}%)"
+        )
+    if not args.skip_options:
+        keras_options(x_train, args, results)
+    if not args.skip_memory:
+        measure_memory(results, args.steps, x_train)
+    results["load_average_at_end"] = os.getloadavg()
+    log(f"load average at end: {results['load_average_at_end']}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
