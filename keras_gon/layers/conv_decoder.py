@@ -266,7 +266,6 @@ class ConvDecoder(keras.layers.Layer):
         """
         if not self.built:
             self.build((None, self.latent_dim))
-            self.built = True
         compute_dtype = self.dtype_policy.compute_dtype
         x = self._project_latents(latent)
         # The first layer is linear in z: its Jacobian rows are its kernel's.

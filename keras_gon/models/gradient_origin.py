@@ -170,10 +170,7 @@ class GradientOriginModel(keras.Model):
             with tf.GradientTape() as tape:
                 tape.watch(latents)
                 per_example = self.inner_losses(data, latents, training=training)
-                if self.inner_batch_reduction == "sum":
-                    total = tf.reduce_sum(per_example)
-                else:
-                    total = tf.reduce_mean(per_example)
+                total = self._reduce_inner(per_example)
             gradient = tape.gradient(
                 total, latents, unconnected_gradients=tf.UnconnectedGradients.ZERO
             )
@@ -183,6 +180,12 @@ class GradientOriginModel(keras.Model):
         if self.detach:
             latents = tf.stop_gradient(latents)
         return latents, origin_loss
+
+    def _reduce_inner(self, per_example):
+        """The inner loss differentiated for the latents: summed (per-example latents) or averaged."""
+        if self.inner_batch_reduction == "sum":
+            return tf.reduce_sum(per_example)
+        return tf.reduce_mean(per_example)
 
     def origin_is_shared(self, training: bool) -> bool:
         """True when F(z0 = 0) and its Jacobian are the same for every example.
@@ -236,10 +239,7 @@ class GradientOriginModel(keras.Model):
         with tf.GradientTape() as loss_tape:
             loss_tape.watch(outputs)
             per_example = self.inner_loss(data, outputs)
-            if self.inner_batch_reduction == "sum":
-                total = tf.reduce_sum(per_example)
-            else:
-                total = tf.reduce_mean(per_example)
+            total = self._reduce_inner(per_example)
         output_gradients = loss_tape.gradient(total, outputs)
         gradients = tf.matmul(
             tf.reshape(output_gradients, (batch_size, -1)),

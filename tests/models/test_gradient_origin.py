@@ -290,7 +290,6 @@ def test_shared_origin_encodes_the_latents_of_the_batched_origin_at_inference(mn
     np.testing.assert_allclose(shared, batched, rtol=1e-5, atol=1e-5 * np.abs(batched).max())
 
 
-
 def test_shared_origin_compiles_with_xla_and_defaults_to_no_xla(mnist32):
     """The linearised origin is plain ops: XLA compiles it, with the latents of the eager step."""
     model = keras_gon.GON(latent_dim=8, width=4)
