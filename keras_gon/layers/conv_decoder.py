@@ -228,10 +228,13 @@ class ConvDecoder(keras.layers.Layer):
                 x = self.activations[index](x)
         return self.output_activation(x)
 
-    def _projection_kernel(self):
-        """The first transposed conv's kernel (4, 4, out, latent_dim) as a (latent_dim, 4 * 4 * out) matrix."""
+    def _projection_matrix(self):
+        """The first transposed conv's kernel (4, 4, out, latent_dim) as a (4 * 4 * out, latent_dim) matrix.
+
+        A reshape, no copy: the kernel's rows are already ordered (i, j, out).
+        """
         kernel = keras.ops.cast(self.convs[0].kernel, self.dtype_policy.compute_dtype)
-        return keras.ops.reshape(keras.ops.transpose(kernel, (3, 0, 1, 2)), (self.latent_dim, -1))
+        return tf.reshape(kernel, (-1, self.latent_dim))
 
     def _project_latents(self, latents):
         """The first layer, a 4x4 "valid" transposed conv of a 1x1 map, as the matmul it is.
@@ -243,7 +246,7 @@ class ConvDecoder(keras.layers.Layer):
         conv = self.convs[0]
         size = conv.kernel_size
         latents = keras.ops.cast(latents, self.dtype_policy.compute_dtype)
-        x = keras.ops.matmul(latents, self._projection_kernel())
+        x = tf.matmul(latents, self._projection_matrix(), transpose_b=True)
         x = keras.ops.reshape(x, (-1, size[0], size[1], conv.filters))
         return x + keras.ops.cast(conv.bias, x.dtype)
 
@@ -269,7 +272,9 @@ class ConvDecoder(keras.layers.Layer):
         compute_dtype = self.dtype_policy.compute_dtype
         x = self._project_latents(latent)
         # The first layer is linear in z: its Jacobian rows are its kernel's.
-        tangents = keras.ops.reshape(self._projection_kernel(), (self.latent_dim, *x.shape[1:]))
+        tangents = tf.reshape(
+            tf.transpose(self._projection_matrix()), (self.latent_dim, *x.shape[1:])
+        )
         for index, conv in enumerate(self.convs):
             if index > 0:
                 x = conv(x)

@@ -1,10 +1,12 @@
-"""keras_gon.layers.GroupNormalization: per-example statistics, serialisation."""
+"""keras_gon.layers.GroupNormalization: per-example statistics, exact gradients, serialisation."""
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_gon.layers import GroupNormalization
+from keras_gon.layers.group_normalization import group_normalize
 
 
 def test_layer_normalization_is_per_example(mnist32):
@@ -24,3 +26,58 @@ def test_groups_must_divide_channels():
 def test_config_round_trip():
     layer = GroupNormalization(groups=4, epsilon=1e-3)
     assert GroupNormalization.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def _reference_group_norm(x, gamma, beta, groups, epsilon=1e-5):
+    """Group norm as plain ops, differentiated by TensorFlow (the formula the layer replaces)."""
+    shape = tf.shape(x)
+    grouped = tf.reshape(x, (shape[0], -1, groups, x.shape[-1] // groups))
+    mean = tf.reduce_mean(grouped, axis=(1, 3), keepdims=True)
+    variance = tf.reduce_mean(tf.square(grouped - mean), axis=(1, 3), keepdims=True)
+    normalized = tf.reshape((grouped - mean) * tf.math.rsqrt(variance + epsilon), shape)
+    return normalized * gamma + beta
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "tf.function"])
+def test_hand_written_gradient_is_exact_to_second_order(float64, mnist32, groups, traced):
+    """First and second derivatives of `group_normalize` against TensorFlow's of the plain ops."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(np.concatenate([mnist32[1][:3], mnist32[1][3:6] ** 2], axis=-1), tf.float64)
+    x = x + 0.1 * rng.standard_normal(x.shape)  # digits with a generic offset: no exact zeros
+    gamma = tf.constant(rng.uniform(0.5, 1.5, 2))
+    beta = tf.constant(rng.standard_normal(2))
+    weights = tf.constant(rng.standard_normal(x.shape))
+
+    def derivatives(normalize):
+        with tf.GradientTape() as outer:
+            outer.watch([x, gamma, beta])
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                value = tf.reduce_sum(tf.sin(normalize(x, gamma, beta)) * weights)
+            first = inner.gradient(value, x)
+            penalty = tf.reduce_sum(tf.square(first))
+        return [first, *outer.gradient(penalty, [x, gamma, beta])]
+
+    def ours(x, gamma, beta):
+        return group_normalize(x, gamma, beta, groups=groups, epsilon=1e-5)
+
+    def reference(x, gamma, beta):
+        return _reference_group_norm(x, gamma, beta, groups)
+
+    run = tf.function(derivatives) if traced else derivatives
+    for got, expected in zip(run(ours), run(reference)):
+        assert np.abs(expected).max() > 0
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
+
+
+def test_layer_without_scale_or_offset_has_no_weights_and_normalizes(mnist32):
+    layer = GroupNormalization(groups=1, scale=False, center=False)
+    x = tf.constant(mnist32[1][:2])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(y * x)
+    assert layer.weights == []
+    np.testing.assert_allclose(tf.math.reduce_std(tf.reshape(y, (2, -1)), axis=1), 1.0, rtol=1e-3)
+    assert np.isfinite(tape.gradient(loss, x).numpy()).all()
