@@ -368,10 +368,14 @@ def compare_training(name, x_train, x_test, args, results):
     keras_loss = model.evaluate(keras_trainer.test, verbose=0, return_dict=True)["loss"]
     torch_loss = torch_gon.held_out_loss(torch.as_tensor(x_test).permute(0, 3, 1, 2).contiguous())
     k, t = statistics.median(keras_rates), statistics.median(torch_rates)
+    # Each repeat's keras / torch ratio: the two ran back to back, under about the same load.
+    paired = statistics.median(a / b for a, b in zip(keras_rates, torch_rates))
     results["training"][name] = {
         "keras_fit_steps_per_s": k,
         "torch_steps_per_s": t,
         "ratio": k / t,
+        "ratio_of_paired_repeats_median": paired,
+        "paired_ratios": [a / b for a, b in zip(keras_rates, torch_rates)],
         "keras_repeats": keras_rates,
         "torch_repeats": torch_rates,
         "keras_warmup_s_incl_compile": warmup_keras,
@@ -381,7 +385,8 @@ def compare_training(name, x_train, x_test, args, results):
         "held_out_loss_torch": torch_loss,
     }
     log(
-        f"[{name}] median: keras fit {k:.1f} steps/s, torch {t:.1f} steps/s, ratio {k / t:.2f}x; "
+        f"[{name}] median: keras fit {k:.1f} steps/s, torch {t:.1f} steps/s, ratio {k / t:.2f}x "
+        f"(median of the paired repeats' ratios {paired:.2f}x); "
         f"held-out loss per image after {total_steps} steps: keras {keras_loss:.2f}, torch {torch_loss:.2f}"
     )
     return model, torch_gon
