@@ -229,7 +229,7 @@ class ConvDecoder(keras.layers.Layer):
         return self.output_activation(x)
 
     def _projection_matrix(self):
-        """The first transposed conv's kernel (4, 4, out, latent_dim) as a (4 * 4 * out, latent_dim) matrix.
+        """The first transposed conv's kernel (4, 4, out, latent_dim) as a (4*4*out, latent_dim) matrix.
 
         A reshape, no copy: the kernel's rows are already ordered (i, j, out).
         """

@@ -49,7 +49,10 @@ def group_normalize(x, gamma, beta, groups: int, epsilon: float, scale: bool = T
             else:
                 d_gamma = tf.reshape(tf.reduce_sum(upstream * normalized, axis=(0, 1)), (-1,))
                 g = upstream * channel_scale
-            d_beta = tf.reshape(tf.reduce_sum(upstream, axis=(0, 1)), (-1,)) if center else tf.zeros_like(beta)
+            if center:
+                d_beta = tf.reshape(tf.reduce_sum(upstream, axis=(0, 1)), (-1,))
+            else:
+                d_beta = tf.zeros_like(beta)
             d_x = inverse_std * (
                 g
                 - tf.reduce_mean(g, axis=(1, 3), keepdims=True)
