@@ -6,7 +6,18 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_gon.layers.batch_normalization import exact_moments
+
+def _normalize_groups(grouped, epsilon: float):
+    """`(x̂, 1/std)` of `grouped` (batch, positions, groups, channels), per example and group.
+
+    The variance is the mean of squared deviations with no gradient stopped,
+    so derivatives of any order are exact (as `batch_normalization.exact_moments`).
+    """
+    mean = tf.reduce_mean(grouped, axis=(1, 3), keepdims=True)
+    centered = grouped - mean
+    variance = tf.reduce_mean(tf.square(centered), axis=(1, 3), keepdims=True)
+    inverse_std = tf.math.rsqrt(variance + epsilon)
+    return centered * inverse_std, inverse_std
 
 
 def group_normalize(x, gamma, beta, groups: int, epsilon: float, scale: bool = True,
@@ -31,11 +42,7 @@ def group_normalize(x, gamma, beta, groups: int, epsilon: float, scale: bool = T
     def normalize(x, gamma, beta):
         shape = tf.shape(x)
         grouped = tf.reshape(x, (shape[0], -1, groups, group_size))
-        mean = tf.reduce_mean(grouped, axis=(1, 3), keepdims=True)
-        centered = grouped - mean
-        variance = tf.reduce_mean(tf.square(centered), axis=(1, 3), keepdims=True)
-        inverse_std = tf.math.rsqrt(variance + epsilon)
-        normalized = centered * inverse_std
+        normalized, inverse_std = _normalize_groups(grouped, epsilon)
         channel_scale = tf.reshape(gamma, (1, 1, groups, group_size)) if scale else None
         outputs = normalized if channel_scale is None else normalized * channel_scale
         if center:
@@ -155,23 +162,18 @@ class GroupNormalization(keras.layers.Layer):
         t = ops.cast(tangents, compute_dtype)
         channels = x.shape[-1]
         num_tangents = tf.shape(t)[0]
+        group_shape = (-1, self.groups, channels // self.groups)
+        normalized, inverse_std = _normalize_groups(tf.reshape(x, (1, *group_shape)), self.epsilon)
         if self.groups == 1:
-            flat = tf.reshape(x, (1, -1))
+            flat = tf.reshape(normalized, (1, -1))
             flat_t = tf.reshape(t, (num_tangents, -1))
-            mean, variance = exact_moments(flat, axes=(1,), keepdims=True)
-            inverse_std = tf.math.rsqrt(variance + self.epsilon)
-            normalized = (flat - mean) * inverse_std  # (1, N)
-            basis = tf.concat([tf.ones_like(normalized), normalized], axis=0)  # (2, N)
+            basis = tf.concat([tf.ones_like(flat), flat], axis=0)  # (2, N)
             size = tf.cast(tf.shape(flat)[1], compute_dtype)
             coefficients = tf.matmul(flat_t, basis, transpose_b=True) / size  # mean(t), mean(x̂ t)
-            normalized_t = (flat_t - tf.matmul(coefficients, basis)) * inverse_std
+            projected = flat_t - tf.matmul(coefficients, basis)
+            normalized_t = projected * tf.reshape(inverse_std, (1, 1))
         else:
-            group_shape = (-1, self.groups, channels // self.groups)
-            grouped = tf.reshape(x, (1, *group_shape))
             grouped_t = tf.reshape(t, (num_tangents, *group_shape))
-            mean, variance = exact_moments(grouped, axes=(1, 3), keepdims=True)
-            inverse_std = tf.math.rsqrt(variance + self.epsilon)
-            normalized = (grouped - mean) * inverse_std
             projection = tf.reduce_mean(normalized * grouped_t, axis=(1, 3), keepdims=True)
             normalized_t = (
                 grouped_t - tf.reduce_mean(grouped_t, axis=(1, 3), keepdims=True)
