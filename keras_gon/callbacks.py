@@ -169,3 +169,50 @@ class LatentStatistics(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._store()
+
+
+class EpochEvaluation(keras.callbacks.Callback):
+    """Losses of the fixed model on fixed training and held-out data after each epoch.
+
+    Keras's `loss` is the running mean of the epoch's training steps, taken
+    in training mode while the weights move; the generalisation gap (paper
+    figs. 2c and 16) needs the same evaluation of the same weights on both
+    sets. After every epoch this evaluates the model (`model.evaluate`, in
+    inference mode) on `train_data` and `held_out_data` and adds each metric
+    to the epoch's logs as `train_eval_<name>` and `held_out_<name>`; the
+    values are also kept in `history` (a list of dicts, one per epoch).
+
+    `statistics` ("moving" or "batch") is how batch norms are evaluated
+    (`keras_gon.layers.inference_statistics`); None leaves the model's own.
+    """
+
+    def __init__(self, train_data, held_out_data, statistics: str | None = None):
+        super().__init__()
+        self.train_data = train_data
+        self.held_out_data = held_out_data
+        self.statistics = statistics
+        self.history: list[dict] = []
+
+    def evaluate(self) -> dict:
+        """`{"train_eval_<metric>": ..., "held_out_<metric>": ...}` of the current weights."""
+        import contextlib
+
+        from keras_gon.layers.batch_normalization import inference_statistics
+
+        scope = (
+            contextlib.nullcontext()
+            if self.statistics is None
+            else inference_statistics(self.model, self.statistics)
+        )
+        results = {}
+        with scope:
+            for prefix, data in (("train_eval", self.train_data), ("held_out", self.held_out_data)):
+                values = self.model.evaluate(data, verbose=0, return_dict=True)
+                results.update({f"{prefix}_{name}": float(v) for name, v in values.items()})
+        return results
+
+    def on_epoch_end(self, epoch, logs=None):
+        results = self.evaluate()
+        self.history.append({"epoch": epoch + 1, **results})
+        if logs is not None:
+            logs.update(results)

@@ -107,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--kl-weight", "--beta", type=_non_negative_float, help="vgon/vae: β, the KL weight (1)"
     )
-    train.add_argument("--likelihood", choices=LIKELIHOODS, help="vgon/vae: p(x|z) (bernoulli)")
+    train.add_argument(
+        "--likelihood", choices=LIKELIHOODS,
+        help="vgon/vae: p(x|z) (discretized_logistic: 8-bit grey levels, real bits/dim; "
+        "bernoulli: binarised images; bce: the authors' cross-entropy on grey levels, nats)",
+    )
     train.add_argument(
         "--likelihood-stddev", type=_positive_float, help="vgon/vae: gaussian p(x|z) stddev (0.1)"
     )
@@ -430,10 +434,13 @@ def train(args) -> dict:
             "tensorflow": __import__("tensorflow").__version__,
         },
     }
-    if "bits_per_dim" in held_out:  # the negative ELBO in bits per dimension (vgon, vae)
-        metrics["test_bits_per_dim"] = float(held_out["bits_per_dim"])
-        if history.history.get("bits_per_dim"):  # (none when a resumed run trained no epoch)
-            metrics["train_bits_per_dim"] = float(history.history["bits_per_dim"][-1])
+    # vgon, vae: the -ELBO as bits/dim where the likelihood is a probability of the data,
+    # else in nats (keras_gon.losses.elbo_metric_names)
+    for name in ("bits_per_dim", "negative_elbo_nats"):
+        if name in held_out:
+            metrics[f"test_{name}"] = float(held_out[name])
+            if history.history.get(name):  # (none when a resumed run trained no epoch)
+                metrics[f"train_{name}"] = float(history.history[name][-1])
     _write_json(out / "metrics.json", metrics)
     if backup:  # the results are written: the backup is no longer needed
         backup.delete()

@@ -90,9 +90,94 @@ def deserialize(config: str | dict) -> LossFn:
 
 # --- The evidence lower bound of the variational models (paper §3.3) --------------
 
-LIKELIHOODS = ("bernoulli", "gaussian")
-"""Decoder likelihoods p(x|z) of `negative_elbo`: Bernoulli (binary cross-entropy) or
-Gaussian with a fixed standard deviation."""
+LIKELIHOODS = ("discretized_logistic", "bernoulli", "bce", "gaussian")
+"""Decoder likelihoods p(x|z) of `negative_elbo`:
+
+- `"discretized_logistic"` (the default): each pixel is one of 256 grey levels
+  (x rounded to k/255), with a logistic density of per-pixel location (the
+  decoder's sigmoid output) and scale (a second output channel per image
+  channel) integrated over the level's bin of width 1/255, the edge bins open
+  (PixelCNN++'s likelihood). A probability of the 8-bit image: its -ELBO over
+  D ln 2 is a real bits/dim, comparable with published figures.
+- `"bernoulli"`: a Bernoulli likelihood of the image binarised at 0.5; a real
+  bits/dim of the binarised image.
+- `"bce"`: the authors' binary cross-entropy on grey levels (their
+  Variational-GON.py). Not a normalised likelihood of grey levels: its -ELBO
+  is reported in nats (`negative_elbo_nats`), never as bits/dim.
+- `"gaussian"`: a Gaussian density of fixed standard deviation on [0, 1]; a
+  density, not a probability of 8-bit data: nats only.
+"""
+
+BITS_PER_DIM_LIKELIHOODS = ("discretized_logistic", "bernoulli")
+"""Likelihoods that are probabilities of the data as stored, so -ELBO / (D ln 2) is bits/dim."""
+
+GREY_LEVELS = 256
+LOG_SCALE_MIN = -7.0
+"""Floor of the discretised logistic's log-scale (e^-7 ≈ 0.0009, a quarter of a grey level):
+bounds the gradient of the likelihood, which the variational GON's latent is."""
+
+
+def likelihood_parameters(likelihood: str) -> int:
+    """Decoder output channels per image channel that `likelihood` needs (2: location and scale)."""
+    return 2 if likelihood == "discretized_logistic" else 1
+
+
+def elbo_metric_names(likelihood: str) -> tuple[str, ...]:
+    """The per-example terms `negative_elbo` returns next to `loss` for `likelihood`."""
+    last = "bits_per_dim" if likelihood in BITS_PER_DIM_LIKELIHOODS else "negative_elbo_nats"
+    return ("reconstruction_loss", "kl_loss", last)
+
+
+def grey_levels(y_true):
+    """Pixels in [0, 1] as integer grey levels k in {0, ..., 255} (float): round(255 x).
+
+    Images from 8-bit sources are exact multiples of 1/255; resized ones are
+    rounded to the nearest level, as PIL's 8-bit resize in the authors' pipeline does.
+    """
+    top = GREY_LEVELS - 1
+    return ops.round(ops.clip(y_true, 0.0, 1.0) * top)
+
+
+@keras.saving.register_keras_serializable(package="keras_gon")
+def discretized_logistic_negative_log_likelihood(y_true, y_pred):
+    """-log P(x) per example (nats) of 8-bit images under a discretised logistic.
+
+    `y_true` is (batch, H, W, C) in [0, 1]; `y_pred` (batch, H, W, 2C): the
+    location μ (unbounded) in its first C channels and the log-scale log s in
+    the last C. Pixel k/255 has probability σ((k + ½)/255 - μ)/s) -
+    σ(((k - ½)/255 - μ)/s), with the bins of levels 0 and 255 extended to
+    -∞ and +∞, so the probabilities of the 256 levels sum to 1.
+    """
+    channels = ops.shape(y_true)[-1]
+    y_true = ops.cast(y_true, y_pred.dtype)
+    location = y_pred[..., :channels]
+    log_scale = ops.maximum(y_pred[..., channels:], LOG_SCALE_MIN)
+    top = float(GREY_LEVELS - 1)
+    levels = grey_levels(y_true)
+    centered = levels / top - location
+    inverse_scale = ops.exp(-log_scale)
+    upper = inverse_scale * (centered + 0.5 / top)
+    lower = inverse_scale * (centered - 0.5 / top)
+    log_cdf_upper = upper - ops.softplus(upper)  # log σ(upper): the open bin of level 0
+    log_survival_lower = -ops.softplus(lower)  # log(1 - σ(lower)): the open bin of level 255
+    delta = ops.sigmoid(upper) - ops.sigmoid(lower)
+    middle = inverse_scale * centered
+    # Where the bin's mass underflows float32, its density at the centre times the width.
+    log_density_mass = middle - log_scale - 2.0 * ops.softplus(middle) - math.log(top)
+    log_bin = ops.where(
+        delta > 1e-5, ops.log(ops.maximum(delta, 1e-12)), log_density_mass
+    )
+    log_probability = ops.where(
+        levels < 0.5, log_cdf_upper, ops.where(levels > top - 0.5, log_survival_lower, log_bin)
+    )
+    return -_sum_over_features(log_probability)
+
+
+@keras.saving.register_keras_serializable(package="keras_gon")
+def binarized_bernoulli_negative_log_likelihood(y_true, y_pred):
+    """-log P(b) per example (nats) of the image binarised at 0.5, b = [x > 0.5], p = y_pred."""
+    binary = ops.cast(ops.greater(ops.cast(y_true, y_pred.dtype), 0.5), y_pred.dtype)
+    return binary_crossentropy(binary, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -110,7 +195,7 @@ def gaussian_kl_divergence(mean, log_variance):
 
 
 def gaussian_negative_log_density(latents, variance: float = 1.0):
-    """-log N(latents; 0, variance I) per example, e.g. the GON's origin prior N(0, 2I) (eq. 10)."""
+    """-log N(latents; 0, variance I) per example, e.g. the GON's origin prior N(0, 2I) (eq. 9)."""
     dim = ops.cast(ops.shape(latents)[-1], latents.dtype)
     return 0.5 * ops.sum(ops.square(latents), axis=-1) / variance + 0.5 * dim * math.log(
         2.0 * math.pi * variance
@@ -127,32 +212,56 @@ def check_likelihood(likelihood: str, likelihood_stddev: float) -> tuple[str, fl
     """Validated `(likelihood, likelihood_stddev)` for `negative_elbo`."""
     if likelihood not in LIKELIHOODS:
         raise InputError(f"unknown likelihood {likelihood!r}: expected one of {LIKELIHOODS}")
-    stddev = float(likelihood_stddev)
+    try:
+        stddev = float(likelihood_stddev)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"likelihood_stddev must be a positive number, got {likelihood_stddev!r}"
+        ) from None
     if not (stddev > 0 and math.isfinite(stddev)):
         raise InputError(f"likelihood_stddev must be a positive number, got {likelihood_stddev}")
     return likelihood, stddev
 
 
-def negative_elbo(y_true, y_pred, mean, log_variance, *, likelihood: str = "bernoulli",
+def reconstruction_negative_log_likelihood(y_true, y_pred, likelihood: str,
+                                           likelihood_stddev: float = 0.1):
+    """-log p(x|z) per example (nats) of the decoder output `y_pred` under `likelihood`."""
+    if likelihood == "discretized_logistic":
+        return discretized_logistic_negative_log_likelihood(y_true, y_pred)
+    if likelihood == "bernoulli":
+        return binarized_bernoulli_negative_log_likelihood(y_true, y_pred)
+    if likelihood == "bce":
+        return binary_crossentropy(y_true, y_pred)
+    if likelihood == "gaussian":
+        return gaussian_negative_log_likelihood(y_true, y_pred, likelihood_stddev)
+    check_likelihood(likelihood, likelihood_stddev)  # raises for an unknown name
+    raise AssertionError(likelihood)
+
+
+def negative_elbo(y_true, y_pred, mean, log_variance, *, likelihood: str = "discretized_logistic",
                   likelihood_stddev: float = 0.1, kl_weight=1.0) -> dict:
     """Per-example negative ELBO of a Gaussian posterior q(z|x) = N(mean, exp(log_variance)).
 
-    -ELBO = -log p(x|z) + KL(q(z|x) || N(0, I)) (paper eq. 9), with y_pred = F(z)
+    -ELBO = -log p(x|z) + KL(q(z|x) || N(0, I)) (paper eq. 10), with y_pred = F(z)
     for one z ~ q(z|x) (a one-sample Monte Carlo estimate). Returns a dict of
     `(batch,)` tensors: `loss` (reconstruction + kl_weight * KL, the β-weighted
     objective), `reconstruction_loss` (-log p(x|z), nats), `kl_loss` (nats) and
-    `bits_per_dim` (-ELBO with β = 1 over D ln 2: the bound, whatever β is).
+    the bound with β = 1, whatever β is: `bits_per_dim` (over D ln 2) for the
+    likelihoods that are probabilities of the data (`BITS_PER_DIM_LIKELIHOODS`),
+    else `negative_elbo_nats`.
     """
-    if likelihood == "bernoulli":
-        reconstruction = binary_crossentropy(y_true, y_pred)
-    elif likelihood == "gaussian":
-        reconstruction = gaussian_negative_log_likelihood(y_true, y_pred, likelihood_stddev)
-    else:
-        check_likelihood(likelihood, likelihood_stddev)
+    reconstruction = reconstruction_negative_log_likelihood(
+        y_true, y_pred, likelihood, likelihood_stddev
+    )
     kl = ops.cast(gaussian_kl_divergence(mean, log_variance), reconstruction.dtype)
-    return {
+    bound = reconstruction + kl
+    terms = {
         "loss": reconstruction + ops.cast(kl_weight, kl.dtype) * kl,
         "reconstruction_loss": reconstruction,
         "kl_loss": kl,
-        "bits_per_dim": bits_per_dim(reconstruction + kl, y_true),
     }
+    if likelihood in BITS_PER_DIM_LIKELIHOODS:
+        terms["bits_per_dim"] = bits_per_dim(bound, y_true)
+    else:
+        terms["negative_elbo_nats"] = bound
+    return terms

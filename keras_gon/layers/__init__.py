@@ -1,6 +1,8 @@
 """Reusable layers of keras-gon."""
 
+from keras_gon.layers.batch_normalization import INFERENCE_STATISTICS
 from keras_gon.layers.batch_normalization import BatchNormalization
+from keras_gon.layers.batch_normalization import inference_statistics
 from keras_gon.layers.conv_decoder import NORMALIZATIONS, ConvDecoder
 from keras_gon.layers.conv_encoder import ConvEncoder
 from keras_gon.layers.group_normalization import GroupNormalization
@@ -12,7 +14,9 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "GroupNormalization",
+    "INFERENCE_STATISTICS",
     "NORMALIZATIONS",
     "Reparameterization",
     "SineDense",
+    "inference_statistics",
 ]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
+
+from keras_gon.errors import InputError
 
 
 def exact_moments(x, axes, keepdims: bool = True):
@@ -39,7 +43,12 @@ class BatchNormalization(keras.layers.Layer):
       example is identical);
     - the defaults follow PyTorch (`momentum=0.9`, i.e. PyTorch's 0.1, and
       `epsilon=1e-5`) and the moving variance is updated with the unbiased
-      batch variance, as the authors' PyTorch code does.
+      batch variance, as the authors' PyTorch code does;
+    - `inference_statistics = "batch"` (an evaluation protocol, not saved in
+      the config: see `keras_gon.layers.inference_statistics`) makes
+      inference calls normalise with the batch's own statistics, without
+      updating the moving ones: how the authors' scripts, which never call
+      `.eval()`, compute every reported loss.
 
     Args:
         axis: the feature axis (channels-last: -1).
@@ -66,6 +75,8 @@ class BatchNormalization(keras.layers.Layer):
         self.center = bool(center)
         self.scale = bool(scale)
         self.supports_masking = False
+        # === State === (an evaluation protocol, deliberately not in the config)
+        self.inference_statistics = "moving"
 
     def build(self, input_shape):
         axis = self.axis % len(input_shape)
@@ -96,12 +107,22 @@ class BatchNormalization(keras.layers.Layer):
             shape=shape, initializer="ones", trainable=False, name="moving_variance"
         )
 
-    def call(self, inputs, training=None, update_moving_statistics: bool = True):
+    def uses_batch_statistics(self, training, moving: bool = False) -> bool:
+        """Whether a call normalises with the batch's statistics (coupling its examples)."""
+        if moving:
+            return False
+        if training and self.trainable:
+            return True
+        return self.inference_statistics == "batch"
+
+    def call(self, inputs, training=None, update_moving_statistics: bool = True,
+             moving: bool = False):
+        """Normalises `inputs`; `moving=True` uses the moving statistics whatever `training` is."""
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
         x = ops.cast(inputs, compute_dtype)
-        if training and self.trainable:
+        if self.uses_batch_statistics(training, moving):
             mean, variance = exact_moments(x, self._reduction_axes, keepdims=True)
-            if update_moving_statistics:
+            if update_moving_statistics and training and self.trainable:
                 count = ops.cast(ops.size(x) // x.shape[self.axis], compute_dtype)
                 unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
                 self.moving_mean.assign(
@@ -135,7 +156,7 @@ class BatchNormalization(keras.layers.Layer):
         `GroupNormalization.linearize`).
         """
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
-        outputs = self.call(inputs, training=False)
+        outputs = self.call(inputs, training=False, moving=True)
         scale = ops.rsqrt(ops.cast(self.moving_variance, compute_dtype) + self.epsilon)
         if self.gamma is not None:
             scale = scale * ops.cast(self.gamma, compute_dtype)
@@ -157,3 +178,54 @@ class BatchNormalization(keras.layers.Layer):
             }
         )
         return config
+
+
+INFERENCE_STATISTICS = ("moving", "batch")
+"""How `BatchNormalization` normalises at inference (see `inference_statistics`)."""
+
+
+def batch_normalization_layers(model: keras.layers.Layer) -> list:
+    """Every `keras_gon.layers.BatchNormalization` inside `model` (recursively)."""
+    return [
+        layer for layer in model._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, BatchNormalization)
+    ]
+
+
+@contextlib.contextmanager
+def inference_statistics(model: keras.layers.Layer, statistics: str = "batch"):
+    """Evaluates `model`'s batch norms with `statistics` ("batch" or "moving") inside the block.
+
+    `"batch"` is how the authors' code evaluates (it never switches BatchNorm
+    to evaluation mode): every batch is normalised with its own statistics,
+    so results depend on the batch size and composition, and a GON's origin
+    pass divides by sqrt(epsilon) as in training. `"moving"` is Keras's
+    inference. Nothing is saved with the model: exports and `model.save`
+    always use the moving statistics (a batch-independent encoder). The
+    model's compiled evaluate/predict functions are dropped on entry and exit
+    so they are traced with the protocol in force.
+    """
+    if statistics not in INFERENCE_STATISTICS:
+        raise InputError(
+            f"unknown batch-norm statistics {statistics!r}: expected one of {INFERENCE_STATISTICS}"
+        )
+    layers = batch_normalization_layers(model)
+    previous = [layer.inference_statistics for layer in layers]
+    _reset_functions(model)
+    try:
+        for layer in layers:
+            layer.inference_statistics = statistics
+        yield model
+    finally:
+        for layer, value in zip(layers, previous):
+            layer.inference_statistics = value
+        _reset_functions(model)
+
+
+def _reset_functions(model) -> None:
+    """Drops traced functions so the next call traces with the current statistics."""
+    for name in ("test_function", "predict_function"):
+        if hasattr(model, name):
+            setattr(model, name, None)
+    if hasattr(model, "reset_inference_functions"):
+        model.reset_inference_functions()

@@ -109,6 +109,10 @@ class ConvDecoder(keras.layers.Layer):
         normalization: one of `NORMALIZATIONS`.
         momentum: moving-statistics momentum for the batch norms.
         epsilon: normalisation epsilon.
+        output_log_scale: also output a per-pixel log-scale (the
+            discretised logistic likelihood's, `keras_gon.losses`): the last
+            layer then has 2C channels, the sigmoid location in the first C
+            and the log-scale (linear) in the last C.
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class ConvDecoder(keras.layers.Layer):
         normalization: str = "layer",
         momentum: float = 0.9,
         epsilon: float = 1e-5,
+        output_log_scale: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -150,11 +155,12 @@ class ConvDecoder(keras.layers.Layer):
         self.normalization = normalization
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        self.output_log_scale = bool(output_log_scale)
 
         # === Layers ===
         num_upsamplings = int(math.log2(size // 4))
         filters = [self.width * 2 ** (num_upsamplings - 1 - i) for i in range(num_upsamplings)]
-        filters.append(channels)
+        filters.append(channels * (2 if self.output_log_scale else 1))
         self.convs = []
         self.norms = []
         self.activations = []
@@ -209,9 +215,30 @@ class ConvDecoder(keras.layers.Layer):
         if self.normalization == "keras_batch":
             return norm(x, training=training)
         if self.normalization == "batch_frozen_origin" and inner_pass:
-            return norm(x, training=False)
+            return norm(x, training=False, moving=True)
         update = not (inner_pass and self.normalization == "batch_outer")
         return norm(x, training=training, update_moving_statistics=update)
+
+    def examples_independent(self, training, inner_pass: bool = True) -> bool:
+        """Whether a pass treats each example on its own (no batch statistics).
+
+        The one rule for the shared origin (`GradientOriginModel`): when it
+        holds for the inner pass, F(0) and its Jacobian are the same for every
+        example and `linearize` computes them once. True for per-example
+        normalisation and none, and for batch norm with moving statistics (at
+        inference, or the "batch_frozen_origin" inner pass); False for batch
+        statistics (in training, or at inference under
+        `keras_gon.layers.inference_statistics(model, "batch")`) and always
+        for the stock "keras_batch".
+        """
+        if self.normalization == "keras_batch":
+            return False
+        if self.normalization == "batch_frozen_origin" and inner_pass:
+            return True
+        return not any(
+            isinstance(norm, BatchNormalization) and norm.uses_batch_statistics(training)
+            for norm in self.norms
+        )
 
     def call(self, latents, training=None, inner_pass: bool = False):
         """Decode `latents` (batch, latent_dim) to images (batch, H, W, C) in [0, 1].
@@ -226,7 +253,16 @@ class ConvDecoder(keras.layers.Layer):
             if index < len(self.norms):
                 x = self._norm(self.norms[index], x, training, inner_pass)
                 x = self.activations[index](x)
-        return self.output_activation(x)
+        return self._output(x)
+
+    def _output(self, x):
+        """The sigmoid image or, with `output_log_scale`, the location and the log-scale."""
+        if not self.output_log_scale:
+            return self.output_activation(x)
+        # Linear, not a sigmoid: the location of the discretised logistic must
+        # reach below 0 and above 1 for the open bins of levels 0 and 255
+        # (most MNIST pixels) to take probability near 1.
+        return keras.ops.cast(x, self.output_activation.compute_dtype)
 
     def _projection_matrix(self):
         """The first transposed conv's kernel (4, 4, out, latent_dim) as a (4*4*out, latent_dim) matrix.
@@ -290,12 +326,14 @@ class ConvDecoder(keras.layers.Layer):
             if index < len(self.norms):
                 x, tangents = self._linearize_norm(self.norms[index], x, tangents, training, inner_pass)
                 x, tangents = _linearize_elementwise(self.activations[index], x, tangents)
-        return _linearize_elementwise(self.output_activation, x, tangents)
+        return _linearize_elementwise(self._output, x, tangents)
 
     def _linearize_norm(self, norm, x, tangents, training, inner_pass):
         if norm is None:
             return x, tangents
-        moving = not training or (self.normalization == "batch_frozen_origin" and inner_pass)
+        moving = (self.normalization == "batch_frozen_origin" and inner_pass) or (
+            isinstance(norm, BatchNormalization) and not norm.uses_batch_statistics(training)
+        )
         if isinstance(norm, GroupNormalization) or (isinstance(norm, BatchNormalization) and moving):
             return norm.linearize(x, tangents)
         raise ValueError(
@@ -304,7 +342,8 @@ class ConvDecoder(keras.layers.Layer):
         )
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], *self.image_shape)
+        height, width, channels = self.image_shape
+        return (input_shape[0], height, width, channels * (2 if self.output_log_scale else 1))
 
     def get_config(self):
         config = super().get_config()
@@ -317,6 +356,7 @@ class ConvDecoder(keras.layers.Layer):
                 "normalization": self.normalization,
                 "momentum": self.momentum,
                 "epsilon": self.epsilon,
+                "output_log_scale": self.output_log_scale,
             }
         )
         return config

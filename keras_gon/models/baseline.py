@@ -16,6 +16,7 @@ ORIGIN_GRADIENT_OPTIONS = (
     "detach",
     "origin_stddev",
     "inner_batch_reduction",
+    "add_origin",
 )
 
 

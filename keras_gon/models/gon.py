@@ -8,10 +8,6 @@ from keras_gon.layers.conv_decoder import ConvDecoder
 from keras_gon.models.gradient_origin import GradientOriginModel
 
 
-# Normalisations under which F(0) and its Jacobian are the same for every example in training.
-PER_EXAMPLE_AT_ORIGIN = ("layer", "group", "none", "batch_frozen_origin")
-
-
 @keras.saving.register_keras_serializable(package="keras_gon")
 class GON(GradientOriginModel):
     """Gradient Origin Network with the paper's convolutional decoder.
@@ -93,13 +89,8 @@ class GON(GradientOriginModel):
         return self.decoder(latents, training=training, inner_pass=inner_pass)
 
     def origin_is_shared(self, training: bool) -> bool:
-        """The decoder treats examples independently at the origin: per-example
-        normalisation, moving statistics (inference, or "batch_frozen_origin"),
-        or none. Batch statistics in training couple the examples. (The stock
-        Keras batch norm, kept only for comparison, always takes the batched origin.)"""
-        if self.normalization == "keras_batch":
-            return False
-        return not training or self.normalization in PER_EXAMPLE_AT_ORIGIN
+        """The decoder's own rule (`ConvDecoder.examples_independent`) for the inner pass."""
+        return self.decoder.examples_independent(training, inner_pass=True)
 
     def linearize_decoder(self, latent, training=False):
         return self.decoder.linearize(latent, training=training, inner_pass=True)

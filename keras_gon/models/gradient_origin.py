@@ -49,6 +49,9 @@ class GradientOriginModel(keras.Model):
         detach: stop gradients through z (the paper's "detach" baseline).
         origin_stddev: in training, z0 ~ N(0, origin_stddev²) instead of zeros
             (appendix C); encoding at inference always starts at zeros.
+        add_origin: whether the first step keeps z0: z = z0 - ∇z0 L (True,
+            appendix C's variant (b)) or z = -∇z0 L (False, variant (a), the
+            paper's main one in fig. 11a). The same when z0 = 0.
         inner_batch_reduction: "sum" (per-example latents) or "mean".
         seed: seed of the random origin.
         outer_target: what the outer loss compares F(z) with: "input" (the
@@ -69,6 +72,7 @@ class GradientOriginModel(keras.Model):
         inner_batch_reduction: str = "sum",
         seed: int | None = None,
         outer_target: str = "input",
+        add_origin: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -100,6 +104,7 @@ class GradientOriginModel(keras.Model):
         self.inner_batch_reduction = inner_batch_reduction
         self.seed = seed
         self.outer_target = outer_target
+        self.add_origin = bool(add_origin)
 
         # === State ===
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -166,7 +171,7 @@ class GradientOriginModel(keras.Model):
             gradient, origin_loss = self._shared_origin_gradient(data, training)
             latents = latents - self.step_size * tf.cast(gradient, latents.dtype)
             first_step = 1
-        for _ in range(first_step, self.num_steps):  # unrolled: num_steps is a Python int
+        for step in range(first_step, self.num_steps):  # unrolled: num_steps is a Python int
             with tf.GradientTape() as tape:
                 tape.watch(latents)
                 per_example = self.inner_losses(data, latents, training=training)
@@ -176,7 +181,8 @@ class GradientOriginModel(keras.Model):
             )
             if origin_loss is None:
                 origin_loss = per_example
-            latents = latents - self.step_size * tf.cast(gradient, latents.dtype)
+            start = latents if (step > 0 or self.add_origin) else tf.zeros_like(latents)
+            latents = start - self.step_size * tf.cast(gradient, latents.dtype)
         if self.detach:
             latents = tf.stop_gradient(latents)
         return latents, origin_loss
@@ -403,6 +409,10 @@ class GradientOriginModel(keras.Model):
 
     # --- inference API -------------------------------------------------------------
 
+    def reset_inference_functions(self) -> None:
+        """Drops the traced `encode`/`decode`/... functions (traced again on next use)."""
+        self._inference_functions.clear()
+
     def _inference_function(self, name, fn):
         if name not in self._inference_functions:
             self._inference_functions[name] = tf.function(fn, reduce_retracing=True)
@@ -469,6 +479,7 @@ class GradientOriginModel(keras.Model):
                 "inner_batch_reduction": self.inner_batch_reduction,
                 "seed": self.seed,
                 "outer_target": self.outer_target,
+                "add_origin": self.add_origin,
             }
         )
         return config

@@ -11,7 +11,8 @@ from keras_gon.layers.conv_decoder import ConvDecoder
 from keras_gon.layers.conv_encoder import ConvEncoder
 from keras_gon.layers.reparameterization import Reparameterization
 from keras_gon.models.gradient_origin import GradientOriginModel
-from keras_gon.models.variational import ELBO_METRICS, VariationalMixin
+from keras_gon import losses as gon_losses
+from keras_gon.models.variational import VariationalMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -21,7 +22,7 @@ class VAE(VariationalMixin, keras.Model):
     q(z|x) = N(μ, σ²) with [μ, log σ²] = E(x) (`keras_gon.layers.ConvEncoder`
     with 2 * latent_dim outputs, the decoder's widths in reverse), z = μ + σ ε
     (`keras_gon.layers.Reparameterization`), trained on the same per-example
-    negative ELBO as `keras_gon.VariationalGON` (eq. 9, `losses.negative_elbo`)
+    negative ELBO as `keras_gon.VariationalGON` (eq. 10, `losses.negative_elbo`)
     with the same decoder: the paper's Table 2 comparison, like for like. It
     is not a GON (z comes from the encoder, not from a gradient) but has
     the same API: `encode` (μ), `decode`, `reconstruct`, `sample`, and fit /
@@ -64,7 +65,7 @@ class VAE(VariationalMixin, keras.Model):
         normalization: str = "layer",
         momentum: float = 0.9,
         epsilon: float = 1e-5,
-        likelihood: str = "bernoulli",
+        likelihood: str = "discretized_logistic",
         likelihood_stddev: float = 0.1,
         kl_weight: float = 1.0,
         seed: int | None = None,
@@ -79,6 +80,7 @@ class VAE(VariationalMixin, keras.Model):
             normalization=normalization,
             momentum=momentum,
             epsilon=epsilon,
+            output_log_scale=gon_losses.likelihood_parameters(likelihood) == 2,
             dtype=kwargs.get("dtype"),  # a reloaded mixed-precision model computes as saved
             name="decoder",
         )
@@ -114,7 +116,7 @@ class VAE(VariationalMixin, keras.Model):
 
         # === State ===
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.term_trackers = [keras.metrics.Mean(name=name) for name in ELBO_METRICS]
+        self.term_trackers = [keras.metrics.Mean(name=name) for name in self.metric_terms]
         self._inference_functions = {}
         self.build()
 
@@ -142,8 +144,9 @@ class VAE(VariationalMixin, keras.Model):
         return self.posterior(images, training=training)[0]
 
     def decode_latents(self, latents, training=False, inner_pass=False):
-        """Graph-level decoder F(z) (`inner_pass` is accepted for the GON's signature)."""
-        return self.decoder(latents, training=training)
+        """Graph-level decoder: images F(z) in [0, 1] (`inner_pass` is accepted for the
+        GON's signature)."""
+        return self.output_images(self.decoder(latents, training=training))
 
     def sample_latents(self, count, seed):
         """z ~ N(0, I), (count, latent_dim), from an integer seed (graph-level, e.g. for export)."""
@@ -160,8 +163,8 @@ class VAE(VariationalMixin, keras.Model):
         """Per-example -ELBO terms of a batch, with one z ~ q(z|x) (also at evaluation)."""
         mean, log_variance = self.posterior(data, training=training)
         latents = self.reparameterization([mean, log_variance], training=training, sample=True)
-        reconstruction = self.decode_latents(latents, training=training)
-        return self.elbo_losses(data, reconstruction, mean, log_variance)
+        outputs = self.decoder(latents, training=training)  # with the log-scale, if any
+        return self.elbo_losses(data, outputs, mean, log_variance)
 
     # --- Keras training hooks -------------------------------------------------------
 
@@ -222,6 +225,10 @@ class VAE(VariationalMixin, keras.Model):
         return super().predict(x, *args, **kwargs)
 
     # --- inference API ----------------------------------------------------------------
+
+    def reset_inference_functions(self) -> None:
+        """Drops the traced `encode`/`decode`/... functions (traced again on next use)."""
+        self._inference_functions.clear()
 
     def encode(self, images):
         """μ of q(z|x) for `images` (batch, H, W, C) in [0, 1] or uint8: (batch, latent_dim)."""

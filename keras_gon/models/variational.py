@@ -1,4 +1,4 @@
-"""What the variational GON and the VAE share: the negative ELBO (eq. 9), β, sampling."""
+"""What the variational GON and the VAE share: the negative ELBO (eq. 10), β, sampling."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import tensorflow as tf
 from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 
-ELBO_METRICS = ("reconstruction_loss", "kl_loss", "bits_per_dim")
-"""Per-example terms reported by fit/evaluate next to `loss` (see `losses.negative_elbo`)."""
+ELBO_METRICS = gon_losses.elbo_metric_names(gon_losses.LIKELIHOODS[0])
+"""Per-example terms reported by fit/evaluate next to `loss` with the default likelihood
+(`losses.elbo_metric_names` gives them for each likelihood)."""
 
 
 def check_kl_weight(kl_weight) -> float:
@@ -36,6 +37,12 @@ class VariationalMixin:
     by decoding z ~ N(0, I) with their `decoder` (a `ConvDecoder`).
     """
 
+    @property
+    def metric_terms(self) -> tuple[str, ...]:
+        """The -ELBO terms reported next to `loss`: bits/dim only where the likelihood is a
+        probability of the data (`keras_gon.losses.elbo_metric_names`)."""
+        return gon_losses.elbo_metric_names(self.likelihood)
+
     def _init_variational(self, likelihood: str, likelihood_stddev: float, kl_weight: float):
         """Validates and stores the ELBO options; call after `keras.Model.__init__`."""
         likelihood, likelihood_stddev = gon_losses.check_likelihood(likelihood, likelihood_stddev)
@@ -57,6 +64,14 @@ class VariationalMixin:
     def set_kl_weight(self, value: float) -> None:
         """Sets β, the weight of the KL term in the training loss (not in bits_per_dim)."""
         self.kl_weight_variable.assign(check_kl_weight(value))
+
+    def output_images(self, outputs):
+        """Images in [0, 1] from the decoder's output: the location (clipped to [0, 1] for
+        the discretised logistic, whose location is unbounded), without the log-scale."""
+        images = outputs[..., : self.image_shape[-1]]
+        if self.likelihood == "discretized_logistic":
+            images = tf.clip_by_value(images, 0.0, 1.0)
+        return images
 
     def elbo_losses(self, data, reconstruction, mean, log_variance) -> dict:
         """Per-example negative ELBO terms of `reconstruction` = decoder(z), z ~ N(mean, σ²)."""
@@ -97,7 +112,7 @@ class VariationalMixin:
         seed = tf.stack([tf.cast(seed, tf.int32), 0])
         shape = tf.stack([tf.cast(count, tf.int32), self.latent_dim])
         latents = tf.random.stateless_normal(shape, seed, dtype=self.latent_dtype)
-        return self.decoder(latents, training=False)
+        return self.output_images(self.decoder(latents, training=False))
 
     def _variational_config(self) -> dict:
         return {

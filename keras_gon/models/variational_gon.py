@@ -11,7 +11,13 @@ from keras_gon.errors import InputError
 from keras_gon.layers.conv_decoder import ConvDecoder
 from keras_gon.layers.reparameterization import Reparameterization
 from keras_gon.models.gradient_origin import GradientOriginModel
-from keras_gon.models.variational import ELBO_METRICS, VariationalMixin
+from keras_gon.models.variational import VariationalMixin
+
+DEFAULT_STEP_SIZE = 1.0 / 64
+"""The variational GON's default step: z = -(1/64) ∇z0 Σ_batch L_i = -(1/64) ∇z0 L_i per
+example, the authors' latent (their inner loss is the batch mean, at batch 64) without its
+dependence on the batch. With step 1 the latents are 64x larger and feed the linear maps to
+μ and log σ² directly: training diverged in the first epoch here (benchmarks/REPRODUCTION.md)."""
 
 ORIGIN_PRIOR_VARIANCE = 2.0
 """z0 ~ N(0, 2I): the origin as a noisy observation of z ~ N(0, I) (paper §3.1)."""
@@ -38,11 +44,11 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
     F(z) maps the latent z through two Dense layers to μ and log σ², draws
     z' = μ + σ ε (`keras_gon.layers.Reparameterization`; z' = μ at
     inference) and decodes z' with the convolutional decoder. The latent of
-    x is the origin gradient (eq. 10)
+    x is the origin gradient (eq. 9)
 
         z = -∇z0 [ -ELBO(x; F(z0)) - log N(z0; 0, 2I) ],  z0 = 0,
 
-    where -ELBO = -log p(x|z') + β KL(N(μ, σ²) || N(0, I)) (eq. 9), and F is
+    where -ELBO = -log p(x|z') + β KL(N(μ, σ²) || N(0, I)) (eq. 10), and F is
     trained on the -ELBO at z through that gradient. The prior term's
     gradient z0 / 2 is zero at z0 = 0, but not with `origin_stddev` > 0 or
     after the first of `num_steps`. Sampling needs no encoder: decode
@@ -65,17 +71,19 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
     Args:
         image_shape, latent_dim, width, activation, normalization, momentum,
             epsilon: the decoder's, as in `keras_gon.GON`.
-        likelihood: "bernoulli" (binary cross-entropy, summed over pixels)
-            or "gaussian" (fixed standard deviation `likelihood_stddev`).
+        likelihood: p(x|z), one of `keras_gon.losses.LIKELIHOODS`:
+            "discretized_logistic" (default; 256 grey levels, real bits/dim),
+            "bernoulli" (binarised images), "bce" (the authors' cross-entropy
+            on grey levels, reported in nats) or "gaussian" (fixed
+            standard deviation `likelihood_stddev`, nats).
         likelihood_stddev: standard deviation of the Gaussian likelihood.
         kl_weight: β, the weight of the KL term in the training loss (see
             `keras_gon.callbacks.KLWarmup`); bits_per_dim always uses 1.
         **kwargs: options of `GradientOriginModel` (`num_steps`,
-            `step_size`, `detach`, `origin_stddev`, `inner_batch_reduction`,
+            `step_size`: 1/64 by default here, see `DEFAULT_STEP_SIZE`;
+            `detach`, `origin_stddev`, `inner_batch_reduction`,
             `seed`, ...) except the losses, and `keras.Model` (`name`, ...).
     """
-
-    metric_terms = ELBO_METRICS
 
     def __init__(
         self,
@@ -86,7 +94,7 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
         normalization: str = "layer",
         momentum: float = 0.9,
         epsilon: float = 1e-5,
-        likelihood: str = "bernoulli",
+        likelihood: str = "discretized_logistic",
         likelihood_stddev: float = 0.1,
         kl_weight: float = 1.0,
         **kwargs,
@@ -97,6 +105,9 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
                 f"VariationalGON's losses are the negative ELBO: it takes no {', '.join(refused)} "
                 "(set likelihood / kl_weight)"
             )
+        # (before the core's __init__, which creates a tracker per `metric_terms`)
+        self.likelihood = gon_losses.check_likelihood(likelihood, likelihood_stddev)[0]
+        kwargs.setdefault("step_size", DEFAULT_STEP_SIZE)
         # === Layers ===
         decoder = ConvDecoder(
             image_shape=image_shape,
@@ -106,6 +117,7 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
             normalization=normalization,
             momentum=momentum,
             epsilon=epsilon,
+            output_log_scale=gon_losses.likelihood_parameters(likelihood) == 2,
             dtype=kwargs.get("dtype"),  # a reloaded mixed-precision model computes as saved
             name="decoder",
         )
@@ -153,10 +165,12 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
         return self.decoder(z, training=training, inner_pass=inner_pass), mean, log_variance
 
     def decode_latents(self, latents, training=False, inner_pass=False):
-        return self.decode_with_posterior(latents, training=training, inner_pass=inner_pass)[0]
+        """Images F(latents) in [0, 1] (the likelihood's location)."""
+        outputs = self.decode_with_posterior(latents, training=training, inner_pass=inner_pass)[0]
+        return self.output_images(outputs)
 
     def inner_losses(self, data, latents, training=False):
-        """-ELBO(x; F(z)) - log N(z; 0, 2I) per example: z = -∇ of this at z0 (eq. 10)."""
+        """-ELBO(x; F(z)) - log N(z; 0, 2I) per example: z = -∇ of this at z0 (eq. 9)."""
         reconstruction, mean, log_variance = self.decode_with_posterior(
             latents, training=training, inner_pass=True
         )
@@ -165,7 +179,7 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
         return negative_elbo + keras.ops.cast(prior, negative_elbo.dtype)
 
     def outer_losses(self, data, latents, training=False):
-        """Per-example -ELBO terms at z (eq. 9); z' ~ q at evaluation too (Monte Carlo)."""
+        """Per-example -ELBO terms at z (eq. 10); z' ~ q at evaluation too (Monte Carlo)."""
         reconstruction, mean, log_variance = self.decode_with_posterior(
             latents, training=training, inner_pass=False, sample=True
         )

@@ -260,8 +260,9 @@ def run_experiment(name: str, variants: list[Variant], budget: Budget, seeds: Se
 
 def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float) -> None:
     """Arguments of `keras-gon experiment`."""
-    parser.add_argument("name", choices=EXPERIMENTS,
-                        help="table1 (paper Table 1), activations (fig. 11), origin (fig. 3)")
+    parser.add_argument("name", choices=EXPERIMENTS + ("reproduce",),
+                        help="table1 (paper Table 1), activations (fig. 3), origin (fig. 11), "
+                        "reproduce (every claim, one resumable study)")
     parser.add_argument("--data", default="mnist5k", help="as for `keras-gon train`")
     parser.add_argument("--epochs", type=positive_int, default=3)
     parser.add_argument("--steps", type=positive_int, help="train each run for this many steps")

@@ -1,0 +1,347 @@
+"""Resumable studies: one stored result per (model, setting, seed) run.
+
+A study is a list of `RunSpec`s. `run_study` trains every spec whose result
+is not yet in the study folder and writes each result, when its run
+finishes, to `runs/<key>.json` (a temporary file renamed into place, so a
+killed run leaves nothing half-written and is simply run again). Running the
+same study again skips what is stored, so a long study runs in pieces, and
+tables are always regenerated from the stored results.
+
+Each run trains with `model.fit` for `epochs` epochs and, after every epoch,
+evaluates the fixed model on a fixed set of training images and of held-out
+images (`keras_gon.callbacks.EpochEvaluation`): the generalisation gap, not
+Keras's running training mean. At the end it evaluates the whole held-out set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from keras_gon.errors import InputError
+
+SETTINGS = {
+    "paper": {
+        "normalization": "batch",
+        "inner_batch_reduction": "mean",
+        "gon_inner_loss": "mse",
+        "vgon_step_size": 1.0,
+        "statistics": "batch",
+    },
+    "ours": {
+        "normalization": "layer",
+        "inner_batch_reduction": "sum",
+        "gon_inner_loss": "sse",
+        "vgon_step_size": 1.0 / 64,
+        "statistics": "moving",
+    },
+}
+"""The two settings every claim is measured at.
+
+- `"paper"`: the authors' code. BatchNorm (PyTorch's momentum and epsilon);
+  the GON's inner loss is their `((g - x)**2).sum(1).mean()`, the squared
+  error averaged over the batch and the pixels ("mse" with batch mean), the
+  variational GON's the -ELBO averaged over the batch; every loss is evaluated
+  with batch statistics, as their scripts, which never call `.eval()`, do.
+- `"ours"`: the library's defaults. Per-example layer normalisation, inner
+  losses summed over the batch (a batch-independent encoder; the variational
+  GON's step size 1/64 gives its latents the authors' scale at batch 64),
+  inference with the model as exported.
+
+Each run's key includes its setting's values, so changing a setting reruns it.
+"""
+
+REPORTED_METRIC = {
+    "gon": "loss", "gon_detach": "loss", "gon_10step": "loss", "gon_10step_detach": "loss",
+    "ae": "loss", "tied_ae": "loss", "glo": "loss",
+    "vgon": "bits_per_dim", "vae": "bits_per_dim",
+    "vgon_bce": "negative_elbo_nats", "vae_bce": "negative_elbo_nats",
+}
+"""The held-out figure of each model kind: SSE per image, bits/dim, or -ELBO in nats."""
+
+KINDS = tuple(REPORTED_METRIC)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: what is trained, on what, for how long, with which seed.
+
+    `options` holds extra constructor arguments as sorted `(name, value)`
+    pairs (e.g. `(("step_size", 0.015625),)`); `label` names the row it
+    belongs to in tables. The key (`RunSpec.key`) depends on every field but
+    `label` and `group`, so renaming a row never reruns it.
+    """
+
+    kind: str
+    setting: str
+    latent_dim: int
+    epochs: int
+    seed: int
+    width: int = 16
+    activation: str = "elu"
+    origin_stddev: float = 0.0
+    add_origin: bool = True
+    options: tuple = ()
+    group: str = ""
+    label: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise InputError(f"unknown model kind {self.kind!r}: expected one of {KINDS}")
+        if self.setting not in SETTINGS:
+            raise InputError(f"unknown setting {self.setting!r}: expected one of {tuple(SETTINGS)}")
+
+    def identity(self) -> dict:
+        """Every field that changes the result (not `label` or `group`)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("label")
+        fields.pop("group")
+        fields["options"] = [list(pair) for pair in self.options]
+        fields["setting_values"] = dict(SETTINGS[self.setting])
+        return fields
+
+    @property
+    def key(self) -> str:
+        """A readable, stable file name for the run's result."""
+        digest = hashlib.sha1(
+            json.dumps(self.identity(), sort_keys=True).encode()
+        ).hexdigest()[:10]
+        return f"{self.kind}-{self.setting}-z{self.latent_dim}-s{self.seed}-{digest}"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyData:
+    """The data of a study and how much of it each evaluation uses.
+
+    Attributes:
+        source: a `load_dataset` source (e.g. `../shared/data/mnist22k.npz`).
+        batch_size: training (and batch-statistics evaluation) batch size.
+        lr: Adam's learning rate.
+        eval_images: training and held-out images evaluated after each epoch.
+        steps_per_epoch: None for whole epochs (tiny budgets cut them short).
+        glo_inference_steps: Adam steps that fit a GLO latent to a held-out image.
+    """
+
+    source: str
+    batch_size: int = 64
+    lr: float = 1e-4
+    eval_images: int = 2000
+    steps_per_epoch: int | None = None
+    glo_inference_steps: int = 100
+
+
+def build_model(spec: RunSpec, image_shape, num_train: int):
+    """The model of `spec` at its setting (see `SETTINGS`)."""
+    import keras_gon
+
+    setting = SETTINGS[spec.setting]
+    decoder = dict(
+        image_shape=image_shape, latent_dim=spec.latent_dim, width=spec.width,
+        activation=spec.activation, normalization=setting["normalization"],
+    )
+    options = dict(spec.options)
+    origin = dict(
+        inner_batch_reduction=setting["inner_batch_reduction"],
+        origin_stddev=spec.origin_stddev, add_origin=spec.add_origin, seed=spec.seed,
+    )
+    if spec.kind.startswith("gon"):
+        gon = dict(inner_loss=setting["gon_inner_loss"], **origin)
+        if "10step" in spec.kind:
+            gon.update(num_steps=10, step_size=0.1)
+        if spec.kind.endswith("detach"):
+            gon["detach"] = True
+        gon.update(options)
+        return keras_gon.GON(**decoder, **gon)
+    if spec.kind in ("ae", "tied_ae", "glo"):
+        model_class = {"ae": keras_gon.ConvAutoencoder, "tied_ae": keras_gon.TiedAutoencoder,
+                       "glo": keras_gon.GLO}[spec.kind]
+        extra = {"num_examples": num_train} if spec.kind == "glo" else {}
+        return model_class(**decoder, seed=spec.seed, **extra, **options)
+    likelihood = "bce" if spec.kind.endswith("_bce") else "discretized_logistic"
+    if spec.kind.startswith("vgon"):
+        variational = dict(origin, likelihood=likelihood, step_size=setting["vgon_step_size"])
+        variational.update(options)
+        return keras_gon.VariationalGON(**decoder, **variational)
+    return keras_gon.VAE(**decoder, likelihood=likelihood, seed=spec.seed, **options)
+
+
+class _Data:
+    """The study's pipelines, built once per process and seed."""
+
+    def __init__(self, data: StudyData):
+        self.data = data
+        self._cache = {}
+
+    def get(self, seed: int, indexed: bool):
+        key = (seed, indexed)
+        if key not in self._cache:
+            self._cache[key] = self._load(seed, indexed)
+        return self._cache[key]
+
+    def _load(self, seed, indexed):
+        from keras_gon.data import load_dataset, with_example_indices
+
+        data = self.data
+        train, test, info = load_dataset(
+            data.source, image_size=32, batch_size=data.batch_size, seed=seed,
+            shuffle_train=not indexed,
+        )
+        if indexed:
+            train = with_example_indices(train, data.batch_size, seed=seed)
+        ordered, _, _ = load_dataset(
+            data.source, image_size=32, batch_size=data.batch_size, shuffle_train=False
+        )
+        count = data.eval_images
+        train_subset = ordered.unbatch().take(count).batch(data.batch_size).cache()
+        held_out_subset = test.unbatch().take(count).batch(data.batch_size).cache()
+        return train, test, train_subset, held_out_subset, info
+
+
+def _parameters(model) -> int:
+    import numpy as np
+
+    count = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    if hasattr(model, "latent_table"):  # GLO's latents are trained too (by their own SGD)
+        count += int(np.prod(model.latent_table.shape))
+    return count
+
+
+def _evaluate(model, dataset, statistics: str) -> dict:
+    from keras_gon.layers.batch_normalization import inference_statistics
+
+    with inference_statistics(model, statistics):
+        return {k: float(v) for k, v in model.evaluate(dataset, verbose=0, return_dict=True).items()}
+
+
+def run_one(spec: RunSpec, data: StudyData, pipelines: _Data | None = None) -> dict:
+    """Trains `spec` and returns its result (see the module docstring)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_gon
+    from keras_gon.callbacks import EpochEvaluation, StepTimer
+    from keras_gon.layers.batch_normalization import batch_normalization_layers
+
+    pipelines = pipelines or _Data(data)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(spec.seed)
+    indexed = spec.kind == "glo"
+    train, test, train_subset, held_out_subset, info = pipelines.get(spec.seed, indexed)
+    model = build_model(spec, info.image_shape, info.num_train)
+    model.compile(optimizer=keras.optimizers.Adam(data.lr, epsilon=1e-8))
+    statistics = SETTINGS[spec.setting]["statistics"]
+    timer = StepTimer()
+    callbacks = [timer]
+    # GLO fits every held-out latent by gradient descent: evaluated once, at the end.
+    epochs = None if indexed else EpochEvaluation(train_subset, held_out_subset, statistics)
+    if epochs is not None:
+        callbacks.append(epochs)
+    fit_data = train.repeat() if data.steps_per_epoch else train
+    history = model.fit(
+        fit_data, epochs=spec.epochs, steps_per_epoch=data.steps_per_epoch,
+        callbacks=callbacks, verbose=0,
+    )
+    losses = history.history.get("loss", [])
+    finite = bool(losses) and bool(np.all(np.isfinite(losses)))
+    result = {
+        "spec": spec.identity(),
+        "key": spec.key,
+        "data": dataclasses.asdict(data),
+        "metric": REPORTED_METRIC[spec.kind],
+        "statistics": statistics,
+        "parameters": _parameters(model),
+        "steps": timer.steps,
+        "seconds": timer.seconds,
+        "steps_per_second": timer.steps_per_second,
+        "train_running_loss": [float(v) for v in losses],
+        "epochs": epochs.history if epochs is not None else [],
+        "finite": finite,
+        "versions": {
+            "keras_gon": keras_gon.__version__, "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+        },
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if finite:
+        test_data = held_out_subset if indexed else test
+        result["test"] = _evaluate(model, test_data, statistics)
+        result["test_images"] = data.eval_images if indexed else info.num_test
+        if statistics != "moving" and batch_normalization_layers(model):
+            result["test_moving"] = _evaluate(model, test_data, "moving")
+        if indexed:
+            result["epochs"] = [{"epoch": spec.epochs, **{
+                f"held_out_{k}": v for k, v in result["test"].items()}}]
+    return result
+
+
+def result_path(folder: Path, spec: RunSpec) -> Path:
+    """Where the result of `spec` is stored in a study folder."""
+    return Path(folder) / "runs" / f"{spec.key}.json"
+
+
+def load_result(folder: Path, spec: RunSpec) -> dict | None:
+    """The stored result of `spec`, or None if it has not finished."""
+    path = result_path(folder, spec)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def write_json_atomically(path: Path, payload) -> None:
+    """Writes `payload` to a temporary file beside `path`, then renames it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
+              on_result: Callable[[RunSpec, dict], None] | None = None,
+              log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Runs every spec without a stored result in `folder`; returns all results by key.
+
+    Finished runs are never recomputed: a study interrupted at any point and
+    started again continues with the first missing run. `on_result` is
+    called after each new result is stored (e.g. to rewrite the report).
+    """
+    folder = Path(folder)
+    unique = list(dict.fromkeys(specs))
+    pipelines = _Data(data)
+    results = {}
+    missing = [s for s in unique if load_result(folder, s) is None]
+    log(f"{len(unique) - len(missing)} of {len(unique)} runs already stored in {folder}")
+    for index, spec in enumerate(unique):
+        stored = load_result(folder, spec)
+        if stored is None:
+            start = time.perf_counter()
+            stored = run_one(spec, data, pipelines)
+            write_json_atomically(result_path(folder, spec), stored)
+            figure = stored.get("test", {}).get(stored["metric"], float("nan"))
+            log(f"[{index + 1}/{len(unique)}] {spec.key}: {stored['metric']} {figure:.4f} "
+                f"({time.perf_counter() - start:.0f} s)")
+            if on_result is not None:
+                on_result(spec, stored)
+        results[spec.key] = stored
+    return results
+
+
+def stored_results(folder: Path, specs: Iterable[RunSpec]) -> dict[str, dict]:
+    """The stored results of `specs` by key (missing runs are absent)."""
+    found = {}
+    for spec in specs:
+        result = load_result(folder, spec)
+        if result is not None:
+            found[spec.key] = result
+    return found
