@@ -74,7 +74,7 @@ def main(argv=None):
             parameters = int(sum(v.numpy().size for v in model.weights))
             path = export_saved_model(model, Path(tmp) / kind / "1")
             encode = tf.saved_model.load(str(path)).signatures["encode"]
-            batches = images[model.input_spec_shape[0]]
+            batches = images[model.image_shape[0]]
             encode(images=batches[0])  # warm-up
             rates = []
             for _ in range(args.repeats):

@@ -75,7 +75,7 @@ def _figures(model, test_ds, out: Path, resolution: int):
     import numpy as np
     import tensorflow as tf
 
-    from keras_gon.cli_implicit import _nearest_upscale, _save_pixels
+    from keras_gon.plotting import nearest_upscale, save_pixels
     from keras_gon.interpolation import interpolation_grid
     from keras_gon.plotting import image_grid
 
@@ -84,14 +84,14 @@ def _figures(model, test_ds, out: Path, resolution: int):
     low = model.render(latents).numpy()
     high = model.render(latents, resolution).numpy()
     pooled = tf.image.resize(high, low.shape[1:3], method="area").numpy()
-    _save_pixels(
+    save_pixels(
         out / f"render-{resolution}.png",
-        image_grid(np.concatenate([_nearest_upscale(images[:8], resolution, resolution), high]), 8),
+        image_grid(np.concatenate([nearest_upscale(images[:8], resolution, resolution), high]), 8),
     )
-    _save_pixels(out / "render-28-vs-pooled.png", image_grid(np.concatenate([images[:8], low, pooled]), 8))
+    save_pixels(out / "render-28-vs-pooled.png", image_grid(np.concatenate([images[:8], low, pooled]), 8))
     grid = interpolation_grid(model, images[:8], images[8:16], steps=10)
-    _save_pixels(out / "interpolation.png", image_grid(grid.reshape((-1,) + grid.shape[2:]), 10))
-    _save_pixels(out / "samples.png", image_grid(model.sample(32, seed=0).numpy(), 8))
+    save_pixels(out / "interpolation.png", image_grid(grid.reshape((-1,) + grid.shape[2:]), 10))
+    save_pixels(out / "samples.png", image_grid(model.sample(32, seed=0).numpy(), 8))
     return {
         "pooled_vs_native_render_mse": float(np.mean((pooled - low) ** 2)),
         "native_render_vs_images_mse": float(np.mean((low - images[:8]) ** 2)),

@@ -115,7 +115,8 @@ class LatentStatistics(keras.callbacks.Callback):
     model with `set_latent_statistics`, where they are saved with the model
     and `model.sample(n)` draws from them. With `steps_per_execution` > 1
     only the last step of each execution is seen; under a `tf.distribute`
-    strategy, one replica's share of each batch.
+    strategy the model gathers every replica's latents, so a step's moments
+    are those of the whole global batch.
     """
 
     def __init__(self, window: int = 100):
@@ -216,3 +217,21 @@ class EpochEvaluation(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **results})
         if logs is not None:
             logs.update(results)
+
+
+class BatchLosses(keras.callbacks.Callback):
+    """Collects each training step's own loss from Keras's running epoch mean (in `losses`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses: list[float] = []
+        self._previous = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._previous = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        mean = float(logs["loss"])
+        # A running mean over equal batches: batch k's value is k*m_k - (k-1)*m_{k-1}.
+        self.losses.append((batch + 1) * mean - batch * self._previous)
+        self._previous = mean

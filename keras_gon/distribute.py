@@ -114,6 +114,32 @@ def scale_loss_for_replicas(loss):
     return loss * tf.cast(1.0 / replicas, loss.dtype)
 
 
+def batch_normal(shape, seed_generator, stddev: float = 1.0, dtype="float32"):
+    """N(0, stddev²) noise for a batch, the same under a `tf.distribute` strategy as on one device.
+
+    On one device: `keras.random.normal(shape)`. Under a strategy with R
+    replicas (whose seed generators hold the same state) each replica draws the
+    noise of the whole global batch, (R * batch, ...), and keeps its own rows,
+    so the step equals the single-device step on the same global batch
+    (replicas holding batches of equal size, as `fit` splits a global batch of
+    a multiple of R).
+    """
+    import keras
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return keras.random.normal(shape, stddev=stddev, seed=seed_generator, dtype=dtype)
+    replicas = context.num_replicas_in_sync
+    rows = shape[0]
+    full = keras.random.normal(
+        tf.concat([[replicas * rows], tf.convert_to_tensor(shape)[1:]], axis=0),
+        stddev=stddev, seed=seed_generator, dtype=dtype,
+    )
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
+    return full[start : start + rows]
+
+
 def step_logs(logs: dict) -> dict:
     """A `train_step`/`test_step`'s metric results, shaped for Keras's cross-worker reduction.
 

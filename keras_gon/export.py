@@ -15,7 +15,7 @@ SERVING_METHOD = "tensorflow/serving/predict"
 
 
 def _image_spec(model) -> tf.TensorSpec:
-    return tf.TensorSpec((None, *model.input_spec_shape), tf.float32, name="images")
+    return tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
 
 
 def _latent_spec(model) -> tf.TensorSpec:
@@ -26,7 +26,7 @@ def serving_endpoints(model) -> dict:
     """name -> (function, input signature) of every signature exported for `model`.
 
     `reconstruct` (images -> reconstructions, also `serving_default`),
-    `encode` (images -> latents; for a GON the gradient at the origin, eq. 3,
+    `encode` (images -> latents; for a GON the gradient at the origin, eq. 8,
     runs inside the graph) and `decode` (latents -> images); `sample` (count,
     seed -> images) for models with `sample_images` or `sample_latents`; `render` (latents,
     resolution -> images) for models with `render_latents`; `classify`

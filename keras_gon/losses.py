@@ -3,7 +3,7 @@
 Every loss here maps `(y_true, y_pred)` of shape `(batch, ...)` to a vector of
 shape `(batch,)`: one value per example, summed over every other axis. The
 origin gradient differentiates the *sum* of these over the batch, so each
-example's latent depends on that example only (paper eq. 3 applied per
+example's latent depends on that example only (paper eq. 8 applied per
 example); the outer loss reported by `fit` is their mean over the batch.
 """
 
@@ -26,7 +26,7 @@ def _sum_over_features(values):
 
 @keras.saving.register_keras_serializable(package="keras_gon")
 def sum_squared_error(y_true, y_pred):
-    """Summed squared error per example, the paper's GON loss (eqs. 3-4)."""
+    """Summed squared error per example, the paper's GON loss (eq. 8)."""
     y_true = ops.cast(y_true, y_pred.dtype)
     return _sum_over_features(ops.square(y_pred - y_true))
 

@@ -48,3 +48,27 @@ def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]],
 def save_reconstructions(path: str | os.PathLike, originals: np.ndarray, reconstructions: np.ndarray):
     """PNG with the originals above their reconstructions."""
     save_image_rows(path, [("original", originals), ("reconstruction", reconstructions)])
+
+
+def save_pixels(path: str | os.PathLike, grid: np.ndarray) -> None:
+    """Writes an image grid pixel for pixel (no resampling), atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_gon.files import atomic_write
+
+    image = grid[..., 0] if grid.shape[-1] == 1 else grid
+
+    def write(temporary):
+        plt.imsave(temporary, image, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+
+    atomic_write(path, write)
+
+
+def nearest_upscale(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(N, h, w, C) images repeated pixel for pixel to (N, height, width, C)."""
+    rows = (np.arange(height) * images.shape[1]) // height
+    columns = (np.arange(width) * images.shape[2]) // width
+    return images[:, rows][:, :, columns]

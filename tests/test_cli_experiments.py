@@ -24,7 +24,7 @@ def _run(argv, capsys):
     "name, options, labels",
     [
         ("activations", ["--activations", "elu", "relu"], ["elu", "relu"]),
-        ("origin", ["--stddevs", "0", "0.5"], ["σ = 0", "σ = 0.5"]),
+        ("origin", ["--stddevs", "0", "0.5"], ["σ = 0", "σ = 0.5 (a)", "σ = 0.5 (b)"]),
     ],
 )
 def test_experiment_writes_a_table_and_a_plot(name, options, labels, tmp_path, capsys):

@@ -19,7 +19,7 @@ def test_table1_variants_share_the_decoder():
     variants = experiments.table1_variants(TINY)
     labels = [v.label for v in variants]
     assert labels == ["GON", "AE", "tied AE", "1-step detach", "GLO", "10-step", "10-step detach"]
-    models = {v.label: v.build((32, 32, 1), 100, 0) for v in variants}
+    models = {v.label: v.build(TINY, (32, 32, 1), 100, 0) for v in variants}
     shapes = {label: [w.shape for w in m.decoder.weights] for label, m in models.items()}
     assert all(s == shapes["GON"] for s in shapes.values())
     assert models["10-step"].num_steps == 10 and models["10-step"].step_size == 0.1
@@ -45,8 +45,9 @@ def test_run_experiment_writes_table_plot_and_json(tmp_path):
 
 
 def test_summarize_and_markdown():
-    runs = [{"label": "a", "held_out_sse": v, "parameters": 5} for v in (1.0, 3.0)]
+    runs = [{"label": "a", "held_out_sse": v, "train_sse": v - 0.5, "parameters": 5}
+            for v in (1.0, 3.0)]
     rows = experiments.summarize(runs, ["a"])
-    assert rows == [{"label": "a", "mean": 2.0, "std": pytest.approx(np.sqrt(2)), "seeds": 2,
-                     "parameters": 5}]
-    assert "| a | 2.00 ± 1.41 | 5 |" in experiments.markdown_table(rows, "t", TINY)
+    assert rows == [{"label": "a", "mean": 2.0, "std": pytest.approx(np.sqrt(2)),
+                     "train_mean": 1.5, "seeds": 2, "parameters": 5}]
+    assert "| a | 2.00 ± 1.41 | 1.50 | 5 |" in experiments.markdown_table(rows, "t", TINY)

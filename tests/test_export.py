@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import tensorflow as tf
 import keras_gon
 from keras_gon import cli
 from keras_gon.export import SERVING_METHOD, export_saved_model, next_version_dir, serving_endpoints
+from keras_gon.registry import MODEL_KINDS as REGISTERED
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = REPO_ROOT / "saved_models" / "gon-mnist"
@@ -198,15 +200,14 @@ FRESH_PROCESS_CALLS = textwrap.dedent(
     """
 )
 
+# Every registered kind (keras_gon.registry), at export-test sizes.
+EXPORT_OPTIONS = {
+    "igon": dict(latent_dim=8, hidden_units=16, num_layers=2),
+    "glo": dict(latent_dim=8, width=4, num_examples=16, inference_steps=5),
+}
 MODEL_KINDS = {
-    "gon": lambda: keras_gon.GON(latent_dim=8, width=4),
-    "vgon": lambda: keras_gon.VariationalGON(latent_dim=8, width=4),
-    "vae": lambda: keras_gon.VAE(latent_dim=8, width=4),
-    "igon": lambda: keras_gon.ImplicitGON(latent_dim=8, hidden_units=16, num_layers=2),
-    "ae": lambda: keras_gon.ConvAutoencoder(latent_dim=8, width=4),
-    "tied_ae": lambda: keras_gon.TiedAutoencoder(latent_dim=8, width=4),
-    "glo": lambda: keras_gon.GLO(latent_dim=8, width=4, num_examples=16, inference_steps=5),
-    "classifier": lambda: keras_gon.GONClassifier(latent_dim=8, width=4),
+    kind: functools.partial(REGISTERED[kind].build, **EXPORT_OPTIONS.get(kind, dict(latent_dim=8, width=4)))
+    for kind in REGISTERED
 }
 
 EXPECTED_SIGNATURES = {
@@ -219,6 +220,10 @@ EXPECTED_SIGNATURES = {
     "glo": {"reconstruct", "encode", "decode"},
     "classifier": {"reconstruct", "encode", "decode", "classify"},
 }
+
+
+def test_every_registered_kind_is_exported_here():
+    assert set(EXPECTED_SIGNATURES) == set(REGISTERED)
 
 
 def _in_memory(model, signature, arguments):

@@ -14,6 +14,7 @@ from keras_gon.data.arrays import _check_positive_int
 from keras_gon.data.arrays import check_labels
 from keras_gon.data.arrays import validate_images
 from keras_gon.data.idx import load_idx_directory
+from keras_gon.data.preprocessing import resize_images, scale_images
 from keras_gon.data.sources import load_mnist5k
 from keras_gon.data.sources import load_npz
 from keras_gon.data.sources import load_tfds
@@ -48,34 +49,9 @@ class DataInfo:
     num_test: int
 
 
-def _center_crop_square(image: tf.Tensor) -> tf.Tensor:
-    """Crops the central square of `(H, W, C)` images, or of a `(N, H, W, C)` batch."""
-    h, w = image.shape[-3], image.shape[-2]
-    if h is not None and w is not None:
-        if h == w:
-            return image
-        size = min(h, w)
-        top, left = (h - size) // 2, (w - size) // 2
-    else:
-        shape = tf.shape(image)
-        h, w = shape[-3], shape[-2]
-        size = tf.minimum(h, w)
-        top, left = (h - size) // 2, (w - size) // 2
-    return image[..., top : top + size, left : left + size, :]
-
-
 def _preprocess(image: tf.Tensor, image_size: int, divisor: float) -> tf.Tensor:
     """Scales to float32 [0, 1], center-crops to a square and resizes (one image or a batch)."""
-    image = tf.cast(image, tf.float32)
-    if divisor != 1.0:
-        image = image / divisor
-    image = _center_crop_square(image)
-    if image.shape[-3] != image_size or image.shape[-2] != image_size:
-        # Bilinear; `antialias` only changes downsampling (less aliasing).
-        image = tf.image.resize(
-            image, (image_size, image_size), method="bilinear", antialias=True
-        )
-    return tf.clip_by_value(image, 0.0, 1.0)
+    return resize_images(scale_images(image, divisor), (image_size, image_size))
 
 
 def _finish(

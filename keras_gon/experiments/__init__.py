@@ -1,46 +1,32 @@
 """The paper's experiments as commands (`keras-gon experiment NAME`).
 
 - `table1`, `activations`, `origin` (`comparisons`): one table of held-out SSE
-  per command, for the given budget.
+  per command, for the given budget and setting (sweeps over latent size and width).
 - `reproduce` (`reproduce`): every claim of the paper at its setting and the
   library's default, as one resumable study (`study`) with a verdict per claim.
+
+The submodules import TensorFlow; this package does not, until used.
 """
 
-from keras_gon.experiments.comparisons import (
-    DEFAULT_ACTIVATIONS,
-    DEFAULT_ORIGIN_STDDEVS,
-    BatchLosses,
-    Budget,
-    Variant,
-    activation_variants,
-    markdown_table,
-    origin_variants,
-    plot_curves,
-    run_experiment,
-    summarize,
-    table1_variants,
-    train_variant,
-)
-from keras_gon.experiments.reproduce import BUDGETS, GROUPS, reproduce, reproduction_specs
-from keras_gon.experiments.study import SETTINGS, RunSpec, StudyData, run_study
+from __future__ import annotations
 
-EXPERIMENTS = ("table1", "activations", "origin", "reproduce")
+import importlib
+
+_EXPORTS = {
+    "comparisons": ("Budget", "Variant", "activation_variants", "markdown_table",
+                    "origin_variants", "plot_curves", "run_experiment", "summarize",
+                    "table1_variants", "train_variant", "EXPERIMENTS", "DEFAULT_ACTIVATIONS",
+                    "DEFAULT_ORIGIN_STDDEVS"),
+    "reproduce": ("BUDGETS", "GROUPS", "reproduce", "reproduction_specs"),
+    "study": ("SETTINGS", "RunSpec", "StudyData", "run_study"),
+}
 
 
-def add_arguments(parser, positive_int, positive_float) -> None:
-    """Arguments of `keras-gon experiment`."""
-    from keras_gon.experiments import comparisons
-
-    comparisons.add_arguments(parser, positive_int, positive_float)
-    study = parser.add_argument_group("reproduce")
-    study.add_argument("--budget", choices=tuple(BUDGETS), default="full",
-                       help="reproduce: how long the study trains (tiny: a few steps, for CI)")
-    study.add_argument("--report", help="reproduce: also write the report here "
-                       "(e.g. benchmarks/REPRODUCTION.md)")
-    study.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),
-                       help="reproduce: the parts of the study to run")
-    study.add_argument("--report-only", action="store_true",
-                       help="reproduce: regenerate the report from stored runs, train nothing")
+def __getattr__(name):
+    for module, names in _EXPORTS.items():
+        if name in names:
+            return getattr(importlib.import_module(f"keras_gon.experiments.{module}"), name)
+    raise AttributeError(f"module 'keras_gon.experiments' has no attribute {name!r}")
 
 
 def main(args) -> dict:
@@ -48,19 +34,15 @@ def main(args) -> dict:
     import time
     from pathlib import Path
 
-    from keras_gon.experiments import comparisons
-
     if args.name != "reproduce":
-        return comparisons.main(args)
+        from keras_gon.experiments.comparisons import main as compare
+
+        return compare(args)
+    from keras_gon.experiments.reproduce import reproduce
+
     out = args.out or Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
     return reproduce(args.data, out, budget=args.budget, report=args.report,
                      groups=args.groups, report_only=args.report_only)
 
 
-__all__ = [
-    "BUDGETS", "BatchLosses", "Budget", "DEFAULT_ACTIVATIONS", "DEFAULT_ORIGIN_STDDEVS",
-    "EXPERIMENTS", "GROUPS", "RunSpec", "SETTINGS", "StudyData", "Variant",
-    "activation_variants", "add_arguments", "main", "markdown_table", "origin_variants",
-    "plot_curves", "reproduce", "reproduction_specs", "run_experiment", "run_study",
-    "summarize", "table1_variants", "train_variant",
-]
+__all__ = ["main", *[name for names in _EXPORTS.values() for name in names]]

@@ -1,45 +1,75 @@
-"""The paper's comparisons as commands: Table 1, activations (fig. 11), origin variance (fig. 3).
+"""The paper's comparisons as commands: Table 1, activations (fig. 3), origin variance (fig. 11).
 
 Each experiment trains several variants with the same decoder, data and
-budget for each seed, then writes to `out`:
+budget for each seed (and each latent size and width of a sweep), then
+writes to `out`:
 
-- `<name>.md`: a Markdown table of held-out SSE per image (mean ± std over
-  seeds, std with ddof=1) and trainable parameter counts;
+- `<name>.md`: a Markdown table per (latent size, width) of held-out SSE per
+  image (mean ± std over seeds, std with ddof=1), the training-set SSE of the
+  same weights, and trainable parameter counts;
 - `<name>.png`: training-loss curves (mean over seeds, per step);
-- `<name>.json`: every run's numbers.
+- `<name>.json`: every run's numbers, with per-epoch losses of the fixed model
+  on training and held-out images (the generalisation gap).
+
+Runs are appended to `<name>.partial.json` as they finish; the same command
+run again skips them (a killed experiment continues where it stopped).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-import keras
 import numpy as np
 
 from keras_gon.errors import InputError
+from keras_gon.files import write_json, write_text
+
+from keras_gon.experiments.arguments import DEFAULT_ACTIVATIONS, DEFAULT_ORIGIN_STDDEVS  # noqa
 
 EXPERIMENTS = ("table1", "activations", "origin")
-DEFAULT_ACTIVATIONS = ("elu", "relu", "leaky_relu", "selu", "gelu", "swish", "softplus", "tanh")
-DEFAULT_ORIGIN_STDDEVS = (0.0, 0.01, 0.1, 0.5, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Variant:
-    """One row of a table: a label and a builder `(image_shape, num_train, seed) -> model`."""
+    """One row of a table: a label, a registered model kind and its options."""
 
     label: str
-    build: Callable
-    indexed: bool = False  # trains on (images, indices) pairs (GLO)
+    kind: str = "gon"
+    options: tuple = ()
+
+    def build(self, budget: "Budget", image_shape, num_train: int, seed: int):
+        """The variant's model for one run (`keras_gon.registry`)."""
+        from keras_gon.registry import MODEL_KINDS
+
+        kind = MODEL_KINDS[self.kind]
+        options = dict(image_shape=image_shape, latent_dim=budget.latent_dim, width=budget.width,
+                       activation=budget.activation, normalization=budget.normalization,
+                       seed=seed)
+        if "origin" in kind.option_groups:
+            options["inner_batch_reduction"] = budget.inner_batch_reduction
+        if self.kind == "glo":
+            options.update(num_examples=num_train, inference_steps=budget.glo_inference_steps)
+        options.update(dict(self.options))
+        return kind.build(**options)
+
+    @property
+    def indexed(self) -> bool:
+        """Trains on (images, indices) pairs (GLO)."""
+        return self.kind == "glo"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Budget:
-    """What every variant gets: data, epochs (or steps), sizes, optimiser."""
+    """What every variant gets: data, epochs (or steps), sizes, setting, optimiser.
+
+    `statistics` is how batch norms are evaluated: "moving" (Keras's
+    inference) or "batch" (each batch's own, as the authors' code does;
+    `keras_gon.layers.inference_statistics`).
+    """
 
     data: str
     epochs: int = 3
@@ -49,80 +79,46 @@ class Budget:
     width: int = 16
     image_size: int = 32
     lr: float = 1e-4
-    jit_compile: bool = True
+    jit_compile: bool | None = None
     glo_inference_steps: int = 100
-
-
-def _decoder_options(budget: Budget, **overrides) -> dict:
-    options = dict(latent_dim=budget.latent_dim, width=budget.width)
-    options.update(overrides)
-    return options
+    activation: str = "elu"
+    normalization: str = "layer"
+    inner_batch_reduction: str = "sum"
+    statistics: str = "moving"
 
 
 def table1_variants(budget: Budget) -> list[Variant]:
-    """Paper Table 1: GON, AE, tied AE, 1-step detach, 10-step, 10-step detach, GLO."""
-    import keras_gon
-
-    def gon(**options):
-        return lambda shape, num_train, seed: keras_gon.GON(
-            image_shape=shape, seed=seed, **_decoder_options(budget, **options)
-        )
-
+    """Paper Table 1: GON, AE, tied AE, 1-step detach, GLO, 10-step, 10-step detach."""
     return [
-        Variant("GON", gon()),
-        Variant("AE", lambda shape, n, seed: keras_gon.ConvAutoencoder(
-            image_shape=shape, seed=seed, **_decoder_options(budget))),
-        Variant("tied AE", lambda shape, n, seed: keras_gon.TiedAutoencoder(
-            image_shape=shape, seed=seed, **_decoder_options(budget))),
-        Variant("1-step detach", gon(detach=True)),
-        Variant("GLO", lambda shape, n, seed: keras_gon.GLO(
-            image_shape=shape, num_examples=n, seed=seed,
-            inference_steps=budget.glo_inference_steps, **_decoder_options(budget)),
-            indexed=True),
+        Variant("GON"),
+        Variant("AE", "ae"),
+        Variant("tied AE", "tied_ae"),
+        Variant("1-step detach", options=(("detach", True),)),
+        Variant("GLO", "glo"),
         # Last: ten inner steps cost about ten GON steps each.
-        Variant("10-step", gon(num_steps=10, step_size=0.1)),
-        Variant("10-step detach", gon(num_steps=10, step_size=0.1, detach=True)),
+        Variant("10-step", options=(("num_steps", 10), ("step_size", 0.1))),
+        Variant("10-step detach", options=(("num_steps", 10), ("step_size", 0.1), ("detach", True))),
     ]
 
 
 def activation_variants(budget: Budget, activations: Sequence[str]) -> list[Variant]:
-    """Paper fig. 11: the GON with each hidden activation."""
-    import keras_gon
-
-    return [
-        Variant(name, lambda shape, n, seed, name=name: keras_gon.GON(
-            image_shape=shape, seed=seed, **_decoder_options(budget, activation=name)))
-        for name in activations
-    ]
+    """Paper fig. 3: the GON with each hidden activation."""
+    return [Variant(name, options=(("activation", name),)) for name in activations]
 
 
 def origin_variants(budget: Budget, stddevs: Sequence[float]) -> list[Variant]:
-    """Paper fig. 3 / appendix C: the GON trained from z0 ~ N(0, σ²)."""
-    import keras_gon
+    """Paper fig. 11 / appendix C: the GON trained from z0 ~ N(0, σ²), variants (a) and (b).
 
-    return [
-        Variant(f"σ = {stddev:g}", lambda shape, n, seed, stddev=stddev: keras_gon.GON(
-            image_shape=shape, seed=seed, **_decoder_options(budget, origin_stddev=stddev)))
-        for stddev in stddevs
-    ]
-
-
-class BatchLosses(keras.callbacks.Callback):
-    """Collects each training step's own loss from Keras's running epoch mean."""
-
-    def __init__(self):
-        super().__init__()
-        self.losses = []
-        self._previous = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._previous = 0.0
-
-    def on_train_batch_end(self, batch, logs=None):
-        mean = float(logs["loss"])
-        # A running mean over equal batches: batch k's value is k*m_k - (k-1)*m_{k-1}.
-        self.losses.append((batch + 1) * mean - batch * self._previous)
-        self._previous = mean
+    (a) z = -∇z0 L (the paper's main variant), (b) z = z0 - ∇z0 L; the
+    same when σ = 0, which is run once.
+    """
+    variants = []
+    for stddev in stddevs:
+        for add_origin in ((True,) if stddev == 0 else (False, True)):
+            name = "" if stddev == 0 else (" (b)" if add_origin else " (a)")
+            variants.append(Variant(f"σ = {stddev:g}{name}", options=(
+                ("origin_stddev", float(stddev)), ("add_origin", add_origin))))
+    return variants
 
 
 def _parameters(model) -> int:
@@ -133,51 +129,72 @@ def _parameters(model) -> int:
 
 
 def train_variant(variant: Variant, budget: Budget, seed: int, verbose: int = 0) -> dict:
-    """Trains one variant for one seed; returns held-out SSE, parameters, loss curve, seconds."""
-    from keras_gon.data import load_dataset
-    from keras_gon.data.pairs import with_example_indices
+    """Trains one variant for one seed: held-out and training SSE, parameters, curves, seconds."""
+    import keras
+
+    from keras_gon.callbacks import BatchLosses, EpochEvaluation
+    from keras_gon.data import load_dataset, with_example_indices
+    from keras_gon.layers.batch_normalization import inference_statistics
 
     keras.utils.set_random_seed(seed)
     train_ds, test_ds, info = load_dataset(
         budget.data, image_size=budget.image_size, batch_size=budget.batch_size, seed=seed,
         shuffle_train=not variant.indexed,
     )
+    ordered = train_ds if variant.indexed else load_dataset(
+        budget.data, image_size=budget.image_size, batch_size=budget.batch_size,
+        shuffle_train=False)[0]
     if variant.indexed:
         train_ds = with_example_indices(train_ds, budget.batch_size, seed=seed)
-    model = variant.build(info.image_shape, info.num_train, seed)
+    model = variant.build(budget, info.image_shape, info.num_train, seed)
     model.compile(optimizer=keras.optimizers.Adam(budget.lr, epsilon=1e-8),
                   jit_compile=budget.jit_compile)
     curve = BatchLosses()
+    callbacks = [curve]
+    epochs = None
+    if not variant.indexed:  # GLO fits held-out latents by gradient descent: once, at the end
+        epochs = EpochEvaluation(ordered, test_ds, budget.statistics)
+        callbacks.append(epochs)
     start = time.perf_counter()
     if budget.steps:
         model.fit(train_ds.repeat(), epochs=1, steps_per_epoch=budget.steps,
-                  callbacks=[curve], verbose=verbose)
+                  callbacks=callbacks, verbose=verbose)
     else:
-        model.fit(train_ds, epochs=budget.epochs, callbacks=[curve], verbose=verbose)
+        model.fit(train_ds, epochs=budget.epochs, callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
-    held_out = float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
+    if epochs is not None:
+        last = epochs.history[-1]
+        held_out, train = last["held_out_loss"], last["train_eval_loss"]
+    else:
+        with inference_statistics(model, budget.statistics):
+            held_out = float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
+        train = float("nan")
     return {
         "label": variant.label,
         "seed": seed,
-        "held_out_sse": held_out,
+        "held_out_sse": float(held_out),
+        "train_sse": float(train),
         "parameters": _parameters(model),
         "train_losses": curve.losses,
+        "epochs": epochs.history if epochs is not None else [],
         "seconds": seconds,
     }
 
 
 def summarize(runs: list[dict], labels: Sequence[str]) -> list[dict]:
-    """Per-label mean and std (ddof=1) of held-out SSE over seeds."""
+    """Per-label mean and std (ddof=1) of held-out SSE over seeds (and the training SSE's mean)."""
     rows = []
     for label in labels:
-        values = np.array([r["held_out_sse"] for r in runs if r["label"] == label], "float64")
-        parameters = [r["parameters"] for r in runs if r["label"] == label]
+        chosen = [r for r in runs if r["label"] == label]
+        values = np.array([r["held_out_sse"] for r in chosen], "float64")
+        train = np.array([r.get("train_sse", np.nan) for r in chosen], "float64")
         rows.append({
             "label": label,
             "mean": float(values.mean()),
             "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "train_mean": float(train.mean()) if len(train) else float("nan"),
             "seeds": int(len(values)),
-            "parameters": int(parameters[0]),
+            "parameters": int(chosen[0]["parameters"]),
         })
     return rows
 
@@ -189,14 +206,20 @@ def markdown_table(rows: list[dict], title: str, budget: Budget) -> str:
         f"### {title}",
         "",
         f"Held-out SSE per image on `{budget.data}` ({run}, batch {budget.batch_size}, "
-        f"latent {budget.latent_dim}, width {budget.width}, Adam {budget.lr:g}; "
-        f"mean ± std over {rows[0]['seeds']} seed(s)).",
+        f"latent {budget.latent_dim}, width {budget.width}, {budget.normalization} norm, "
+        f"{budget.activation}, inner loss {budget.inner_batch_reduction} over the batch, "
+        f"batch norm evaluated with {budget.statistics} statistics, Adam {budget.lr:g}; "
+        f"mean ± std over {rows[0]['seeds']} seed(s)). Training SSE: the same weights on the "
+        "training images.",
         "",
-        "| model | held-out SSE | parameters |",
-        "|---|---:|---:|",
+        "| model | held-out SSE | training SSE | parameters |",
+        "|---|---:|---:|---:|",
     ]
     for row in rows:
-        lines.append(f"| {row['label']} | {row['mean']:.2f} ± {row['std']:.2f} | {row['parameters']:,} |")
+        train = row.get("train_mean", float("nan"))
+        train_text = "—" if not np.isfinite(train) else f"{train:.2f}"
+        lines.append(f"| {row['label']} | {row['mean']:.2f} ± {row['std']:.2f} | {train_text} | "
+                     f"{row['parameters']:,} |")
     return "\n".join(lines) + "\n"
 
 
@@ -210,7 +233,7 @@ def plot_curves(path: Path, runs: list[dict], labels: Sequence[str], title: str)
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for label in labels:
         curves = [r["train_losses"] for r in runs if r["label"] == label]
-        length = min(len(c) for c in curves)
+        length = min((len(c) for c in curves), default=0)
         if length == 0:
             continue
         mean = np.mean([c[:length] for c in curves], axis=0)
@@ -228,66 +251,67 @@ def plot_curves(path: Path, runs: list[dict], labels: Sequence[str], title: str)
 
 
 def run_experiment(name: str, variants: list[Variant], budget: Budget, seeds: Sequence[int],
-                   out: Path, title: str, verbose: int = 0) -> dict:
-    """Trains every variant for every seed and writes `<name>.md`, `.png`, `.json` to `out`."""
+                   out: Path, title: str, verbose: int = 0,
+                   sweep: Sequence[tuple[int, int]] | None = None) -> dict:
+    """Trains every variant for every seed (and sweep cell) and writes `<name>.md/.png/.json`.
+
+    `sweep` lists `(latent_dim, width)` cells (default: the budget's own).
+    Finished runs are kept in `<name>.partial.json` and not run again.
+    """
     if not seeds:
         raise InputError("give at least one seed")
     out.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for variant in variants:
-        for seed in seeds:
-            run = train_variant(variant, budget, seed, verbose=verbose)
-            if not np.isfinite(run["held_out_sse"]):
-                print(f"{variant.label} (seed {seed}): the loss became non-finite")
-            else:
-                print(f"{variant.label} (seed {seed}): held-out SSE {run['held_out_sse']:.2f} "
-                      f"({run['seconds']:.0f} s)", flush=True)
-            runs.append(run)
-            # Partial results survive an interrupted run.
-            (out / f"{name}.partial.json").write_text(json.dumps({"runs": runs}) + "\n")
+    sweep = list(sweep or [(budget.latent_dim, budget.width)])
+    partial = out / f"{name}.partial.json"
+    runs = json.loads(partial.read_text())["runs"] if partial.is_file() else []
+    done = {(r["label"], r["seed"], r.get("latent_dim"), r.get("width")) for r in runs}
+    for latent_dim, width in sweep:
+        cell = dataclasses.replace(budget, latent_dim=latent_dim, width=width)
+        for variant in variants:
+            for seed in seeds:
+                if (variant.label, seed, latent_dim, width) in done:
+                    continue
+                run = train_variant(variant, cell, seed, verbose=verbose)
+                run.update(latent_dim=latent_dim, width=width)
+                if not np.isfinite(run["held_out_sse"]):
+                    print(f"{variant.label} (seed {seed}): the loss became non-finite")
+                else:
+                    print(f"{variant.label} (latent {latent_dim}, width {width}, seed {seed}): "
+                          f"held-out SSE {run['held_out_sse']:.2f} ({run['seconds']:.0f} s)",
+                          flush=True)
+                runs.append(run)
+                write_json(partial, {"runs": runs})  # partial results survive a kill
     labels = [v.label for v in variants]
-    rows = summarize(runs, labels)
-    table = markdown_table(rows, title, budget)
-    (out / f"{name}.md").write_text(table)
+    tables, cells = [], []
+    for latent_dim, width in sweep:
+        cell_runs = [r for r in runs if (r.get("latent_dim"), r.get("width")) == (latent_dim, width)]
+        rows = summarize(cell_runs, labels)
+        cell = dataclasses.replace(budget, latent_dim=latent_dim, width=width)
+        tables.append(markdown_table(rows, title, cell))
+        cells.append({"latent_dim": latent_dim, "width": width, "rows": rows})
+    table = "\n".join(tables)
+    write_text(out / f"{name}.md", table)
     plot_curves(out / f"{name}.png", runs, labels, title)
-    payload = {"experiment": name, "budget": budget.__dict__, "seeds": list(seeds),
-               "rows": rows, "runs": runs}
-    (out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (out / f"{name}.partial.json").unlink(missing_ok=True)
+    payload = {"experiment": name, "budget": dataclasses.asdict(budget), "seeds": list(seeds),
+               "sweep": [list(c) for c in sweep], "cells": cells,
+               "rows": cells[0]["rows"], "runs": runs}
+    write_json(out / f"{name}.json", payload)
+    partial.unlink(missing_ok=True)
     print(table)
     return payload
 
 
-def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float) -> None:
-    """Arguments of `keras-gon experiment`."""
-    parser.add_argument("name", choices=EXPERIMENTS + ("reproduce",),
-                        help="table1 (paper Table 1), activations (fig. 3), origin (fig. 11), "
-                        "reproduce (every claim, one resumable study)")
-    parser.add_argument("--data", default="mnist5k", help="as for `keras-gon train`")
-    parser.add_argument("--epochs", type=positive_int, default=3)
-    parser.add_argument("--steps", type=positive_int, help="train each run for this many steps")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--out", type=Path, help="output folder (default runs/<name>-<time>)")
-    parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--latent-dim", "--nz", type=positive_int, default=32)
-    parser.add_argument("--width", "--ngf", type=positive_int, default=16)
-    parser.add_argument("--image-size", type=positive_int, default=32)
-    parser.add_argument("--lr", type=positive_float, default=1e-4)
-    parser.add_argument("--glo-inference-steps", type=positive_int, default=100,
-                        help="gradient steps that fit a GLO latent to a held-out image")
-    parser.add_argument("--activations", nargs="+", default=list(DEFAULT_ACTIVATIONS))
-    parser.add_argument("--stddevs", type=float, nargs="+", default=list(DEFAULT_ORIGIN_STDDEVS),
-                        help="origin standard deviations σ (origin experiment)")
-    parser.add_argument("--no-jit", action="store_true", help="turn XLA compilation off")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0)
-
-
 def main(args) -> dict:
-    """`keras-gon experiment NAME`."""
+    """`keras-gon experiment table1|activations|origin`."""
+    import keras
+
     budget = Budget(
         data=args.data, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
-        latent_dim=args.latent_dim, width=args.width, image_size=args.image_size, lr=args.lr,
-        jit_compile=not args.no_jit, glo_inference_steps=args.glo_inference_steps,
+        latent_dim=args.latent_dim[0], width=args.width[0], image_size=args.image_size,
+        lr=args.lr, jit_compile=False if args.no_jit else None,
+        glo_inference_steps=args.glo_inference_steps, activation=args.activation,
+        normalization=args.normalization, inner_batch_reduction=args.inner_batch_reduction,
+        statistics=args.bn_statistics,
     )
     if args.name == "table1":
         variants, title = table1_variants(budget), "Table 1: GON and baselines"
@@ -297,10 +321,12 @@ def main(args) -> dict:
                 keras.activations.get(activation)
             except ValueError:
                 raise InputError(f"unknown activation {activation!r}") from None
-        variants, title = activation_variants(budget, args.activations), "GON activations (fig. 11)"
+        variants, title = activation_variants(budget, args.activations), "GON activations (fig. 3)"
     else:
         if any(not np.isfinite(s) or s < 0 for s in args.stddevs):
             raise InputError(f"origin standard deviations must be >= 0, got {args.stddevs}")
-        variants, title = origin_variants(budget, args.stddevs), "GON origin z0 ~ N(0, σ²) (fig. 3)"
+        variants, title = origin_variants(budget, args.stddevs), "GON origin z0 ~ N(0, σ²) (fig. 11)"
     out = args.out or Path("runs") / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return run_experiment(args.name, variants, budget, args.seeds, out, title, args.verbose)
+    sweep = [(z, w) for z in args.latent_dim for w in args.width]
+    return run_experiment(args.name, variants, budget, args.seeds, out, title, args.verbose,
+                          sweep=sweep)

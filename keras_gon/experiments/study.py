@@ -18,13 +18,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from keras_gon.errors import InputError
+from keras_gon.files import write_json
 
 SETTINGS = {
     "paper": {
@@ -137,38 +136,33 @@ class StudyData:
 
 
 def build_model(spec: RunSpec, image_shape, num_train: int):
-    """The model of `spec` at its setting (see `SETTINGS`)."""
-    import keras_gon
+    """The model of `spec` at its setting (see `SETTINGS`), built through the registry."""
+    from keras_gon.registry import MODEL_KINDS
 
     setting = SETTINGS[spec.setting]
-    decoder = dict(
+    options = dict(
         image_shape=image_shape, latent_dim=spec.latent_dim, width=spec.width,
-        activation=spec.activation, normalization=setting["normalization"],
+        activation=spec.activation, normalization=setting["normalization"], seed=spec.seed,
     )
-    options = dict(spec.options)
     origin = dict(
         inner_batch_reduction=setting["inner_batch_reduction"],
-        origin_stddev=spec.origin_stddev, add_origin=spec.add_origin, seed=spec.seed,
+        origin_stddev=spec.origin_stddev, add_origin=spec.add_origin,
     )
-    if spec.kind.startswith("gon"):
-        gon = dict(inner_loss=setting["gon_inner_loss"], **origin)
+    kind = spec.kind.split("_")[0] if spec.kind.startswith(("gon", "vgon", "vae")) else spec.kind
+    if kind == "gon":
+        options.update(origin, inner_loss=setting["gon_inner_loss"])
         if "10step" in spec.kind:
-            gon.update(num_steps=10, step_size=0.1)
+            options.update(num_steps=10, step_size=0.1)
         if spec.kind.endswith("detach"):
-            gon["detach"] = True
-        gon.update(options)
-        return keras_gon.GON(**decoder, **gon)
-    if spec.kind in ("ae", "tied_ae", "glo"):
-        model_class = {"ae": keras_gon.ConvAutoencoder, "tied_ae": keras_gon.TiedAutoencoder,
-                       "glo": keras_gon.GLO}[spec.kind]
-        extra = {"num_examples": num_train} if spec.kind == "glo" else {}
-        return model_class(**decoder, seed=spec.seed, **extra, **options)
-    likelihood = "bce" if spec.kind.endswith("_bce") else "discretized_logistic"
-    if spec.kind.startswith("vgon"):
-        variational = dict(origin, likelihood=likelihood, step_size=setting["vgon_step_size"])
-        variational.update(options)
-        return keras_gon.VariationalGON(**decoder, **variational)
-    return keras_gon.VAE(**decoder, likelihood=likelihood, seed=spec.seed, **options)
+            options["detach"] = True
+    elif kind == "glo":
+        options["num_examples"] = num_train
+    elif kind in ("vgon", "vae"):
+        options["likelihood"] = "bce" if spec.kind.endswith("_bce") else "discretized_logistic"
+        if kind == "vgon":
+            options.update(origin, step_size=setting["vgon_step_size"])
+    options.update(dict(spec.options))
+    return MODEL_KINDS[kind].build(**options)
 
 
 class _Data:
@@ -295,30 +289,36 @@ def load_result(folder: Path, spec: RunSpec) -> dict | None:
 
 
 def write_json_atomically(path: Path, payload) -> None:
-    """Writes `payload` to a temporary file beside `path`, then renames it into place."""
+    """Writes `payload` as JSON to `path`, whole or not at all (`keras_gon.files`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_json(path, payload, indent=1)
+
+
+def _run_in_child(spec: RunSpec, data: StudyData, path: str) -> None:
+    """A child process's work: one run, its result written to `path`."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    write_json_atomically(Path(path), run_one(spec, data))
 
 
 def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
               on_result: Callable[[RunSpec, dict], None] | None = None,
-              log: Callable[[str], None] = print) -> dict[str, dict]:
+              log: Callable[[str], None] = print, isolate: bool = True) -> dict[str, dict]:
     """Runs every spec without a stored result in `folder`; returns all results by key.
 
     Finished runs are never recomputed: a study interrupted at any point and
-    started again continues with the first missing run. `on_result` is
-    called after each new result is stored (e.g. to rewrite the report).
+    started again continues with the first missing run. Each run trains in a
+    fresh process (`isolate`): XLA's compiled code accumulates in a process
+    (after a few dozen models the JIT could not map more memory here), and a
+    crash loses one run, logged and left missing, not the study. `on_result`
+    is called after each new result is stored (e.g. to rewrite the report).
     """
+    import multiprocessing
+
     folder = Path(folder)
-    unique = list(dict.fromkeys(specs))
-    pipelines = _Data(data)
+    unique = list({spec.key: spec for spec in specs}.values())
+    pipelines = None if isolate else _Data(data)
     results = {}
     missing = [s for s in unique if load_result(folder, s) is None]
     log(f"{len(unique) - len(missing)} of {len(unique)} runs already stored in {folder}")
@@ -326,8 +326,21 @@ def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
         stored = load_result(folder, spec)
         if stored is None:
             start = time.perf_counter()
-            stored = run_one(spec, data, pipelines)
-            write_json_atomically(result_path(folder, spec), stored)
+            path = result_path(folder, spec)
+            if isolate:
+                child = multiprocessing.get_context("spawn").Process(
+                    target=_run_in_child, args=(spec, data, str(path))
+                )
+                child.start()
+                child.join()
+                stored = load_result(folder, spec)
+                if stored is None:
+                    log(f"[{index + 1}/{len(unique)}] {spec.key}: FAILED (exit code "
+                        f"{child.exitcode}); left missing")
+                    continue
+            else:
+                stored = run_one(spec, data, pipelines)
+                write_json_atomically(path, stored)
             figure = stored.get("test", {}).get(stored["metric"], float("nan"))
             log(f"[{index + 1}/{len(unique)}] {spec.key}: {stored['metric']} {figure:.4f} "
                 f"({time.perf_counter() - start:.0f} s)")

@@ -15,7 +15,7 @@ def exact_moments(x, axes, keepdims: bool = True):
 
     `keras.ops.moments` on TensorFlow computes the variance with
     `stop_gradient(mean)`: exact for first derivatives, wrong for the
-    gradient-of-a-gradient that a GON trains through (1-3 % error). Here the
+    gradient-of-a-gradient that a GON trains through. Here the
     variance is the mean of squared deviations, with no gradient stopped.
     """
     mean = ops.mean(x, axis=axes, keepdims=True)
@@ -36,7 +36,7 @@ class BatchNormalization(keras.layers.Layer):
 
     - the batch variance keeps its gradient through the mean, so the
       outer-loss gradient, which differentiates through the origin gradient
-      (paper eq. 4), is exact;
+      (paper eq. 8), is exact;
     - `call(..., update_moving_statistics=False)` uses batch statistics
       without touching the moving statistics, so a pass can be kept out of
       them (e.g. the degenerate pass at the origin z0 = 0, where every

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras_gon.errors import InputError
 from keras_gon.layers.batch_normalization import BatchNormalization
 from keras_gon.layers.group_normalization import GroupNormalization
+from keras_gon.validation import check_choice, check_positive_int, check_square_image_shape
 
 NORMALIZATIONS = (
     "batch",
@@ -34,7 +35,7 @@ NORMALIZATIONS = (
   when the width has fewer channels) / layer normalisation.
 - `"none"`: no normalisation.
 - `"keras_batch"`: the stock `keras.layers.BatchNormalization` (PyTorch
-  momentum and epsilon), whose second-order gradients are 1-3 % off; kept
+  momentum and epsilon), whose second-order gradients are inexact; kept
   only to measure that.
 """
 
@@ -42,22 +43,19 @@ NORMALIZATIONS = (
 NON_ELEMENTWISE_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax", "glu")
 
 
-def _check_image_shape(image_shape) -> tuple[int, int, int]:
+def check_conv_options(width, activation, normalization) -> None:
+    """Refuses a width, activation or normalisation the conv decoder and encoder cannot take."""
+    check_positive_int(width, "width")
+    check_choice(normalization, "normalization", NORMALIZATIONS)
     try:
-        height, width, channels = (int(v) for v in image_shape)
-    except (TypeError, ValueError):
+        activation_fn = keras.activations.get(activation)
+    except ValueError:
+        raise InputError(f"unknown activation {activation!r}") from None
+    if getattr(activation_fn, "__name__", "") in NON_ELEMENTWISE_ACTIVATIONS:
         raise InputError(
-            f"image_shape must be (height, width, channels), got {image_shape!r}"
-        ) from None
-    if height != width:
-        raise InputError(f"image_shape must be square, got {height}x{width}")
-    if height < 8 or height & (height - 1):
-        raise InputError(
-            f"image size must be a power of two >= 8 (8, 16, 32, 64, 128, ...), got {height}"
+            f"activation {activation!r} mixes channels: the decoder needs an elementwise "
+            "activation (elu, relu, selu, gelu, swish, tanh, ...)"
         )
-    if channels < 1:
-        raise InputError(f"image_shape needs at least one channel, got {channels}")
-    return height, width, channels
 
 
 def make_normalization(normalization: str, channels: int, momentum: float, epsilon: float,
@@ -128,24 +126,9 @@ class ConvDecoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        size, _, channels = _check_image_shape(image_shape)
-        if int(latent_dim) < 1:
-            raise InputError(f"latent_dim must be a positive integer, got {latent_dim}")
-        if int(width) < 1:
-            raise InputError(f"width must be a positive integer, got {width}")
-        if normalization not in NORMALIZATIONS:
-            raise InputError(
-                f"unknown normalization {normalization!r}: expected one of {NORMALIZATIONS}"
-            )
-        try:
-            activation_fn = keras.activations.get(activation)
-        except ValueError:
-            raise InputError(f"unknown activation {activation!r}") from None
-        if getattr(activation_fn, "__name__", "") in NON_ELEMENTWISE_ACTIVATIONS:
-            raise InputError(
-                f"activation {activation!r} mixes channels: the decoder needs an elementwise "
-                "activation (elu, relu, selu, gelu, swish, tanh, ...)"
-            )
+        size, _, channels = check_square_image_shape(image_shape)
+        check_positive_int(latent_dim, "latent_dim")
+        check_conv_options(width, activation, normalization)
 
         # === Config ===
         self.image_shape = (size, size, channels)
@@ -360,3 +343,35 @@ class ConvDecoder(keras.layers.Layer):
             }
         )
         return config
+
+
+DECODER_OPTIONS = ("image_shape", "latent_dim", "width", "activation", "normalization",
+                   "momentum", "epsilon")
+"""The options of a `ConvDecoder` that a model may take flat (`GON(latent_dim=32, ...)`)."""
+
+
+def take_decoder(decoder, options: dict, **fixed) -> ConvDecoder:
+    """A model's `ConvDecoder`, its options given once.
+
+    `decoder` is a `ConvDecoder`, its config (a dict, as `get_config` stores
+    it), or None: then it is built from the `DECODER_OPTIONS` found in
+    `options` (a model constructor's keyword arguments, from which they are
+    removed). `fixed` are options the model decides itself (e.g. the
+    variational models' `output_log_scale`); a given decoder must agree.
+    """
+    given = {name: options.pop(name) for name in DECODER_OPTIONS if name in options}
+    if decoder is None:
+        return ConvDecoder(**given, **fixed, dtype=options.get("dtype"), name="decoder")
+    if given:
+        raise InputError(
+            f"give the decoder's options once: decoder=... or {', '.join(sorted(given))}, not both"
+        )
+    if isinstance(decoder, dict):
+        decoder = (keras.saving.deserialize_keras_object(decoder) if "class_name" in decoder
+                   else ConvDecoder(**decoder))
+    if not isinstance(decoder, ConvDecoder):
+        raise InputError(f"decoder must be a keras_gon.layers.ConvDecoder, got {type(decoder).__name__}")
+    for name, value in fixed.items():
+        if getattr(decoder, name) != value:
+            raise InputError(f"this model needs a decoder with {name}={value!r}")
+    return decoder

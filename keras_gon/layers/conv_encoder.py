@@ -6,8 +6,8 @@ import math
 
 import keras
 
-from keras_gon.errors import InputError
-from keras_gon.layers.conv_decoder import NORMALIZATIONS, _check_image_shape, make_normalization
+from keras_gon.layers.conv_decoder import ConvDecoder, check_conv_options, make_normalization
+from keras_gon.validation import check_positive_int, check_square_image_shape
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -47,19 +47,9 @@ class ConvEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        size, _, channels = _check_image_shape(image_shape)
-        if int(output_dim) < 1:
-            raise InputError(f"output_dim must be a positive integer, got {output_dim}")
-        if int(width) < 1:
-            raise InputError(f"width must be a positive integer, got {width}")
-        if normalization not in NORMALIZATIONS:
-            raise InputError(
-                f"unknown normalization {normalization!r}: expected one of {NORMALIZATIONS}"
-            )
-        try:
-            keras.activations.get(activation)
-        except ValueError:
-            raise InputError(f"unknown activation {activation!r}") from None
+        size, _, channels = check_square_image_shape(image_shape)
+        check_positive_int(output_dim, "output_dim")
+        check_conv_options(width, activation, normalization)
 
         # === Config ===
         self.image_shape = (size, size, channels)
@@ -88,6 +78,17 @@ class ConvEncoder(keras.layers.Layer):
                 keras.layers.Activation(activation, dtype=self.dtype_policy, name=f"activation_{index}")
             )
         self.convs.append(self._conv(self.output_dim, 1, "valid", len(filters)))
+
+    @classmethod
+    def mirroring(cls, decoder: ConvDecoder, output_dim: int, **kwargs) -> "ConvEncoder":
+        """The encoder that mirrors `decoder` (its image shape, width, activation,
+        normalisation and dtype), with `output_dim` outputs."""
+        return cls(
+            image_shape=decoder.image_shape, output_dim=output_dim, width=decoder.width,
+            activation=decoder.activation, normalization=decoder.normalization,
+            momentum=decoder.momentum, epsilon=decoder.epsilon, dtype=decoder.dtype_policy,
+            **kwargs,
+        )
 
     def _conv(self, filters, strides, padding, index):
         # PyTorch's default initialisation (uniform in ±1/sqrt(fan_in)), as in ConvDecoder.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_gon.distribute import batch_normal
+
 
 @keras.saving.register_keras_serializable(package="keras_gon")
 class Reparameterization(keras.layers.Layer):
@@ -14,7 +16,9 @@ class Reparameterization(keras.layers.Layer):
     training and returns the mean at inference; `sample=True` / `False`
     overrides that (e.g. a Monte Carlo ELBO at evaluation, with the
     normalisation still in inference mode). The noise comes from a
-    `keras.random.SeedGenerator`, so a seeded layer draws the same sequence.
+    `keras.random.SeedGenerator`, so a seeded layer draws the same sequence,
+    and under a `tf.distribute` strategy each example gets the noise it would
+    get on one device (`keras_gon.distribute.batch_normal`).
 
     Args:
         seed: seed of the noise (None: from Keras's global seed).
@@ -32,7 +36,7 @@ class Reparameterization(keras.layers.Layer):
         mean, log_variance = inputs
         if not (bool(training) if sample is None else sample):
             return mean
-        noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
+        noise = batch_normal(ops.shape(mean), self.seed_generator, dtype=mean.dtype)
         return mean + ops.exp(0.5 * log_variance) * noise
 
     def compute_output_shape(self, input_shape):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import keras
 
+from keras_gon.layers.conv_decoder import ConvDecoder
 from keras_gon.layers.conv_encoder import ConvEncoder
-from keras_gon.models.baseline import DecoderBaseline
+from keras_gon.models.conv_decoder_model import ConvDecoderModel
+from keras_gon.models.latent_model import LatentModel
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
-class ConvAutoencoder(DecoderBaseline):
+class ConvAutoencoder(ConvDecoderModel, LatentModel):
     """Autoencoder with the GON's decoder and a mirrored convolutional encoder.
 
     z = E(x) with `keras_gon.layers.ConvEncoder` (strided 4x4 convolutions,
@@ -20,33 +22,26 @@ class ConvAutoencoder(DecoderBaseline):
     Example:
 
     ```python
-    model = keras_gon.ConvAutoencoder(image_shape=(32, 32, 1), latent_dim=32, width=16)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4))
-    model.fit(train_ds, validation_data=test_ds, epochs=5)
-    z = model.encode(x); x_hat = model.decode(z)
+    ae = keras_gon.ConvAutoencoder(latent_dim=32, width=16)
+    ae.compile(optimizer=keras.optimizers.Adam(1e-4))
+    ae.fit(train_ds, epochs=5)
+    ae.evaluate(test_ds, return_dict=True)["loss"]   # held-out SSE, as the GON's
     ```
 
-    Args: as `keras_gon.models.baseline.DecoderBaseline` (the GON's decoder
-        options, `outer_loss`, `seed`).
+    Args:
+        decoder: a `ConvDecoder` or its config, or (by default) built from the
+            decoder options given flat, as in `keras_gon.GON`.
+        **kwargs: the decoder options, `LatentModel`'s (`outer_loss`,
+            `outer_target`, `seed`) and `keras.Model`'s.
     """
 
-    def __init__(self, image_shape=(32, 32, 1), latent_dim=32, width=16, activation="elu",
-                 normalization="layer", momentum=0.9, epsilon=1e-5, **kwargs):
-        super().__init__(
-            image_shape=image_shape, latent_dim=latent_dim, width=width, activation=activation,
-            normalization=normalization, momentum=momentum, epsilon=epsilon, **kwargs,
-        )
+    def __init__(self, decoder: ConvDecoder | dict | None = None, **kwargs):
         # === Layers ===
-        self.encoder = ConvEncoder(
-            image_shape=self.image_shape,
-            output_dim=self.latent_dim,
-            width=self.width,
-            activation=activation,
-            normalization=normalization,
-            momentum=self.momentum,
-            epsilon=self.epsilon,
-            name="encoder",
-        )
+        decoder = self.make_decoder(decoder, kwargs)
+        encoder = ConvEncoder.mirroring(decoder, decoder.latent_dim, name="encoder")
+        super().__init__(image_shape=decoder.image_shape, latent_dim=decoder.latent_dim, **kwargs)
+        self.decoder = decoder
+        self.encoder = encoder
         self.build()
 
     def build(self, input_shape=None):
@@ -57,6 +52,9 @@ class ConvAutoencoder(DecoderBaseline):
             self.encoder.build((None, *self.image_shape))
         self.built = True
 
-    def infer_latents(self, images, training=False):
+    def encode_latents(self, images, training=False):
         """z = E(x)."""
         return self.encoder(images, training=training)
+
+    def decode_latents(self, latents, training=False):
+        return self.decoder(latents, training=training)

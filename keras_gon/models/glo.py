@@ -7,11 +7,14 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gon.errors import InputError
-from keras_gon.models.baseline import DecoderBaseline
+from keras_gon.layers.conv_decoder import ConvDecoder
+from keras_gon.models.conv_decoder_model import ConvDecoderModel
+from keras_gon.models.latent_model import LatentModel
+from keras_gon.validation import check_number, check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
-class GLO(DecoderBaseline):
+class GLO(ConvDecoderModel, LatentModel):
     """A trainable latent per training example, optimised jointly with the decoder.
 
     Training data are `(images, indices)` pairs, `indices` (int, in
@@ -35,34 +38,34 @@ class GLO(DecoderBaseline):
         Others: as `keras_gon.ConvAutoencoder`.
     """
 
-    def __init__(self, image_shape=(32, 32, 1), latent_dim=32, width=16, activation="elu",
-                 normalization="layer", momentum=0.9, epsilon=1e-5, num_examples: int = 1,
+    def __init__(self, decoder: ConvDecoder | dict | None = None, num_examples: int = 1,
                  latent_learning_rate: float = 1.0, inference_steps: int = 50,
                  inference_learning_rate: float = 0.05, **kwargs):
-        if int(num_examples) < 1:
-            raise InputError(f"num_examples must be a positive integer, got {num_examples}")
-        if int(inference_steps) < 1:
-            raise InputError(f"inference_steps must be >= 1, got {inference_steps}")
-        for name, value in (("latent_learning_rate", latent_learning_rate),
-                            ("inference_learning_rate", inference_learning_rate)):
-            if not float(value) > 0:
-                raise InputError(f"{name} must be > 0, got {value}")
-        super().__init__(
-            image_shape=image_shape, latent_dim=latent_dim, width=width, activation=activation,
-            normalization=normalization, momentum=momentum, epsilon=epsilon, **kwargs,
-        )
         # === Config ===
-        self.num_examples = int(num_examples)
-        self.latent_learning_rate = float(latent_learning_rate)
-        self.inference_steps = int(inference_steps)
-        self.inference_learning_rate = float(inference_learning_rate)
+        num_examples = check_positive_int(num_examples, "num_examples")
+        inference_steps = check_positive_int(inference_steps, "inference_steps")
+        latent_learning_rate = check_number(latent_learning_rate, "latent_learning_rate",
+                                            minimum=0.0, strict_minimum=True)
+        inference_learning_rate = check_number(inference_learning_rate, "inference_learning_rate",
+                                               minimum=0.0, strict_minimum=True)
+        # === Layers ===
+        decoder = self.make_decoder(decoder, kwargs)
+        super().__init__(image_shape=decoder.image_shape, latent_dim=decoder.latent_dim, **kwargs)
+        self.decoder = decoder
+        self.num_examples = num_examples
+        self.latent_learning_rate = latent_learning_rate
+        self.inference_steps = inference_steps
+        self.inference_learning_rate = inference_learning_rate
 
         # === State ===
-        self.decoder.build((None, self.latent_dim))
+        if not self.decoder.built:
+            self.decoder.build((None, self.latent_dim))
         self.latent_table = self.add_weight(
             shape=(self.num_examples, self.latent_dim),
             initializer="zeros",
-            trainable=False,  # updated by its own SGD step in train_step
+            trainable=False,  # updated by its own SGD step (after_train_step)
+            # every replica computes the same all-gathered update: keep the first's
+            aggregation="only_first_replica",
             name="latent_table",
         )
         self.built = True
@@ -72,39 +75,45 @@ class GLO(DecoderBaseline):
 
     # --- training -------------------------------------------------------------
 
-    def _unpack_indices(self, data):
-        _, indices, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if indices is None or not indices.dtype.is_integer:
-            raise InputError(
-                "GLO trains on (images, indices) pairs: build them with "
-                "keras_gon.data.with_example_indices"
-            )
-        return tf.reshape(tf.cast(indices, tf.int32), (-1,))
+    def unpack_indices(self, data):
+        """The example indices of a training batch, or a clear error."""
+        return self.unpack_integers(data, "GLO trains on (images, indices) pairs: build them "
+                                          "with keras_gon.data.with_example_indices")
 
-    def train_step(self, data):
-        x = self._unpack_batch(data)
-        indices = self._unpack_indices(data)
+    def compute_terms(self, data, training=False) -> dict:
+        """In training, the batch's rows of the latent table and each example's own
+        gradient for them (a step that does not depend on the batch); else latents
+        fitted to the images (`find_latents`)."""
+        if not training:
+            return super().compute_terms(data, training=False)
+        images = self.unpack_images(data)
+        indices = self.unpack_indices(data)
         latents = tf.gather(self.latent_table, indices)
-        decoder_variables = self.decoder.trainable_variables
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(latents)
-            per_example = self.outer_losses(x, latents, training=True)
-            loss = tf.reduce_mean(per_example)
-            total = tf.reduce_sum(per_example)
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, decoder_variables)
-        # Gradient of each example's own loss: the step does not depend on the batch.
-        latent_gradient = tape.gradient(total, latents)
-        del tape
-        self.optimizer.apply(gradients, decoder_variables)
-        updated = latents - self.latent_learning_rate * latent_gradient
+        with tf.GradientTape() as latent_tape:
+            latent_tape.watch(latents)
+            terms = self.outer_terms(images, latents, training=True)
+            total = tf.reduce_sum(terms["loss"])
+        latent_gradient = tf.stop_gradient(latent_tape.gradient(total, latents))
+        return {**terms, "latents": latents, "indices": indices,
+                "latent_gradient": latent_gradient, "targets": images,
+                "predictions": terms["reconstructions"]}
+
+    def after_train_step(self, terms: dict) -> None:
+        """z_i <- z_i - latent_learning_rate * ∇z_i SSE(x_i, F(z_i)) for the batch's rows."""
+        indices = terms["indices"]
+        updated = terms["latents"] - self.latent_learning_rate * terms["latent_gradient"]
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # every replica writes every replica's rows (the first replica's write is kept)
+            indices = context.all_gather(indices, axis=0)
+            updated = context.all_gather(updated, axis=0)
         self.latent_table.assign(
             tf.tensor_scatter_nd_update(self.latent_table, indices[:, None], updated)
         )
-        return self._update_metrics(None, per_example)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit` on `(images, indices)` (a dataset of pairs, or `x=images, y=indices`)."""
+    def check_training_data(self, x, y=None, validation_data=None) -> None:
+        """`fit` trains on `(images, indices)`: a dataset of pairs, or `x=images, y=indices`."""
+        super().check_training_data(x, y, validation_data)
         if isinstance(x, tf.data.Dataset):
             spec = x.element_spec
             if not (isinstance(spec, tuple) and len(spec) >= 2 and spec[1].dtype.is_integer):
@@ -123,11 +132,13 @@ class GLO(DecoderBaseline):
                     f"GLO indices must be in [0, {self.num_examples}), got "
                     f"[{indices.min()}, {indices.max()}]"
                 )
-        return super().fit(x, y, *args, **kwargs)
 
     # --- held-out latents -------------------------------------------------------
 
-    def infer_latents(self, images, training=False):
+    def decode_latents(self, latents, training=False):
+        return self.decoder(latents, training=training)
+
+    def encode_latents(self, images, training=False):
         """Latents fitted to `images` by `inference_steps` Adam steps, decoder frozen."""
         images = tf.cast(images, self.latent_dtype)
         zeros = tf.zeros((tf.shape(images)[0], self.latent_dim), self.latent_dtype)

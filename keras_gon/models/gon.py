@@ -1,20 +1,21 @@
-"""The convolutional Gradient Origin Network (paper §3.1)."""
+"""The convolutional Gradient Origin Network (paper §3.1, eq. 8)."""
 
 from __future__ import annotations
 
 import keras
 
 from keras_gon.layers.conv_decoder import ConvDecoder
+from keras_gon.models.conv_decoder_model import ConvDecoderModel
 from keras_gon.models.gradient_origin import GradientOriginModel
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
-class GON(GradientOriginModel):
+class GON(ConvDecoderModel, GradientOriginModel):
     """Gradient Origin Network with the paper's convolutional decoder.
 
     The decoder (`keras_gon.layers.ConvDecoder`) is both decoder and, through
-    its gradient at the origin, encoder: z = -∇z0 SSE(x, F(z0)) (eq. 3),
-    trained on SSE(x, F(z)) (eq. 4).
+    its gradient at the origin, encoder: z = -∇z0 SSE(x, F(z0)), and F is
+    trained on SSE(x, F(z)) through that gradient (eq. 8).
 
     Example:
 
@@ -26,58 +27,23 @@ class GON(GradientOriginModel):
     ```
 
     Args:
-        image_shape: `(size, size, channels)`, size a power of two >= 8.
-        latent_dim: latent size (the paper's nz).
-        width: channels of the decoder's last hidden layer (the paper's ngf).
-        activation: hidden activation ("elu" by default).
-        normalization: see `keras_gon.layers.NORMALIZATIONS`; the paper's
-            BatchNorm is "batch".
-        momentum: batch-norm moving-statistics momentum.
-        epsilon: normalisation epsilon.
-        **kwargs: options of `GradientOriginModel` (`inner_loss`,
-            `outer_loss`, `num_steps`, `step_size`, `detach`,
-            `origin_stddev`, `inner_batch_reduction`, `seed`) and
-            `keras.Model` (`name`, ...).
+        decoder: a `ConvDecoder` (or its config); by default one is built
+            from the decoder options given here: `image_shape`,
+            `latent_dim`, `width`, `activation` ("elu"), `normalization`
+            ("layer"; the paper's BatchNorm is "batch"), `momentum`, `epsilon`.
+        **kwargs: the decoder options above, the options of
+            `GradientOriginModel` (`inner_loss`, `outer_loss`, `num_steps`,
+            `step_size`, `detach`, `origin_stddev`, `add_origin`,
+            `inner_batch_reduction`, `share_origin`, `seed`, `outer_target`)
+            and `keras.Model`'s (`name`, `dtype`, ...).
     """
 
-    def __init__(
-        self,
-        image_shape: tuple[int, int, int] = (32, 32, 1),
-        latent_dim: int = 32,
-        width: int = 16,
-        activation: str = "elu",
-        normalization: str = "layer",
-        momentum: float = 0.9,
-        epsilon: float = 1e-5,
-        **kwargs,
-    ):
+    def __init__(self, decoder: ConvDecoder | dict | None = None, **kwargs):
         # === Layers ===
-        decoder = ConvDecoder(
-            image_shape=image_shape,
-            latent_dim=latent_dim,
-            width=width,
-            activation=activation,
-            normalization=normalization,
-            momentum=momentum,
-            epsilon=epsilon,
-            dtype=kwargs.get("dtype"),  # a reloaded mixed-precision GON computes as it was saved
-            name="decoder",
-        )
-        super().__init__(latent_dim=latent_dim, **kwargs)
+        decoder = self.make_decoder(decoder, kwargs)
+        super().__init__(image_shape=decoder.image_shape, latent_dim=decoder.latent_dim, **kwargs)
         self.decoder = decoder
-
-        # === Config ===
-        self.image_shape = decoder.image_shape
-        self.width = decoder.width
-        self.activation = activation
-        self.normalization = normalization
-        self.momentum = decoder.momentum
-        self.epsilon = decoder.epsilon
         self.build()
-
-    @property
-    def input_spec_shape(self):
-        return self.image_shape
 
     def build(self, input_shape=None):
         """Creates the decoder's weights; every shape is known from the config."""
@@ -94,17 +60,3 @@ class GON(GradientOriginModel):
 
     def linearize_decoder(self, latent, training=False):
         return self.decoder.linearize(latent, training=training, inner_pass=True)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "image_shape": self.image_shape,
-                "width": self.width,
-                "activation": self.activation,
-                "normalization": self.normalization,
-                "momentum": self.momentum,
-                "epsilon": self.epsilon,
-            }
-        )
-        return config

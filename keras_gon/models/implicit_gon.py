@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import keras
@@ -13,6 +12,7 @@ from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 from keras_gon.layers.sine_dense import SineDense
 from keras_gon.models.gradient_origin import GradientOriginModel
+from keras_gon.validation import check_image_shape, check_number, check_positive_int
 
 # Evaluations of F (latents x coordinates) per call when rendering: bounds memory
 # (65,536 x 256 hidden units x 4 bytes = 64 MiB per activation).
@@ -50,28 +50,6 @@ def check_resolution(resolution) -> tuple[int, int]:
     return tuple(checked)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_image_shape(image_shape) -> tuple[int, int, int]:
-    try:
-        shape = tuple(int(s) for s in image_shape)
-    except (TypeError, ValueError):
-        raise InputError(f"image_shape must be (height, width, channels), got {image_shape!r}") from None
-    if len(shape) != 3 or min(shape) < 1:
-        raise InputError(f"image_shape must be (height, width, channels), got {image_shape!r}")
-    return shape
-
-
 @keras.saving.register_keras_serializable(package="keras_gon")
 class ImplicitGON(GradientOriginModel):
     """Implicit GON: F(c ⊕ z) is a SIREN mapping a coordinate c and a latent z to a pixel.
@@ -79,7 +57,7 @@ class ImplicitGON(GradientOriginModel):
     An image is the function c -> x(c) sampled on the pixel grid C. Its
     latent is the negative gradient at the origin of the loss integrated over
     all coordinates (eq. 12), z = -∇z0 (1/|C|) Σ_c L(F(c ⊕ z0), x(c)), and F
-    is trained on (1/|C|) Σ_c L(F(c ⊕ z), x(c)) through that gradient (eq. 4),
+    is trained on (1/|C|) Σ_c L(F(c ⊕ z), x(c)) through that gradient (eq. 8),
     as every GON. F takes any coordinates, so a latent can be rendered at any
     resolution (`render`, paper fig. 5 / appendix G).
 
@@ -90,10 +68,9 @@ class ImplicitGON(GradientOriginModel):
     subset). The authors' code sums over coordinates and averages over the
     batch (z scales as 1/batch size); here the inner loss is summed over the
     batch (each image's latent is the gradient of its own loss), and with the
-    coordinate sum ("sse", step_size 1) z is 784x larger at 28x28: measured
-    after 3 epochs of mnist10k (32 units, Adam 1e-4), held-out MSE 0.104
-    with "sse" against 0.051 with "mse" (0.027 with "mse" and Adam 1e-3).
-    Reported losses are then MSE per pixel.
+    coordinate sum ("sse", step_size 1) z is 784x larger at 28x28, which
+    trained worse here (benchmarks/RESULTS.md). Reported losses are then MSE
+    per pixel.
 
     **Monte Carlo coordinates.** With `coordinate_fraction` < 1, each
     training step draws one random subset of round(fraction * H * W)
@@ -147,23 +124,21 @@ class ImplicitGON(GradientOriginModel):
         coordinate_fraction: float = 1.0,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
-        hidden_units = _check_positive_int(hidden_units, "hidden_units")
-        num_layers = _check_positive_int(num_layers, "num_layers")
-        if not _is_number(coordinate_fraction) or not 0.0 < float(coordinate_fraction) <= 1.0:
-            raise InputError(f"coordinate_fraction must be in (0, 1], got {coordinate_fraction!r}")
-        if not _is_number(w0) or not 0.0 < float(w0) < math.inf:
-            raise InputError(f"w0 must be a positive number, got {w0!r}")
+        image_shape = check_image_shape(image_shape)
+        hidden_units = check_positive_int(hidden_units, "hidden_units")
+        num_layers = check_positive_int(num_layers, "num_layers")
+        coordinate_fraction = check_number(coordinate_fraction, "coordinate_fraction",
+                                           minimum=0.0, maximum=1.0, strict_minimum=True)
+        w0 = check_number(w0, "w0", minimum=0.0, strict_minimum=True)
         kwargs.setdefault("inner_loss", "mse")
         kwargs.setdefault("outer_loss", "mse")
-        super().__init__(latent_dim=latent_dim, **kwargs)
+        super().__init__(image_shape=image_shape, latent_dim=latent_dim, **kwargs)
 
         # === Config ===
-        self.image_shape = image_shape
-        self.hidden_units = int(hidden_units)
-        self.num_layers = int(num_layers)
-        self.w0 = float(w0)
-        self.coordinate_fraction = float(coordinate_fraction)
+        self.hidden_units = hidden_units
+        self.num_layers = num_layers
+        self.w0 = w0
+        self.coordinate_fraction = coordinate_fraction
 
         # === Layers ===
         self.sine_layers = [
@@ -192,12 +167,7 @@ class ImplicitGON(GradientOriginModel):
             None if self.seed is None else int(self.seed) + 1, name="coordinate_seed_generator"
         )
         self._step_coordinates = None  # the current train step's coordinate subset
-        self._recording_latents = False
         self.build()
-
-    @property
-    def input_spec_shape(self):
-        return self.image_shape
 
     def build(self, input_shape=None):
         """Creates F's weights and the latent statistics; every shape is known from the config."""
@@ -220,14 +190,18 @@ class ImplicitGON(GradientOriginModel):
             shape=(), initializer="zeros", trainable=False, name="latent_count"
         )
         # Moments of the latest training step's latents, read by LatentStatistics.
+        # (every replica computes the same all-gathered moments: keep the first's)
         self.step_latent_count = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="step_latent_count"
+            shape=(), initializer="zeros", trainable=False, name="step_latent_count",
+            aggregation="only_first_replica",
         )
         self.step_latent_mean = self.add_weight(
-            shape=(dim,), initializer="zeros", trainable=False, name="step_latent_mean"
+            shape=(dim,), initializer="zeros", trainable=False, name="step_latent_mean",
+            aggregation="only_first_replica",
         )
         self.step_latent_scatter = self.add_weight(
-            shape=(dim, dim), initializer="zeros", trainable=False, name="step_latent_scatter"
+            shape=(dim, dim), initializer="zeros", trainable=False, name="step_latent_scatter",
+            aggregation="only_first_replica",
         )
         self.built = True
 
@@ -244,7 +218,7 @@ class ImplicitGON(GradientOriginModel):
         coordinates = tf.cast(coordinates, self.compute_dtype)
         # The first layer takes c ⊕ z as two broadcast parts: the same product
         # as the concatenation, without building the (batch, n, 2 + latent_dim)
-        # input (1.4-1.6x faster steps at 32 hidden units).
+        # input (faster: benchmarks/RESULTS.md).
         hidden = self.sine_layers[0]([coordinates[None], latents[:, None, :]])
         for layer in self.sine_layers[1:]:
             hidden = layer(hidden)
@@ -278,9 +252,25 @@ class ImplicitGON(GradientOriginModel):
         return self._grid_losses(self.inner_loss, data, latents, training)
 
     def outer_losses(self, data, latents, training=False):
-        if self._recording_latents:
-            self._record_latent_moments(tf.stop_gradient(latents))
         return self._grid_losses(self.outer_loss, data, latents, training)
+
+    def outer_terms(self, data, latents, training=False) -> dict:
+        """The outer loss on the grid (or the step's subset); the clipped reconstructions
+        too when `compile(metrics=...)` asked for metrics (a second pass over the grid)."""
+        terms = {"loss": self.outer_losses(data, latents, training=training)}
+        if self.compiled_metrics_container() is not None:
+            reconstructions = self.decode_latents(latents, training=training)
+            terms["reconstructions"] = tf.clip_by_value(reconstructions, 0.0, 1.0)
+        return terms
+
+    def compile(self, optimizer="adam", *, metrics=None, **kwargs):
+        """`LatentModel.compile`; `metrics` need whole images, so every coordinate."""
+        if metrics and self.coordinate_fraction < 1.0:
+            raise InputError(
+                "compile(metrics=...) compares whole reconstructions with the images: it needs "
+                f"coordinate_fraction=1 (this model trains on {self.coordinate_fraction:g})"
+            )
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
 
     def _sample_coordinates(self):
         """A random subset of the grid's coordinate indices (sorted), one per train step."""
@@ -291,6 +281,9 @@ class ImplicitGON(GradientOriginModel):
 
     def _record_latent_moments(self, latents):
         latents = tf.cast(latents, "float32")
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            latents = context.all_gather(latents, axis=0)  # the whole global batch's
         count = tf.cast(tf.shape(latents)[0], "float32")
         mean = tf.reduce_mean(latents, axis=0)
         centred = latents - mean
@@ -298,34 +291,29 @@ class ImplicitGON(GradientOriginModel):
         self.step_latent_mean.assign(mean)
         self.step_latent_scatter.assign(tf.matmul(centred, centred, transpose_a=True))
 
-    def train_step(self, data):
-        """The core's step (eqs. 3-4), with one coordinate subset shared by its two passes."""
-        if self.coordinate_fraction < 1.0:
+    def compute_terms(self, data, training=False) -> dict:
+        """The core's terms (eq. 12); a training step draws one coordinate subset for both
+        passes and records its latents' moments (for `sample`)."""
+        if training and self.coordinate_fraction < 1.0:
             self._step_coordinates = self._sample_coordinates()
-        self._recording_latents = True
         try:
-            return super().train_step(data)
+            terms = super().compute_terms(data, training=training)
         finally:
             self._step_coordinates = None
-            self._recording_latents = False
+        if training:
+            self._record_latent_moments(tf.stop_gradient(terms["latents"]))
+        return terms
 
-    def compile(self, optimizer="adam", *, jit_compile=None, **kwargs):
-        """`GradientOriginModel.compile`, with XLA off by default (`jit_compile=None`).
+    def default_jit_compile(self) -> bool:
+        """No XLA by default: XLA's CPU sine and cosine are ~3x slower than TensorFlow's
+        (benchmarks/RESULTS.md); pass `jit_compile=True` to use it (e.g. on a GPU)."""
+        return False
 
-        Measured on CPU (TF 2.21): XLA's sine and cosine kernels are ~3x
-        slower than TensorFlow's, and the implicit GON's step 2-4x slower
-        with XLA; pass `jit_compile=True` to use it (e.g. on a GPU).
-        """
-        super().compile(optimizer=optimizer, jit_compile=bool(jit_compile), **kwargs)
-
-    def fit(self, x=None, *args, callbacks=None, **kwargs):
-        """`GradientOriginModel.fit`, keeping latent statistics for `sample` (appendix D)."""
+    def training_callbacks(self) -> list:
+        """`keras_gon.callbacks.LatentStatistics`, which keeps the sampling normal (appendix D)."""
         from keras_gon.callbacks import LatentStatistics
 
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, LatentStatistics) for c in callbacks):
-            callbacks.append(LatentStatistics())
-        return super().fit(x, *args, callbacks=callbacks, **kwargs)
+        return [LatentStatistics()]
 
     # --- inference API ---------------------------------------------------------------
 
@@ -350,12 +338,12 @@ class ImplicitGON(GradientOriginModel):
             F evaluated at the pixel centres of the requested grid over the
             same square [-1, 1]² as the training images.
         """
-        z = self._check_latents(latents)
+        z = self.check_latents(latents)
         height, width = (
             self.image_shape[:2] if resolution is None else check_resolution(resolution)
         )
         grid = coordinate_grid(height, width)
-        fn = self._inference_function(
+        fn = self.inference_function(
             "render", lambda z, c: tf.clip_by_value(self.decode_coordinates(z, c), 0.0, 1.0)
         )
         batch, count = int(z.shape[0]), grid.shape[0]

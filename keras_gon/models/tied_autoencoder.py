@@ -7,12 +7,13 @@ import math
 import keras
 from keras import ops
 
-from keras_gon.layers.conv_decoder import make_normalization
-from keras_gon.models.baseline import DecoderBaseline
+from keras_gon.layers.conv_decoder import ConvDecoder, make_normalization
+from keras_gon.models.conv_decoder_model import ConvDecoderModel
+from keras_gon.models.latent_model import LatentModel
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
-class TiedAutoencoder(DecoderBaseline):
+class TiedAutoencoder(ConvDecoderModel, LatentModel):
     """Autoencoder whose encoder convolves with the decoder's own kernels.
 
     A `Conv2DTranspose` kernel has the layout (kh, kw, out, in), and a
@@ -29,28 +30,27 @@ class TiedAutoencoder(DecoderBaseline):
     Args: as `keras_gon.ConvAutoencoder`.
     """
 
-    def __init__(self, image_shape=(32, 32, 1), latent_dim=32, width=16, activation="elu",
-                 normalization="layer", momentum=0.9, epsilon=1e-5, **kwargs):
-        super().__init__(
-            image_shape=image_shape, latent_dim=latent_dim, width=width, activation=activation,
-            normalization=normalization, momentum=momentum, epsilon=epsilon, **kwargs,
-        )
+    def __init__(self, decoder: ConvDecoder | dict | None = None, **kwargs):
         # === Layers ===
+        decoder = self.make_decoder(decoder, kwargs)
+        super().__init__(image_shape=decoder.image_shape, latent_dim=decoder.latent_dim, **kwargs)
+        self.decoder = decoder
         # Encoder layer j uses decoder kernel n-1-j; its output has that kernel's `in` channels.
-        self.decoder.build((None, self.latent_dim))
+        if not self.decoder.built:
+            self.decoder.build((None, self.latent_dim))
         kernels = self.tied_kernels
         self.encoder_norms = []
         self.encoder_activations = []
         for index, kernel in enumerate(kernels[:-1]):
             self.encoder_norms.append(
                 make_normalization(
-                    normalization, kernel.shape[-1], self.momentum, self.epsilon,
+                    decoder.normalization, kernel.shape[-1], decoder.momentum, decoder.epsilon,
                     self.dtype_policy, name=f"encoder_normalization_{index}",
                 )
             )
             self.encoder_activations.append(
                 keras.layers.Activation(
-                    activation, dtype=self.dtype_policy, name=f"encoder_activation_{index}"
+                    decoder.activation, dtype=self.dtype_policy, name=f"encoder_activation_{index}"
                 )
             )
         self.encoder_biases = []
@@ -81,8 +81,11 @@ class TiedAutoencoder(DecoderBaseline):
                 norm.build(shape)
         self.built = True
 
-    def infer_latents(self, images, training=False):
-        """z = E(x), E convolving with the decoder's kernels (eq.: E = F's transpose)."""
+    def decode_latents(self, latents, training=False):
+        return self.decoder(latents, training=training)
+
+    def encode_latents(self, images, training=False):
+        """z = E(x), E convolving with the decoder's kernels (layer by layer its adjoint)."""
         x = images
         kernels = self.tied_kernels
         for index, kernel in enumerate(kernels):

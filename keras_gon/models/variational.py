@@ -11,11 +11,6 @@ import tensorflow as tf
 from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 
-ELBO_METRICS = gon_losses.elbo_metric_names(gon_losses.LIKELIHOODS[0])
-"""Per-example terms reported by fit/evaluate next to `loss` with the default likelihood
-(`losses.elbo_metric_names` gives them for each likelihood)."""
-
-
 def check_kl_weight(kl_weight) -> float:
     """β as a float >= 0, or an InputError naming the bad value."""
     try:
@@ -39,16 +34,27 @@ class VariationalMixin:
 
     @property
     def metric_terms(self) -> tuple[str, ...]:
-        """The -ELBO terms reported next to `loss`: bits/dim only where the likelihood is a
-        probability of the data (`keras_gon.losses.elbo_metric_names`)."""
-        return gon_losses.elbo_metric_names(self.likelihood)
+        """The base model's terms, then the -ELBO's: bits/dim only where the likelihood is
+        a probability of the data (`keras_gon.losses.elbo_metric_names`)."""
+        return tuple(super().metric_terms) + gon_losses.elbo_metric_names(self.likelihood)
 
-    def _init_variational(self, likelihood: str, likelihood_stddev: float, kl_weight: float):
-        """Validates and stores the ELBO options; call after `keras.Model.__init__`."""
-        likelihood, likelihood_stddev = gon_losses.check_likelihood(likelihood, likelihood_stddev)
+    def set_likelihood(self, likelihood: str, likelihood_stddev: float) -> None:
+        """Validates and stores p(x|z); call before `keras.Model.__init__` (the metric
+        trackers depend on it)."""
         # === Config ===
-        self.likelihood = likelihood
-        self.likelihood_stddev = likelihood_stddev
+        self.likelihood, self.likelihood_stddev = gon_losses.check_likelihood(
+            likelihood, likelihood_stddev
+        )
+
+    def make_variational_decoder(self, decoder, options: dict):
+        """The model's `ConvDecoder` (see `ConvDecoderModel.make_decoder`), with the
+        log-scale output the likelihood needs."""
+        scale = gon_losses.likelihood_parameters(self.likelihood) == 2
+        return self.make_decoder(decoder, options, output_log_scale=scale)
+
+    def init_kl_weight(self, kl_weight: float) -> None:
+        """Stores β and its variable; call after `keras.Model.__init__`."""
+        # === Config ===
         self.kl_weight = check_kl_weight(kl_weight)
 
         # === State ===
@@ -99,7 +105,7 @@ class VariationalMixin:
             seed = int(np.random.randint(2**31 - 1))
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise InputError(f"seed must be an integer or None, got {seed!r}")
-        fn = self._inference_function("sample", self.sample_images)
+        fn = self.inference_function("sample", self.sample_images)
         return fn(tf.constant(int(n), tf.int32), tf.constant(int(seed) % 2**31, tf.int32))
 
     def sample_images(self, count, seed):
@@ -114,9 +120,13 @@ class VariationalMixin:
         latents = tf.random.stateless_normal(shape, seed, dtype=self.latent_dtype)
         return self.output_images(self.decoder(latents, training=False))
 
-    def _variational_config(self) -> dict:
-        return {
-            "likelihood": self.likelihood,
-            "likelihood_stddev": self.likelihood_stddev,
-            "kl_weight": self.kl_weight,
-        }
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "likelihood": self.likelihood,
+                "likelihood_stddev": self.likelihood_stddev,
+                "kl_weight": self.kl_weight,
+            }
+        )
+        return config

@@ -10,6 +10,7 @@ from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 from keras_gon.layers.conv_decoder import ConvDecoder
 from keras_gon.layers.reparameterization import Reparameterization
+from keras_gon.models.conv_decoder_model import ConvDecoderModel
 from keras_gon.models.gradient_origin import GradientOriginModel
 from keras_gon.models.variational import VariationalMixin
 
@@ -38,7 +39,7 @@ def _linear(units: int, fan_in: int, name: str, dtype=None) -> keras.layers.Dens
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
-class VariationalGON(VariationalMixin, GradientOriginModel):
+class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
     """Variational GON: a GON whose F starts with a Gaussian posterior (§3.3).
 
     F(z) maps the latent z through two Dense layers to μ and log σ², draws
@@ -62,15 +63,16 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
     Example:
 
     ```python
-    model = keras_gon.VariationalGON(image_shape=(32, 32, 1), latent_dim=32, width=16)
+    model = keras_gon.VariationalGON(latent_dim=32)   # 8-bit likelihood, step 1/64
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
-    model.fit(train_ds, validation_data=test_ds, epochs=5)   # ... val_bits_per_dim
-    images = model.sample(64, seed=0)
+    history = model.fit(train_ds, validation_data=test_ds, epochs=5)
+    print(history.history["val_bits_per_dim"][-1])
+    images = model.sample(64, seed=0)                 # z ~ N(0, I), one decoder pass
     ```
 
     Args:
-        image_shape, latent_dim, width, activation, normalization, momentum,
-            epsilon: the decoder's, as in `keras_gon.GON`.
+        decoder: a `ConvDecoder` or its config, or (by default) built from the
+            decoder options given flat, as in `keras_gon.GON`.
         likelihood: p(x|z), one of `keras_gon.losses.LIKELIHOODS`:
             "discretized_logistic" (default; 256 grey levels, real bits/dim),
             "bernoulli" (binarised images), "bce" (the authors' cross-entropy
@@ -87,13 +89,7 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
 
     def __init__(
         self,
-        image_shape: tuple[int, int, int] = (32, 32, 1),
-        latent_dim: int = 32,
-        width: int = 16,
-        activation: str = "elu",
-        normalization: str = "layer",
-        momentum: float = 0.9,
-        epsilon: float = 1e-5,
+        decoder: ConvDecoder | dict | None = None,
         likelihood: str = "discretized_logistic",
         likelihood_stddev: float = 0.1,
         kl_weight: float = 1.0,
@@ -105,22 +101,10 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
                 f"VariationalGON's losses are the negative ELBO: it takes no {', '.join(refused)} "
                 "(set likelihood / kl_weight)"
             )
-        # (before the core's __init__, which creates a tracker per `metric_terms`)
-        self.likelihood = gon_losses.check_likelihood(likelihood, likelihood_stddev)[0]
+        self.set_likelihood(likelihood, likelihood_stddev)  # (the metric trackers need it)
         kwargs.setdefault("step_size", DEFAULT_STEP_SIZE)
         # === Layers ===
-        decoder = ConvDecoder(
-            image_shape=image_shape,
-            latent_dim=latent_dim,
-            width=width,
-            activation=activation,
-            normalization=normalization,
-            momentum=momentum,
-            epsilon=epsilon,
-            output_log_scale=gon_losses.likelihood_parameters(likelihood) == 2,
-            dtype=kwargs.get("dtype"),  # a reloaded mixed-precision model computes as saved
-            name="decoder",
-        )
+        decoder = self.make_variational_decoder(decoder, kwargs)
         seed, dtype, dim = kwargs.get("seed"), kwargs.get("dtype"), decoder.latent_dim
         mean_dense = _linear(dim, dim, "posterior_mean", dtype)
         log_variance_dense = _linear(dim, dim, "posterior_log_variance", dtype)
@@ -128,25 +112,13 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
         reparameterization = Reparameterization(
             seed=None if seed is None else seed + 1, dtype=dtype, name="reparameterization"
         )
-        super().__init__(latent_dim=latent_dim, **kwargs)
+        super().__init__(image_shape=decoder.image_shape, latent_dim=dim, **kwargs)
         self.mean_dense = mean_dense
         self.log_variance_dense = log_variance_dense
         self.reparameterization = reparameterization
         self.decoder = decoder
-
-        # === Config ===
-        self.image_shape = decoder.image_shape
-        self.width = decoder.width
-        self.activation = activation
-        self.normalization = normalization
-        self.momentum = decoder.momentum
-        self.epsilon = decoder.epsilon
-        self._init_variational(likelihood, likelihood_stddev, kl_weight)
+        self.init_kl_weight(kl_weight)
         self.build()
-
-    @property
-    def input_spec_shape(self):
-        return self.image_shape
 
     def build(self, input_shape=None):
         """Creates every weight; all shapes are known from the config."""
@@ -179,25 +151,19 @@ class VariationalGON(VariationalMixin, GradientOriginModel):
         return negative_elbo + keras.ops.cast(prior, negative_elbo.dtype)
 
     def outer_losses(self, data, latents, training=False):
+        """The per-example -ELBO terms at z (a dict, see `outer_terms`)."""
+        return self.outer_terms(data, latents, training=training)
+
+    def outer_terms(self, data, latents, training=False) -> dict:
         """Per-example -ELBO terms at z (eq. 10); z' ~ q at evaluation too (Monte Carlo)."""
         reconstruction, mean, log_variance = self.decode_with_posterior(
             latents, training=training, inner_pass=False, sample=True
         )
-        return self.elbo_losses(data, reconstruction, mean, log_variance)
+        terms = self.elbo_losses(data, reconstruction, mean, log_variance)
+        return {**terms, "reconstructions": self.output_images(reconstruction)}
 
     def get_config(self):
         config = super().get_config()
-        for name in ("inner_loss", "outer_loss"):
+        for name in ("inner_loss", "outer_loss"):  # the negative ELBO, not options
             config.pop(name, None)
-        config.update(
-            {
-                "image_shape": self.image_shape,
-                "width": self.width,
-                "activation": self.activation,
-                "normalization": self.normalization,
-                "momentum": self.momentum,
-                "epsilon": self.epsilon,
-                **self._variational_config(),
-            }
-        )
         return config

@@ -274,7 +274,7 @@ def test_shared_origin_decodes_a_single_origin_only_when_examples_are_independen
         for run in (lambda f: f, tf.function):  # eager and traced alike
             passes.clear()
             run(lambda x: model.origin_latents(x, training=training)[0])(x)
-            assert passes == [(*expected, True, training)], (model.normalization, training, passes)
+            assert passes == [(*expected, True, training)], (model.decoder.normalization, training, passes)
 
 
 def test_shared_origin_encodes_the_latents_of_the_batched_origin_at_inference(mnist32):
@@ -285,7 +285,7 @@ def test_shared_origin_encodes_the_latents_of_the_batched_origin_at_inference(mn
     x = mnist32[1][:64]
     shared = model.encode(x).numpy()
     model.share_origin = False
-    model._inference_functions.clear()
+    model.reset_inference_functions()
     batched = model.encode(x).numpy()
     np.testing.assert_allclose(shared, batched, rtol=1e-5, atol=1e-5 * np.abs(batched).max())
 
@@ -303,3 +303,32 @@ def test_shared_origin_compiles_with_xla_and_defaults_to_no_xla(mnist32):
     batch_norm.compile(optimizer=keras.optimizers.Adam(1e-3))
     assert not batch_norm.shares_origin_in_training()
     assert batch_norm.jit_compile is True  # batch statistics: the batched origin, faster with XLA
+
+
+def test_shared_origin_is_a_saved_constructor_argument():
+    model = keras_gon.GON(latent_dim=8, width=4, share_origin=False)
+    assert model.get_config()["share_origin"] is False
+    clone = keras_gon.GON.from_config(model.get_config())
+    assert clone.share_origin is False and not clone.shares_origin_in_training()
+    assert keras_gon.GON(latent_dim=8, width=4).shares_origin_in_training()
+
+
+def test_shared_origin_turns_itself_off_when_a_subclass_changes_the_inner_pass(mnist32):
+    # A subclass that changes F (here: a scaled latent) below the class that
+    # linearises the decoder: the linearisation no longer describes the inner
+    # pass, so the latents must come from the batched origin, not GON.linearize.
+    class Scaled(keras_gon.GON):
+        def decode_latents(self, latents, training=False, inner_pass=False):
+            return super().decode_latents(3.0 * latents, training=training, inner_pass=inner_pass)
+
+    keras.utils.set_random_seed(0)
+    model = Scaled(latent_dim=8, width=4)
+    assert not model.shares_origin_in_training()
+    x = tf.constant(mnist32[1][:6])
+    z0 = tf.zeros((6, 8))
+    with tf.GradientTape() as tape:
+        tape.watch(z0)
+        total = tf.reduce_sum(model.inner_losses(x, z0))
+    expected = -tape.gradient(total, z0).numpy()
+    np.testing.assert_allclose(model.encode(mnist32[1][:6]).numpy(), expected, rtol=1e-4,
+                               atol=1e-5 * np.abs(expected).max())

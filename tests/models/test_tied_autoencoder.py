@@ -60,7 +60,7 @@ def test_encoder_has_no_kernels_of_its_own(trained):
     # The encoder's gradient reaches the decoder's kernels.
     x = tf.constant(np.random.default_rng(0).random((2, 32, 32, 1)), tf.float32)
     with tf.GradientTape() as tape:
-        z = model.infer_latents(x)
+        z = model.encode_latents(x)
     gradient = tape.gradient(z, model.decoder.convs[0].kernel)
     assert gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0
 

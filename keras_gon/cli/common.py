@@ -1,0 +1,131 @@
+"""What the `keras-gon` commands share: argument types, run folders, held-out images, PNGs.
+
+Nothing here imports TensorFlow at module level: `keras-gon --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from keras_gon.errors import InputError
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default after its help, where it has one that says something."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text
+                and "default" not in text and action.option_strings):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _number_type(convert, accept, expected: str):
+    """An argparse type: `convert(text)`, refused unless `accept(value)`."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    parse.__name__ = expected.replace(" ", "_")
+    return parse
+
+
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
+"""argparse type: an integer >= 1."""
+positive_float = _number_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
+"""argparse type: a finite number > 0."""
+non_negative_float = _number_type(float, lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
+"""argparse type: a finite number >= 0."""
+fraction = _number_type(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+"""argparse type: a number in (0, 1]."""
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """`--data`, `--data-dir`, `--manual-dir`: where images come from."""
+    parser.add_argument(
+        "--data", default=default,
+        help="mnist5k (offline), keras:NAME (keras.datasets: mnist, fashion_mnist, cifar10), "
+        "a TFDS name (mnist, fashion_mnist, cifar10, ...), a .npz in the keras.datasets layout "
+        "or a folder of IDX files" + ("" if default else " (default: the run's own)"),
+    )
+    parser.add_argument("--data-dir", help="TFDS data_dir")
+    parser.add_argument("--manual-dir", help="TFDS manual_dir (for manually downloaded files)")
+
+
+def load_run(run_dir: Path):
+    """The model of a run folder written by `keras-gon train`, or a clear error."""
+    import keras
+
+    path = Path(run_dir) / "model.keras"
+    if not Path(run_dir).is_dir():
+        raise InputError(f"no such run folder: {run_dir}")
+    if not path.is_file():
+        raise InputError(f"no model.keras in {run_dir}: is it a folder written by `keras-gon train`?")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # a truncated or foreign file: name it, not a traceback
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot load {path} (not a readable Keras model): {first}") from None
+
+
+def run_metrics(run_dir: Path) -> dict:
+    """The run's metrics.json (an empty dict if it has none)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path} is not valid JSON: {error}") from None
+
+
+def first_images(dataset, count: int):
+    """The first `count` images of a batched dataset (of images or `(images, ...)` tuples)."""
+    import numpy as np
+
+    images = []
+    for batch in dataset:
+        images.append(batch[0] if isinstance(batch, tuple) else batch)
+        if sum(len(b) for b in images) >= count:
+            break
+    return np.concatenate([np.asarray(b) for b in images])[:count]
+
+
+def held_out_images(args, model, count: int):
+    """`count` held-out images of `--data` (default: the run's own) at the model's size."""
+    from keras_gon.data import load_dataset
+
+    data = args.data or run_metrics(args.run_dir).get("data")
+    if not data:
+        raise InputError(f"no --data given and {args.run_dir}/metrics.json does not name the data")
+    height, _, channels = model.image_shape
+    _, test_ds, info = load_dataset(
+        data, image_size=height, channels=channels, batch_size=min(256, max(count, 1)),
+        data_dir=args.data_dir, manual_dir=args.manual_dir,
+    )
+    if info.num_test < count:
+        raise InputError(f"{data} has {info.num_test} held-out images, {count} are needed")
+    return first_images(test_ds, count)
+
+
+def check_png_out(path: Path) -> Path:
+    """`path` if it names a .png in an existing folder."""
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--out must name a .png file, got {path}")
+    if not path.parent.is_dir():
+        raise InputError(f"no such folder for --out: {path.parent}")
+    return path

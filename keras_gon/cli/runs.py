@@ -1,0 +1,76 @@
+"""`keras-gon evaluate` and `keras-gon export`: commands on a trained run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_gon.cli.common import (
+    HelpFormatter,
+    add_data_arguments,
+    load_run,
+    positive_int,
+    run_metrics,
+)
+from keras_gon.errors import InputError
+
+
+def add_parsers(commands) -> None:
+    """Registers `keras-gon evaluate` and `keras-gon export`."""
+    evaluate = commands.add_parser("evaluate", help="held-out loss of a trained run",
+                                   formatter_class=HelpFormatter)
+    evaluate.add_argument("run_dir", type=Path)
+    add_data_arguments(evaluate)
+    evaluate.add_argument("--batch-size", type=positive_int, default=256)
+    evaluate.add_argument("--bn-statistics", choices=("moving", "batch"), default="moving",
+                          help="how batch norms are evaluated: moving statistics (Keras's "
+                          "inference) or each batch's own, as the authors' code does")
+    evaluate.set_defaults(func=evaluate_command)
+    export = commands.add_parser(
+        "export", help="export a run's model as a versioned SavedModel for TF-Serving",
+        formatter_class=HelpFormatter,
+    )
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--to", type=Path, required=True,
+                        help="model base path, e.g. saved_models/NAME; writes NAME/<next version>/")
+    export.set_defaults(func=export_command)
+
+
+def evaluate_command(args) -> dict:
+    """`keras-gon evaluate`: held-out loss of a run's model, stored in its metrics.json."""
+    from keras_gon.data import load_dataset
+    from keras_gon.files import write_json
+    from keras_gon.layers.batch_normalization import inference_statistics
+    from keras_gon.registry import kind_of
+
+    model = load_run(args.run_dir)
+    metrics = run_metrics(args.run_dir)
+    data = args.data or metrics.get("data")
+    if not data:
+        raise InputError(f"no --data given and {args.run_dir}/metrics.json does not name the data")
+    height, _, channels = model.image_shape
+    _, test_ds, info = load_dataset(
+        data, image_size=height, channels=channels, batch_size=args.batch_size,
+        data_dir=args.data_dir, manual_dir=args.manual_dir,
+        with_labels=kind_of(model).data == "labelled",
+    )
+    with inference_statistics(model, args.bn_statistics):
+        results = model.evaluate(test_ds, verbose=0, return_dict=True)
+    evaluation = {"data": data, "num_test": info.num_test, "test_loss": float(results["loss"]),
+                  "bn_statistics": args.bn_statistics}
+    evaluation.update({k: float(v) for k, v in results.items() if k != "loss"})
+    metrics.setdefault("evaluations", []).append(evaluation)
+    write_json(args.run_dir / "metrics.json", metrics)
+    print(f"held-out loss on {data} ({info.num_test} images): {evaluation['test_loss']:.4f}")
+    return evaluation
+
+
+def export_command(args) -> Path:
+    """`keras-gon export`: writes `--to/<version>/`, version 1 or the next free number."""
+    from keras_gon.export import export_saved_model, next_version_dir
+
+    model = load_run(args.run_dir)
+    target = next_version_dir(args.to)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    export_saved_model(model, target)
+    print(f"exported {args.run_dir} to {target}")
+    return target

@@ -1,0 +1,35 @@
+"""What every model with the paper's convolutional decoder shares: its options, given once."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_gon.layers.conv_decoder import ConvDecoder, take_decoder
+
+
+class ConvDecoderModel:
+    """Mixin (before the `keras.Model` base) for models whose F is a `ConvDecoder`.
+
+    Such a model takes the decoder once: `decoder=` (a `ConvDecoder` or its
+    config), or the decoder's options flat (`image_shape`, `latent_dim`,
+    `width`, `activation`, `normalization`, `momentum`, `epsilon`, see
+    `keras_gon.layers.ConvDecoder`). Its config stores the decoder's config
+    under "decoder" instead of repeating its options.
+    """
+
+    decoder: ConvDecoder
+
+    @staticmethod
+    def make_decoder(decoder, options: dict, **fixed) -> ConvDecoder:
+        """`keras_gon.layers.conv_decoder.take_decoder`: the decoder, its options removed
+        from `options` (the model's remaining keyword arguments)."""
+        return take_decoder(decoder, options, **fixed)
+
+    def get_config(self):
+        config = super().get_config()
+        for name in ("image_shape", "latent_dim"):  # the decoder's, stored once
+            config.pop(name, None)
+        decoder = keras.saving.serialize_keras_object(self.decoder)
+        decoder.pop("build_config", None)  # the model builds its decoder itself
+        config["decoder"] = decoder
+        return config

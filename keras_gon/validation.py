@@ -1,0 +1,83 @@
+"""Checks of user-given values, shared by the models, layers, data pipelines and the CLI.
+
+Each returns the value in its canonical type or raises `keras_gon.InputError`
+with one line naming the argument, what was given and what is expected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from keras_gon.errors import InputError
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """`value` as an int >= 1."""
+    if not _is_integer(value) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_number(value: Any, name: str, *, minimum: float = -math.inf,
+                 maximum: float = math.inf, strict_minimum: bool = False) -> float:
+    """`value` as a finite float in [minimum, maximum] (or (minimum, maximum] if strict)."""
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise InputError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    low_ok = value > minimum if strict_minimum else value >= minimum
+    if not low_ok or value > maximum:
+        low = "(" if strict_minimum else "["
+        raise InputError(f"{name} must be in {low}{minimum:g}, {maximum:g}], got {value:g}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """`value` if it is one of `choices`."""
+    if value not in choices:
+        raise InputError(f"unknown {name} {value!r}: expected one of {tuple(choices)}")
+    return value
+
+
+def check_image_shape(image_shape: Any) -> tuple[int, int, int]:
+    """`(height, width, channels)`, each a positive integer."""
+    try:
+        shape = tuple(int(s) for s in image_shape)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"image_shape must be (height, width, channels), got {image_shape!r}"
+        ) from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise InputError(f"image_shape must be (height, width, channels), got {image_shape!r}")
+    return shape
+
+
+def check_square_image_shape(image_shape: Any) -> tuple[int, int, int]:
+    """A square `(size, size, channels)` with size a power of two >= 8 (the conv decoder's)."""
+    try:
+        height, width, channels = (int(v) for v in image_shape)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"image_shape must be (height, width, channels), got {image_shape!r}"
+        ) from None
+    if height != width:
+        raise InputError(f"image_shape must be square, got {height}x{width}")
+    if height < 8 or height & (height - 1):
+        raise InputError(
+            f"image size must be a power of two >= 8 (8, 16, 32, 64, 128, ...), got {height}"
+        )
+    if channels < 1:
+        raise InputError(f"image_shape needs at least one channel, got {channels}")
+    return height, width, channels

@@ -1,0 +1,78 @@
+"""Test helpers shared by the test modules: tiny models of every kind, real data for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from keras_gon.registry import MODEL_KINDS
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MNIST10K = SHARED_DATA / "mnist10k.npz"
+NPZ = str(MNIST10K)
+KIND_NAMES = tuple(MODEL_KINDS)
+TINY_BATCH = 16
+
+
+def load_mnist10k() -> dict:
+    """The real mnist10k split: uint8 x_train (8000) / x_test (2000) and labels."""
+    with np.load(MNIST10K) as data:
+        return {key: data[key] for key in data.files}
+
+
+def tiny_options(name: str) -> dict:
+    """Constructor options of a small, quick model of kind `name`."""
+    if name == "igon":
+        return dict(image_shape=(8, 8, 1), latent_dim=4, hidden_units=8, num_layers=2, seed=0)
+    options = dict(image_shape=(16, 16, 1), latent_dim=4, width=2, seed=0)
+    if name == "glo":
+        options.update(num_examples=TINY_BATCH, inference_steps=3)
+    if name == "classifier":
+        options.update(reconstruction_weight=0.5)
+    return options
+
+
+def tiny_model(name: str, **overrides):
+    """A seeded small model of kind `name` (see `tiny_options`)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return MODEL_KINDS[name].build(**{**tiny_options(name), **overrides})
+
+
+def tiny_data(name: str, mnist10k: dict, count: int = TINY_BATCH):
+    """`(images, y)`: real held-out digits at the tiny model's size, and the kind's `y`
+    (labels for the classifier, example indices for GLO, None otherwise)."""
+    import tensorflow as tf
+
+    size = tiny_options(name)["image_shape"][0]
+    x = tf.image.resize(mnist10k["x_test"][:count, :, :, None].astype("float32") / 255.0,
+                        (size, size)).numpy().clip(0.0, 1.0)
+    data = MODEL_KINDS[name].data
+    if data == "labelled":
+        return x, mnist10k["y_test"][:count].astype("int32")
+    if data == "indexed":
+        return x, np.arange(count, dtype="int32")
+    return x, None
+
+
+def one_step(name: str, mnist10k: dict, strategy) -> dict:
+    """One SGD `fit` step of a tiny seeded model on one global batch under `strategy`.
+
+    SGD, not Adam: Adam's first update is lr * sign(g) whatever the gradient's
+    scale, so it would hide a gradient summed over replicas without 1/replicas.
+    """
+    import keras
+    import tensorflow as tf
+
+    x, y = tiny_data(name, mnist10k)
+    with strategy.scope():
+        model = tiny_model(name)
+        model.compile(optimizer=keras.optimizers.SGD(1e-2), jit_compile=False)
+    before = [np.array(w) for w in model.get_weights()]
+    items = x if y is None else (x, y)
+    dataset = tf.data.Dataset.from_tensor_slices(items).batch(len(x))
+    history = model.fit(dataset, epochs=1, verbose=0).history
+    return {"before": before, "after": [np.array(w) for w in model.get_weights()],
+            "loss": float(history["loss"][0]), "replicas": strategy.num_replicas_in_sync}

@@ -1,0 +1,158 @@
+"""Every registered model kind keeps the same contract (keras-hub's run_serialization_test and
+run_model_saving_test, and more): config round-trip, `.keras` round-trip with identical
+outputs, SavedModel export, input checks, compiled metrics, and one step under
+`MirroredStrategy` equal to the single-device step."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gon.errors import InputError
+from keras_gon.registry import MODEL_KINDS
+from helpers import KIND_NAMES, tiny_data, tiny_model
+
+HERE = Path(__file__).resolve()
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_config_round_trip(name):
+    model = tiny_model(name)
+    config = model.get_config()
+    clone = type(model).from_config(config)
+    assert clone.get_config() == config
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+    assert type(revived) is type(model) and revived.get_config() == config
+    assert json.loads(json.dumps(config, default=list)) is not None  # JSON-serialisable
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_saved_model_round_trip_gives_identical_outputs(name, mnist10k, tmp_path):
+    model = tiny_model(name)
+    x, y = tiny_data(name, mnist10k)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # weights and optimizer state move
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    np.testing.assert_array_equal(loaded.encode(x).numpy(), model.encode(x).numpy())
+    np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_export_serves_the_models_latents(name, mnist10k, tmp_path):
+    from keras_gon.export import export_saved_model
+
+    model = tiny_model(name)
+    x, _ = tiny_data(name, mnist10k)
+    export_saved_model(model, tmp_path / "1")
+    served = tf.saved_model.load(str(tmp_path / "1"))
+    latents = served.signatures["encode"](images=tf.constant(x))["latents"].numpy()
+    np.testing.assert_allclose(latents, model.encode(x).numpy(), rtol=1e-5,
+                               atol=1e-5 * max(1.0, np.abs(latents).max()))
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_bad_inputs_are_refused_with_the_shapes_in_the_message(name, mnist10k):
+    model = tiny_model(name)
+    height, width, channels = model.image_shape
+    with pytest.raises(InputError, match=rf"images have shape \(2, {height + 1}"):
+        model.encode(np.zeros((2, height + 1, width + 1, channels), "float32"))
+    with pytest.raises(InputError, match="non-finite"):
+        model.reconstruct(np.full((2, height, width, channels), np.nan, "float32"))
+    with pytest.raises(InputError, match=rf"latents have shape \(2, {model.latent_dim + 1}\)"):
+        model.decode(np.zeros((2, model.latent_dim + 1), "float32"))
+    with pytest.raises(InputError, match="takes no loss"):
+        model.compile(loss="mse")
+    with pytest.raises(InputError, match=r"data has shape \(4, 5, 5, 1\)"):
+        model.fit(np.zeros((4, 5, 5, 1), "float32"), np.zeros(4, "int32"), verbose=0)
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_compiled_metrics_are_computed_not_ignored(name, mnist10k):
+    model = tiny_model(name)
+    x, y = tiny_data(name, mnist10k)
+    metric = "accuracy" if MODEL_KINDS[name].data == "labelled" else "mae"
+    model.compile(optimizer="adam", metrics=[metric], jit_compile=False)
+    logs = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert metric in logs and np.isfinite(logs[metric]), logs
+    if metric == "mae":  # the reconstructions against the images
+        expected = np.abs(model.reconstruct(x).numpy() - x).mean()
+        # the variational models' evaluation decodes one z ~ q(z|x), `reconstruct` the mean
+        tolerance = 0.2 if name in ("vgon", "vae") else 1e-3
+        assert logs["mae"] == pytest.approx(expected, rel=tolerance)
+
+
+def test_every_kind_is_a_latent_model_with_one_training_step():
+    import keras_gon
+
+    for name in KIND_NAMES:
+        model_class = MODEL_KINDS[name].model_class()
+        assert issubclass(model_class, keras_gon.LatentModel)
+        # no model defines a step of its own: the base's is the only one
+        for cls in model_class.__mro__:
+            if cls.__module__.startswith("keras_gon") and cls is not keras_gon.LatentModel:
+                assert "train_step" not in vars(cls) and "test_step" not in vars(cls), cls
+
+
+@pytest.fixture(scope="module")
+def mirrored_results(tmp_path_factory):
+    """Each kind's step on one device and under MirroredStrategy on 2 logical CPUs
+    (a fresh process: logical devices are set before TensorFlow initialises)."""
+    out = tmp_path_factory.mktemp("mirrored") / "results.json"
+    process = subprocess.run(
+        [sys.executable, str(HERE), str(out)], capture_output=True, text=True, timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+             "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")])},
+    )
+    assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_mirrored_step_equals_the_single_device_step(name, mirrored_results):
+    result = mirrored_results[name]
+    assert result["replicas"] == 2
+    assert result["update"] > 1e-4, result  # the step moves the weights: the test can fail
+    assert result["max_weight_difference"] < 1e-5, result
+    assert result["loss_difference"] <= 1e-5 * max(1.0, abs(result["loss"])), result
+
+
+def _mirrored_main(out: Path) -> None:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from helpers import load_mnist10k, one_step
+
+    mnist10k = load_mnist10k()
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    results = {}
+    for name in KIND_NAMES:
+        single = one_step(name, mnist10k, tf.distribute.get_strategy())
+        replicated = one_step(name, mnist10k, mirrored)
+        results[name] = {
+            "replicas": replicated["replicas"],
+            "loss": single["loss"],
+            "loss_difference": abs(single["loss"] - replicated["loss"]),
+            "update": max(float(np.max(np.abs(a - b)))
+                          for a, b in zip(single["after"], single["before"])),
+            "max_weight_difference": max(float(np.max(np.abs(a - b)))
+                                         for a, b in zip(single["after"], replicated["after"])),
+        }
+        print(name, results[name], flush=True)
+    out.write_text(json.dumps(results))
+
+
+if __name__ == "__main__":  # (run with tests/ on PYTHONPATH, as the fixture does)
+    _mirrored_main(Path(sys.argv[1]))
