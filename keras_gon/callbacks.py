@@ -235,3 +235,48 @@ class BatchLosses(keras.callbacks.Callback):
         # A running mean over equal batches: batch k's value is k*m_k - (k-1)*m_{k-1}.
         self.losses.append((batch + 1) * mean - batch * self._previous)
         self._previous = mean
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, keeping the last finite weights.
+
+    Like `keras.callbacks.TerminateOnNaN`, without leaving NaN weights behind:
+    a keras-gon training step whose loss is not finite applies no update
+    (`LatentModel.train_step`), so the trainable weights are those of the last
+    finite step; state updated during the forward pass (batch-norm moving
+    statistics) is put back from the start of the epoch where it became
+    non-finite. A `RuntimeWarning` names the step and the loss, and
+    `stopped_at_step` keeps the step (None while training is finite).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at_step: int | None = None
+        self._state = []
+        self._steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.stopped_at_step = None
+        self._steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._state = [np.array(v) for v in self.model.non_trainable_variables]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        loss = (logs or {}).get("loss")
+        if loss is None or np.isfinite(float(loss)):
+            return
+        import warnings
+
+        for variable, value in zip(self.model.non_trainable_variables, self._state):
+            if not np.all(np.isfinite(np.asarray(variable))):
+                variable.assign(value)
+        self.stopped_at_step = self._steps
+        self.model.stop_training = True
+        warnings.warn(
+            f"training stopped at step {self._steps}: the loss became {float(loss)}; the model "
+            "keeps the weights of the last finite step (check the data for NaN or extreme "
+            "values, or lower the learning rate)",
+            RuntimeWarning, stacklevel=2,
+        )

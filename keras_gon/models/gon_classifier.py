@@ -84,7 +84,7 @@ class GONClassifier(GON):
 
     def call(self, inputs, training=None):
         """Class probabilities (batch, num_classes) (what `predict` returns)."""
-        latents, _ = self.find_latents(inputs, training=bool(training))
+        latents, _ = self.find_latents(self.prepare_images(inputs), training=bool(training))
         return tf.nn.softmax(self.classifier(latents))
 
     def classify(self, images):
@@ -96,7 +96,7 @@ class GONClassifier(GON):
         """F(z(x)) at inference, as the GON's (`predict` gives class probabilities)."""
         x = self.check_images(images)
         return self.inference_function(
-            "reconstruct", lambda x: self.decode_latents(self.encode_latents(x))
+            "reconstruct", lambda x: self.decode_latents(self.encode_latents(self.prepare_images(x)))
         )(x)
 
     def get_config(self):

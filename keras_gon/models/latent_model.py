@@ -123,8 +123,7 @@ class LatentModel(keras.Model):
         """State updated after the optimizer's step (e.g. GLO's latent table); none by default."""
 
     def check_training_data(self, x, y=None, validation_data=None) -> None:
-        """Refuses data `fit` cannot train on, before Keras traces a step."""
-        self.check_data_shapes(x, validation_data)
+        """Refuses data `fit` cannot train on (beyond `prepare_data`'s image checks)."""
 
     def training_callbacks(self) -> list:
         """Callbacks `fit` adds unless given (e.g. the implicit GON's latent statistics)."""
@@ -152,8 +151,26 @@ class LatentModel(keras.Model):
             # latent, never is).
             scaled_loss = self.optimizer.scale_loss(scale_loss_for_replicas(loss))
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        self.after_train_step(terms)
+
+        finite = tf.math.is_finite(tf.cast(loss, "float32"))
+        if tf.distribute.in_cross_replica_context() or not tf.distribute.has_strategy():
+
+            def update():
+                self.optimizer.apply(gradients, self.trainable_variables)
+                self.after_train_step(terms)
+                return tf.constant(True)
+
+            # A step whose loss is not finite changes no weight: training stops on it
+            # (`keras_gon.callbacks.StopOnNonFiniteLoss`) with the last finite weights.
+            tf.cond(finite, update, lambda: tf.constant(False))
+        else:
+            # Under a strategy the update synchronises the replicas and cannot sit
+            # in a branch: a non-finite replica contributes zero gradients instead
+            # (the optimizer's state still steps; no weight becomes non-finite).
+            gradients = [None if g is None else tf.where(finite, g, tf.zeros_like(g))
+                         for g in gradients]
+            self.optimizer.apply(gradients, self.trainable_variables)
+            self.after_train_step(terms)
         return self.update_metrics(terms)
 
     def test_step(self, data):
@@ -215,42 +232,94 @@ class LatentModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def prepare_data(self, data, name: str = "x"):
+        """Checks data given to `fit`/`evaluate`/`predict` before Keras traces a step.
+
+        NumPy images, `(N, H, W)` or `(N, H, W, C)` of any size, are checked
+        as `keras_gon.data.check_images` does (a numeric dtype, finite values
+        in [0, 255], the model's channel count; float arrays above 1 are
+        scaled to [0, 1] here); uint8 arrays are kept and scaled in the graph
+        (`keras_gon.data.preprocess_images`), which also resizes. A dataset's
+        images must have rank 3 or 4 and the model's channels. Returns the data
+        to pass on.
+        """
+        from keras_gon.data.arrays import validate_images
+        from keras_gon.data.preprocessing import preprocess_images
+
+        size = tuple(self.image_shape[:2])
+        if isinstance(data, tf.data.Dataset):
+            self.check_data_shapes(data)
+            if _example_shape(data) is not None and tuple(_example_shape(data)[1:3]) != size:
+                # resized before the step (the antialiased kernel is not XLA's)
+                return data.map(lambda *batch: (
+                    preprocess_images(batch[0], self.image_shape), *batch[1:]
+                ) if len(batch) > 1 else preprocess_images(batch[0], self.image_shape))
+            return data
+        if isinstance(data, (np.ndarray, list)) or (
+            hasattr(data, "shape") and hasattr(data, "dtype") and not tf.is_tensor(data)
+        ):
+            array, divisor = validate_images(data, name=name, channels=self.image_shape[-1])
+            if tuple(array.shape[1:3]) != size:  # resized once, here, in chunks
+                return np.concatenate([
+                    preprocess_images(array[i : i + 1024], self.image_shape, divisor).numpy()
+                    for i in range(0, len(array), 1024)
+                ])
+            if np.issubdtype(array.dtype, np.floating) and divisor != 1.0:
+                array = (array / np.float32(divisor)).astype("float32")
+            return array
+        self.check_data_shapes(data)
+        return data
+
     def check_data_shapes(self, *datasets) -> None:
-        """Refuses data whose example shape is not the model's, with the shapes in the message."""
-        expected = tuple(self.image_shape)
+        """Refuses data whose images have the wrong rank or channel count, naming the shapes."""
+        channels = self.image_shape[-1]
         for data in datasets:
             shape = _example_shape(data)
             if shape is None:
                 continue
-            found = shape[1:]
-            if len(found) != len(expected) or any(
-                f is not None and f != e for f, e in zip(found, expected)
-            ):
-                raise InputError(f"data has shape {shape}, the model expects (batch, *{expected})")
+            rank_ok = len(shape) in (3, 4)
+            channels_ok = (len(shape) == 3 and channels == 1) or (
+                len(shape) == 4 and shape[-1] in (None, channels))
+            if not (rank_ok and channels_ok):
+                grey = " (or (batch, height, width))" if channels == 1 else ""
+                raise InputError(f"data has shape {shape}: the model expects images (batch, "
+                                 f"height, width, {channels}){grey} of any size")
 
     def fit(self, x=None, y=None, *args, callbacks=None, validation_data=None, **kwargs):
-        """`keras.Model.fit` after `check_training_data`, stopping cleanly on a non-finite loss."""
+        """`keras.Model.fit` after the input checks, stopping cleanly on a non-finite loss.
+
+        NumPy images of any size, uint8 or float, `(N, H, W)` or with channels
+        (e.g. `keras.datasets.mnist.load_data()`'s) are checked and scaled as
+        `prepare_data` says. A non-finite loss stops training with a warning,
+        and the model keeps the weights of the last finite step.
+        """
+        from keras_gon.callbacks import StopOnNonFiniteLoss
+
+        x = self.prepare_data(x)
+        if isinstance(validation_data, tuple) and validation_data:
+            validation_data = (self.prepare_data(validation_data[0], "validation_data"),
+                               *validation_data[1:])
+        elif validation_data is not None:
+            validation_data = self.prepare_data(validation_data, "validation_data")
         self.check_training_data(x, y, validation_data)
         callbacks = list(callbacks or [])
-        for callback in (keras.callbacks.TerminateOnNaN(), *self.training_callbacks()):
+        for callback in (StopOnNonFiniteLoss(), *self.training_callbacks()):
             if not any(isinstance(c, type(callback)) for c in callbacks):
                 callbacks.append(callback)
         return super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data,
                            **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
-        """`keras.Model.evaluate`, refusing data of the wrong shape with a clear error."""
-        self.check_data_shapes(x)
-        return super().evaluate(x, *args, **kwargs)
+        """`keras.Model.evaluate` after `prepare_data`'s input checks."""
+        return super().evaluate(self.prepare_data(x), *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        """`keras.Model.predict` (reconstructions), refusing data of the wrong shape."""
-        self.check_data_shapes(x)
-        return super().predict(x, *args, **kwargs)
+        """`keras.Model.predict` (reconstructions) after `prepare_data`'s input checks."""
+        return super().predict(self.prepare_data(x), *args, **kwargs)
 
     def call(self, inputs, training=None):
-        """Reconstructions F(z(x)) of a batch (what `predict` returns)."""
-        latents, _ = self.find_latents(inputs, training=bool(training))
+        """Reconstructions F(z(x)) of a batch of images of any size (what `predict` returns)."""
+        latents, _ = self.find_latents(self.prepare_images(inputs), training=bool(training))
         return self.decode_latents(latents, training=bool(training))
 
     # --- data ---------------------------------------------------------------------------
@@ -260,11 +329,25 @@ class LatentModel(keras.Model):
         """dtype of latents and data: the variables' dtype (float32 under mixed precision)."""
         return self.dtype_policy.variable_dtype
 
+    def prepare_images(self, images, what: str = "images"):
+        """Graph-level: any batch of images as the model's input (`keras_gon.data.preprocess_images`:
+        scaled to [0, 1], resized to `image_shape`), in `latent_dtype`."""
+        from keras_gon.data.preprocessing import preprocess_images
+
+        images = tf.convert_to_tensor(images)
+        shape = tuple(images.shape)
+        channels = self.image_shape[-1]
+        if images.shape.rank not in (3, 4) or (images.shape.rank == 3 and channels != 1) or (
+            images.shape.rank == 4 and shape[-1] not in (None, channels)
+        ):
+            raise InputError(f"{what} have shape {shape}, the model expects (batch, height, width, "
+                             f"{channels}) images of any size")
+        return tf.cast(preprocess_images(images, self.image_shape), self.latent_dtype)
+
     def unpack_images(self, data):
-        """The images of a batch (x of `(x, y, sample_weight)`), shape-checked, in `latent_dtype`."""
+        """The images of a batch (x of `(x, y, sample_weight)`), prepared (`prepare_images`)."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        self._check_batch_shape(x, "batches")
-        return tf.cast(x, self.latent_dtype)
+        return self.prepare_images(x, "batches")
 
     def unpack_target(self, data, images):
         """The outer loss's target: the images, or `y` of `(source, target)` pairs (§3.5)."""
@@ -273,8 +356,7 @@ class LatentModel(keras.Model):
         _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if y is None:
             raise InputError("outer_target='y' needs (source, target) pairs, the data has no target")
-        self._check_batch_shape(y, "targets")
-        return tf.cast(y, self.latent_dtype)
+        return self.prepare_images(y, "targets")
 
     def unpack_integers(self, data, message: str):
         """The integer `y` of `(x, y)` batches, flat and int32 (labels, example indices)."""
@@ -282,13 +364,6 @@ class LatentModel(keras.Model):
         if values is None or not values.dtype.is_integer:
             raise InputError(message)
         return tf.cast(tf.reshape(values, (-1,)), "int32")
-
-    def _check_batch_shape(self, x, what: str) -> None:
-        expected = tuple(self.image_shape)
-        if tuple(x.shape[1:]) != expected and None not in x.shape[1:]:
-            raise InputError(
-                f"{what} have shape {tuple(x.shape)}, the model expects (batch, *{expected})"
-            )
 
     # --- inference API ------------------------------------------------------------------
 
@@ -303,15 +378,11 @@ class LatentModel(keras.Model):
         return self._inference_functions[name]
 
     def check_images(self, images):
-        """`images` as a float32 tensor in [0, 1] of the model's shape, or a clear error."""
+        """`images` (any size, uint8 or float) as a float32 tensor in [0, 1], or a clear error;
+        the inference functions resize them (`prepare_images`)."""
         from keras_gon.data.arrays import check_images
 
-        expected = tuple(self.image_shape)
-        array = check_images(images, name="images", channels=expected[-1])
-        if array.shape[1:] != expected:
-            raise InputError(
-                f"images have shape {array.shape}, the model expects (batch, *{expected})"
-            )
+        array = check_images(images, name="images", channels=self.image_shape[-1])
         return tf.convert_to_tensor(array, dtype=self.latent_dtype)
 
     def check_latents(self, latents):
@@ -334,7 +405,9 @@ class LatentModel(keras.Model):
         in inference mode and no variable changes.
         """
         x = self.check_images(images)
-        return self.inference_function("encode", lambda x: self.encode_latents(x))(x)
+        return self.inference_function(
+            "encode", lambda x: self.encode_latents(self.prepare_images(x))
+        )(x)
 
     def decode(self, latents):
         """F(latents) at inference: images (batch, H, W, C) in [0, 1]."""

@@ -148,11 +148,13 @@ def test_bad_latents_and_batches_are_refused(trained, mnist10k):
         model.decode(np.zeros((2, 5)))
     with pytest.raises(InputError, match="NaN"):
         model.decode(np.full((1, 32), np.nan))
-    wrong_size = mnist10k["x_train"][:64, :, :, None] / 255.0
-    with pytest.raises(InputError, match=r"data has shape \(64, 28, 28, 1\)"):
-        model.fit(wrong_size, batch_size=32, verbose=0)
-    with pytest.raises(InputError, match="model expects"):
-        model.evaluate(tf.data.Dataset.from_tensor_slices(wrong_size).batch(8), verbose=0)
+    wrong_channels = np.repeat(mnist10k["x_train"][:64, :, :, None], 3, axis=-1)
+    with pytest.raises(InputError, match="has 3 channels, the model expects 1"):
+        model.fit(wrong_channels, batch_size=32, verbose=0)
+    with pytest.raises(InputError, match=r"data has shape \(None, 28, 28, 3\)"):
+        model.evaluate(tf.data.Dataset.from_tensor_slices(wrong_channels).batch(8), verbose=0)
+    with pytest.raises(InputError, match="expected \\(N, H, W\\) or \\(N, H, W, C\\)"):
+        model.fit(np.zeros((64, 32), "float32"), verbose=0)
 
 
 @pytest.mark.parametrize(

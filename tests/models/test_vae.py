@@ -183,14 +183,13 @@ def test_bad_constructor_arguments(kwargs, message):
 
 def test_bad_inputs_are_refused(trained, mnist10k):
     model, _, _ = trained
-    with pytest.raises(InputError, match=r"shape \(2, 28, 28, 1\)"):
-        model.encode(np.zeros((2, 28, 28, 1), "float32"))
+    with pytest.raises(InputError, match="has 2 channels, the model expects 1"):
+        model.encode(np.zeros((2, 28, 28, 2), "float32"))
     with pytest.raises(InputError, match="non-finite"):
         model.reconstruct(np.full((2, 32, 32, 1), np.nan, "float32"))
     with pytest.raises(InputError, match=r"latents have shape \(2, 5\)"):
         model.decode(np.zeros((2, 5)))
-    wrong_size = mnist10k["x_train"][:64, :, :, None] / 255.0
-    with pytest.raises(InputError, match=r"data has shape \(64, 28, 28, 1\)"):
-        model.fit(wrong_size, batch_size=32, verbose=0)
+    with pytest.raises(InputError, match="non-finite"):
+        model.fit(np.full((64, 28, 28), np.nan, "float32"), batch_size=32, verbose=0)
     with pytest.raises(InputError, match="no loss"):
         model.compile(loss="mse")
