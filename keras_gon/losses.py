@@ -49,6 +49,27 @@ def binary_crossentropy(y_true, y_pred):
     return _sum_over_features(nll)
 
 
+def output_gradient(loss: LossFn, y_true, y_pred):
+    """∂ loss(y_true, y_pred)_i / ∂ y_pred for the built-in losses, in closed form (None otherwise).
+
+    Plain ops, differentiable again: the GON's shared origin uses it instead of
+    a gradient tape, so its second-order terms stay exact and an exported
+    encoder holds no gradient op (ONNX converts it).
+    """
+    y_true = ops.cast(y_true, y_pred.dtype)
+    if loss is sum_squared_error:
+        return 2.0 * (y_pred - y_true)
+    if loss is mean_squared_error:
+        size = ops.cast(ops.prod(ops.shape(y_pred)[1:]), y_pred.dtype)
+        return 2.0 * (y_pred - y_true) / size
+    if loss is binary_crossentropy:
+        epsilon = keras.backend.epsilon()
+        clipped = ops.clip(y_pred, epsilon, 1.0 - epsilon)
+        inside = ops.cast((y_pred > epsilon) & (y_pred < 1.0 - epsilon), y_pred.dtype)
+        return inside * (clipped - y_true) / (clipped * (1.0 - clipped))
+    return None
+
+
 _ALIASES = {
     "sse": sum_squared_error,
     "sum_squared_error": sum_squared_error,

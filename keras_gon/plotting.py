@@ -7,9 +7,20 @@ import os
 import numpy as np
 
 
+def displayable(images: np.ndarray) -> np.ndarray:
+    """Images a PNG can show: grey (1 channel) or RGB; more channels show their first three,
+    two channels their first."""
+    images = np.asarray(images, dtype="float32")
+    channels = images.shape[-1]
+    if channels in (1, 3):
+        return images
+    return images[..., :3] if channels > 3 else images[..., :1]
+
+
 def image_grid(images: np.ndarray, columns: int, padding: int = 1) -> np.ndarray:
-    """Tiles (N, H, W, C) images in [0, 1] into one (rows*H, columns*W, C) array."""
-    images = np.clip(np.asarray(images, dtype="float32"), 0.0, 1.0)
+    """Tiles (N, H, W, C) images in [0, 1] into one (rows*H, columns*W, C') array
+    (C' = 1 or 3, see `displayable`)."""
+    images = np.clip(displayable(images), 0.0, 1.0)
     count, height, width, channels = images.shape
     rows = -(-count // columns)
     grid = np.ones(
@@ -36,6 +47,10 @@ def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]],
     )
     axes = np.atleast_1d(axes)
     for axis, (title, images) in zip(axes, rows):
+        channels = np.shape(images)[-1]
+        if channels not in (1, 3):
+            shown = "the first 3" if channels > 3 else "the first"
+            title = f"{title} ({shown} of {channels} channels)"
         grid = image_grid(images, columns)
         axis.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
         axis.set_title(title, fontsize=9)

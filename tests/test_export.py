@@ -125,11 +125,31 @@ def test_predict_request_round_trip(trained_gon, mnist32, tmp_path):
     np.testing.assert_allclose(latents, trained_gon.encode(x).numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((2, 28, 28, 1), "float32"), np.zeros((32, 32, 1), "float32")])
-def test_wrong_shape_or_rank_is_refused_clearly(trained_gon, tmp_path, bad):
+@pytest.mark.parametrize("bad", [np.zeros((2, 32, 32, 3), "float32"), np.zeros((32, 32, 1), "float32")])
+def test_wrong_rank_or_channels_is_refused_clearly(trained_gon, tmp_path, bad):
     loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"is not compatible with expected shape \[\?,32,32,1\]"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"is not compatible with expected shape \[\?,\?,\?,1\]"):
         loaded.signatures["encode"](images=tf.constant(bad))
+
+
+def test_non_finite_requests_are_refused(trained_gon, tmp_path):
+    loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
+    bad = np.zeros((2, 32, 32, 1), "float32")
+    bad[1, 3, 4, 0] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="images contain NaN or infinite"):
+        loaded.signatures["encode"](images=tf.constant(bad))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="latents contain NaN or infinite"):
+        loaded.signatures["decode"](latents=tf.constant(np.full((1, 8), np.inf, "float32")))
+
+
+def test_a_28x28_grey_level_request_reaches_the_32x32_model(trained_gon, mnist10k, tmp_path):
+    loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
+    digits = mnist10k["x_test"][:5, :, :, None]  # uint8-valued 28x28, as a client sends them
+    served = loaded.signatures["encode"](images=tf.constant(digits.astype("float32")))["latents"]
+    np.testing.assert_allclose(served.numpy(), trained_gon.encode(digits).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    scaled = loaded.signatures["encode"](images=tf.constant(digits / 255.0, tf.float32))["latents"]
+    np.testing.assert_allclose(served.numpy(), scaled.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_export_leaves_the_model_unchanged(trained_gon, tmp_path, mnist32):

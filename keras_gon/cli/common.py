@@ -75,9 +75,14 @@ def load_run(run_dir: Path):
         raise InputError(f"no such run folder: {run_dir}")
     if not path.is_file():
         raise InputError(f"no model.keras in {run_dir}: is it a folder written by `keras-gon train`?")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"cannot load {path}: it is not a Keras model archive (a .keras file is "
+                         "a zip archive; this one is truncated or corrupt)")
     try:
         return keras.saving.load_model(path)
-    except Exception as error:  # a truncated or foreign file: name it, not a traceback
+    except Exception as error:  # a foreign or damaged archive: name it, not a traceback
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"cannot load {path} (not a readable Keras model): {first}") from None
 

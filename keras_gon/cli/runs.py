@@ -66,11 +66,11 @@ def evaluate_command(args) -> dict:
 
 def export_command(args) -> Path:
     """`keras-gon export`: writes `--to/<version>/`, version 1 or the next free number."""
-    from keras_gon.export import export_saved_model, next_version_dir
+    from keras_gon.export import export_version
 
+    if args.to.exists() and not args.to.is_dir():
+        raise InputError(f"--to {args.to} is a file, not a folder of versions")
     model = load_run(args.run_dir)
-    target = next_version_dir(args.to)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    export_saved_model(model, target)
+    target = export_version(model, args.to)
     print(f"exported {args.run_dir} to {target}")
     return target

@@ -73,9 +73,30 @@ def make_normalization(normalization: str, channels: int, momentum: float, epsil
     return None
 
 
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+# d activation(x) / dx in closed form, from x and y = activation(x): plain ops,
+# differentiable again (exact second-order gradients), no gradient op in the
+# inference graph (an exported encoder converts to ONNX).
+ACTIVATION_DERIVATIVES = {
+    "elu": lambda x, y: tf.where(x > 0, tf.ones_like(x), y + 1.0),  # alpha = 1
+    "sigmoid": lambda x, y: y * (1.0 - y),
+    "tanh": lambda x, y: 1.0 - tf.square(y),
+    "relu": lambda x, y: tf.cast(x > 0, x.dtype),
+    "selu": lambda x, y: tf.where(x > 0, SELU_SCALE * tf.ones_like(x), y + SELU_SCALE * SELU_ALPHA),
+    "linear": lambda x, y: tf.ones_like(x),
+}
+
+
 def _linearize_elementwise(layer, x, tangents):
     """`layer(x)` and its derivatives along `tangents` for an elementwise layer (an activation)."""
-    with tf.GradientTape() as tape:
+    name = getattr(getattr(layer, "activation", None), "__name__", None)
+    if name in ACTIVATION_DERIVATIVES:
+        outputs = layer(x)
+        compute = outputs.dtype
+        derivative = ACTIVATION_DERIVATIVES[name](keras.ops.cast(x, compute), outputs)
+        return outputs, keras.ops.cast(tangents, compute) * derivative
+    with tf.GradientTape() as tape:  # any other elementwise activation
         tape.watch(x)
         outputs = layer(x)
     derivative = tape.gradient(outputs, x)  # elementwise: the diagonal of the Jacobian
@@ -309,7 +330,9 @@ class ConvDecoder(keras.layers.Layer):
             if index < len(self.norms):
                 x, tangents = self._linearize_norm(self.norms[index], x, tangents, training, inner_pass)
                 x, tangents = _linearize_elementwise(self.activations[index], x, tangents)
-        return _linearize_elementwise(self._output, x, tangents)
+        if self.output_log_scale:  # linear outputs
+            return self._output(x), keras.ops.cast(tangents, self.output_activation.compute_dtype)
+        return _linearize_elementwise(self.output_activation, x, tangents)
 
     def _linearize_norm(self, norm, x, tangents, training, inner_pass):
         if norm is None:

@@ -245,11 +245,16 @@ class GradientOriginModel(LatentModel):
         single, jacobian = self.linearize_decoder(origin, training=training)
         batch_size = tf.shape(data)[0]
         outputs = tf.broadcast_to(single, tf.concat([[batch_size], tf.shape(single)[1:]], axis=0))
-        with tf.GradientTape() as loss_tape:
-            loss_tape.watch(outputs)
-            per_example = self.inner_loss(data, outputs)
-            total = self._reduce_inner(per_example)
-        output_gradients = loss_tape.gradient(total, outputs)
+        per_example = self.inner_loss(data, outputs)
+        output_gradients = gon_losses.output_gradient(self.inner_loss, data, outputs)
+        if output_gradients is None:  # a loss of the user's: differentiated by a tape
+            with tf.GradientTape() as loss_tape:
+                loss_tape.watch(outputs)
+                per_example = self.inner_loss(data, outputs)
+                total = tf.reduce_sum(per_example)
+            output_gradients = loss_tape.gradient(total, outputs)
+        if self.inner_batch_reduction == "mean":
+            output_gradients = output_gradients / tf.cast(batch_size, output_gradients.dtype)
         gradients = tf.matmul(
             tf.reshape(output_gradients, (batch_size, -1)),
             tf.reshape(tf.cast(jacobian, output_gradients.dtype), (self.latent_dim, -1)),

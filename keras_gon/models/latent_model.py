@@ -309,6 +309,22 @@ class LatentModel(keras.Model):
         return super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data,
                            **kwargs)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):
+        """`keras.Model.export` (what `predict` returns), with the model's own input by default.
+
+        Keras cannot infer the input of a subclassed model that was never
+        called; here it is a float32 batch of the model's images in [0, 1].
+        `format="tf_saved_model"` (reload with `keras.layers.TFSMLayer`) or
+        `"onnx"` (needs `tf2onnx`; see `keras_gon.export` for the kinds whose
+        encoder converts). For TF-Serving with named `encode`/`decode`/...
+        signatures and requests of any size, use `keras_gon.export.export_saved_model`.
+        """
+        if input_signature is None:
+            input_signature = [tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")]
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=input_signature, **kwargs)
+
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate` after `prepare_data`'s input checks."""
         return super().evaluate(self.prepare_data(x), *args, **kwargs)
