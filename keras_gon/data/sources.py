@@ -170,6 +170,76 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+def _download_cause(err: BaseException) -> str:
+    """What stopped a download, in a few words: the network, or the error's first line."""
+    chain, seen = [], err
+    while seen is not None and len(chain) < 8:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain)
+    if any(word in text for word in ("NameResolution", "Name or service not known",
+                                     "ConnectionError", "Connection refused", "timed out",
+                                     "Network is unreachable", "URLError")):
+        return f"no network: {_first_line(err)}"
+    return _first_line(err)
+
+
+DOWNLOAD_HOST = "storage.googleapis.com"
+"""Where TFDS downloads prepared datasets (and MNIST's files) from."""
+
+
+def _check_network(name: str, where) -> None:
+    """Fails at once when the download host cannot even be resolved.
+
+    Offline, TFDS's downloader retries with exponential backoff for about 3.5
+    minutes before it reports the network. Behind a proxy (HTTPS_PROXY set)
+    name resolution is the proxy's business: nothing is checked.
+    """
+    import socket
+
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return
+    try:
+        socket.getaddrinfo(DOWNLOAD_HOST, 443)
+    except OSError as err:
+        raise InputError(
+            f"TFDS dataset '{name}' is not prepared in {where} and cannot be downloaded "
+            f"(no network: cannot resolve {DOWNLOAD_HOST}: {err}); give a prepared copy "
+            "(data_dir=..., or --data-dir) or the downloaded files (manual_dir=..., or "
+            "--manual-dir)"
+        ) from None
+
+
+KERAS_PREFIX = "keras:"
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+"""`keras.datasets` loaders reachable as `keras:NAME` sources."""
+
+
+def load_keras_dataset(name: str):
+    """`((x_train, y_train), (x_test, y_test))` from `keras.datasets.<name>.load_data()`.
+
+    Keras caches the files in `~/.keras/datasets` (or `$KERAS_HOME/datasets`),
+    so a dataset loaded once works offline; otherwise it is downloaded.
+    """
+    import importlib
+
+    if name not in KERAS_DATASETS:
+        raise InputError(
+            f"unknown keras.datasets source {KERAS_PREFIX}{name}: expected one of "
+            f"{', '.join(KERAS_PREFIX + n for n in KERAS_DATASETS)}"
+        )
+    module = importlib.import_module(f"keras.datasets.{name}")
+    try:
+        (x_train, y_train), (x_test, y_test) = module.load_data()
+    except Exception as err:  # noqa: BLE001 -- a failed download or a damaged cache
+        raise InputError(
+            f"keras.datasets.{name} could not be loaded ({_download_cause(err)}); Keras keeps "
+            "its files in ~/.keras/datasets (or $KERAS_HOME/datasets): copy them there to "
+            "work offline"
+        ) from None
+    return (x_train, y_train.reshape(-1)), (x_test, y_test.reshape(-1))
+
+
 def _tfds_builder(name: str, data_dir: str | os.PathLike | None):
     import tensorflow_datasets as tfds
 
@@ -289,18 +359,26 @@ def load_tfds(
         if not download:
             raise InputError(
                 f"TFDS dataset '{name}' is not prepared in {where} and "
-                "downloading is disabled; pass --data-dir (or --manual-dir)"
+                "downloading is disabled; give a prepared copy (data_dir=..., or --data-dir) "
+                "or the downloaded files (manual_dir=..., or --manual-dir)"
             )
         config = tfds.download.DownloadConfig(
             manual_dir=None if manual_dir is None else os.fspath(manual_dir)
         )
+        if manual_dir is None:
+            _check_network(name, where)
         try:
             builder.download_and_prepare(download_config=config)
+        except ImportError as err:  # a package TFDS needs for this dataset
+            raise InputError(
+                f"TFDS cannot prepare '{name}': it needs a package that is not installed "
+                f"({_first_line(err)}); pip install it"
+            ) from err
         except Exception as err:  # noqa: BLE001 -- any failure is reported.
             raise InputError(
-                f"TFDS dataset '{name}' is not prepared in {where} and could "
-                f"not be downloaded ({_first_line(err)}); pass --data-dir with "
-                "a prepared copy or --manual-dir with the downloaded files"
+                f"TFDS dataset '{name}' is not prepared in {where} and its download failed "
+                f"({_download_cause(err)}); give a prepared copy (data_dir=..., or --data-dir) "
+                "or the downloaded files (manual_dir=..., or --manual-dir)"
             ) from err
 
     train_split, test_split = _choose_splits(

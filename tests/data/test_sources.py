@@ -254,3 +254,98 @@ def test_tfds_channel_mismatch_is_reported_before_any_download(tmp_path, monkeyp
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
     message = _error(load_tfds, "mnist", data_dir=tmp_path, channels=3)
     assert message == "TFDS dataset 'mnist' has 1 channels, the model expects 3"
+
+
+# --- the real download paths, offline ----------------------------------------------------
+
+
+def _subprocess_cli(argv, env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "keras_gon", *argv], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env}, cwd=tmp_path,
+    )
+
+
+def test_tfds_download_path_fails_on_the_network_not_on_an_import(tmp_path, monkeypatch):
+    # The real builder.download_and_prepare (no mock_data). Offline it must fail
+    # because of the network, never because of a package TFDS imports without
+    # declaring it (importlib_resources, tensorflow/datasets#11212; keras-gon
+    # declares it). Retries are cut to keep the test short.
+    from tensorflow_datasets.core.download import downloader
+
+    monkeypatch.setattr(downloader, "MAX_RETRIES", 0)
+    builder = tfds.builder("mnist", data_dir=str(tmp_path / "tfds"))
+    try:
+        builder.download_and_prepare()
+    except ImportError as error:
+        pytest.fail(f"the download path needs a package that is not installed: {error}")
+    except Exception as error:  # noqa: BLE001
+        text = f"{type(error).__name__}: {error}"
+        assert any(word in text for word in ("Connection", "resolve", "Network", "Download",
+                                             "URLError", "timed out")), text
+    else:  # a machine with a network prepared the real data
+        assert builder.is_prepared()
+
+
+def test_load_tfds_offline_names_the_network_and_the_python_arguments(tmp_path):
+    import time
+
+    from keras_gon.data import load_tfds
+
+    start = time.monotonic()
+    try:
+        load_tfds("mnist", data_dir=tmp_path / "tfds")
+    except InputError as error:
+        message = str(error)
+        assert "no network" in message and "data_dir=" in message and "--data-dir" in message
+        assert time.monotonic() - start < 60  # not TFDS's minutes of retries
+    else:  # a machine with a network
+        pass
+
+
+def _write_idx(path, array):
+    import gzip
+    import struct
+
+    magic = 0x0800 | array.ndim
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as stream:
+        stream.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_keras_datasets_source_reads_the_keras_cache_offline(tmp_path, mnist10k):
+    import json
+
+    cache = tmp_path / "keras_home" / "datasets" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    for prefix, split in (("train", "train"), ("t10k", "test")):  # real digits, keras's names
+        _write_idx(cache / f"{prefix}-images-idx3-ubyte.gz", mnist10k[f"x_{split}"][:256])
+        _write_idx(cache / f"{prefix}-labels-idx1-ubyte.gz", mnist10k[f"y_{split}"][:256])
+    out = tmp_path / "run"
+    result = _subprocess_cli(
+        ["train", "gon", "--data", "keras:fashion_mnist", "--steps", "2", "--width", "2",
+         "--latent-dim", "4", "--verbose", "0", "--no-jit", "--out", str(out)],
+        {"KERAS_HOME": str(tmp_path / "keras_home")}, tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"] == "keras:fashion_mnist" and metrics["num_train"] == 256
+
+
+def test_keras_datasets_source_without_cache_or_network_is_one_error_line(tmp_path):
+    result = _subprocess_cli(["train", "gon", "--data", "keras:mnist", "--steps", "1"],
+                             {"KERAS_HOME": str(tmp_path / "empty")}, tmp_path)
+    if result.returncode == 0:  # a machine with a network downloaded it
+        return
+    lines = [line for line in result.stderr.splitlines() if line.startswith("keras-gon: error:")]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert "keras.datasets.mnist could not be loaded" in lines[0]
+    assert "~/.keras/datasets" in lines[0]
+    with pytest.raises(InputError, match="unknown keras.datasets source keras:svhn"):
+        from keras_gon.data.sources import load_keras_dataset
+
+        load_keras_dataset("svhn")
