@@ -16,9 +16,10 @@ _EXPORTS = {
                          "VariationalGON"),
     "keras_gon.errors": ("InputError",),
     "keras_gon.interpolation": ("slerp",),
+    "keras_gon.presets": ("list_presets",),
 }
 _SUBMODULES = ("callbacks", "data", "distribute", "experiments", "export", "layers", "losses",
-               "registry")
+               "presets", "registry")
 
 
 def __getattr__(name):

@@ -87,3 +87,52 @@ def nearest_upscale(images: np.ndarray, height: int, width: int) -> np.ndarray:
     rows = (np.arange(height) * images.shape[1]) // height
     columns = (np.arange(width) * images.shape[2]) // width
     return images[:, rows][:, :, columns]
+
+
+def save_labelled_grid(path: str | os.PathLike, images: np.ndarray, title: str,
+                       row_labels=None, column_labels=None, min_tile: int = 84) -> None:
+    """A (rows, columns, H, W, C) array of images as a titled PNG with labelled rows and columns.
+
+    Pixels are drawn as they are (no resampling; images smaller than
+    `min_tile` pixels are enlarged by an integer factor, nearest neighbour),
+    so a 256x256 render shows 256x256 pixels and a 28x28 digit stays legible
+    at 100 %. Written atomically.
+    """
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_gon.files import atomic_write
+
+    images = np.asarray(images, "float32")
+    rows, columns, height, width = images.shape[:4]
+    factor = max(1, math.ceil(min_tile / max(height, 1)))
+    tiles = nearest_upscale(images.reshape((-1,) + images.shape[2:]), height * factor,
+                            width * factor)
+    grid = image_grid(tiles, columns=columns)
+    grid_height, grid_width = grid.shape[:2]
+    left = 80 if row_labels is not None else 10
+    top = 34 + (18 if column_labels is not None else 0)
+    bottom, right = 8, 10
+    figure = plt.figure(figsize=((grid_width + left + right) / 100,
+                                 (grid_height + top + bottom) / 100), dpi=100)
+    figure.figimage(grid[..., 0] if grid.shape[-1] == 1 else grid, xo=left, yo=bottom,
+                    cmap="gray", vmin=0, vmax=1, origin="upper")
+    total_width, total_height = grid_width + left + right, grid_height + top + bottom
+    figure.text(0.5, 1 - 12 / total_height, title, ha="center", va="top", fontsize=10)
+    tile_width, tile_height = width * factor + 1, height * factor + 1
+    if column_labels is not None:
+        for column, label in enumerate(column_labels):
+            x = left + 1 + column * tile_width + tile_width / 2
+            figure.text(x / total_width, (bottom + grid_height + 4) / total_height, label,
+                        ha="center", va="bottom", fontsize=8)
+    if row_labels is not None:
+        for row, label in enumerate(row_labels):
+            y = bottom + grid_height - 1 - row * tile_height - tile_height / 2
+            figure.text((left - 6) / total_width, y / total_height, label, ha="right",
+                        va="center", fontsize=8)
+    atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
+    plt.close(figure)

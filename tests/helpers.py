@@ -11,6 +11,7 @@ from keras_gon.registry import MODEL_KINDS
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST10K = SHARED_DATA / "mnist10k.npz"
 NPZ = str(MNIST10K)
+MNIST22K = SHARED_DATA / "mnist22k.npz"
 KIND_NAMES = tuple(MODEL_KINDS)
 TINY_BATCH = 16
 

@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Sequence
 
-from keras_gon.cli import experiment, images, runs, train
+from keras_gon.cli import experiment, images, presets, runs, train
 from keras_gon.cli.common import NonFiniteLossError
 from keras_gon.errors import InputError
 
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_parsers(commands)
     images.add_parsers(commands)
     experiment.add_parser(commands)
+    presets.add_parser(commands)
     return parser
 
 

@@ -66,13 +66,25 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = No
     parser.add_argument("--manual-dir", help="TFDS manual_dir (for manually downloaded files)")
 
 
+def is_preset(run_dir) -> bool:
+    """Whether `run_dir` names a built-in preset rather than a run folder."""
+    from keras_gon.presets import PRESET_RECIPES
+
+    return not Path(run_dir).exists() and str(run_dir) in PRESET_RECIPES
+
+
 def load_run(run_dir: Path):
-    """The model of a run folder written by `keras-gon train`, or a clear error."""
+    """The model of a run folder written by `keras-gon train` (or of a preset name),
+    or a clear error."""
     import keras
 
+    if is_preset(run_dir):
+        from keras_gon.presets import load_preset
+
+        return load_preset(str(run_dir))
     path = Path(run_dir) / "model.keras"
     if not Path(run_dir).is_dir():
-        raise InputError(f"no such run folder: {run_dir}")
+        raise InputError(f"no such run folder or preset: {run_dir}")
     if not path.is_file():
         raise InputError(f"no model.keras in {run_dir}: is it a folder written by `keras-gon train`?")
     import zipfile
@@ -88,7 +100,9 @@ def load_run(run_dir: Path):
 
 
 def run_metrics(run_dir: Path) -> dict:
-    """The run's metrics.json (an empty dict if it has none)."""
+    """The run's metrics.json (an empty dict if it has none; a preset's metadata)."""
+    if is_preset(run_dir):
+        return {}
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         return {}
@@ -116,7 +130,7 @@ def held_out_images(args, model, count: int):
 
     data = args.data or run_metrics(args.run_dir).get("data")
     if not data:
-        raise InputError(f"no --data given and {args.run_dir}/metrics.json does not name the data")
+        raise InputError(f"no --data given and {args.run_dir} does not name its data (give --data)")
     height, _, channels = model.image_shape
     _, test_ds, info = load_dataset(
         data, image_size=height, channels=channels, batch_size=min(256, max(count, 1)),

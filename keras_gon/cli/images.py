@@ -94,7 +94,7 @@ def render_command(args) -> Path:
     import numpy as np
 
     from keras_gon.models.implicit_gon import check_resolution
-    from keras_gon.plotting import image_grid, nearest_upscale, save_pixels
+    from keras_gon.plotting import nearest_upscale, save_labelled_grid
 
     check_resolution(args.resolution)  # before loading anything
     model = _load_implicit_run(args.run_dir)
@@ -102,14 +102,16 @@ def render_command(args) -> Path:
     size = args.resolution
     if args.samples:
         rendered = np.asarray(model.sample(args.count, seed=args.seed, resolution=size))
-        grid = image_grid(rendered, columns=args.count)
+        grid = rendered[None]
+        rows = [f"samples, {size}x{size}"]
     else:
         originals = held_out_images(args, model, args.count)
         rendered = np.asarray(model.render(model.encode(originals), size))
-        grid = image_grid(
-            np.concatenate([nearest_upscale(originals, size, size), rendered]), columns=args.count
-        )
-    save_pixels(out, grid)
+        grid = np.stack([nearest_upscale(originals, size, size), rendered])
+        height = model.image_shape[0]
+        rows = [f"held-out {height}x{height}", f"rendered {size}x{size}"]
+    save_labelled_grid(out, grid, f"Implicit GON ({args.run_dir}): decoded at {size}x{size}",
+                       row_labels=rows, column_labels=[str(i + 1) for i in range(args.count)])
     what = "samples" if args.samples else "held-out images"
     print(f"rendered {args.count} {what} at {size}x{size}; wrote {out}")
     return out
@@ -124,7 +126,7 @@ def interpolate_command(args) -> Path:
 
     from keras_gon.interpolation import interpolation_grid
     from keras_gon.models.implicit_gon import check_resolution
-    from keras_gon.plotting import image_grid, nearest_upscale, save_pixels
+    from keras_gon.plotting import nearest_upscale, save_labelled_grid
 
     if args.steps < 2:
         raise InputError(f"--steps must be at least 2 (the two endpoints), got {args.steps}")
@@ -144,9 +146,12 @@ def interpolate_command(args) -> Path:
         ],
         axis=1,
     )
-    columns = rows.shape[1]
-    grid = image_grid(rows.reshape((-1,) + rows.shape[2:]), columns=columns)
-    save_pixels(out, grid)
+    ts = np.linspace(0.0, 1.0, args.steps)
+    save_labelled_grid(
+        out, rows, f"slerp between held-out digits, decoded at {size[0]}x{size[1]} (fig. 6)",
+        row_labels=[f"pair {i + 1}" for i in range(args.pairs)],
+        column_labels=["image a", *[f"t = {t:.2f}" for t in ts], "image b"],
+    )
     print(
         f"interpolated {args.pairs} pairs in {args.steps} steps at {size[0]}x{size[1]}; wrote {out}"
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from keras_gon.cli.common import (
     HelpFormatter,
     add_data_arguments,
+    is_preset,
     load_run,
     positive_int,
     run_metrics,
@@ -18,7 +19,7 @@ def add_parsers(commands) -> None:
     """Registers `keras-gon evaluate` and `keras-gon export`."""
     evaluate = commands.add_parser("evaluate", help="held-out loss of a trained run",
                                    formatter_class=HelpFormatter)
-    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("run_dir", type=Path, help="a run folder or a preset name")
     add_data_arguments(evaluate)
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--bn-statistics", choices=("moving", "batch"), default="moving",
@@ -29,7 +30,7 @@ def add_parsers(commands) -> None:
         "export", help="export a run's model as a versioned SavedModel for TF-Serving",
         formatter_class=HelpFormatter,
     )
-    export.add_argument("run_dir", type=Path)
+    export.add_argument("run_dir", type=Path, help="a run folder or a preset name")
     export.add_argument("--to", type=Path, required=True,
                         help="model base path, e.g. saved_models/NAME; writes NAME/<next version>/")
     export.set_defaults(func=export_command)
@@ -46,7 +47,7 @@ def evaluate_command(args) -> dict:
     metrics = run_metrics(args.run_dir)
     data = args.data or metrics.get("data")
     if not data:
-        raise InputError(f"no --data given and {args.run_dir}/metrics.json does not name the data")
+        raise InputError(f"no --data given and {args.run_dir} does not name its data (give --data)")
     height, _, channels = model.image_shape
     _, test_ds, info = load_dataset(
         data, image_size=height, channels=channels, batch_size=args.batch_size,
@@ -58,8 +59,9 @@ def evaluate_command(args) -> dict:
     evaluation = {"data": data, "num_test": info.num_test, "test_loss": float(results["loss"]),
                   "bn_statistics": args.bn_statistics}
     evaluation.update({k: float(v) for k, v in results.items() if k != "loss"})
-    metrics.setdefault("evaluations", []).append(evaluation)
-    write_json(args.run_dir / "metrics.json", metrics)
+    if not is_preset(args.run_dir):  # (a preset's files belong to the installation)
+        metrics.setdefault("evaluations", []).append(evaluation)
+        write_json(args.run_dir / "metrics.json", metrics)
     print(f"held-out loss on {data} ({info.num_test} images): {evaluation['test_loss']:.4f}")
     return evaluation
 

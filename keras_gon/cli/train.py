@@ -107,6 +107,9 @@ def add_parser(commands) -> None:
     train.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, help="run folder (default runs/<model>-<time>)")
+    train.add_argument("--from-preset", metavar="PRESET",
+                       help="fine-tune a pretrained preset (a name from `keras-gon presets`, a "
+                       "preset folder or a .keras file) instead of a new model")
     for flags, _, keywords, _ in MODEL_FLAGS:
         train.add_argument(*flags, **keywords)
     train.add_argument("--kl-warmup-epochs", type=positive_int,
@@ -167,6 +170,23 @@ def _load_data(args, kind, strategy_batch: int):
     return train_ds, test_ds, info
 
 
+def _preset_model(args, kind, strategy):
+    """The preset to fine-tune, of the kind asked for; model flags other than its own refused."""
+    from keras_gon.presets import load_preset
+    from keras_gon.registry import kind_of
+
+    given = [flags[0] for flags, name, _, _ in MODEL_FLAGS
+             if name != "latent_dim" and getattr(args, name) is not None]
+    if given:
+        raise InputError(f"{', '.join(given)}: the preset fixes the model's options")
+    with strategy.scope():
+        model = load_preset(args.from_preset)
+    if kind_of(model).name != kind.name:
+        raise InputError(f"--from-preset {args.from_preset} holds a {kind_of(model).name} "
+                         f"model: train it with `keras-gon train {kind_of(model).name}`")
+    return model
+
+
 def _backup(args, model, info, out: Path):
     """The run's `AtomicBackupAndRestore` in `out/backup` (epoch runs), after the --resume checks."""
     from keras_gon.backup import AtomicBackupAndRestore
@@ -209,10 +229,13 @@ def train_command(args) -> dict:
     kind = MODEL_KINDS[args.model]
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(args.strategy, tpu=args.tpu)  # before any other TF op (multiworker)
+    preset = _preset_model(args, kind, strategy) if args.from_preset else None
+    if preset is not None and args.image_size is None:
+        args.image_size = preset.image_shape[0]
     train_ds, test_ds, info = _load_data(args, kind, args.batch_size)
     options = model_options(args, info.image_shape, info.num_train)
     with strategy.scope():  # the model's variables are mirrored across the replicas
-        model = kind.build(**options)
+        model = preset if preset is not None else kind.build(**options)
         # jit_compile None: the model's fastest choice, off under a strategy; Keras turns
         # it off under op determinism too (not every XLA kernel is deterministic).
         model.compile(

@@ -39,8 +39,6 @@ from keras_gon.experiments.study import (
 )
 
 from keras_gon.experiments.arguments import (  # noqa: E402  (the names the CLI offers)
-    DEFAULT_ACTIVATIONS as ACTIVATIONS,
-    DEFAULT_ORIGIN_STDDEVS as ORIGIN_STDDEVS,
     STUDY_GROUPS as GROUPS,
 )
 ANALYSIS_START, ANALYSIS_END = "<!-- analysis -->", "<!-- /analysis -->"
@@ -63,9 +61,9 @@ class ReproductionBudget:
     ablation_latent: int = 32
     activation_epochs: int = 3
     activation_latents: tuple = (32, 128, 512)
-    activations: tuple = ACTIVATIONS
+    activations: tuple = ("elu", "relu", "leaky_relu", "selu", "swish", "tanh")
     origin_epochs: int = 5
-    origin_stddevs: tuple = ORIGIN_STDDEVS
+    origin_stddevs: tuple = (0.0, 0.1, 0.5, 1.0)
     diagnostic_epochs: int = 30
     diagnostic_seeds: tuple = (0, 1)
     diagnostic_latents: tuple = (32,)

@@ -338,6 +338,27 @@ class LatentModel(keras.Model):
         latents, _ = self.find_latents(self.prepare_images(inputs), training=bool(training))
         return self.decode_latents(latents, training=bool(training))
 
+    # --- presets --------------------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, preset):
+        """A pretrained model: a built-in preset name (`keras_gon.list_presets()`), a preset
+        folder (`save_to_preset`) or a `.keras` file. `GON.from_preset` refuses a preset of
+        another kind; `LatentModel.from_preset` takes any."""
+        from keras_gon.presets import load_preset
+
+        model = load_preset(preset)
+        if not isinstance(model, cls):
+            raise InputError(f"preset {preset!r} holds a {type(model).__name__}, not a "
+                             f"{cls.__name__} (use {type(model).__name__}.from_preset)")
+        return model
+
+    def save_to_preset(self, directory, metadata: dict | None = None):
+        """Writes the model as a preset folder (config.json, model.weights.h5, metadata.json)."""
+        from keras_gon.presets import save_to_preset
+
+        return save_to_preset(self, directory, metadata)
+
     # --- data ---------------------------------------------------------------------------
 
     @property

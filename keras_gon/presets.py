@@ -1,0 +1,250 @@
+"""Pretrained GONs in one line: presets (keras-hub's convention).
+
+A preset is a directory with `config.json` (the model, serialised by Keras),
+`model.weights.h5` and `metadata.json` (the data it was trained on, its
+budget, its held-out figure, parameter count and library version). The
+built-in presets ship inside the package, so they work offline:
+
+```python
+model = keras_gon.GON.from_preset("gon_mnist")
+z = model.encode(digits)                     # uint8 (N, 28, 28) digits are fine
+keras_gon.list_presets()                     # names, kinds, held-out figures
+model.save_to_preset("my_preset")            # a directory others can load
+keras_gon.LatentModel.from_preset("my_preset")
+```
+
+`from_preset` also takes a local preset directory or a `.keras` file.
+`keras-gon presets build --data ../shared/data/mnist22k.npz` trains the
+built-in presets again (`PRESET_RECIPES`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+from keras_gon.errors import InputError
+
+PRESET_DIR = Path(__file__).resolve().parent / "preset_files"
+CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE = "config.json", "model.weights.h5", "metadata.json"
+EVALUATION_BATCH = 500
+"""Held-out figures are computed in batches of 500 without XLA: the same draws every time."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PresetRecipe:
+    """How a built-in preset is trained (`keras-gon presets build`)."""
+
+    name: str
+    kind: str
+    description: str
+    options: tuple
+    epochs: int
+    lr: float = 1e-4
+    image_size: int = 32
+    batch_size: int = 64
+
+
+PRESET_RECIPES = {
+    recipe.name: recipe
+    for recipe in (
+        PresetRecipe("gon_mnist", "gon", "convolutional GON, MNIST 32x32, latent 32",
+                     (("latent_dim", 32), ("width", 16)), epochs=30),
+        PresetRecipe("vgon_mnist", "vgon", "variational GON (samples), MNIST 32x32, latent 32",
+                     (("latent_dim", 32), ("width", 16)), epochs=30),
+        PresetRecipe("igon_mnist", "igon",
+                     "implicit GON (SIREN, any resolution), MNIST 28x28, latent 32",
+                     (("latent_dim", 32), ("hidden_units", 64), ("num_layers", 4)), epochs=20,
+                     lr=1e-3, image_size=28),
+        PresetRecipe("gon_classifier_mnist", "classifier",
+                     "GON classifier (eq. 13) on the origin gradient, MNIST 32x32, latent 32",
+                     (("latent_dim", 32), ("width", 16)), epochs=10, lr=1e-3),
+    )
+}
+
+
+def _resolve(source) -> tuple[str, Path]:
+    """(kind of source, path): "preset" (a folder), "keras" (a .keras file)."""
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if text in PRESET_RECIPES or (PRESET_DIR / text / CONFIG_FILE).is_file():
+            path = PRESET_DIR / text
+            if not (path / CONFIG_FILE).is_file():
+                raise InputError(f"preset {text!r} is not built in this installation "
+                                 f"(keras-gon presets build)")
+            return "preset", path
+        path = Path(text).expanduser()
+        if path.is_dir():
+            if not (path / CONFIG_FILE).is_file():
+                raise InputError(f"{path} is not a preset folder: it has no {CONFIG_FILE}")
+            return "preset", path
+        if path.suffix == ".keras":
+            if not path.is_file():
+                raise InputError(f"no such file: {path}")
+            return "keras", path
+    names = ", ".join(sorted(available_presets())) or "(none built)"
+    raise InputError(f"unknown preset {source!r}: the presets are {names}, or give a preset "
+                     "folder or a .keras file")
+
+
+def available_presets() -> list[str]:
+    """The names of the built-in presets present in this installation."""
+    if not PRESET_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRESET_DIR.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def list_presets() -> list[dict]:
+    """Every built-in preset: name, kind, description and its recorded held-out figure."""
+    rows = []
+    for name in available_presets():
+        metadata = json.loads((PRESET_DIR / name / METADATA_FILE).read_text())
+        rows.append({key: metadata.get(key) for key in (
+            "name", "kind", "description", "held_out_metric", "held_out_value",
+            "held_out_meaning", "parameters",
+            "data", "epochs", "steps")})
+    return rows
+
+
+def load_preset(source):
+    """The model of a preset name, a preset folder or a `.keras` file (uncompiled for presets)."""
+    import keras
+
+    import keras_gon  # noqa: F401  (registers the serialisable classes)
+
+    what, path = _resolve(source)
+    if what == "keras":
+        try:
+            return keras.saving.load_model(path)
+        except Exception as error:  # noqa: BLE001
+            raise InputError(f"cannot load {path}: {str(error).splitlines()[0]}") from None
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+        model = keras.saving.deserialize_keras_object(config)
+        model.load_weights(path / WEIGHTS_FILE)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"cannot load the preset in {path}: {str(error).splitlines()[0]}") from None
+    return model
+
+
+def preset_metadata(source) -> dict:
+    """The metadata of a preset (an empty dict for a `.keras` file)."""
+    what, path = _resolve(source)
+    if what == "keras" or not (path / METADATA_FILE).is_file():
+        return {}
+    return json.loads((path / METADATA_FILE).read_text())
+
+
+def save_to_preset(model, directory, metadata: dict | None = None) -> Path:
+    """Writes `model` as a preset folder (config, weights, metadata), whole or not at all."""
+    import keras
+
+    import keras_gon
+
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise InputError(f"{directory} exists and is not empty: a preset is written to a new folder")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.parent / f".partial-{directory.name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        config = keras.saving.serialize_keras_object(model)
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list) + "\n")
+        model.save_weights(staging / WEIGHTS_FILE)
+        info = {
+            "class_name": type(model).__name__,
+            "parameters": int(sum(int(v.numpy().size) for v in model.trainable_variables)),
+            "keras_gon_version": keras_gon.__version__,
+            "keras_version": keras.__version__,
+            **(metadata or {}),
+        }
+        (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        if directory.exists():
+            directory.rmdir()  # empty, checked above
+        os.rename(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def held_out_figure(model, test_data) -> tuple[str, float]:
+    """The preset's held-out figure: accuracy, bits/dim or the reconstruction loss.
+
+    Evaluated without XLA in batches of `EVALUATION_BATCH` (the variational
+    models draw one z ~ q per image from their saved seed state: the same
+    draws every time the saved model is evaluated).
+    """
+    from keras_gon.registry import kind_of
+
+    model.compile(optimizer="adam", jit_compile=False)
+    results = model.evaluate(test_data, verbose=0, return_dict=True)
+    kind = kind_of(model).name
+    metric = {"classifier": "accuracy", "vgon": "bits_per_dim", "vae": "bits_per_dim"}.get(
+        kind, "loss")
+    return metric, float(results[metric])
+
+
+def build_presets(data: str, names=None, out: Path | None = None, log=print) -> list[dict]:
+    """Trains the built-in presets (`PRESET_RECIPES`) on `data` and writes them to `out`.
+
+    Each is trained on the training images of `data`, saved, loaded back and
+    evaluated on its test images; the figure goes into its metadata.
+    """
+    import time
+
+    import keras
+
+    from keras_gon.callbacks import StepTimer
+    from keras_gon.data import load_dataset, with_example_indices  # noqa: F401
+    from keras_gon.registry import MODEL_KINDS
+
+    out = Path(out or PRESET_DIR)
+    rows = []
+    for name in names or list(PRESET_RECIPES):
+        if name not in PRESET_RECIPES:
+            raise InputError(f"unknown preset {name!r}: expected one of {sorted(PRESET_RECIPES)}")
+        recipe = PRESET_RECIPES[name]
+        kind = MODEL_KINDS[recipe.kind]
+        keras.utils.set_random_seed(0)
+        train, _, info = load_dataset(data, image_size=recipe.image_size,
+                                      batch_size=recipe.batch_size, seed=0,
+                                      with_labels=kind.data == "labelled")
+        _, test, _ = load_dataset(data, image_size=recipe.image_size,
+                                  batch_size=EVALUATION_BATCH,
+                                  with_labels=kind.data == "labelled")
+        model = kind.build(image_shape=info.image_shape, seed=0, **dict(recipe.options))
+        model.compile(optimizer=keras.optimizers.Adam(recipe.lr, epsilon=1e-8))
+        timer = StepTimer()
+        start = time.perf_counter()
+        model.fit(train, epochs=recipe.epochs, callbacks=[timer], verbose=0)
+        seconds = time.perf_counter() - start
+        target = out / name
+        staging = out / f".build-{name}"
+        shutil.rmtree(staging, ignore_errors=True)
+        save_to_preset(model, staging)
+        metric, value = held_out_figure(load_preset(staging), test)  # as a user loads it
+        metadata = {
+            "name": name, "kind": recipe.kind, "description": recipe.description,
+            "data": Path(data).name, "num_train": info.num_train, "num_test": info.num_test,
+            "image_size": recipe.image_size, "epochs": recipe.epochs, "steps": timer.steps,
+            "batch_size": recipe.batch_size, "lr": recipe.lr, "seed": 0,
+            "training_seconds": round(seconds, 1),
+            "held_out_metric": metric, "held_out_value": value,
+            "held_out_meaning": {"accuracy": "classification accuracy",
+                                 "bits_per_dim": "bits/dim (8-bit, discretised logistic)",
+                                 "loss": "MSE per pixel" if recipe.kind == "igon"
+                                 else "SSE per image"}[metric],
+            "evaluation": f"keras evaluate, batches of {EVALUATION_BATCH}, no XLA",
+        }
+        shutil.rmtree(staging)
+        shutil.rmtree(target, ignore_errors=True)
+        save_to_preset(model, target, metadata)
+        size = sum(f.stat().st_size for f in target.iterdir())
+        log(f"{name}: held-out {metric} {value:.4f} after {timer.steps} steps "
+            f"({seconds:.0f} s), {size / 1024:.0f} KiB")
+        rows.append({**metadata, "bytes": size})
+    return rows
