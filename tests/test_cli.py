@@ -163,3 +163,29 @@ def test_console_script_and_module_entry_points(tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "keras_gon", "train", "--help"],
                                capture_output=True, text=True, env=env)
     assert help_text.returncode == 0 and "--latent-dim" in help_text.stdout and "--nz" in help_text.stdout
+
+
+def test_help_is_fast_lists_the_kinds_and_imports_no_tensorflow():
+    import subprocess
+    import sys
+    import time
+
+    from keras_gon.registry import MODEL_KINDS
+
+    for argv in (["--help"], ["train", "--help"]):
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "keras_gon", *argv], capture_output=True,
+                                text=True, timeout=60)
+        seconds = time.perf_counter() - start
+        assert result.returncode == 0 and seconds < 1.5, (argv, seconds)
+        assert result.stdout.startswith("usage: keras-gon"), result.stdout[:200]  # no TF noise first
+        for kind in MODEL_KINDS.values():
+            assert kind.name in result.stdout and kind.description in result.stdout
+    assert "(default: 64)" in result.stdout  # train --help shows defaults
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, keras_gon.cli; keras_gon.cli.build_parser(); "
+         "print('tensorflow' in sys.modules)"], capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "False"
+    version = subprocess.run([sys.executable, "-m", "keras_gon", "--version"],
+                             capture_output=True, text=True, timeout=60)
+    assert version.stdout.strip() == f"keras-gon {__import__('keras_gon').__version__}"

@@ -99,13 +99,13 @@ def add_parser(commands) -> None:
     )
     train.add_argument("model", choices=tuple(MODEL_KINDS), help="the model kind (listed above)")
     add_data_arguments(train, default="mnist5k")
-    train.add_argument("--epochs", type=positive_int, default=10)
+    train.add_argument("--epochs", type=positive_int, default=10, help="training epochs")
     train.add_argument("--steps", type=positive_int, help="train this many steps instead of epochs")
-    train.add_argument("--batch-size", type=positive_int, default=64)
+    train.add_argument("--batch-size", type=positive_int, default=64, help="global batch size")
     train.add_argument("--image-size", type=positive_int,
                        help="image size (default: the kind's, 32; 28 for igon)")
     train.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of data order and weights")
     train.add_argument("--out", type=Path, help="run folder (default runs/<model>-<time>)")
     train.add_argument("--from-preset", metavar="PRESET",
                        help="fine-tune a pretrained preset (a name from `keras-gon presets`, a "
@@ -127,7 +127,8 @@ def add_parser(commands) -> None:
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last finished epoch")
     train.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
-    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                       help="Keras's progress output")
     train.set_defaults(func=train_command, settings=True)
 
 
