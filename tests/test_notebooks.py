@@ -52,3 +52,26 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         for output in cell.get("outputs", []) if "image/png" in output.get("data", {})
     ]
     assert images, f"{path.name} drew no figure"
+
+
+def _setup_cfg_url():
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(REPO_ROOT / "setup.cfg")
+    return parser["metadata"]["url"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_first_cell_installs_the_checkout_or_the_projects_url(path):
+    first = "".join(json.loads(path.read_text())["cells"][1]["source"])
+    assert f'PROJECT_URL = "{_setup_cfg_url()}"' in first  # the url in one place, setup.cfg's
+    assert "setup.cfg" in first and "pip" in first
+
+
+def test_every_notebook_has_a_colab_badge_in_both_readmes():
+    url = _setup_cfg_url().replace("https://github.com/", "")
+    for readme in (REPO_ROOT / "README.md", REPO_ROOT / "notebooks" / "README.md"):
+        text = readme.read_text()
+        for path in NOTEBOOKS:
+            assert f"colab.research.google.com/github/{url}/blob/main/notebooks/{path.name}" in text
