@@ -120,16 +120,22 @@ def test_non_finite_loss_stops_training(mnist32):
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
     x = mnist32[0][:640].copy()
     x[128:192] = np.nan  # the third batch of the first epoch
-    history = model.fit(x, batch_size=64, epochs=3, shuffle=False, verbose=0)
+    with pytest.raises(InputError, match="non-finite"):
+        model.fit(x, batch_size=64, verbose=0)  # arrays are checked up front
+    # A dataset is a stream, not checked up front: the guarded step stops training.
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(64)
+    with pytest.warns(RuntimeWarning, match="the loss became nan"):
+        history = model.fit(dataset, epochs=3, verbose=0)
     losses = history.history["loss"]
     assert len(losses) == 1 and not np.isfinite(losses[-1])  # stopped in epoch 1 of 3
     assert model.stop_training
+    assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
 @pytest.mark.parametrize(
     "images, message",
     [
-        (np.zeros((2, 28, 28, 1), "float32"), r"shape \(2, 28, 28, 1\)"),
+        (np.zeros((2, 28, 28), "float64")[..., None, None], r"shape \(2, 28, 28, 1, 1\)"),
         (np.zeros((2, 32, 32, 3), "float32"), "3 channels"),
         (np.full((2, 32, 32, 1), np.nan, "float32"), "non-finite"),
         (np.full((2, 32, 32, 1), 300.0, "float32"), "300"),

@@ -10,7 +10,7 @@ import pytest
 
 from keras_gon import experiments
 
-NPZ = str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist10k.npz")
+from helpers import NPZ
 TINY = experiments.Budget(data=NPZ, steps=3, batch_size=32, latent_dim=8, width=4,
                           jit_compile=False, glo_inference_steps=2)
 

@@ -1,0 +1,147 @@
+"""keras_gon.experiments.study and .reproduce: resumable studies, verdicts and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from keras_gon.errors import InputError
+from keras_gon.experiments import reproduce as reproduction
+from keras_gon.experiments.study import SETTINGS, RunSpec, StudyData, build_model
+from helpers import NPZ
+
+TINY = reproduction.BUDGETS["tiny"]
+
+
+def test_run_keys_are_stable_and_name_what_changes_the_result():
+    spec = RunSpec("gon", "paper", 32, 30, 0)
+    assert spec.key.startswith("gon-paper-z32-s0-")
+    assert RunSpec("gon", "paper", 32, 30, 0, label="x", group="y").key == spec.key
+    assert RunSpec("gon", "paper", 32, 30, 1).key != spec.key
+    assert RunSpec("gon", "ours", 32, 30, 0).key != spec.key
+    assert spec.identity()["setting_values"] == SETTINGS["paper"]
+    with pytest.raises(InputError, match="unknown model kind"):
+        RunSpec("resnet", "paper", 32, 1, 0)
+    with pytest.raises(InputError, match="unknown setting"):
+        RunSpec("gon", "authors", 32, 1, 0)
+
+
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_settings_build_the_paper_and_the_library_models(setting):
+    gon = build_model(RunSpec("gon", setting, 4, 1, 0, width=2), (16, 16, 1), 10)
+    vgon = build_model(RunSpec("vgon", setting, 4, 1, 0, width=2), (16, 16, 1), 10)
+    config = gon.get_config()
+    assert config["decoder"]["config"]["normalization"] == SETTINGS[setting]["normalization"]
+    assert config["inner_batch_reduction"] == SETTINGS[setting]["inner_batch_reduction"]
+    assert config["inner_loss"] == SETTINGS[setting]["gon_inner_loss"]
+    assert vgon.step_size == SETTINGS[setting]["vgon_step_size"]
+    assert vgon.likelihood == "discretized_logistic"
+    detach = build_model(RunSpec("gon_10step_detach", setting, 4, 1, 0, width=2), (16, 16, 1), 10)
+    assert detach.detach and detach.num_steps == 10 and detach.step_size == 0.1
+    glo = build_model(RunSpec("glo", setting, 4, 1, 0, width=2), (16, 16, 1), 10)
+    assert glo.num_examples == 10
+
+
+def test_compare_gives_verdicts_by_the_documented_rule():
+    assert reproduction.compare([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == "reproduced"
+    assert reproduction.compare([2.0, 2.1, 1.9], [1.0, 1.1, 0.9]) == "reversed"
+    assert reproduction.compare([1.0, 1.5, 0.5], [1.1, 1.6, 0.6]).startswith("not reproduced")
+    assert reproduction.compare([1.0], [1.2], "far_less") == "not reproduced (worse, not far worse)"
+    assert reproduction.compare([1.0], [1.3], "far_less") == "reproduced"
+    assert reproduction.compare([1.0], [1.05], "similar") == "reproduced"
+    assert reproduction.compare([], [1.0]) == "missing"
+
+
+def test_the_full_study_plans_the_decisive_runs_first():
+    specs = reproduction.reproduction_specs(reproduction.BUDGETS["full"])
+    decisive = [s for s in specs if s.group == "decisive"]
+    assert len(decisive) == 48 and {s.epochs for s in decisive} == {30}
+    assert {s.latent_dim for s in decisive} == {32, 256} and {s.seed for s in decisive} == {0, 1, 2}
+    assert {s.kind for s in decisive} == {"gon", "ae", "vgon", "vae"}
+    assert [s.group for s in specs[:32]] == ["decisive"] * 32  # two seeds before any ablation
+    assert {s.seed for s in specs[:32]} == {0, 1}
+    with pytest.raises(InputError, match="unknown study groups"):
+        reproduction.reproduction_specs(TINY, ["everything"])
+
+
+SCRIPT = """
+import sys
+from pathlib import Path
+from keras_gon.experiments.study import RunSpec, StudyData, run_study
+specs = [RunSpec(kind, "ours", 4, 1, 0, width=2) for kind in ("gon", "ae", "tied_ae")]
+run_study(specs, StudyData(sys.argv[1], eval_images=32, steps_per_epoch=2), Path(sys.argv[2]),
+          log=lambda line: print(line, flush=True))
+"""
+
+
+def _study(out: Path):
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, NPZ, str(out)], stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1"},
+    )
+
+
+def _results(out: Path) -> dict:
+    return {p.name: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
+
+
+def _figures(results: dict) -> dict:
+    return {name: (r["test"], [e["held_out_loss"] for e in r["epochs"]])
+            for name, r in results.items()}
+
+
+def test_a_study_killed_mid_run_continues_and_ends_with_the_uninterrupted_results(tmp_path):
+    whole = tmp_path / "whole"
+    process = _study(whole)
+    process.communicate(timeout=600)
+    assert process.returncode == 0 and len(_results(whole)) == 3
+
+    killed = tmp_path / "killed"
+    process = _study(killed)
+    deadline = time.monotonic() + 600
+    while not (killed / "runs").is_dir() or not list((killed / "runs").glob("*.json")):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.0)  # well into the second run
+    os.killpg(process.pid, signal.SIGKILL)  # the study and the run under way
+    process.wait()
+    first = {p.name: p.read_bytes() for p in (killed / "runs").glob("*.json")}
+    assert 1 <= len(first) < 3, sorted(first)
+    assert not [p for p in (killed / "runs").iterdir() if p.name.startswith(".")]  # nothing half
+
+    process = _study(killed)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0
+    assert f"{len(first)} of 3 runs already stored" in output
+    assert output.count("] ") == 3 - len(first)  # only the missing runs were trained
+    for name, data in first.items():  # finished runs untouched
+        assert (killed / "runs" / name).read_bytes() == data
+    assert _figures(_results(killed)) == _figures(_results(whole))
+
+
+def test_reproduce_tiny_writes_a_report_with_every_claim(tmp_path):
+    out = tmp_path / "study"
+    report = tmp_path / "REPRODUCTION.md"
+    report.write_text(f"old\n{reproduction.ANALYSIS_START}\nkept analysis\n"
+                      f"{reproduction.ANALYSIS_END}\n")
+    reproduction.reproduce(NPZ, out, budget="tiny", report=report, groups=["table1"],
+                           log=lambda line: None)
+    text = report.read_text()
+    assert "## Verdicts" in text and "kept analysis" in text
+    for claim in ("GON < AE", "VGON < VAE", "AE < tied AE", "1-step GON << 1-step detach",
+                  "GON < GLO", "10-step ≈ 1-step", "ELU best, ReLU worst", "σ = 0 best"):
+        assert claim in text, claim
+    assert "| missing |" in text  # only table1 was run: the decisive cells are missing
+    table1 = [s for s in reproduction.reproduction_specs(TINY, ["table1"])]
+    assert len(_results(out)) == len(table1)
+    again = reproduction.reproduce(NPZ, out, budget="tiny", report=report, groups=["table1"],
+                                   report_only=True)
+    assert len(again) == len(table1)
