@@ -1,0 +1,51 @@
+"""Tests of `keras_gon/__init__.py`: a light import that still registers the models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_gon
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+LOAD = """
+import sys
+import numpy as np
+{imports}
+model = keras.saving.load_model(sys.argv[1])
+np.save(sys.argv[2], model.reconstruct(np.load(sys.argv[3])))
+print(type(model).__module__, "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("imports", [
+    "import keras_gon\nimport keras",  # keras_gon first: registered when Keras is imported
+    "import keras\nimport keras_gon",  # Keras first: registered at once
+])
+def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32):
+    keras.utils.set_random_seed(0)
+    model = keras_gon.GON(latent_dim=8, width=4)
+    x = mnist32[0][:4]
+    model.reconstruct(x)
+    model.save(tmp_path / "gon.keras")
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD.format(imports=imports), str(tmp_path / "gon.keras"),
+         str(tmp_path / "out.npy"), str(tmp_path / "x.npy")],
+        capture_output=True, text=True, env=ENV, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["keras_gon.models.gon", "True"]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.reconstruct(x), atol=1e-6)
+
+
+def test_importing_keras_gon_alone_does_not_import_tensorflow():
+    code = "import sys, keras_gon; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=ENV, check=True)
+    assert result.stdout.split() == ["False", "False"]
