@@ -54,14 +54,14 @@ PRESET_RECIPES = {
         PresetRecipe("gon_mnist", "gon", "convolutional GON, MNIST 32x32, latent 32",
                      (("latent_dim", 32), ("width", 16)), epochs=30),
         PresetRecipe("vgon_mnist", "vgon", "variational GON (samples), MNIST 32x32, latent 32",
-                     (("latent_dim", 32), ("width", 16)), epochs=30),
+                     (("latent_dim", 32), ("width", 16)), epochs=30, lr=1e-3),
         PresetRecipe("igon_mnist", "igon",
                      "implicit GON (SIREN, any resolution), MNIST 28x28, latent 32",
                      (("latent_dim", 32), ("hidden_units", 64), ("num_layers", 4)), epochs=20,
                      lr=1e-3, image_size=28),
         PresetRecipe("gon_classifier_mnist", "classifier",
                      "GON classifier (eq. 13) on the origin gradient, MNIST 32x32, latent 32",
-                     (("latent_dim", 32), ("width", 16)), epochs=10, lr=1e-3),
+                     (("latent_dim", 32), ("width", 16)), epochs=30, lr=1e-3),
     )
 }
 
