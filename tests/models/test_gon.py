@@ -181,3 +181,20 @@ def test_bad_constructor_arguments(kwargs, message):
 def test_compile_refuses_a_loss():
     with pytest.raises(InputError, match="inner_loss/outer_loss"):
         keras_gon.GON(latent_dim=8, width=4).compile(loss="mse")
+
+
+def test_the_sse_latent_is_an_affine_function_of_the_image(mnist32):
+    """z = -∇z0 SSE(x, F(z0)) = 2 J(0)ᵀ (x - F(0)) at a shared origin (eq. 8): a GON's
+    encoder is affine in x (REPRODUCTION.md's explanation of GON vs AE by latent size)."""
+    keras.utils.set_random_seed(0)
+    model = keras_gon.GON(latent_dim=8, width=4)
+    a, b = mnist32[1][:16], mnist32[1][16:32]
+    mixed = model.encode(0.3 * a + 0.7 * b).numpy()
+    expected = 0.3 * model.encode(a).numpy() + 0.7 * model.encode(b).numpy()
+    np.testing.assert_allclose(mixed, expected, atol=1e-5 * np.abs(mixed).max())
+    batch_norm = keras_gon.GON(latent_dim=8, width=4, normalization="batch")
+    batch_norm.compile(optimizer="adam")
+    batch_norm.fit(mnist32[0][:64], batch_size=64, verbose=0)  # moving statistics move
+    mixed = batch_norm.encode(0.3 * a + 0.7 * b).numpy()
+    expected = 0.3 * batch_norm.encode(a).numpy() + 0.7 * batch_norm.encode(b).numpy()
+    np.testing.assert_allclose(mixed, expected, atol=1e-4 * np.abs(mixed).max())
