@@ -544,13 +544,13 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
                       "missing" if result is None else result["metric"], figure])
     lines += _table(["run", "setting", "latent", "width", "seed", "epochs", "metric",
                      "held-out"], grows)
-    if missing:
+    lines += ["", ANALYSIS_START, analysis.strip(), ANALYSIS_END]
+    if missing:  # last: the list the next `reproduce` run works through
         lines += ["", f"## Missing cells ({len(missing)} runs not yet stored)", ""]
         lines += [f"- `{spec.key}` ({spec.group})" for spec in missing[:200]]
         if len(missing) > 200:
             lines.append(f"- ... and {len(missing) - 200} more")
-    lines += ["", ANALYSIS_START, analysis.strip(), ANALYSIS_END, ""]
-    return "\n".join(lines)
+    return "\n".join(lines + [""])
 
 
 def _existing_analysis(path: Path) -> str:
