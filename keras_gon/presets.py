@@ -109,18 +109,29 @@ def list_presets() -> list[dict]:
     return rows
 
 
+def load_keras_file(path) -> "keras.Model":
+    """`keras.saving.load_model(path)`, or an `InputError` naming what is wrong with the file."""
+    import zipfile
+
+    import keras  # (importing Keras registers keras_gon's classes: keras_gon/__init__.py)
+
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"cannot load {path}: it is not a Keras model archive (a .keras file is "
+                         "a zip archive; this one is truncated or corrupt)")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # a foreign or damaged archive: name it, not a traceback
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot load {path} (not a readable Keras model): {first}") from None
+
+
 def load_preset(source):
     """The model of a preset name, a preset folder or a `.keras` file (uncompiled for presets)."""
     import keras
 
-    import keras_gon  # noqa: F401  (registers the serialisable classes)
-
     what, path = _resolve(source)
     if what == "keras":
-        try:
-            return keras.saving.load_model(path)
-        except Exception as error:  # noqa: BLE001
-            raise InputError(f"cannot load {path}: {str(error).splitlines()[0]}") from None
+        return load_keras_file(path)
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
         model = keras.saving.deserialize_keras_object(config)

@@ -76,27 +76,16 @@ def is_preset(run_dir) -> bool:
 def load_run(run_dir: Path):
     """The model of a run folder written by `keras-gon train` (or of a preset name),
     or a clear error."""
-    import keras
+    from keras_gon.presets import load_keras_file, load_preset
 
     if is_preset(run_dir):
-        from keras_gon.presets import load_preset
-
         return load_preset(str(run_dir))
     path = Path(run_dir) / "model.keras"
     if not Path(run_dir).is_dir():
         raise InputError(f"no such run folder or preset: {run_dir}")
     if not path.is_file():
         raise InputError(f"no model.keras in {run_dir}: is it a folder written by `keras-gon train`?")
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"cannot load {path}: it is not a Keras model archive (a .keras file is "
-                         "a zip archive; this one is truncated or corrupt)")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as error:  # a foreign or damaged archive: name it, not a traceback
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot load {path} (not a readable Keras model): {first}") from None
+    return load_keras_file(path)
 
 
 def run_metrics(run_dir: Path) -> dict:
