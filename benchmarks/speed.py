@@ -71,7 +71,10 @@ VARIANTS = {
     # name: (keras_gon class name, keras kwargs, torch builder kwargs)
     "gon-layer": ("GON", dict(normalization="layer"), dict(kind="gon", normalization="layer")),
     "gon-batch": ("GON", dict(normalization="batch"), dict(kind="gon", normalization="batch")),
-    "vgon-layer": ("VariationalGON", dict(normalization="layer"), dict(kind="vgon", normalization="layer")),
+    # likelihood "bce": the authors' binary cross-entropy on grey levels, as TorchGON computes it
+    # (the library's default, a discretised logistic, is a different and costlier objective)
+    "vgon-layer": ("VariationalGON", dict(normalization="layer", likelihood="bce"),
+                   dict(kind="vgon", normalization="layer")),
     "igon": (
         "ImplicitGON",
         dict(hidden_units=IMPLICIT_HIDDEN, num_layers=IMPLICIT_LAYERS, inner_loss="mse", outer_loss="mse"),
@@ -257,6 +260,54 @@ class TorchGON:
         return total / len(x_test)
 
 
+class AuthorsBatchNormGON(TorchGON):
+    """The authors' own GON.py step, verbatim in substance (cwkx/GON): their Generator
+    (BatchNorm, ELU, bias=True), zeros latent of shape (B, nz, 1, 1), the inner and outer
+    losses ``((g - x)**2).sum(1).mean()`` (summed over channels, averaged over batch and
+    pixels) and Adam(lr=1e-4) with PyTorch's defaults. The second PyTorch column of the
+    paper-BatchNorm GON: the same network as TorchGON(normalization="batch"), their
+    reductions."""
+
+    def __init__(self, seed=0):
+        import torch
+        from torch import nn
+
+        torch.manual_seed(seed)
+        nz, ngf, nc = LATENT, WIDTH, 1
+        self.kind, self.torch = "authors-gon", torch
+        self.F = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=True), nn.BatchNorm2d(ngf * 4), nn.ELU(),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=True), nn.BatchNorm2d(ngf * 2), nn.ELU(),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=True), nn.BatchNorm2d(ngf), nn.ELU(),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=True), nn.Sigmoid(),
+        )
+        self.optimizer = torch.optim.Adam(lr=LR, params=self.F.parameters())
+
+    def step(self, x):
+        torch = self.torch
+        z = torch.zeros(x.shape[0], LATENT, 1, 1).requires_grad_()
+        g = self.F(z)
+        inner_loss = ((g - x) ** 2).sum(1).mean()
+        grad = torch.autograd.grad(inner_loss, [z], create_graph=True, retain_graph=True)[0]
+        z = -grad
+        g = self.F(z)
+        outer_loss = ((g - x) ** 2).sum(1).mean()
+        self.optimizer.zero_grad()
+        outer_loss.backward()
+        self.optimizer.step()
+        return outer_loss
+
+    def encode(self, x):
+        torch = self.torch
+        z = torch.zeros(x.shape[0], LATENT, 1, 1).requires_grad_()
+        inner_loss = ((self.F(z) - x) ** 2).sum(1).mean()
+        return -torch.autograd.grad(inner_loss, [z])[0]
+
+    def per_example_losses(self, x, latents, sample=None):
+        sse = ((self.F(latents) - x) ** 2).flatten(1).sum(1)
+        return sse, sse
+
+
 class TorchTrainer:
     def __init__(self, gon, x_train, seed=0):
         self.gon, self.x, self.rng = gon, x_train, np.random.default_rng(seed)
@@ -354,15 +405,26 @@ def compare_training(name, x_train, x_test, args, results):
     keras_trainer = KerasTrainer(model)
     torch_gon = TorchGON(seed=0, **VARIANTS[name][2])
     torch_trainer = TorchTrainer(torch_gon, torch.as_tensor(x_train).permute(0, 3, 1, 2).contiguous())
+    # The paper-BatchNorm GON also runs against the authors' own script's step.
+    authors_trainer = None
+    if name == "gon-batch":
+        authors_trainer = TorchTrainer(
+            AuthorsBatchNormGON(seed=0), torch.as_tensor(x_train).permute(0, 3, 1, 2).contiguous()
+        )
+        authors_trainer.run(args.warmup)
     warmup_keras = timed(keras_trainer.run, args.warmup)
     warmup_torch = timed(torch_trainer.run, args.warmup)
-    keras_rates, torch_rates = [], []
+    keras_rates, torch_rates, authors_rates = [], [], []
     for repeat in range(args.repeats):
         keras_rates.append(steps / timed(keras_trainer.run, steps))
         torch_rates.append(steps / timed(torch_trainer.run, steps))
+        if authors_trainer:
+            authors_rates.append(steps / timed(authors_trainer.run, steps))
         log(
             f"[{name}] repeat {repeat}: keras fit {keras_rates[-1]:.1f} steps/s, "
-            f"torch {torch_rates[-1]:.1f} steps/s (load {load_level():.2f})"
+            f"torch {torch_rates[-1]:.1f} steps/s"
+            + (f", authors' step {authors_rates[-1]:.1f} steps/s" if authors_rates else "")
+            + f" (load {load_level():.2f})"
         )
     total_steps = args.warmup + args.repeats * steps
     keras_loss = model.evaluate(keras_trainer.test, verbose=0, return_dict=True)["loss"]
@@ -384,6 +446,17 @@ def compare_training(name, x_train, x_test, args, results):
         "held_out_loss_keras": keras_loss,
         "held_out_loss_torch": torch_loss,
     }
+    if authors_rates:
+        a = statistics.median(authors_rates)
+        results["training"][name].update(
+            authors_step_steps_per_s=a,
+            authors_step_repeats=authors_rates,
+            ratio_to_authors_step=k / a,
+            ratio_to_authors_step_paired_median=statistics.median(
+                x / y for x, y in zip(keras_rates, authors_rates)
+            ),
+        )
+        log(f"[{name}] authors' step {a:.1f} steps/s: keras fit / authors {k / a:.2f}x")
     log(
         f"[{name}] median: keras fit {k:.1f} steps/s, torch {t:.1f} steps/s, ratio {k / t:.2f}x "
         f"(median of the paired repeats' ratios {paired:.2f}x); "
@@ -467,6 +540,26 @@ def compare_encode(model, torch_gon, x_test, args, results):
         + ", ".join(f"{k} {v:.0f}" for k, v in summary.items())
         + f"; SavedModel/torch {summary['saved_model_encode'] / summary['torch_encode']:.2f}x"
     )
+
+
+def measure_cli(args, results):
+    """Wall time of `keras-gon train gon --steps 20` as a user runs it (fresh process, the
+    offline default data, a new run folder), and of `keras-gon --help`."""
+    exe = Path(sys.executable).with_name("keras-gon")
+    command = [str(exe) if exe.exists() else "keras-gon"]
+    walls = {"train gon --steps 20": [], "--help": []}
+    for _ in range(max(3, args.repeats // 2)):
+        with tempfile.TemporaryDirectory() as tmp:
+            for key, extra in (("train gon --steps 20", ["train", "gon", "--steps", "20", "--out",
+                                                         str(Path(tmp) / "run")]),
+                               ("--help", ["--help"])):
+                start = time.perf_counter()
+                done = subprocess.run(command + extra, capture_output=True, text=True)
+                walls[key].append(time.perf_counter() - start)
+                if done.returncode:
+                    raise RuntimeError(f"keras-gon {' '.join(extra)} failed:\n{done.stderr[-2000:]}")
+    results["cli_wall_s"] = {k: {"median": statistics.median(v), "repeats": v} for k, v in walls.items()}
+    log("[cli] " + ", ".join(f"keras-gon {k}: {statistics.median(v):.2f} s" for k, v in walls.items()))
 
 
 # --- FLOPs and peak ------------------------------------------------------------------------
@@ -652,6 +745,7 @@ def main(argv=None):
     parser.add_argument("--torch-threads", type=int, help="default: the cores TF uses")
     parser.add_argument("--skip-options", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-cli", action="store_true", help="skip timing `keras-gon train gon --steps 20`")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK", "VARIANT"), help=argparse.SUPPRESS)
     parser.add_argument("--images", help=argparse.SUPPRESS)
@@ -712,6 +806,8 @@ def main(argv=None):
             f"{achieved['torch']:.1f}, peak {peak:.0f} "
             f"({100 * achieved['keras_fit'] / peak:.0f}% / {100 * achieved['torch'] / peak:.0f}%)"
         )
+    if not args.skip_cli:
+        measure_cli(args, results)
     if not args.skip_options:
         keras_options(x_train, args, results)
     if not args.skip_memory:

@@ -294,6 +294,51 @@ def write_json_atomically(path: Path, payload) -> None:
     write_json(path, payload, indent=1)
 
 
+def claim_path(folder: Path, spec: RunSpec) -> Path:
+    """The file that marks `spec` as being trained (`runs/<key>.claim`, the trainer's pid)."""
+    return Path(folder) / "runs" / f"{spec.key}.claim"
+
+
+def _claim(folder: Path, spec: RunSpec) -> Path | None:
+    """Claims `spec` for this process, or returns None while another live process on this
+    host holds it. A claim left by a process that died (a killed study) is taken over, so
+    several copies of one study command can run side by side and share its runs."""
+    import os
+    import socket
+
+    path = claim_path(folder, spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{os.getpid()} {socket.gethostname()}"
+    for _ in range(2):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid, host = path.read_text().split()
+            except (OSError, ValueError):  # just created by another process, not yet written
+                return None
+            if host != socket.gethostname() or _alive(int(pid)):
+                return None
+            path.unlink(missing_ok=True)  # its process died: take the run over
+            continue
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(me)
+        return path
+    return None
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _run_in_child(spec: RunSpec, data: StudyData, path: str) -> None:
     """A child process's work: one run, its result written to `path`."""
     import os
@@ -308,7 +353,9 @@ def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
     """Runs every spec without a stored result in `folder`; returns all results by key.
 
     Finished runs are never recomputed: a study interrupted at any point and
-    started again continues with the first missing run. Each run trains in a
+    started again continues with the first missing run. A run being trained is
+    claimed (`claim_path`), so two copies of the same study (one per core) share
+    the work: each skips the runs the other is training. Each run trains in a
     fresh process (`isolate`): XLA's compiled code accumulates in a process
     (after a few dozen models the JIT could not map more memory here), and a
     crash loses one run, logged and left missing, not the study. `on_result`
@@ -324,23 +371,34 @@ def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
     log(f"{len(unique) - len(missing)} of {len(unique)} runs already stored in {folder}")
     for index, spec in enumerate(unique):
         stored = load_result(folder, spec)
+        claim = None if stored is not None else _claim(folder, spec)
+        if stored is None and claim is None:
+            log(f"({index + 1}/{len(unique)}) {spec.key}: being trained by another process, skipped")
+            continue
+        if claim is not None:
+            stored = load_result(folder, spec)  # finished by another process meanwhile?
+            if stored is not None:
+                claim.unlink(missing_ok=True)
         if stored is None:
             start = time.perf_counter()
             path = result_path(folder, spec)
-            if isolate:
-                child = multiprocessing.get_context("spawn").Process(
-                    target=_run_in_child, args=(spec, data, str(path))
-                )
-                child.start()
-                child.join()
-                stored = load_result(folder, spec)
-                if stored is None:
-                    log(f"[{index + 1}/{len(unique)}] {spec.key}: FAILED (exit code "
-                        f"{child.exitcode}); left missing")
-                    continue
-            else:
-                stored = run_one(spec, data, pipelines)
-                write_json_atomically(path, stored)
+            try:
+                if isolate:
+                    child = multiprocessing.get_context("spawn").Process(
+                        target=_run_in_child, args=(spec, data, str(path))
+                    )
+                    child.start()
+                    child.join()
+                    stored = load_result(folder, spec)
+                    if stored is None:
+                        log(f"[{index + 1}/{len(unique)}] {spec.key}: FAILED (exit code "
+                            f"{child.exitcode}); left missing")
+                        continue
+                else:
+                    stored = run_one(spec, data, pipelines)
+                    write_json_atomically(path, stored)
+            finally:
+                claim.unlink(missing_ok=True)
             figure = stored.get("test", {}).get(stored["metric"], float("nan"))
             log(f"[{index + 1}/{len(unique)}] {spec.key}: {stored['metric']} {figure:.4f} "
                 f"({time.perf_counter() - start:.0f} s)")

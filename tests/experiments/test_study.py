@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,9 @@ import pytest
 
 from keras_gon.errors import InputError
 from keras_gon.experiments import reproduce as reproduction
-from keras_gon.experiments.study import SETTINGS, RunSpec, StudyData, build_model
+from keras_gon.experiments.study import (
+    SETTINGS, RunSpec, StudyData, build_model, load_result, run_study,
+)
 from helpers import NPZ
 
 TINY = reproduction.BUDGETS["tiny"]
@@ -145,3 +148,22 @@ def test_reproduce_tiny_writes_a_report_with_every_claim(tmp_path):
     again = reproduction.reproduce(NPZ, out, budget="tiny", report=report, groups=["table1"],
                                    report_only=True)
     assert len(again) == len(table1)
+
+
+def test_two_copies_of_a_study_share_its_runs_through_claims(tmp_path):
+    """A run claimed by a live process is skipped; a dead process's claim is taken over."""
+    from keras_gon.experiments.study import claim_path
+
+    live, stale = (RunSpec(kind, "ours", 4, 1, 0, width=2) for kind in ("gon", "ae"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claim_path(tmp_path, live).parent.mkdir(parents=True)
+    claim_path(tmp_path, live).write_text(f"{os.getpid()} {socket.gethostname()}")
+    claim_path(tmp_path, stale).write_text(f"{dead.pid} {socket.gethostname()}")
+    lines = []
+    results = run_study([live, stale], StudyData(NPZ, eval_images=32, steps_per_epoch=2),
+                        tmp_path, log=lines.append, isolate=False)
+    assert list(results) == [stale.key]  # trained by this copy
+    assert load_result(tmp_path, live) is None  # left to the process holding it
+    assert any(live.key in line and "another process" in line for line in lines), lines
+    assert claim_path(tmp_path, live).exists() and not claim_path(tmp_path, stale).exists()
