@@ -44,12 +44,23 @@ def resize_images(images, size: tuple[int, int]):
     x = center_crop_square(images)
     height, width = size
     if x.shape[-3] != height or x.shape[-2] != width:
-        # Bilinear, antialiased when downsampling (less aliasing). Upsampling
-        # (or a size known only at run time: a serving request) the two agree
-        # to ~3e-6 and the plain kernel is the one XLA compiles.
+        # Bilinear, antialiased when downsampling (less aliasing). Upsampling,
+        # the two agree to ~3e-6 and the plain kernel is the one XLA compiles.
+        # A size known only at run time (a serving request) is resampled only
+        # when it differs from the model's: the resampling kernel is most of
+        # an exported encoder's time otherwise.
         upsampling = x.shape[-3] is not None and x.shape[-3] <= height and (
             x.shape[-2] is not None and x.shape[-2] <= width)
-        x = tf.image.resize(x, (height, width), method="bilinear", antialias=not upsampling)
+        static = x.shape[-3] is not None and x.shape[-2] is not None
+        if static:
+            x = tf.image.resize(x, (height, width), method="bilinear", antialias=not upsampling)
+        else:  # a serving request: most come at the model's size, and skip the resampling
+            shape = tf.shape(x)
+            x = tf.cond(
+                (shape[-3] == height) & (shape[-2] == width),
+                lambda: tf.ensure_shape(x, (*x.shape[:-3], height, width, x.shape[-1])),
+                lambda: tf.image.resize(x, (height, width), method="bilinear", antialias=True),
+            )
     return tf.clip_by_value(x, 0.0, 1.0)
 
 
