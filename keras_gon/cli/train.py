@@ -216,6 +216,16 @@ def _backup(args, model, info, out: Path):
     return backup
 
 
+def _held_out_figures(history, validated: bool) -> dict | None:
+    """The held-out figures of fit's validation after its last epoch (the final weights, the
+    whole test set: what `evaluate` would give again), or None if fit did not validate."""
+    figures = {key[len("val_"):]: values[-1] for key, values in history.history.items()
+               if key.startswith("val_") and values}
+    if not validated or "loss" not in figures or not history.epoch:
+        return None
+    return figures
+
+
 def train_command(args) -> dict:
     """`keras-gon train`: trains, then writes model.keras, metrics.json and the PNGs."""
     import keras
@@ -273,7 +283,9 @@ def train_command(args) -> dict:
             f"training stopped at step {timer.steps}: the loss became {train_loss} "
             f"(try a lower --lr); nothing was saved to {out}"
         )
-    held_out = model.evaluate(test_ds, verbose=0, return_dict=True)
+    held_out = _held_out_figures(history, validation is not None)
+    if held_out is None:
+        held_out = model.evaluate(test_ds, verbose=0, return_dict=True)
 
     atomic_write(out / "model.keras", model.save)
     atomic_write(out / "reconstructions.png", lambda path: save_reconstructions(

@@ -83,8 +83,11 @@ def _finish(
     runs: `fit` stalled 10-18 s at the start of its second epoch
     (benchmarks/RESULTS.md). The cached data needs no tuning.
     """
+    # Not converted by AutoGraph: the preprocessing has no tensor-dependent Python control
+    # flow, and transpiling it took about a second of every command's start.
     if with_labels:
 
+        @tf.autograph.experimental.do_not_convert
         def fn(image, label):
             return _preprocess(image, image_size, divisor), tf.cast(
                 label, tf.int32
@@ -92,6 +95,7 @@ def _finish(
 
     else:
 
+        @tf.autograph.experimental.do_not_convert
         def fn(image):
             return _preprocess(image, image_size, divisor)
 
