@@ -8,11 +8,11 @@ it never sees a half-written version; a claim left by a killed export is
 removed by the next export.
 
 ONNX (Keras's `model.export(path, format="onnx")`): the encoders of the GON,
-the classifier, the autoencoders and the VAE convert. Those of the
-variational GON, the implicit GON and GLO differentiate a batched pass at
-inference, and tf2onnx has no converter for `BroadcastGradientArgs`,
-`EluGrad`, `SigmoidGrad` and `StridedSliceGrad` (GLO's fitting loop is not
-converted either).
+the implicit GON, the classifier, the autoencoders and the VAE convert (the
+GONs' shared origin is plain ops). The variational GON's differentiates a
+batched pass at inference, and tf2onnx has no converter for
+`BroadcastGradientArgs`, `EluGrad`, `SigmoidGrad` and `StridedSliceGrad`;
+GLO's fitting loop is not converted either.
 """
 
 from __future__ import annotations

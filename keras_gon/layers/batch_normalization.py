@@ -163,6 +163,56 @@ class BatchNormalization(keras.layers.Layer):
         jvps = ops.cast(tangents, compute_dtype) * ops.reshape(scale, self._broadcast_shape)
         return outputs, ops.cast(jvps, self.compute_dtype)
 
+    def linearize_batch(self, inputs, tangents, num_mean_tangents: int, batch_size,
+                        training=None, update_moving_statistics: bool = True):
+        """Batch statistics at a batch of `batch_size` identical examples (a GON's origin
+        z0 = 0), linearised: the output and its derivatives along two kinds of tangents.
+
+        `inputs` is the one example `(1, H, W, C)`; `tangents` `(K, ...)` stacks
+        `num_mean_tangents` directions that move every example alike (the batch mean
+        of a perturbation), then directions that move examples apart (perturbations
+        with zero batch mean). The statistics over identical examples are those of
+        the one example, so: a common move shifts them, giving the per-example
+        normalisation's derivative (t - mean(t) - x̂ mean(x̂ t)) / std; a move with
+        zero batch mean leaves them unchanged, giving t / std (times gamma, both). The
+        moving statistics are updated as `call` on the whole batch updates them (the
+        unbiased variance counts `batch_size` * H * W values). Plain ops: an enclosing
+        tape differentiates it to any order. Returns `(outputs, jvps)`.
+        """
+        compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
+        x = ops.cast(inputs, compute_dtype)
+        t = ops.cast(tangents, compute_dtype)
+        mean, variance = exact_moments(x, self._reduction_axes, keepdims=True)
+        if update_moving_statistics and training and self.trainable:
+            count = ops.cast(batch_size, compute_dtype) * ops.cast(
+                ops.size(x) // x.shape[self.axis], compute_dtype)
+            unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
+            self.moving_mean.assign(
+                self.moving_mean * self.momentum
+                + ops.cast(ops.reshape(mean, (-1,)), self.moving_mean.dtype) * (1.0 - self.momentum)
+            )
+            self.moving_variance.assign(
+                self.moving_variance * self.momentum
+                + ops.cast(ops.reshape(unbiased, (-1,)), self.moving_variance.dtype)
+                * (1.0 - self.momentum)
+            )
+        inverse_std = ops.rsqrt(variance + self.epsilon)
+        normalized = (x - mean) * inverse_std
+        scale = inverse_std
+        outputs = normalized
+        if self.gamma is not None:
+            gamma = ops.reshape(ops.cast(self.gamma, compute_dtype), self._broadcast_shape)
+            scale = scale * gamma
+            outputs = outputs * gamma
+        if self.beta is not None:
+            outputs = outputs + ops.reshape(ops.cast(self.beta, compute_dtype), self._broadcast_shape)
+        spatial = [axis for axis in self._reduction_axes if axis != 0]
+        common, apart = t[:num_mean_tangents], t[num_mean_tangents:]
+        common = (common - ops.mean(common, axis=spatial, keepdims=True)
+                  - normalized * ops.mean(normalized * common, axis=spatial, keepdims=True))
+        jvps = ops.concatenate([common, apart], axis=0) * scale
+        return ops.cast(outputs, self.compute_dtype), ops.cast(jvps, self.compute_dtype)
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

@@ -307,6 +307,29 @@ class ConvDecoder(keras.layers.Layer):
         normalisation, none, or batch norm with moving statistics (at
         inference, or the "batch_frozen_origin" inner pass).
         """
+        return self._linearize(latent, training, inner_pass)
+
+    def origin_batch_coupled(self, training, inner_pass: bool = True) -> bool:
+        """Whether a pass normalises with batch statistics that `linearize_origin_batch`
+        linearises (this package's batch norm; the stock "keras_batch" is not)."""
+        return self.normalization != "keras_batch" and not self.examples_independent(
+            training, inner_pass)
+
+    def linearize_origin_batch(self, latent, batch_size, training=None, inner_pass: bool = True):
+        """F at a batch of `batch_size` identical latents and its Jacobians there.
+
+        For passes with batch statistics at a GON's origin (z0 = 0 for every
+        example). Returns `(outputs, mean_jacobian, deviation_jacobian)`: to first
+        order F(z_j) = outputs + J_mean z̄ + J_dev (z_j - z̄), z̄ the batch mean:
+        a move of every latent alike changes the statistics, a move apart does not
+        (`BatchNormalization.linearize_batch`). Both Jacobians are
+        (latent_dim, H, W, C), from one forward pass of 2 * latent_dim tangents.
+        The batch norms' moving statistics are updated as `call` on the batch would.
+        """
+        outputs, tangents = self._linearize(latent, training, inner_pass, batch_size=batch_size)
+        return outputs, tangents[: self.latent_dim], tangents[self.latent_dim :]
+
+    def _linearize(self, latent, training, inner_pass, batch_size=None):
         if not self.built:
             self.build((None, self.latent_dim))
         compute_dtype = self.dtype_policy.compute_dtype
@@ -315,6 +338,8 @@ class ConvDecoder(keras.layers.Layer):
         tangents = tf.reshape(
             tf.transpose(self._projection_matrix()), (self.latent_dim, *x.shape[1:])
         )
+        if batch_size is not None:  # the common moves, then the moves apart
+            tangents = tf.concat([tangents, tangents], axis=0)
         for index, conv in enumerate(self.convs):
             if index > 0:
                 x = conv(x)
@@ -328,13 +353,14 @@ class ConvDecoder(keras.layers.Layer):
                     data_format=conv.data_format,
                 )
             if index < len(self.norms):
-                x, tangents = self._linearize_norm(self.norms[index], x, tangents, training, inner_pass)
+                x, tangents = self._linearize_norm(self.norms[index], x, tangents, training,
+                                                   inner_pass, batch_size)
                 x, tangents = _linearize_elementwise(self.activations[index], x, tangents)
         if self.output_log_scale:  # linear outputs
             return self._output(x), keras.ops.cast(tangents, self.output_activation.compute_dtype)
         return _linearize_elementwise(self.output_activation, x, tangents)
 
-    def _linearize_norm(self, norm, x, tangents, training, inner_pass):
+    def _linearize_norm(self, norm, x, tangents, training, inner_pass, batch_size=None):
         if norm is None:
             return x, tangents
         moving = (self.normalization == "batch_frozen_origin" and inner_pass) or (
@@ -342,6 +368,10 @@ class ConvDecoder(keras.layers.Layer):
         )
         if isinstance(norm, GroupNormalization) or (isinstance(norm, BatchNormalization) and moving):
             return norm.linearize(x, tangents)
+        if isinstance(norm, BatchNormalization) and batch_size is not None:
+            update = not (inner_pass and self.normalization == "batch_outer")  # as `_norm`
+            return norm.linearize_batch(x, tangents, self.latent_dim, batch_size,
+                                        training=training, update_moving_statistics=update)
         raise ValueError(
             f"ConvDecoder.linearize: normalization={self.normalization!r} with batch statistics "
             "couples the examples of a batch; there is no per-example Jacobian"

@@ -115,6 +115,34 @@ class SineDense(keras.layers.Layer):
             outputs = ops.sin(self.w0 * outputs)
         return outputs
 
+    def linearize(self, inputs, tangents):
+        """The layer's output and its derivatives along `tangents` (forward mode).
+
+        `inputs` as `call` takes them (a tensor, or a list of broadcast parts);
+        `tangents` has a leading axis of K directions and otherwise the shape of
+        `inputs` (a list: one tangent per part, None where the part is held
+        fixed, e.g. a SIREN's coordinates). Returns `(outputs, jvps)`, jvps
+        `(K, ..., units)`. Plain ops: an enclosing tape differentiates it to any
+        order (the implicit GON's shared origin).
+        """
+        parts = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        part_tangents = tangents if isinstance(tangents, (list, tuple)) else [tangents]
+        linear, jvps, start = None, None, 0
+        for part, tangent in zip(parts, part_tangents):
+            rows = self.kernel[start : start + part.shape[-1]]
+            product = ops.matmul(part, rows)
+            linear = product if linear is None else linear + product
+            if tangent is not None:
+                product = ops.matmul(tangent, rows)
+                jvps = product if jvps is None else jvps + product
+            start += part.shape[-1]
+        if self.bias is not None:
+            linear = linear + self.bias
+        if not self.use_sine:  # broadcast as the output is (a part held fixed may vary)
+            return linear, jvps + ops.zeros_like(linear)
+        # d sin(w0 a) = w0 cos(w0 a) da, a the pre-activation
+        return ops.sin(self.w0 * linear), jvps * (self.w0 * ops.cos(self.w0 * linear))
+
     def compute_output_shape(self, input_shape):
         if _is_shape_list(input_shape):
             rank = max(len(shape) for shape in input_shape)

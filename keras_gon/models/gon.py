@@ -55,8 +55,20 @@ class GON(ConvDecoderModel, GradientOriginModel):
         return self.decoder(latents, training=training, inner_pass=inner_pass)
 
     def origin_is_shared(self, training: bool) -> bool:
-        """The decoder's own rule (`ConvDecoder.examples_independent`) for the inner pass."""
-        return self.decoder.examples_independent(training, inner_pass=True)
+        """The decoder's own rules for the inner pass: examples independent
+        (`ConvDecoder.examples_independent`), or coupled only through batch statistics
+        that `ConvDecoder.linearize_origin_batch` linearises at the origin."""
+        return self.decoder.examples_independent(training, inner_pass=True) or (
+            self.decoder.origin_batch_coupled(training, inner_pass=True))
 
     def linearize_decoder(self, latent, training=False):
         return self.decoder.linearize(latent, training=training, inner_pass=True)
+
+    def origin_couples_examples(self, training: bool) -> bool:
+        return self.decoder.origin_batch_coupled(training, inner_pass=True)
+
+    def linearize_decoder_at_origin(self, latent, batch_size, training=False):
+        if self.origin_couples_examples(training):
+            return self.decoder.linearize_origin_batch(latent, batch_size, training=training,
+                                                       inner_pass=True)
+        return super().linearize_decoder_at_origin(latent, batch_size, training=training)

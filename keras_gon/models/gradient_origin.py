@@ -126,12 +126,20 @@ class GradientOriginModel(LatentModel):
         return self.origin_latents(images, training=training)[0]
 
     def default_jit_compile(self) -> bool:
-        """XLA on one device, except when training steps share the origin.
+        """XLA on one device, except when training steps share an origin whose examples
+        are independent.
 
-        On CPU (benchmarks/RESULTS.md) XLA is faster for the batched origin;
-        for the shared one its gain does not repay its compilation.
+        On CPU (benchmarks/RESULTS.md) XLA is faster for the batched origin and for
+        the shared origin under batch statistics; for the shared origin of
+        independent examples its gain does not repay its compilation.
         """
-        return not is_distributed(self) and not self.shares_origin_in_training()
+        independent = self.shares_origin_in_training() and not self.origin_couples_examples(True)
+        return not is_distributed(self) and not independent
+
+    def origin_couples_examples(self, training: bool) -> bool:
+        """Whether the shared origin's examples are coupled (batch statistics): then
+        `linearize_decoder_at_origin` gives two Jacobians. False here."""
+        return False
 
     # --- the origin gradient --------------------------------------------------
 
@@ -180,7 +188,8 @@ class GradientOriginModel(LatentModel):
         return tf.reduce_mean(per_example)
 
     def origin_is_shared(self, training: bool) -> bool:
-        """True when F(z0 = 0) and its Jacobian are the same for every example.
+        """True when F(z0 = 0) and its Jacobian are the same for every example
+        (or, with batch statistics, its two Jacobians: `linearize_decoder_at_origin`).
 
         Then the first inner step evaluates F and its Jacobian once, at a
         single origin (`linearize_decoder`), instead of a forward and
@@ -200,6 +209,17 @@ class GradientOriginModel(LatentModel):
         """
         raise NotImplementedError(f"{type(self).__name__} does not linearise its decoder")
 
+    def linearize_decoder_at_origin(self, latent, batch_size, training=False):
+        """`(F(latent), J_mean, J_dev)` for a batch of `batch_size` copies of `latent`.
+
+        To first order F(z_j) = F(latent) + J_mean z̄ + J_dev (z_j - z̄), z̄ the
+        batch mean (each (latent_dim, *output_shape)). When examples are
+        independent both are `linearize_decoder`'s Jacobian; a decoder with
+        batch statistics overrides this (a common move changes them).
+        """
+        single, jacobian = self.linearize_decoder(latent, training=training)
+        return single, jacobian, jacobian
+
     def shares_origin_in_training(self) -> bool:
         """Whether training steps evaluate F once at a shared origin (see `origin_is_shared`)."""
         return self._can_share_origin(True)
@@ -210,7 +230,14 @@ class GradientOriginModel(LatentModel):
             and self.origin_is_shared(training)
             and not (training and self.origin_stddev > 0)  # a random z0 differs per example
             and self._linearization_describes_inner_pass()
+            and self.inner_losses_apply_inner_loss(training)
         )
+
+    def inner_losses_apply_inner_loss(self, training: bool) -> bool:
+        """Whether `inner_losses` is `inner_loss(x, decode_latents(z))` in this pass, which
+        the shared origin evaluates on the linearised decoder: true where `inner_losses`
+        is not overridden; a subclass that overrides it says when it still is."""
+        return type(self).inner_losses is GradientOriginModel.inner_losses
 
     def _linearization_describes_inner_pass(self) -> bool:
         """False when `decode_latents` or `inner_losses` is overridden below `linearize_decoder`.
@@ -224,11 +251,12 @@ class GradientOriginModel(LatentModel):
         def definer(name):
             return next(cls for cls in mro if name in vars(cls))
 
-        owner = definer("linearize_decoder")
+        owners = [definer("linearize_decoder"), definer("linearize_decoder_at_origin")]
+        owner = owners[1] if issubclass(owners[1], owners[0]) else owners[0]  # the most derived
         return not any(
             definer(name) is not owner and issubclass(definer(name), owner)
             for name in ("decode_latents", "inner_losses")
-        ) and definer("inner_losses") is GradientOriginModel
+        )
 
     def _shared_origin_gradient(self, data, training):
         """∇z0 L_inner(x, F(z0)) per example, F linearised once at a single origin (eq. 8).
@@ -242,8 +270,9 @@ class GradientOriginModel(LatentModel):
         Returns the gradients (batch, latent_dim) and the per-example inner losses.
         """
         origin = tf.zeros((1, self.latent_dim), dtype=self.latent_dtype)
-        single, jacobian = self.linearize_decoder(origin, training=training)
         batch_size = tf.shape(data)[0]
+        single, jacobian, deviation_jacobian = self.linearize_decoder_at_origin(
+            origin, batch_size, training=training)
         outputs = tf.broadcast_to(single, tf.concat([[batch_size], tf.shape(single)[1:]], axis=0))
         per_example = self.inner_loss(data, outputs)
         output_gradients = gon_losses.output_gradient(self.inner_loss, data, outputs)
@@ -255,11 +284,17 @@ class GradientOriginModel(LatentModel):
             output_gradients = loss_tape.gradient(total, outputs)
         if self.inner_batch_reduction == "mean":
             output_gradients = output_gradients / tf.cast(batch_size, output_gradients.dtype)
-        gradients = tf.matmul(
-            tf.reshape(output_gradients, (batch_size, -1)),
-            tf.reshape(tf.cast(jacobian, output_gradients.dtype), (self.latent_dim, -1)),
-            transpose_b=True,
-        )
+        output_gradients = tf.reshape(output_gradients, (batch_size, -1))
+
+        def times(rows, jacobian):
+            return tf.matmul(rows, tf.reshape(tf.cast(jacobian, rows.dtype), (self.latent_dim, -1)),
+                             transpose_b=True)
+
+        if deviation_jacobian is jacobian:
+            return times(output_gradients, jacobian), per_example
+        # Batch statistics: ∂/∂z_i Σ_j L_j = J_meanᵀ r̄ + J_devᵀ (r_i - r̄), r̄ the batch mean.
+        mean = tf.reduce_mean(output_gradients, axis=0, keepdims=True)
+        gradients = times(output_gradients - mean, deviation_jacobian) + times(mean, jacobian)
         return gradients, per_example
 
     def get_config(self):

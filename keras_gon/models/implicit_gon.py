@@ -251,6 +251,34 @@ class ImplicitGON(GradientOriginModel):
     def inner_losses(self, data, latents, training=False):
         return self._grid_losses(self.inner_loss, data, latents, training)
 
+    def inner_losses_apply_inner_loss(self, training: bool) -> bool:
+        """On the whole grid (not a training step's coordinate subset), the inner loss is
+        `inner_loss(x, decode_latents(z))`, as the shared origin computes it."""
+        return not (training and self.coordinate_fraction < 1.0)
+
+    # --- the shared origin: F(c ⊕ 0) is the same image for every example --------------
+
+    def origin_is_shared(self, training: bool) -> bool:
+        """A SIREN treats examples independently: F and its Jacobian at z0 = 0 are
+        computed once (`linearize_decoder`) for the whole batch."""
+        return True
+
+    def linearize_decoder(self, latent, training=False):
+        """F(c ⊕ latent) on the grid and its Jacobian in the latent, in one forward pass:
+        `(outputs (1, H, W, C), jacobian (latent_dim, H, W, C))`, the identity's rows
+        pushed through each sine layer's linearisation (`SineDense.linearize`)."""
+        height, width, channels = self.image_shape
+        coordinates = tf.cast(self.grid, self.compute_dtype)[None]  # (1, n, 2)
+        latent = tf.cast(latent, self.compute_dtype)[:, None, :]  # (1, 1, latent_dim)
+        identity = tf.eye(self.latent_dim, dtype=self.compute_dtype)[:, None, :]  # (K, 1, d)
+        hidden, tangents = self.sine_layers[0].linearize(
+            [coordinates, latent], [None, identity])
+        for layer in self.sine_layers[1:]:
+            hidden, tangents = layer.linearize(hidden, tangents)
+        outputs, tangents = self.output_layer.linearize(hidden, tangents)
+        return (tf.reshape(outputs, (1, height, width, channels)),
+                tf.reshape(tangents, (self.latent_dim, height, width, channels)))
+
     def outer_losses(self, data, latents, training=False):
         return self._grid_losses(self.outer_loss, data, latents, training)
 

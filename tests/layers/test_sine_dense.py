@@ -105,3 +105,31 @@ def test_saved_in_a_model(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(InputError, match=message):
         SineDense(**kwargs)
+
+
+@pytest.mark.parametrize("use_sine", [True, False])
+def test_linearize_gives_the_forward_mode_derivatives(use_sine):
+    """SineDense.linearize: the output and its Jacobian-vector products, as autodiff gives
+    them, for a tensor input and for broadcast parts with one part held fixed."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    layer = SineDense(5, use_sine=use_sine)
+    coordinates = tf.random.uniform((1, 7, 2), -1.0, 1.0)
+    latent = tf.random.normal((1, 1, 3))
+    layer([coordinates, latent])  # builds it
+    directions = tf.random.normal((4, 1, 3))
+    outputs, jvps = layer.linearize([coordinates, latent], [None, directions])
+    np.testing.assert_allclose(outputs, layer([coordinates, latent]), rtol=1e-6)
+    for k in range(4):
+        with tf.autodiff.ForwardAccumulator(latent, directions[k : k + 1]) as accumulator:
+            expected = layer([coordinates, latent])
+        np.testing.assert_allclose(jvps[k], accumulator.jvp(expected)[0], rtol=1e-5, atol=1e-6)
+    inputs = tf.random.normal((1, 7, 5))
+    dense = SineDense(3, use_sine=use_sine)
+    dense(inputs)  # builds it
+    tangents = tf.random.normal((2, 1, 7, 5))
+    outputs, jvps = dense.linearize(inputs, tangents)
+    with tf.autodiff.ForwardAccumulator(inputs, tangents[0]) as accumulator:
+        expected = dense(inputs)
+    np.testing.assert_allclose(jvps[0], accumulator.jvp(expected), rtol=1e-5, atol=1e-6)

@@ -202,7 +202,7 @@ def test_keras_datasets_arrays_of_any_size_go_straight_in(name, mnist10k):
                           return_dict=True)["loss"] == pytest.approx(expected, rel=tolerance)
 
 
-ONNX_KINDS = ("gon", "classifier", "ae", "tied_ae", "vae")
+ONNX_KINDS = ("gon", "classifier", "ae", "tied_ae", "vae", "igon")
 """Kinds whose encoder has no gradient op at inference; the others differentiate a batched
 pass, for which tf2onnx has no converter (keras_gon.export's docstring names the ops)."""
 

@@ -161,7 +161,8 @@ def test_one_coordinate_subset_per_step_shared_by_both_passes(mnist10k):
     assert model._step_coordinates is None
     used.clear()
     model.evaluate(x[:32], verbose=0)
-    assert used == [None, None]  # evaluation: every coordinate
+    # evaluation: every coordinate (the inner pass is the shared origin's linearised grid)
+    assert used == [None]
 
 
 def test_coordinate_fraction_trains_and_is_seeded(mnist10k):
@@ -388,3 +389,51 @@ def test_bad_images_latents_and_resolutions_are_refused(trained):
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(InputError, match=message):
         keras_gon.ImplicitGON(**kwargs)
+
+
+# --- the shared origin: F(c ⊕ 0) and its Jacobian once for the whole batch ----------------
+
+
+def _step(model, x, share_origin):
+    """Latents, inner losses and outer gradients of one traced training step."""
+    model.share_origin = share_origin
+
+    @tf.function
+    def run(x):
+        with tf.GradientTape() as tape:
+            latents, inner = model.origin_latents(x, training=True)
+            loss = tf.reduce_mean(model.outer_losses(x, latents, training=True))
+        return latents, inner, tape.gradient(loss, model.trainable_variables)
+
+    latents, inner, gradients = run(x)
+    model.share_origin = True
+    return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients]
+
+
+@pytest.mark.parametrize("options", [{}, {"num_steps": 2, "step_size": 0.5},
+                                     {"inner_batch_reduction": "mean"}, {"inner_loss": "sse"}])
+def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(
+        mnist10k, float64, options):
+    keras.utils.set_random_seed(1)
+    model = keras_gon.ImplicitGON(image_shape=(12, 12, 1), latent_dim=6, hidden_units=8,
+                                  num_layers=3, seed=2, **options)
+    assert model.shares_origin_in_training()
+    x = tf.image.resize(_images(mnist10k, "x_test", 5).astype("float64"), (12, 12))
+    shared, batched = _step(model, x, True), _step(model, x, False)
+    assert np.abs(shared[0]).max() > 1e-4
+    np.testing.assert_allclose(shared[0], batched[0], rtol=1e-10, atol=1e-12 * np.abs(batched[0]).max())
+    np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
+    for a, b in zip(shared[2], batched[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
+
+
+def test_a_coordinate_subset_trains_with_the_batched_origin():
+    """A training step on a coordinate subset evaluates the inner loss on that subset: the
+    batched pass; evaluation (the whole grid) shares the origin."""
+    model = keras_gon.ImplicitGON(image_shape=(8, 8, 1), latent_dim=4, hidden_units=8,
+                                  num_layers=2, coordinate_fraction=0.5)
+    assert not model.shares_origin_in_training()
+    assert model.inner_losses_apply_inner_loss(False) and not model.inner_losses_apply_inner_loss(True)
+    whole_grid = keras_gon.ImplicitGON(image_shape=(8, 8, 1), latent_dim=4, hidden_units=8,
+                                       num_layers=2)
+    assert whole_grid.shares_origin_in_training()
