@@ -163,7 +163,9 @@ def _write_archive(model: keras.Model, path: Path) -> None:
 
 
 def _serving_copy(model: keras.Model) -> keras.Model:
-    """The model rebuilt from its config with its weights, without optimizer state.
+    """The model rebuilt from its config with its weights, without optimizer state; a
+    GON's shared origin frozen (`GradientOriginModel.freeze_origin`: the exported encoder
+    is one matrix product per request).
 
     Exporting the training model would also save the optimizer's slots
     (twice the weights, for Adam), which serving never reads.
@@ -178,6 +180,8 @@ def _serving_copy(model: keras.Model) -> keras.Model:
         )
     for target, source in zip(copy.weights, model.weights):
         target.assign(source)
+    if hasattr(copy, "freeze_origin"):  # weights fixed: F(0) and J computed once, here
+        copy.freeze_origin()
     return copy
 
 

@@ -334,3 +334,30 @@ def test_sample_signature_refuses_a_non_positive_count(exported_kinds):
     loaded = tf.saved_model.load(str(exported_kinds[3] / "vgon"))
     with pytest.raises(tf.errors.InvalidArgumentError, match="count must be >= 1"):
         loaded.signatures["sample"](count=tf.constant(0), seed=tf.constant(1))
+
+
+def _graph_ops(concrete_function) -> set:
+    graph = concrete_function.graph.as_graph_def()
+    ops = {node.op for node in graph.node}
+    for function in graph.library.function:
+        ops |= {node.op for node in function.node_def}
+    return ops
+
+
+def test_the_exported_gon_encoder_is_a_matrix_product_of_the_frozen_origin(
+        trained_gon, mnist32, tmp_path):
+    """The serving copy freezes F(0) and its Jacobian (weights never change in serving): the
+    encode signature runs no layer of the decoder, and gives the in-memory latents."""
+    export_saved_model(trained_gon, tmp_path / "1")
+    encode = tf.saved_model.load(str(tmp_path / "1")).signatures["encode"]
+    ops = _graph_ops(encode)
+    assert "MatMul" in ops and not {"Conv2DBackpropInput", "Conv2D", "Elu", "Sigmoid"} & ops, ops
+    x = mnist32[1][:64]
+    np.testing.assert_allclose(encode(images=tf.constant(x))["latents"].numpy(),
+                               trained_gon.encode(x).numpy(), rtol=1e-5, atol=1e-5)
+    batch_norm = keras_gon.GON(latent_dim=8, width=4, normalization="batch")
+    assert batch_norm.freeze_origin()  # moving statistics at inference: independent examples
+    batch_norm.unfreeze_origin()
+    random_origin = keras_gon.GON(latent_dim=8, width=4, num_steps=2)
+    assert random_origin.freeze_origin()  # its first step
+    random_origin.unfreeze_origin()

@@ -289,7 +289,7 @@ def train_command(args) -> dict:
 
     atomic_write(out / "model.keras", model.save)
     atomic_write(out / "reconstructions.png", lambda path: save_reconstructions(
-        path, sample, np.asarray(model.reconstruct(sample))))
+        path, sample, np.asarray(model(sample, training=False))))  # eager: no trace for 16 images
     if hasattr(model, "sample"):  # models that can sample also write a sample grid
         images = np.asarray(model.sample(SAMPLE_COUNT, seed=args.seed))
         atomic_write(out / "samples.png", lambda path: save_image_rows(path, [("samples", images)]))

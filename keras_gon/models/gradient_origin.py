@@ -97,6 +97,8 @@ class GradientOriginModel(LatentModel):
         )
         self.add_origin = bool(add_origin)
         self.share_origin = bool(share_origin)
+        # === State ===
+        self._frozen_origin = None  # (F(0), J) fixed by `freeze_origin`
 
     metric_terms = ("inner_loss",)
 
@@ -180,6 +182,27 @@ class GradientOriginModel(LatentModel):
         if self.detach:
             latents = tf.stop_gradient(latents)
         return latents, origin_loss
+
+    def freeze_origin(self) -> bool:
+        """Computes F(0) and its Jacobian now, and uses them in every inference pass that
+        shares the origin until `unfreeze_origin`.
+
+        For a model whose weights no longer change (the copy a serving export writes):
+        its encoder is then the inner loss's gradient at F(0) times J, one matrix
+        product, the same latents without the decoder's linearisation per request.
+        Call it eagerly. Returns False (and freezes nothing) where inference does not
+        share the origin or its examples are coupled.
+        """
+        if not self._can_share_origin(False) or self.origin_couples_examples(False):
+            return False
+        origin = tf.zeros((1, self.latent_dim), dtype=self.latent_dtype)
+        single, jacobian = self.linearize_decoder(origin, training=False)
+        self._frozen_origin = (tf.identity(single), tf.identity(jacobian))
+        return True
+
+    def unfreeze_origin(self) -> None:
+        """Back to linearising the decoder in every pass (`freeze_origin`)."""
+        self._frozen_origin = None
 
     def _reduce_inner(self, per_example):
         """The inner loss differentiated for the latents: summed (per-example latents) or averaged."""
@@ -271,8 +294,12 @@ class GradientOriginModel(LatentModel):
         """
         origin = tf.zeros((1, self.latent_dim), dtype=self.latent_dtype)
         batch_size = tf.shape(data)[0]
-        single, jacobian, deviation_jacobian = self.linearize_decoder_at_origin(
-            origin, batch_size, training=training)
+        if self._frozen_origin is not None and not training:
+            single, jacobian = self._frozen_origin
+            deviation_jacobian = jacobian
+        else:
+            single, jacobian, deviation_jacobian = self.linearize_decoder_at_origin(
+                origin, batch_size, training=training)
         outputs = tf.broadcast_to(single, tf.concat([[batch_size], tf.shape(single)[1:]], axis=0))
         per_example = self.inner_loss(data, outputs)
         output_gradients = gon_losses.output_gradient(self.inner_loss, data, outputs)

@@ -121,6 +121,7 @@ class LatentModel(keras.Model):
 
     def after_train_step(self, terms: dict) -> None:
         """State updated after the optimizer's step (e.g. GLO's latent table); none by default."""
+        return None  # (a body of only a docstring is one AutoGraph cannot convert)
 
     def check_training_data(self, x, y=None, validation_data=None) -> None:
         """Refuses data `fit` cannot train on (beyond `prepare_data`'s image checks)."""
