@@ -40,7 +40,10 @@ class GradientOriginModel(LatentModel):
     every example (the decoder's rule, e.g. `ConvDecoder.examples_independent`,
     through `origin_is_shared`), the first inner step evaluates F and its
     Jacobian once (`linearize_decoder`) and the batch's latents are one matrix
-    product: the same latents and gradients, fewer FLOPs. It turns itself off
+    product: the same latents and gradients, fewer FLOPs. With batch
+    statistics at the origin (every example the same), F has two Jacobians
+    there, for moves of the whole batch and moves apart
+    (`linearize_decoder_at_origin`). It turns itself off
     for a random origin and when a subclass overrides `decode_latents` or
     `inner_losses` below the class that defines `linearize_decoder` (the
     linearisation would no longer describe the inner pass);
