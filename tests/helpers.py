@@ -77,3 +77,26 @@ def one_step(name: str, mnist10k: dict, strategy) -> dict:
     history = model.fit(dataset, epochs=1, verbose=0).history
     return {"before": before, "after": [np.array(w) for w in model.get_weights()],
             "loss": float(history["loss"][0]), "replicas": strategy.num_replicas_in_sync}
+
+
+def origin_step(model, x, training: bool, share_origin: bool):
+    """Latents, inner losses, outer gradients and the non-trainable state after one traced
+    step of a GradientOriginModel with `share_origin`; its state and option restored."""
+    import tensorflow as tf
+
+    model.share_origin = share_origin
+    state = [v.numpy() for v in model.non_trainable_variables]
+
+    @tf.function
+    def run(x):
+        with tf.GradientTape() as tape:
+            latents, inner = model.origin_latents(x, training=training)
+            loss = tf.reduce_mean(model.outer_losses(x, latents, training=training))
+        return latents, inner, tape.gradient(loss, model.trainable_variables)
+
+    latents, inner, gradients = run(x)
+    after = [v.numpy() for v in model.non_trainable_variables]  # e.g. moving statistics
+    model.share_origin = True
+    for variable, value in zip(model.non_trainable_variables, state):
+        variable.assign(value)
+    return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients], after

@@ -123,18 +123,8 @@ class BatchNormalization(keras.layers.Layer):
         if self.uses_batch_statistics(training, moving):
             mean, variance = exact_moments(x, self._reduction_axes, keepdims=True)
             if update_moving_statistics and training and self.trainable:
-                count = ops.cast(ops.size(x) // x.shape[self.axis], compute_dtype)
-                unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
-                self.moving_mean.assign(
-                    self.moving_mean * self.momentum
-                    + ops.cast(ops.reshape(mean, (-1,)), self.moving_mean.dtype)
-                    * (1.0 - self.momentum)
-                )
-                self.moving_variance.assign(
-                    self.moving_variance * self.momentum
-                    + ops.cast(ops.reshape(unbiased, (-1,)), self.moving_variance.dtype)
-                    * (1.0 - self.momentum)
-                )
+                self._update_moving_statistics(
+                    mean, variance, ops.cast(ops.size(x) // x.shape[self.axis], compute_dtype))
         else:
             mean = ops.reshape(ops.cast(self.moving_mean, compute_dtype), self._broadcast_shape)
             variance = ops.reshape(
@@ -146,6 +136,20 @@ class BatchNormalization(keras.layers.Layer):
         if self.beta is not None:
             outputs = outputs + ops.reshape(ops.cast(self.beta, compute_dtype), self._broadcast_shape)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _update_moving_statistics(self, mean, variance, count):
+        """Moves the moving statistics towards a batch's: its mean and its unbiased
+        variance over `count` values (the biased `variance` times count / (count - 1))."""
+        unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
+        self.moving_mean.assign(
+            self.moving_mean * self.momentum
+            + ops.cast(ops.reshape(mean, (-1,)), self.moving_mean.dtype) * (1.0 - self.momentum)
+        )
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum
+            + ops.cast(ops.reshape(unbiased, (-1,)), self.moving_variance.dtype)
+            * (1.0 - self.momentum)
+        )
 
     def linearize(self, inputs, tangents):
         """The output at inference for `inputs` and its derivatives along `tangents`.
@@ -184,18 +188,8 @@ class BatchNormalization(keras.layers.Layer):
         t = ops.cast(tangents, compute_dtype)
         mean, variance = exact_moments(x, self._reduction_axes, keepdims=True)
         if update_moving_statistics and training and self.trainable:
-            count = ops.cast(batch_size, compute_dtype) * ops.cast(
-                ops.size(x) // x.shape[self.axis], compute_dtype)
-            unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum
-                + ops.cast(ops.reshape(mean, (-1,)), self.moving_mean.dtype) * (1.0 - self.momentum)
-            )
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum
-                + ops.cast(ops.reshape(unbiased, (-1,)), self.moving_variance.dtype)
-                * (1.0 - self.momentum)
-            )
+            self._update_moving_statistics(mean, variance, ops.cast(batch_size, compute_dtype)
+                                           * ops.cast(ops.size(x) // x.shape[self.axis], compute_dtype))
         inverse_std = ops.rsqrt(variance + self.epsilon)
         normalized = (x - mean) * inverse_std
         scale = inverse_std

@@ -100,19 +100,26 @@ class SineDense(keras.layers.Layer):
         broadcast-added (the same value, without materialising the
         broadcast concatenation).
         """
-        if isinstance(inputs, (list, tuple)):
-            outputs, start = None, 0
-            for part in inputs:
-                size = part.shape[-1]
-                product = ops.matmul(part, self.kernel[start : start + size])
-                outputs = product if outputs is None else outputs + product
-                start += size
-        else:
-            outputs = ops.matmul(inputs, self.kernel)
+        outputs = self._parts_times_kernel(inputs)
         if self.bias is not None:
             outputs = outputs + self.bias
         if self.use_sine:
             outputs = ops.sin(self.w0 * outputs)
+        return outputs
+
+    def _parts_times_kernel(self, parts, sizes=None):
+        """`parts @ kernel` for a tensor, or the broadcast sum of each part times its rows of
+        the kernel (`sizes`: the rows of each part, by default its last axis; a part that is
+        None is skipped, its rows too)."""
+        if not isinstance(parts, (list, tuple)):
+            return ops.matmul(parts, self.kernel)
+        sizes = sizes or [part.shape[-1] for part in parts]
+        outputs, start = None, 0
+        for part, size in zip(parts, sizes):
+            if part is not None:
+                product = ops.matmul(part, self.kernel[start : start + size])
+                outputs = product if outputs is None else outputs + product
+            start += size
         return outputs
 
     def linearize(self, inputs, tangents):
@@ -125,17 +132,11 @@ class SineDense(keras.layers.Layer):
         `(K, ..., units)`. Plain ops: an enclosing tape differentiates it to any
         order (the implicit GON's shared origin).
         """
-        parts = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        part_tangents = tangents if isinstance(tangents, (list, tuple)) else [tangents]
-        linear, jvps, start = None, None, 0
-        for part, tangent in zip(parts, part_tangents):
-            rows = self.kernel[start : start + part.shape[-1]]
-            product = ops.matmul(part, rows)
-            linear = product if linear is None else linear + product
-            if tangent is not None:
-                product = ops.matmul(tangent, rows)
-                jvps = product if jvps is None else jvps + product
-            start += part.shape[-1]
+        linear = self._parts_times_kernel(inputs)
+        if isinstance(inputs, (list, tuple)):
+            jvps = self._parts_times_kernel(tangents, [part.shape[-1] for part in inputs])
+        else:
+            jvps = self._parts_times_kernel(tangents)
         if self.bias is not None:
             linear = linear + self.bias
         if not self.use_sine:  # broadcast as the output is (a part held fixed may vary)

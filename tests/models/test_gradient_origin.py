@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
+from helpers import origin_step
 
 EXACT_NORMALIZATIONS = ["batch", "batch_outer", "batch_frozen_origin", "group", "layer", "none"]
 
@@ -198,26 +199,6 @@ def test_bad_options_are_refused(kwargs, message):
 # --- the shared origin: F runs once at z0 = 0 for the whole batch ------------------
 
 
-def _latents_and_gradients(model, x, training, share_origin):
-    """Latents, inner losses and outer gradients of one traced step; moving statistics restored."""
-    model.share_origin = share_origin
-    state = [v.numpy() for v in model.non_trainable_variables]
-
-    @tf.function
-    def run(x):
-        with tf.GradientTape() as tape:
-            latents, inner = model.origin_latents(x, training=training)
-            loss = tf.reduce_mean(model.outer_losses(x, latents, training=training))
-        return latents, inner, tape.gradient(loss, model.trainable_variables)
-
-    latents, inner, gradients = run(x)
-    after = [v.numpy() for v in model.non_trainable_variables]  # the moving statistics
-    model.share_origin = True
-    for variable, value in zip(model.non_trainable_variables, state):
-        variable.assign(value)
-    return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients], after
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -241,8 +222,8 @@ def _latents_and_gradients(model, x, training, share_origin):
 def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(float64, mnist10k, options):
     model = _tiny_model(options.pop("normalization", "layer"), **options)
     x = _tiny_batch(mnist10k, count=8)
-    shared = _latents_and_gradients(model, x, True, share_origin=True)
-    batched = _latents_and_gradients(model, x, True, share_origin=False)
+    shared = origin_step(model, x, True, share_origin=True)
+    batched = origin_step(model, x, True, share_origin=False)
     assert np.abs(shared[0]).max() > 1e-3
     np.testing.assert_allclose(shared[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max())
     np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)

@@ -12,6 +12,7 @@ import keras_gon
 from keras_gon.callbacks import LatentStatistics
 from keras_gon.errors import InputError
 from keras_gon.models.implicit_gon import coordinate_grid
+from helpers import origin_step
 
 # Budget: 1 epoch of mnist10k at its native 28x28 (125 steps of 64), 4 sine
 # layers of 32 units, latent 32, Adam 1e-3, seed 0, all coordinates.
@@ -394,22 +395,6 @@ def test_bad_constructor_arguments(kwargs, message):
 # --- the shared origin: F(c ⊕ 0) and its Jacobian once for the whole batch ----------------
 
 
-def _step(model, x, share_origin):
-    """Latents, inner losses and outer gradients of one traced training step."""
-    model.share_origin = share_origin
-
-    @tf.function
-    def run(x):
-        with tf.GradientTape() as tape:
-            latents, inner = model.origin_latents(x, training=True)
-            loss = tf.reduce_mean(model.outer_losses(x, latents, training=True))
-        return latents, inner, tape.gradient(loss, model.trainable_variables)
-
-    latents, inner, gradients = run(x)
-    model.share_origin = True
-    return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients]
-
-
 @pytest.mark.parametrize("options", [{}, {"num_steps": 2, "step_size": 0.5},
                                      {"inner_batch_reduction": "mean"}, {"inner_loss": "sse"}])
 def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(
@@ -419,7 +404,7 @@ def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(
                                   num_layers=3, seed=2, **options)
     assert model.shares_origin_in_training()
     x = tf.image.resize(_images(mnist10k, "x_test", 5).astype("float64"), (12, 12))
-    shared, batched = _step(model, x, True), _step(model, x, False)
+    shared, batched = origin_step(model, x, True, True), origin_step(model, x, True, False)
     assert np.abs(shared[0]).max() > 1e-4
     np.testing.assert_allclose(shared[0], batched[0], rtol=1e-10, atol=1e-12 * np.abs(batched[0]).max())
     np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
