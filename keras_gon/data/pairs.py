@@ -30,8 +30,15 @@ def with_example_indices(
     """
     if int(batch_size) < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size}")
-    pairs = _images_only(ds).unbatch().enumerate().map(lambda i, x: (x, tf.cast(i, tf.int32)))
-    pairs = pairs.cache()
+    if ds.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise InputError("with_example_indices needs a finite dataset (one pass numbers the "
+                         "images), got a repeated one: call .repeat() after it")
+    images = _images_only(ds)
+    # unbatch() loses the count; knowing it, Keras sizes epochs up front.
+    count = int(images.reduce(tf.constant(0, tf.int64),
+                              lambda n, x: n + tf.shape(x, out_type=tf.int64)[0]))
+    pairs = images.unbatch().enumerate().map(lambda i, x: (x, tf.cast(i, tf.int32)))
+    pairs = pairs.apply(tf.data.experimental.assert_cardinality(count)).cache()
     if shuffle:
         pairs = pairs.shuffle(65_536, seed=seed, reshuffle_each_iteration=True)
     return pairs.batch(int(batch_size), drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)

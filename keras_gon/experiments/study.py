@@ -191,10 +191,19 @@ class _Data:
         ordered, _, _ = load_dataset(
             data.source, image_size=32, batch_size=data.batch_size, shuffle_train=False
         )
-        count = data.eval_images
-        train_subset = ordered.unbatch().take(count).batch(data.batch_size).cache()
-        held_out_subset = test.unbatch().take(count).batch(data.batch_size).cache()
+        train_subset = _first_images(ordered, min(data.eval_images, info.num_train),
+                                     data.batch_size)
+        held_out_subset = _first_images(test, min(data.eval_images, info.num_test),
+                                        data.batch_size)
         return train, test, train_subset, held_out_subset, info
+
+
+def _first_images(ds, count: int, batch_size: int):
+    """The first `count` images of a batched dataset, batched, with their count known."""
+    import tensorflow as tf
+
+    first = ds.unbatch().take(count).apply(tf.data.experimental.assert_cardinality(count))
+    return first.batch(batch_size).cache()
 
 
 def _parameters(model) -> int:

@@ -311,6 +311,10 @@ class LatentModel(keras.Model):
         for callback in (StopOnNonFiniteLoss(), *self.training_callbacks()):
             if not any(isinstance(c, type(callback)) for c in callbacks):
                 callbacks.append(callback)
+        if isinstance(x, tf.data.Dataset) and "shuffle" not in kwargs and len(args) < 7:
+            # Keras ignores `shuffle` for a dataset (the pipeline shuffles) but
+            # warns on every fit because its default is True.
+            kwargs["shuffle"] = False
         self.build_optimizer()
         return super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data,
                            **kwargs)

@@ -235,3 +235,22 @@ def test_onnx_export(name, mnist10k, tmp_path):
     session = onnxruntime.InferenceSession(str(path))
     outputs = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(outputs, model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+
+
+def test_fit_on_a_dataset_has_no_shuffle_warning(mnist10k):
+    """Keras warns "`shuffle=True` was passed, but will be ignored" for every dataset, since
+    True is its default; the models' fit passes False unless the user asked for shuffling."""
+    import warnings
+
+    model = tiny_model("gon")
+    x, _ = tiny_data("gon", mnist10k)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(ds, epochs=1, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(ds, epochs=1, verbose=0, shuffle=True)  # asked for: Keras's own warning
+    assert [w for w in caught if "shuffle" in str(w.message)]
