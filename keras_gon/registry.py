@@ -17,6 +17,7 @@ OPTION_GROUPS = {
                 "momentum", "epsilon"),
     "origin": ("inner_loss", "num_steps", "step_size", "detach", "origin_stddev",
                "add_origin", "inner_batch_reduction", "share_origin"),
+    "encoder": ("encoder",),
     "variational": ("likelihood", "likelihood_stddev", "kl_weight"),
     "implicit": ("image_shape", "latent_dim", "hidden_units", "num_layers", "w0",
                  "coordinate_fraction"),
@@ -85,13 +86,14 @@ MODEL_KINDS = {
         ModelKind("classifier", "GONClassifier",
                   "GON classifier: linear softmax on the origin gradient (eq. 13)",
                   data="labelled", option_groups=("decoder", "origin", "classifier")),
-        ModelKind("ae", "ConvAutoencoder", "autoencoder baseline: the GON's decoder, an encoder"),
+        ModelKind("ae", "ConvAutoencoder", "autoencoder baseline: the GON's decoder, an encoder",
+                  option_groups=("decoder", "encoder")),
         ModelKind("tied_ae", "TiedAutoencoder",
                   "tied autoencoder baseline: the encoder reuses the decoder's kernels"),
         ModelKind("glo", "GLO", "GLO baseline: a latent per training image, optimised",
                   data="indexed", option_groups=("decoder", "glo")),
         ModelKind("vae", "VAE", "variational autoencoder baseline with the GON's decoder",
-                  option_groups=("decoder", "variational")),
+                  option_groups=("decoder", "encoder", "variational")),
     )
 }
 """Every model kind by command-line name."""

@@ -205,3 +205,15 @@ def test_commands_import_keras_without_scikit_learn():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0 and "ok sklearn" in done.stdout, done.stderr[-2000:]
+
+
+def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys):
+    status, _, err = _run(["train", "ae", "--data", NPZ, "--steps", 2, "--encoder", "linear",
+                           "--out", tmp_path / "ae", *SMALL], capsys)
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "ae" / "metrics.json").read_text())
+    assert metrics["config"]["encoder"] == "linear"
+    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", 1, "--encoder", "linear",
+                           "--out", tmp_path / "gon", *SMALL], capsys)
+    _assert_one_error_line(status, err, "--encoder: only for the autoencoder baselines")
+    assert not (tmp_path / "gon").exists()

@@ -40,6 +40,9 @@ MODEL_FLAGS = (
     (("--normalization",), "normalization",
      dict(help="decoder normalisation: layer (default), batch (the paper's), group, none, ..."),
      "decoder"),
+    (("--encoder",), "encoder",
+     dict(choices=("conv", "linear"), help="ae/vae encoder: conv (default, the paper's "
+          "baselines) or linear (one affine map, the class of a GON's encoder)"), "encoder"),
     (("--num-steps",), "num_steps", dict(type=positive_int, help="inner gradient steps (1)"),
      "origin"),
     (("--step-size",), "step_size", dict(type=positive_float, help="inner step size (1)"),
@@ -79,6 +82,7 @@ MODEL_FLAGS = (
 GROUP_MESSAGES = {
     "decoder": "only for models with the convolutional decoder",
     "origin": "the {kind} has no origin gradient (GON options)",
+    "encoder": "only for the autoencoder baselines with an encoder (ae, vae)",
     "variational": "only for variational models (vgon, vae)",
     "implicit": "only for the implicit GON (igon)",
     "glo": "only for glo",

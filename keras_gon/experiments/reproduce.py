@@ -139,6 +139,16 @@ def reproduction_specs(budget: ReproductionBudget, groups: Sequence[str] = GROUP
                 specs.append(RunSpec("vgon", "ours", latent, b.diagnostic_epochs, seed,
                                      options=(("step_size", 1.0),), group="diagnostics",
                                      label="VGON, step 1 (latents 64x)", **base))
+        # The GON's and variational GON's encoders are affine maps of the image: the same
+        # baselines with a linear encoder (free, not tied to the decoder's Jacobian).
+        for seed in b.diagnostic_seeds:
+            for latent in b.decisive_latents:
+                for kind, settings in (("ae", _settings()), ("vae", ("ours",))):
+                    for setting in settings:
+                        specs.append(RunSpec(kind, setting, latent, b.decisive_epochs, seed,
+                                             options=(("encoder", "linear"),),
+                                             group="diagnostics",
+                                             label=f"{kind.upper()}, linear encoder", **base))
         # The authors' own variational GON (latent 48, width 32, BCE) against the same VAE.
         width = PAPER_VGON["width"] if budget.name == "full" else b.width
         latent = PAPER_VGON["latent_dim"] if budget.name == "full" else b.ablation_latent

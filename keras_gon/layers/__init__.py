@@ -6,6 +6,7 @@ from keras_gon.layers.batch_normalization import inference_statistics
 from keras_gon.layers.conv_decoder import NORMALIZATIONS, ConvDecoder
 from keras_gon.layers.conv_encoder import ConvEncoder
 from keras_gon.layers.group_normalization import GroupNormalization
+from keras_gon.layers.linear_encoder import LinearEncoder
 from keras_gon.layers.reparameterization import Reparameterization
 from keras_gon.layers.sine_dense import SineDense
 
@@ -15,6 +16,7 @@ __all__ = [
     "ConvEncoder",
     "GroupNormalization",
     "INFERENCE_STATISTICS",
+    "LinearEncoder",
     "NORMALIZATIONS",
     "Reparameterization",
     "SineDense",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 
 from keras_gon.layers.conv_decoder import ConvDecoder
-from keras_gon.layers.conv_encoder import ConvEncoder
 from keras_gon.models.conv_decoder_model import ConvDecoderModel
 from keras_gon.models.latent_model import LatentModel
 
@@ -31,17 +30,24 @@ class ConvAutoencoder(ConvDecoderModel, LatentModel):
     Args:
         decoder: a `ConvDecoder` or its config, or (by default) built from the
             decoder options given flat, as in `keras_gon.GON`.
+        encoder: "conv" (the mirrored `ConvEncoder`, the paper's baseline) or
+            "linear" (`keras_gon.layers.LinearEncoder`: one affine map, the
+            class of encoder a GON's origin gradient is).
         **kwargs: the decoder options, `LatentModel`'s (`outer_loss`,
             `outer_target`, `seed`) and `keras.Model`'s.
     """
 
-    def __init__(self, decoder: ConvDecoder | dict | None = None, **kwargs):
+    def __init__(self, decoder: ConvDecoder | dict | None = None, encoder: str = "conv",
+                 **kwargs):
         # === Layers ===
         decoder = self.make_decoder(decoder, kwargs)
-        encoder = ConvEncoder.mirroring(decoder, decoder.latent_dim, name="encoder")
+        encoder_layer = self.make_encoder(encoder, decoder, decoder.latent_dim)
         super().__init__(image_shape=decoder.image_shape, latent_dim=decoder.latent_dim, **kwargs)
         self.decoder = decoder
-        self.encoder = encoder
+        self.encoder = encoder_layer
+
+        # === Config ===
+        self.encoder_type = encoder
         self.build()
 
     def build(self, input_shape=None):
@@ -58,3 +64,8 @@ class ConvAutoencoder(ConvDecoderModel, LatentModel):
 
     def decode_latents(self, latents, training=False):
         return self.decoder(latents, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config["encoder"] = self.encoder_type
+        return config

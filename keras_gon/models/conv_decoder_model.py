@@ -5,6 +5,13 @@ from __future__ import annotations
 import keras
 
 from keras_gon.layers.conv_decoder import ConvDecoder, take_decoder
+from keras_gon.layers.conv_encoder import ConvEncoder
+from keras_gon.layers.linear_encoder import LinearEncoder
+from keras_gon.validation import check_choice
+
+ENCODERS = {"conv": ConvEncoder, "linear": LinearEncoder}
+"""The encoders of the autoencoder baselines: "conv" mirrors the decoder (the paper's
+baselines), "linear" is one affine map, the class of encoder a GON's origin gradient is."""
 
 
 class ConvDecoderModel:
@@ -24,6 +31,12 @@ class ConvDecoderModel:
         """`keras_gon.layers.conv_decoder.take_decoder`: the decoder, its options removed
         from `options` (the model's remaining keyword arguments)."""
         return take_decoder(decoder, options, **fixed)
+
+    @staticmethod
+    def make_encoder(encoder: str, decoder: ConvDecoder, output_dim: int) -> keras.layers.Layer:
+        """The encoder called `encoder` (a key of `ENCODERS`) of `decoder`'s images."""
+        check_choice(encoder, "encoder", tuple(ENCODERS))
+        return ENCODERS[encoder].mirroring(decoder, output_dim, name="encoder")
 
     def get_config(self):
         config = super().get_config()

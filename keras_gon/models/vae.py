@@ -6,7 +6,6 @@ import keras
 import tensorflow as tf
 
 from keras_gon.layers.conv_decoder import ConvDecoder
-from keras_gon.layers.conv_encoder import ConvEncoder
 from keras_gon.layers.reparameterization import Reparameterization
 from keras_gon.models.conv_decoder_model import ConvDecoderModel
 from keras_gon.models.latent_model import LatentModel
@@ -40,6 +39,9 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         decoder: a `ConvDecoder` or its config, or (by default) built from the
             decoder options given flat, as in `keras_gon.GON`; the encoder
             mirrors it.
+        encoder: "conv" (the mirrored `ConvEncoder`, the paper's baseline) or
+            "linear" (`keras_gon.layers.LinearEncoder`: [μ, log σ²] an affine
+            map of the image, the class of encoder a variational GON's is).
         likelihood, likelihood_stddev, kl_weight: as in `keras_gon.VariationalGON`.
         **kwargs: the decoder options, `seed` (of the posterior sampling),
             `outer_target` and `keras.Model` options (`name`, ...).
@@ -48,6 +50,7 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
     def __init__(
         self,
         decoder: ConvDecoder | dict | None = None,
+        encoder: str = "conv",
         likelihood: str = "discretized_logistic",
         likelihood_stddev: float = 0.1,
         kl_weight: float = 1.0,
@@ -56,15 +59,18 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         self.set_likelihood(likelihood, likelihood_stddev)  # (the metric trackers need it)
         # === Layers ===
         decoder = self.make_variational_decoder(decoder, kwargs)
-        encoder = ConvEncoder.mirroring(decoder, 2 * decoder.latent_dim, name="encoder")
+        encoder_layer = self.make_encoder(encoder, decoder, 2 * decoder.latent_dim)
         reparameterization = Reparameterization(
             seed=kwargs.get("seed"), dtype=kwargs.get("dtype"), name="reparameterization"
         )
         super().__init__(image_shape=decoder.image_shape, latent_dim=decoder.latent_dim, **kwargs)
-        self.encoder = encoder
+        self.encoder = encoder_layer
         self.reparameterization = reparameterization
         self.decoder = decoder
         self.init_kl_weight(kl_weight)
+
+        # === Config ===
+        self.encoder_type = encoder
         self.build()
 
     def build(self, input_shape=None):
@@ -108,3 +114,8 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         """The -ELBO of the batch (eq. 10): the encoder's posterior, one sample, the decoder."""
         images = self.unpack_images(data)
         return self.elbo_terms(images, training=training, target=self.unpack_target(data, images))
+
+    def get_config(self):
+        config = super().get_config()
+        config["encoder"] = self.encoder_type
+        return config

@@ -70,6 +70,11 @@ def test_the_full_study_plans_the_decisive_runs_first():
     assert {s.kind for s in decisive} == {"gon", "ae", "vgon", "vae"}
     assert [s.group for s in specs[:32]] == ["decisive"] * 32  # two seeds before any ablation
     assert {s.seed for s in specs[:32]} == {0, 1}
+    linear = [s for s in specs if dict(s.options).get("encoder") == "linear"]
+    assert {(s.kind, s.setting, s.latent_dim) for s in linear} == {
+        ("ae", "paper", 32), ("ae", "ours", 32), ("vae", "ours", 32),
+        ("ae", "paper", 256), ("ae", "ours", 256), ("vae", "ours", 256)}
+    assert {s.epochs for s in linear} == {30} and {s.group for s in linear} == {"diagnostics"}
     with pytest.raises(InputError, match="unknown study groups"):
         reproduction.reproduction_specs(TINY, ["everything"])
 

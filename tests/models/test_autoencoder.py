@@ -10,7 +10,7 @@ import keras_gon
 from keras_gon.errors import InputError
 
 # 60 steps of mnist10k at batch 64, latent 8, width 4, Adam 1e-3, seed 0.
-# Measured held-out SSE per image: 76.4 (untrained: ~120).
+# Measured held-out SSE per image: 76.4 (untrained: ~120); with encoder="linear" 72.9.
 STEPS = 60
 HELD_OUT_SSE_THRESHOLD = 90.0
 
@@ -62,3 +62,30 @@ def test_save_and_load_give_identical_outputs(trained, mnist32, tmp_path):
 def test_refuses_origin_gradient_options():
     with pytest.raises(InputError, match="no origin gradient.*num_steps"):
         keras_gon.ConvAutoencoder(num_steps=10)
+
+
+def test_linear_encoder_trains_and_round_trips(mnist32, make_batches, tmp_path):
+    """encoder="linear": z an affine map of the image (the class of a GON's encoder)."""
+    keras.utils.set_random_seed(0)
+    model = keras_gon.ConvAutoencoder(latent_dim=8, width=4, encoder="linear", seed=0)
+    assert isinstance(model.encoder, keras_gon.layers.LinearEncoder)
+    assert model.get_config()["encoder"] == "linear"
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(make_batches(mnist32[0][: STEPS * 64], 64, shuffle=True), epochs=1, verbose=0)
+    held_out = model.evaluate(make_batches(mnist32[1], 500, shuffle=False), verbose=0,
+                              return_dict=True)
+    print("linear-encoder autoencoder held-out SSE", held_out["loss"])
+    assert held_out["loss"] < HELD_OUT_SSE_THRESHOLD
+    a, b = mnist32[1][:3], mnist32[1][3:6]
+    np.testing.assert_allclose(model.encode(0.3 * a + 0.7 * b).numpy(),
+                               0.3 * model.encode(a).numpy() + 0.7 * model.encode(b).numpy(),
+                               rtol=1e-4, atol=1e-4)
+    model.save(tmp_path / "linear.keras")
+    loaded = keras.saving.load_model(tmp_path / "linear.keras")
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.encode(a).numpy(), model.encode(a).numpy())
+
+
+def test_unknown_encoder_is_named():
+    with pytest.raises(InputError, match="encoder 'mlp'"):
+        keras_gon.ConvAutoencoder(latent_dim=8, width=4, encoder="mlp")
