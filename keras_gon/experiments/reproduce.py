@@ -9,7 +9,9 @@ library's default (`study.SETTINGS`):
 - *multistep*: the 10-step GON with and without detach;
 - *activations*: the GON with eight activations at latent 32, 128 and 512 (fig. 3);
 - *origin*: the GON from z0 ~ N(0, σ²), appendix C's variants (a) and (b) (fig. 11);
-- *diagnostics*: runs that test explanations of what does not reproduce.
+- *diagnostics*: runs that test explanations of what does not reproduce (among them
+  the autoencoder and VAE with a linear encoder, the class of a GON's encoder, shown
+  beside the decisive runs).
 
 `write_report` turns whatever is stored into `REPRODUCTION.md`: a verdict per
 claim (reproduced, not reproduced, or reversed), the tables behind it with
@@ -146,7 +148,7 @@ def reproduction_specs(budget: ReproductionBudget, groups: Sequence[str] = GROUP
                 for kind, settings in (("ae", _settings()), ("vae", ("ours",))):
                     for setting in settings:
                         specs.append(RunSpec(kind, setting, latent, b.decisive_epochs, seed,
-                                             options=(("encoder", "linear"),),
+                                             options=LINEAR_ENCODER,
                                              group="diagnostics",
                                              label=f"{kind.upper()}, linear encoder", **base))
         # The authors' own variational GON (latent 48, width 32, BCE) against the same VAE.
@@ -343,7 +345,11 @@ def _verdict_rows(results: Results, budget: ReproductionBudget) -> list[tuple]:
                           group="decisive")
                 c = _gaps(results, kind=second, setting=setting, latent_dim=latent,
                           group="decisive")
-                cells[setting] = (f"gap {_format(a, 3)} vs {_format(c, 3)}", compare(a, c))
+                fields = dict(setting=setting, latent_dim=latent, group="decisive")
+                ra = _gaps(results, relative=True, kind=first, **fields)
+                rc = _gaps(results, relative=True, kind=second, **fields)
+                cells[setting] = (f"gap {_format(a, 3)} vs {_format(c, 3)} ({_format(ra, 1)} "
+                                  f"vs {_format(rc, 1)} % of train)", compare(a, c))
             rows.append((f"Figs. 2c/16: {first.upper()} overfits less than {second.upper()} "
                          f"(held-out - train, latent {latent})",
                          "GONs' held-out loss stays closer to their training loss", cells))
@@ -377,8 +383,9 @@ def _verdict_rows(results: Results, budget: ReproductionBudget) -> list[tuple]:
     return rows
 
 
-def _gaps(results: Results, **fields) -> list[float]:
-    """Held-out minus training figure of the fixed model at the last epoch, per seed."""
+def _gaps(results: Results, relative: bool = False, **fields) -> list[float]:
+    """Held-out minus training figure of the fixed model at the last epoch, per seed
+    (with `relative`, as a percentage of the training figure)."""
     gaps = []
     for spec, result in results.select(**fields):
         if result is None or not result.get("epochs"):
@@ -387,8 +394,25 @@ def _gaps(results: Results, **fields) -> list[float]:
         metric = result["metric"]
         held, train = last.get(f"held_out_{metric}"), last.get(f"train_eval_{metric}")
         if held is not None and train is not None:
-            gaps.append(held - train)
+            gaps.append(100.0 * (held - train) / train if relative else held - train)
     return gaps
+
+
+LINEAR_ENCODER = (("encoder", "linear"),)
+
+
+def _decisive_rows(results: Results, setting: str, latent: int) -> list[tuple[str, dict]]:
+    """(row name, spec fields) of the decisive models at a setting and latent size, each
+    baseline followed by its linear-encoder diagnostic where the study has one."""
+    rows = []
+    for kind in ("gon", "ae", "vgon", "vae"):
+        rows.append((kind.upper(), dict(kind=kind, setting=setting, latent_dim=latent,
+                                        group="decisive")))
+        linear = dict(kind=kind, setting=setting, latent_dim=latent, group="diagnostics",
+                      options=LINEAR_ENCODER)
+        if kind in ("ae", "vae") and results.select(**linear):
+            rows.append((f"{kind.upper()}, linear encoder", linear))
+    return rows
 
 
 def _activation_cell(figures: dict) -> tuple[str, str]:
@@ -477,8 +501,8 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
     drows = []
     for latent in b.decisive_latents:
         for setting in _settings():
-            for kind in ("gon", "ae", "vgon", "vae"):
-                fields = dict(kind=kind, setting=setting, latent_dim=latent, group="decisive")
+            for name, fields in _decisive_rows(results, setting, latent):
+                kind = fields["kind"]
                 final = results.final(**fields)
                 moving = results.final(**fields) if setting == "ours" else [
                     r.get("test_moving", {}).get(r["metric"], float("nan"))
@@ -486,7 +510,7 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
                 seconds = [r["seconds"] for _, r in results.select(**fields) if r is not None]
                 digits = 3 if kind in ("vgon", "vae") else 2
                 drows.append([
-                    kind.upper(), setting, latent, _format(final, digits),
+                    name, setting, latent, _format(final, digits),
                     _format(moving, digits) if setting == "paper" else "(same)",
                     results.parameters(**fields) or "", _format(seconds, 0),
                     f"{len(final)}/{len(results.select(**fields))}",
@@ -498,13 +522,12 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
     erows = []
     for latent in b.decisive_latents:
         for setting in _settings():
-            for kind in ("gon", "ae", "vgon", "vae"):
-                fields = dict(kind=kind, setting=setting, latent_dim=latent, group="decisive")
-                digits = 3 if kind in ("vgon", "vae") else 2
+            for name, fields in _decisive_rows(results, setting, latent):
+                digits = 3 if fields["kind"] in ("vgon", "vae") else 2
                 cells = [_format(results.at_epoch(e, **fields), digits) for e in epochs]
                 train = _format(results.at_epoch(b.decisive_epochs, prefix="train_eval",
                                                  **fields), digits)
-                erows.append([kind.upper(), setting, latent, *cells, train])
+                erows.append([name, setting, latent, *cells, train])
     lines += _table(["model", "setting", "latent", *[f"epoch {e}" for e in epochs],
                      f"train, epoch {b.decisive_epochs}"], erows)
     lines += ["", f"## Table 1 ablations (latent {b.ablation_latent}, held-out SSE on the fixed "
@@ -547,6 +570,8 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
     lines += ["", "## Diagnostics", ""]
     grows = []
     for spec, result in Results(specs, stored).select(group="diagnostics"):
+        if spec.options == LINEAR_ENCODER:  # shown beside the decisive runs
+            continue
         figure = "missing" if result is None else (
             f"{result.get('test', {}).get(result['metric'], float('nan')):.4f}")
         name = spec.label or spec.kind

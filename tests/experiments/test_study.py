@@ -148,11 +148,19 @@ def test_reproduce_tiny_writes_a_report_with_every_claim(tmp_path):
                   "GON < GLO", "10-step ≈ 1-step", "ELU best, ReLU worst", "σ = 0 best"):
         assert claim in text, claim
     assert "| missing |" in text  # only table1 was run: the decisive cells are missing
+    assert "% of train)" in text  # the generalisation gap also relative to the training loss
     table1 = [s for s in reproduction.reproduction_specs(TINY, ["table1"])]
     assert len(_results(out)) == len(table1)
     again = reproduction.reproduce(NPZ, out, budget="tiny", report=report, groups=["table1"],
                                    report_only=True)
     assert len(again) == len(table1)
+    # the linear-encoder diagnostics sit beside the decisive runs, not in the diagnostics table
+    reproduction.reproduce(NPZ, out, budget="tiny", report=report,
+                           groups=["table1", "diagnostics"], report_only=True)
+    text = report.read_text()
+    decisive = text.split("## Decisive runs")[1].split("## Per-epoch")[0]
+    assert "| AE, linear encoder | paper |" in decisive and "| VAE, linear encoder | ours |" in decisive
+    assert "linear encoder" not in text.split("## Diagnostics")[1].split("<!-- analysis")[0]
 
 
 def test_two_copies_of_a_study_share_its_runs_through_claims(tmp_path):
