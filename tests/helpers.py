@@ -100,3 +100,18 @@ def origin_step(model, x, training: bool, share_origin: bool):
     for variable, value in zip(model.non_trainable_variables, state):
         variable.assign(value)
     return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients], after
+
+
+def assert_affine_encoder_survives_saving(model, images, path) -> None:
+    """`model.encode` is affine in the image (a linear encoder's), and a `.keras` round trip
+    at `path` keeps the config and the latents."""
+    import keras
+
+    a, b = images[:3], images[3:6]
+    np.testing.assert_allclose(model.encode(0.3 * a + 0.7 * b).numpy(),
+                               0.3 * model.encode(a).numpy() + 0.7 * model.encode(b).numpy(),
+                               rtol=1e-4, atol=1e-4)
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.encode(a).numpy(), model.encode(a).numpy())

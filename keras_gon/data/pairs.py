@@ -33,12 +33,13 @@ def with_example_indices(
     if ds.cardinality() == tf.data.INFINITE_CARDINALITY:
         raise InputError("with_example_indices needs a finite dataset (one pass numbers the "
                          "images), got a repeated one: call .repeat() after it")
-    images = _images_only(ds)
+    # Cached first: counting is the pass that fills the cache, the epochs read it.
+    images = _images_only(ds).cache()
     # unbatch() loses the count; knowing it, Keras sizes epochs up front.
     count = int(images.reduce(tf.constant(0, tf.int64),
                               lambda n, x: n + tf.shape(x, out_type=tf.int64)[0]))
     pairs = images.unbatch().enumerate().map(lambda i, x: (x, tf.cast(i, tf.int32)))
-    pairs = pairs.apply(tf.data.experimental.assert_cardinality(count)).cache()
+    pairs = pairs.apply(tf.data.experimental.assert_cardinality(count))
     if shuffle:
         pairs = pairs.shuffle(65_536, seed=seed, reshuffle_each_iteration=True)
     return pairs.batch(int(batch_size), drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)

@@ -5,6 +5,7 @@ from keras_gon.layers.batch_normalization import BatchNormalization
 from keras_gon.layers.batch_normalization import inference_statistics
 from keras_gon.layers.conv_decoder import NORMALIZATIONS, ConvDecoder
 from keras_gon.layers.conv_encoder import ConvEncoder
+from keras_gon.layers.dense import pytorch_dense
 from keras_gon.layers.group_normalization import GroupNormalization
 from keras_gon.layers.linear_encoder import LinearEncoder
 from keras_gon.layers.reparameterization import Reparameterization
@@ -21,4 +22,5 @@ __all__ = [
     "Reparameterization",
     "SineDense",
     "inference_statistics",
+    "pytorch_dense",
 ]

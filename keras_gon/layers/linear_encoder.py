@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 
+from keras_gon.layers.dense import pytorch_dense
 from keras_gon.validation import check_positive_int, check_square_image_shape
 
 
@@ -37,15 +36,9 @@ class LinearEncoder(keras.layers.Layer):
         self.output_dim = int(output_dim)
 
         # === Layers ===
-        # PyTorch's default initialisation (uniform in ±1/sqrt(fan_in)), as ConvEncoder's.
-        bound = 1.0 / math.sqrt(size * size * channels)
-        self.dense = keras.layers.Dense(
-            self.output_dim,
-            kernel_initializer=keras.initializers.VarianceScaling(
-                1.0 / 3.0, mode="fan_in", distribution="uniform"),
-            bias_initializer=keras.initializers.RandomUniform(-bound, bound),
-            dtype=self.dtype_policy, name="dense",
-        )
+        # PyTorch's default initialisation, as ConvEncoder's.
+        self.dense = pytorch_dense(self.output_dim, size * size * channels, "dense",
+                                   self.dtype_policy)
 
     @classmethod
     def mirroring(cls, decoder, output_dim: int, **kwargs) -> "LinearEncoder":

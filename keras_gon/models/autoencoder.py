@@ -45,9 +45,6 @@ class ConvAutoencoder(ConvDecoderModel, LatentModel):
         super().__init__(image_shape=decoder.image_shape, latent_dim=decoder.latent_dim, **kwargs)
         self.decoder = decoder
         self.encoder = encoder_layer
-
-        # === Config ===
-        self.encoder_type = encoder
         self.build()
 
     def build(self, input_shape=None):
@@ -64,8 +61,3 @@ class ConvAutoencoder(ConvDecoderModel, LatentModel):
 
     def decode_latents(self, latents, training=False):
         return self.decoder(latents, training=training)
-
-    def get_config(self):
-        config = super().get_config()
-        config["encoder"] = self.encoder_type
-        return config

@@ -21,7 +21,9 @@ class ConvDecoderModel:
     config), or the decoder's options flat (`image_shape`, `latent_dim`,
     `width`, `activation`, `normalization`, `momentum`, `epsilon`, see
     `keras_gon.layers.ConvDecoder`). Its config stores the decoder's config
-    under "decoder" instead of repeating its options.
+    under "decoder" instead of repeating its options, and, for a model with an
+    encoder from `make_encoder`, that encoder's name (a key of `ENCODERS`)
+    under "encoder", read from the layer itself.
     """
 
     decoder: ConvDecoder
@@ -42,6 +44,10 @@ class ConvDecoderModel:
         config = super().get_config()
         for name in ("image_shape", "latent_dim"):  # the decoder's, stored once
             config.pop(name, None)
+        encoder = getattr(self, "encoder", None)  # one of `make_encoder`'s: its name
+        for name, encoder_class in ENCODERS.items():
+            if type(encoder) is encoder_class:
+                config["encoder"] = name
         decoder = keras.saving.serialize_keras_object(self.decoder)
         decoder.pop("build_config", None)  # the model builds its decoder itself
         config["decoder"] = decoder

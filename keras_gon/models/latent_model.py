@@ -311,9 +311,11 @@ class LatentModel(keras.Model):
         for callback in (StopOnNonFiniteLoss(), *self.training_callbacks()):
             if not any(isinstance(c, type(callback)) for c in callbacks):
                 callbacks.append(callback)
-        if isinstance(x, tf.data.Dataset) and "shuffle" not in kwargs and len(args) < 7:
-            # Keras ignores `shuffle` for a dataset (the pipeline shuffles) but
-            # warns on every fit because its default is True.
+        # Keras ignores `shuffle` for a dataset (the pipeline shuffles) but warns on every
+        # fit because its default is True. (Positionally it is the 7th argument after y:
+        # batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle.)
+        shuffle_given = "shuffle" in kwargs or len(args) >= 7
+        if isinstance(x, tf.data.Dataset) and not shuffle_given:
             kwargs["shuffle"] = False
         self.build_optimizer()
         return super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data,

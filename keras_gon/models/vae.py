@@ -68,9 +68,6 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         self.reparameterization = reparameterization
         self.decoder = decoder
         self.init_kl_weight(kl_weight)
-
-        # === Config ===
-        self.encoder_type = encoder
         self.build()
 
     def build(self, input_shape=None):
@@ -114,8 +111,3 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         """The -ELBO of the batch (eq. 10): the encoder's posterior, one sample, the decoder."""
         images = self.unpack_images(data)
         return self.elbo_terms(images, training=training, target=self.unpack_target(data, images))
-
-    def get_config(self):
-        config = super().get_config()
-        config["encoder"] = self.encoder_type
-        return config

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 
 import keras
 
 from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 from keras_gon.layers.conv_decoder import ConvDecoder
+from keras_gon.layers.dense import pytorch_dense
 from keras_gon.layers.reparameterization import Reparameterization
 from keras_gon.models.conv_decoder_model import ConvDecoderModel
 from keras_gon.models.gradient_origin import GradientOriginModel
@@ -22,20 +22,6 @@ dependence on the batch. With step 1 the latents are 64x larger and feed the lin
 
 ORIGIN_PRIOR_VARIANCE = 2.0
 """z0 ~ N(0, 2I): the origin as a noisy observation of z ~ N(0, I) (paper §3.1)."""
-
-
-def _linear(units: int, fan_in: int, name: str, dtype=None) -> keras.layers.Dense:
-    """A Dense layer initialised as PyTorch's nn.Linear (uniform in ±1/sqrt(fan_in))."""
-    bound = 1.0 / math.sqrt(fan_in)
-    return keras.layers.Dense(
-        units,
-        kernel_initializer=keras.initializers.VarianceScaling(
-            1.0 / 3.0, mode="fan_in", distribution="uniform"
-        ),
-        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
-        dtype=dtype,
-        name=name,
-    )
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -106,8 +92,8 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
         # === Layers ===
         decoder = self.make_variational_decoder(decoder, kwargs)
         seed, dtype, dim = kwargs.get("seed"), kwargs.get("dtype"), decoder.latent_dim
-        mean_dense = _linear(dim, dim, "posterior_mean", dtype)
-        log_variance_dense = _linear(dim, dim, "posterior_log_variance", dtype)
+        mean_dense = pytorch_dense(dim, dim, "posterior_mean", dtype)
+        log_variance_dense = pytorch_dense(dim, dim, "posterior_log_variance", dtype)
         # Not the origin's seed: the two generators would draw the same noise.
         reparameterization = Reparameterization(
             seed=None if seed is None else seed + 1, dtype=dtype, name="reparameterization"

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
+from helpers import assert_affine_encoder_survives_saving
 
 # Budget: 1 epoch of mnist10k (125 steps), latent 32, width 16, batch 64, Adam 1e-4,
 # seed 0, no XLA, the default discretised logistic likelihood. Measured held-out
@@ -215,11 +216,4 @@ def test_linear_encoder_trains_and_round_trips(mnist32, make_batches, tmp_path):
     held_out = model.evaluate(test_ds, verbose=0, return_dict=True)["bits_per_dim"]
     print("linear-encoder VAE held-out bits/dim", held_out, "untrained", untrained)
     assert held_out < LINEAR_BITS_PER_DIM_THRESHOLD
-    a, b = mnist32[1][:3], mnist32[1][3:6]
-    np.testing.assert_allclose(model.encode(0.3 * a + 0.7 * b).numpy(),
-                               0.3 * model.encode(a).numpy() + 0.7 * model.encode(b).numpy(),
-                               rtol=1e-4, atol=1e-4)
-    model.save(tmp_path / "linear.keras")
-    loaded = keras.saving.load_model(tmp_path / "linear.keras")
-    assert loaded.get_config() == model.get_config()
-    np.testing.assert_array_equal(loaded.encode(a).numpy(), model.encode(a).numpy())
+    assert_affine_encoder_survives_saving(model, mnist32[1], tmp_path / "linear.keras")
