@@ -81,3 +81,27 @@ def check_square_image_shape(image_shape: Any) -> tuple[int, int, int]:
     if channels < 1:
         raise InputError(f"image_shape needs at least one channel, got {channels}")
     return height, width, channels
+
+
+MAX_CHANNELS = 4
+"""More channels than this in the last axis of a batch of images is not an image's
+channel axis (grey, grey + alpha, RGB, RGBA)."""
+
+
+def channels_first_error(shape: Sequence, name: str = "images") -> InputError | None:
+    """The error for a batch of images in channels-first layout `(N, C, H, W)`, or None.
+
+    Recognised when the second axis has 1, 3 or 4 entries (a channel count) and
+    the last has more than `MAX_CHANNELS` (a width, not channels): e.g. PyTorch's
+    `(N, 1, 28, 28)`, which would otherwise be read as 28-channel 1x28 images.
+    """
+    if len(shape) != 4 or shape[1] not in (1, 3, 4) or shape[-1] is None:
+        return None
+    if shape[-1] <= MAX_CHANNELS:
+        return None
+    dims = ", ".join("None" if d is None else str(d) for d in shape)
+    return InputError(
+        f"the shape ({dims}) of {name} is channels-first (N, C, H, W): keras-gon takes "
+        f"channels-last (N, H, W, C) images; transpose them first, e.g. "
+        f"np.transpose(x, (0, 2, 3, 1)) or tf.transpose(x, (0, 2, 3, 1))"
+    )

@@ -64,3 +64,27 @@ def make_batches():
         return dataset.batch(batch_size, drop_remainder=shuffle).prefetch(2)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def cifar10_folder(tmp_path_factory):
+    """Real CIFAR-10 JPEGs of 3 classes: train/<class>/ (100 each) and test/<class>/ (30 each)."""
+    from helpers import cifar10_subset
+
+    return cifar10_subset(tmp_path_factory.mktemp("cifar10"))
+
+
+@pytest.fixture(scope="session")
+def celeba_folder(tmp_path_factory):
+    """The first 320 real CelebA faces, a flat folder of 89x109 JPEGs."""
+    from helpers import celeba_subset
+
+    return celeba_subset(tmp_path_factory.mktemp("celeba"))
+
+
+@pytest.fixture(scope="session")
+def coil20_folder(tmp_path_factory):
+    """Real COIL-20: the 72 grey 128x128 PNGs of 4 objects and the archive's `Icon\\r` file."""
+    from helpers import coil20_subset
+
+    return coil20_subset(tmp_path_factory.mktemp("coil20"))

@@ -115,3 +115,66 @@ def assert_affine_encoder_survives_saving(model, images, path) -> None:
     loaded = keras.saving.load_model(path)
     assert loaded.get_config() == model.get_config()
     np.testing.assert_array_equal(loaded.encode(a).numpy(), model.encode(a).numpy())
+
+
+def extract_members(tar_name: str, wanted, destination: Path) -> Path:
+    """Extracts the members of `../shared/data/<tar_name>` whose names `wanted(name)` accepts
+    into `destination` (one sequential read of the tar: only those files are written)."""
+    import tarfile
+
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(SHARED_DATA / tar_name, "r|") as archive:
+        for member in archive:
+            if member.isfile() and wanted(member.name):
+                archive.extract(member, destination, filter="data")
+    return destination
+
+
+def cifar10_subset(destination: Path, classes=("airplane", "automobile", "bird"),
+                   train_per_class: int = 100, test_per_class: int = 30) -> Path:
+    """A CIFAR-10 folder of `classes` with train/ and test/ subfolders (the real JPEGs)."""
+
+    def wanted(name: str) -> bool:
+        parts = name.split("/")
+        if len(parts) != 3 or parts[1] not in classes:
+            return False
+        limit = train_per_class if parts[0] == "train" else test_per_class
+        return int(parts[2].split(".")[0]) < limit
+
+    return extract_members("cifar10-jpg.tar", wanted, destination)
+
+
+def celeba_subset(destination: Path, count: int = 320) -> Path:
+    """A flat folder of the first `count` CelebA faces (89x109 RGB JPEGs)."""
+    extract_members("celeba-8k.tar",
+                    lambda name: name.endswith(".jpg") and int(name[-10:-4]) <= count,
+                    destination)
+    return destination / "celeba"
+
+
+def coil20_subset(destination: Path, objects=(1, 2, 3, 4)) -> Path:
+    """A flat folder of COIL-20's 72 poses of `objects` (grey 128x128 PNGs) and its
+    non-image file `Icon\\r`."""
+    prefixes = tuple(f"coil-20-proc/obj{k}__" for k in objects)
+    extract_members("coil-20-proc.tar",
+                    lambda name: name.startswith(prefixes) or not is_image_name(name),
+                    destination)
+    return destination / "coil-20-proc"
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".gif"))
+
+
+def train_on_folder(model, folder, steps: int, lr: float = 1e-3, **load_options):
+    """Trains `model` for `steps` Adam steps on an image folder (`load_image_folder`);
+    returns its held-out figures `(before, after)` training, and the test pipeline."""
+    import keras
+
+    from keras_gon.data import load_image_folder
+
+    train, test, _ = load_image_folder(folder, verbose=False, seed=0, **load_options)
+    model.compile(optimizer=keras.optimizers.Adam(lr))
+    before = model.evaluate(test, verbose=0, return_dict=True)
+    model.fit(train.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)
+    return before, model.evaluate(test, verbose=0, return_dict=True), test

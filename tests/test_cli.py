@@ -217,3 +217,64 @@ def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys
                            "--out", tmp_path / "gon", *SMALL], capsys)
     _assert_one_error_line(status, err, "--encoder: only for the autoencoder baselines")
     assert not (tmp_path / "gon").exists()
+
+
+# --- image folders --------------------------------------------------------------------
+
+
+def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder, tmp_path,
+                                                                  capsys):
+    out = tmp_path / "gon"
+    status, printed, _ = _run(["train", "gon", "--data", cifar10_folder, "--steps", "5",
+                               "--batch-size", "32", "--out", out, *SMALL], capsys)
+    assert status == 0
+    assert "found 300 training and 90 held-out images of 3 classes" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["image_shape"] == [32, 32, 3]
+    assert metrics["split"] == "the train/ and test/ folders"
+    assert metrics["class_names"] == ["airplane", "automobile", "bird"]
+    out = tmp_path / "classifier"
+    status, printed, _ = _run(["train", "classifier", "--data", cifar10_folder, "--steps", "5",
+                               "--batch-size", "32", "--num-classes", "3", "--out", out,
+                               *SMALL], capsys)
+    assert status == 0  # labels from the subfolders
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["config"]["num_classes"] == 3
+    assert (out / "reconstructions.png").is_file()
+
+
+def test_vgon_on_a_flat_folder_at_64_samples_colour(celeba_folder, tmp_path, capsys):
+    import matplotlib.image
+
+    out = tmp_path / "vgon"
+    status, printed, _ = _run(["train", "vgon", "--data", celeba_folder, "--image-size", "64",
+                               "--steps", "3", "--batch-size", "32", "--out", out, *SMALL],
+                              capsys)
+    assert status == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["image_shape"] == [64, 64, 3] and metrics["class_names"] == []
+    assert metrics["split"] == "a fraction 0.1 held out at random, seed 0"
+    assert matplotlib.image.imread(out / "samples.png").shape[-1] in (3, 4)  # colour PNG
+    sample_png = tmp_path / "faces.png"
+    status, _, _ = _run(["sample", out, "--n", "4", "--out", sample_png], capsys)
+    assert status == 0 and sample_png.is_file()
+
+
+def test_grey_folder_with_a_non_image_file_and_channels_option(coil20_folder, tmp_path, capsys):
+    out = tmp_path / "coil"
+    status, printed, _ = _run(["train", "gon", "--data", coil20_folder, "--image-size", "32",
+                               "--channels", "3", "--steps", "2", "--out", out, *SMALL], capsys)
+    assert status == 0
+    assert "skipped 1 file not an image" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["image_shape"] == [32, 32, 3] and metrics["skipped_files"] == ["Icon\r"]
+
+
+def test_channels_first_arrays_are_refused_with_how_to_transpose(tmp_path, capsys, mnist10k):
+    path = tmp_path / "nchw.npz"
+    np.savez(path, x_train=mnist10k["x_train"][:200, None], x_test=mnist10k["x_test"][:50, None])
+    status, _, err = _run(["train", "gon", "--data", path, "--steps", "1", "--out",
+                           tmp_path / "run", *SMALL], capsys)
+    _assert_one_error_line(status, err, "channels-first (N, C, H, W)")
+    assert "np.transpose(x, (0, 2, 3, 1))" in err
+    assert not (tmp_path / "run").exists()

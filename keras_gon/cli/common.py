@@ -58,9 +58,11 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = No
     """`--data`, `--data-dir`, `--manual-dir`: where images come from."""
     parser.add_argument(
         "--data", default=default,
-        help="mnist5k (offline), keras:NAME (keras.datasets: mnist, fashion_mnist, cifar10), "
-        "a TFDS name (mnist, fashion_mnist, cifar10, ...), a .npz in the keras.datasets layout "
-        "or a folder of IDX files" + ("" if default else " (default: the run's own)"),
+        help="a folder of images (PNG, JPEG, BMP, GIF; flat or one subfolder per class, with "
+        "or without train/ and test/), mnist5k (offline), keras:NAME (keras.datasets: mnist, "
+        "fashion_mnist, cifar10), a TFDS name (mnist, fashion_mnist, cifar10, ...), a .npz in "
+        "the keras.datasets layout or a folder of IDX files"
+        + ("" if default else " (default: the run's own)"),
     )
     parser.add_argument("--data-dir", help="TFDS data_dir")
     parser.add_argument("--manual-dir", help="TFDS manual_dir (for manually downloaded files)")

@@ -108,6 +108,11 @@ def add_parser(commands) -> None:
     train.add_argument("--batch-size", type=positive_int, default=64, help="global batch size")
     train.add_argument("--image-size", type=positive_int,
                        help="image size (default: the kind's, 32; 28 for igon)")
+    train.add_argument("--train-images", type=positive_int, metavar="N",
+                       help="train on a fixed random subset of N training images (seed 0)")
+    train.add_argument("--channels", type=int, choices=(1, 3),
+                       help="image folders: 1 (grey) or 3 (colour) (default: colour if any "
+                       "image has it)")
     train.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
     train.add_argument("--seed", type=int, default=0, help="seed of data order and weights")
     train.add_argument("--out", type=Path, help="run folder (default runs/<model>-<time>)")
@@ -167,9 +172,12 @@ def _load_data(args, kind, strategy_batch: int):
     size = args.image_size or kind.image_size
     train_ds, test_ds, info = load_dataset(
         args.data, image_size=size, batch_size=strategy_batch, seed=args.seed,
-        data_dir=args.data_dir, manual_dir=args.manual_dir,
+        data_dir=args.data_dir, manual_dir=args.manual_dir, channels=args.channels,
+        train_images=args.train_images,
         with_labels=kind.data == "labelled", shuffle_train=kind.data != "indexed",
     )
+    if info.summary:
+        print(info.summary)
     if kind.data == "indexed":
         train_ds = with_example_indices(train_ds, strategy_batch, seed=args.seed)
     return train_ds, test_ds, info
@@ -247,6 +255,8 @@ def train_command(args) -> dict:
     preset = _preset_model(args, kind, strategy) if args.from_preset else None
     if preset is not None and args.image_size is None:
         args.image_size = preset.image_shape[0]
+    if preset is not None and args.channels is None:
+        args.channels = preset.image_shape[-1]
     train_ds, test_ds, info = _load_data(args, kind, args.batch_size)
     options = model_options(args, info.image_shape, info.num_train)
     with strategy.scope():  # the model's variables are mirrored across the replicas
@@ -293,7 +303,7 @@ def train_command(args) -> dict:
 
     atomic_write(out / "model.keras", model.save)
     atomic_write(out / "reconstructions.png", lambda path: save_reconstructions(
-        path, sample, np.asarray(model(sample, training=False))))  # eager: no trace for 16 images
+        path, sample, np.asarray(model.reconstruct_batch(sample))))  # eager: no trace for 16 images
     if hasattr(model, "sample"):  # models that can sample also write a sample grid
         images = np.asarray(model.sample(SAMPLE_COUNT, seed=args.seed))
         atomic_write(out / "samples.png", lambda path: save_image_rows(path, [("samples", images)]))
@@ -303,6 +313,9 @@ def train_command(args) -> dict:
         "image_shape": list(info.image_shape),
         "num_train": info.num_train,
         "num_test": info.num_test,
+        "split": info.split,
+        "class_names": list(info.class_names),
+        "skipped_files": list(info.skipped),
         "steps": steps,
         "epochs": steps / max(batches_per_epoch, 1),
         "batch_size": args.batch_size,

@@ -2,9 +2,12 @@
 
 - `load_dataset(source, ...)` -> `(train_ds, test_ds, DataInfo)`: batched
   `tf.data` pipelines of float32 NHWC images in [0, 1], square and resized,
-  from `"mnist5k"` (offline), a `.npz` file, a directory of IDX files, numpy
-  arrays or a TFDS name.
+  from `"mnist5k"` (offline), a `.npz` file, a directory of IDX files, a folder of
+  image files, numpy arrays or a TFDS name.
 - `make_dataset(x, ...)`: the same pipeline from in-memory arrays.
+- `load_image_folder(directory, ...)`: the pipelines of a folder of PNG, JPEG, BMP or
+  GIF files (flat, or a subfolder per class), streamed from disk;
+  `scan_image_folder` says what a folder holds.
 - `check_images`, `check_labels`: validation (and scaling) of arrays.
 - `read_idx`, `load_idx_directory`: the IDX format of MNIST-like datasets.
 - `load_npz`, `load_mnist5k`, `load_tfds`: raw (unscaled) sources.
@@ -13,6 +16,8 @@ Every bad input raises `keras_gon.errors.InputError` with a one-line message.
 """
 
 from keras_gon.data.arrays import check_images
+from keras_gon.data.folders import ImageFolder
+from keras_gon.data.folders import scan_image_folder
 from keras_gon.data.arrays import check_labels
 from keras_gon.data.idx import load_idx_directory
 from keras_gon.data.idx import read_idx
@@ -22,6 +27,7 @@ from keras_gon.data.pairs import with_example_indices
 from keras_gon.data.pipelines import MNIST5K
 from keras_gon.data.pipelines import DataInfo
 from keras_gon.data.pipelines import load_dataset
+from keras_gon.data.pipelines import load_image_folder
 from keras_gon.data.pipelines import make_dataset
 from keras_gon.data.sources import TfdsData
 from keras_gon.data.sources import load_mnist5k
@@ -31,11 +37,13 @@ from keras_gon.data.sources import load_tfds
 __all__ = [
     "MNIST5K",
     "DataInfo",
+    "ImageFolder",
     "TfdsData",
     "check_images",
     "check_labels",
     "load_dataset",
     "load_idx_directory",
+    "load_image_folder",
     "load_mnist5k",
     "load_npz",
     "load_tfds",
@@ -43,5 +51,6 @@ __all__ = [
     "mask_half",
     "masked_pairs",
     "read_idx",
+    "scan_image_folder",
     "with_example_indices",
 ]

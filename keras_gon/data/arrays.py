@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from keras_gon.errors import InputError
+from keras_gon.validation import channels_first_error
 
 
 def _shape_str(shape: tuple[int, ...]) -> str:
@@ -64,6 +65,9 @@ def validate_images(
             f"{name} has shape {_shape_str(x.shape)}, expected (N, H, W) or "
             "(N, H, W, C)"
         )
+    layout_error = channels_first_error(x.shape, name)
+    if layout_error is not None:
+        raise layout_error
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if min(x.shape) == 0:

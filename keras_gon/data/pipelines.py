@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras_gon.data.arrays import _check_positive_int
 from keras_gon.data.arrays import check_labels
 from keras_gon.data.arrays import validate_images
+from keras_gon.data.folders import file_dataset, holds_images, scan_image_folder
 from keras_gon.data.idx import load_idx_directory
 from keras_gon.data.preprocessing import resize_images, scale_images
 from keras_gon.data.sources import KERAS_PREFIX
@@ -43,12 +44,21 @@ class DataInfo:
         image_shape: `(H, W, C)` of the images after resizing.
         num_train: Number of training images (before batching).
         num_test: Number of test images.
+        split: How the held-out images were chosen, in words.
+        class_names: The classes of an image folder's subfolders (empty otherwise).
+        skipped: Files of an image folder that were skipped (not images, or
+            not decodable), relative to the folder.
+        summary: One line saying what was found (image folders), for the user.
     """
 
     name: str
     image_shape: tuple[int, int, int]
     num_train: int
     num_test: int
+    split: str = ""
+    class_names: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    summary: str = ""
 
 
 def _preprocess(image: tf.Tensor, image_size: int, divisor: float) -> tf.Tensor:
@@ -147,6 +157,15 @@ def _numpy_dataset(
     )
 
 
+def subset_indices(count: int, size: int | None, seed: int = 0) -> np.ndarray:
+    """Indices of a fixed random subset of `size` of `count` examples, in their order
+    (all of them when `size` is None or not smaller)."""
+    if size is None or size >= count:
+        return np.arange(count)
+    size = _check_positive_int(size, "train_images")
+    return np.sort(np.random.default_rng(seed).choice(count, size, replace=False))
+
+
 def _check_image_size(image_size: Any) -> int:
     return _check_positive_int(image_size, "image_size")
 
@@ -235,14 +254,33 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _load_path(path: Path):
+    """`(splits, split)`: a `.npz` file's or an IDX folder's arrays and how they are split."""
     if path.is_dir():
-        return load_idx_directory(path)
+        (x_train, y_train), (x_test, y_test) = load_idx_directory(path)
+        whole = x_train.shape[0] + x_test.shape[0]
+        single = not any(p.name.startswith("t10k") for p in path.iterdir()) or not any(
+            p.name.startswith("train") for p in path.iterdir())
+        split = (f"the first {x_train.shape[0]} of {whole} images for training, the rest held "
+                 "out" if single else "the train and t10k files")
+        return ((x_train, y_train), (x_test, y_test)), split
     if path.suffix == ".npz":
-        return load_npz(path)
+        return load_npz(path), "the file's x_train and x_test"
     raise InputError(
-        f"unsupported data file {path}: expected a .npz file or a directory "
-        "of IDX files"
+        f"unsupported data file {path}: expected a .npz file, a folder of images or a "
+        "folder of IDX files"
     )
+
+
+def _image_folder_path(source: Any) -> Path | None:
+    """The folder `source` names when it is a folder of image files (not of IDX files)."""
+    if not isinstance(source, (str, os.PathLike)) or (
+        isinstance(source, str) and (source == MNIST5K or source.startswith(KERAS_PREFIX))
+    ):
+        return None
+    path = Path(source).expanduser()
+    if not path.is_dir() or any(p.name.endswith(("-ubyte", "-ubyte.gz")) for p in path.iterdir()):
+        return None
+    return path if holds_images(path) else None
 
 
 def _split_pair(part: Any) -> tuple[Any, Any]:
@@ -252,7 +290,7 @@ def _split_pair(part: Any) -> tuple[Any, Any]:
 
 
 def _resolve_numpy(source: Any):
-    """Returns `(name, ((x_train, y_train), (x_test, y_test)))` or None."""
+    """Returns `(name, ((x_train, y_train), (x_test, y_test)), split)` or None."""
     if isinstance(source, tuple):
         if len(source) != 2:
             raise InputError(
@@ -260,12 +298,12 @@ def _resolve_numpy(source: Any):
                 f"y_test)) or (x_train, x_test), got {len(source)}"
             )
         train, test = source
-        return "arrays", (_split_pair(train), _split_pair(test))
+        return "arrays", (_split_pair(train), _split_pair(test)), "the arrays given"
     if isinstance(source, os.PathLike):
         path = Path(source).expanduser()
         if not path.exists():
             raise InputError(f"no such file or directory: {source}")
-        return path.resolve().name or str(path), _load_path(path)
+        return (path.resolve().name or str(path), *_load_path(path))
     if not isinstance(source, str):
         raise InputError(
             f"unsupported data source of type {type(source).__name__}: "
@@ -273,12 +311,13 @@ def _resolve_numpy(source: Any):
             "IDX files or a tuple of arrays"
         )
     if source == MNIST5K:
-        return MNIST5K, load_mnist5k()
+        return MNIST5K, load_mnist5k(), "4,000 training and 1,000 held-out digits, seed 0"
     if source.startswith(KERAS_PREFIX):
-        return source, load_keras_dataset(source[len(KERAS_PREFIX):])
+        return (source, load_keras_dataset(source[len(KERAS_PREFIX):]),
+                "the keras.datasets train and test splits")
     path = Path(source).expanduser()
     if path.exists():
-        return path.resolve().name or str(path), _load_path(path)
+        return (path.resolve().name or str(path), *_load_path(path))
     if _looks_like_path(source):
         raise InputError(f"no such file or directory: {source}")
     return None  # A TFDS name.
@@ -295,6 +334,7 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     shuffle_train: bool = True,
+    train_images: int | None = None,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
     """Loads a train and a test pipeline from a data source.
 
@@ -307,6 +347,9 @@ def load_dataset(
       `y_test`);
     - a path to a directory of MNIST-style IDX files (see
       `load_idx_directory`);
+    - a path to a folder of image files, flat or one subfolder per class,
+      with or without `train/` and `test/` subfolders (see
+      `load_image_folder`);
     - a tuple `((x_train, y_train), (x_test, y_test))` or `(x_train, x_test)`;
     - any other string: a TFDS name (`"mnist"`, `"cifar10"`,
       `"lsun/bedroom"`...), see `load_tfds`.
@@ -322,13 +365,15 @@ def load_dataset(
         source: The data source.
         image_size: Side of the square output images.
         channels: Number of channels the model expects; None accepts the
-            data's own.
+            data's own. Image folders are converted to it (grey or colour).
         batch_size: Batch size.
         seed: Shuffle seed of the train dataset.
         with_labels: Whether elements are `(images, int32 labels)`.
         data_dir: TFDS data directory.
         manual_dir: TFDS manual download directory.
         shuffle_train: Whether to shuffle the train dataset.
+        train_images: Train on a fixed random subset (seed 0) of this many of the
+            training images (TFDS: the first ones); None uses them all.
 
     Returns:
         `(train_ds, test_ds, info)` with `info` a `DataInfo`.
@@ -341,6 +386,13 @@ def load_dataset(
     batch_size = _check_batch_size(batch_size)
     if channels is not None:
         channels = _check_positive_int(channels, "channels")
+    folder = _image_folder_path(source)
+    if folder is not None:
+        return load_image_folder(
+            folder, image_size=image_size, channels=channels, batch_size=batch_size, seed=seed,
+            with_labels=with_labels, shuffle_train=shuffle_train, verbose=False,
+            train_images=train_images,
+        )
     common = dict(image_size=image_size, batch_size=batch_size, cache=True)
 
     resolved = _resolve_numpy(source)
@@ -353,10 +405,17 @@ def load_dataset(
             data_dir=data_dir,
             manual_dir=manual_dir,
             shuffle_train=shuffle_train,
+            train_images=train_images,
             **common,
         )
 
-    name, ((x_train, y_train), (x_test, y_test)) = resolved
+    name, ((x_train, y_train), (x_test, y_test)), split = resolved
+    if train_images is not None and hasattr(x_train, "__len__"):
+        keep = subset_indices(len(x_train), train_images)
+        if len(keep) < len(x_train):
+            x_train = np.asarray(x_train)[keep]
+            y_train = None if y_train is None else np.asarray(y_train)[keep]
+            split += f"; a fixed random subset of {len(keep)} training images (seed 0)"
     x_train, train_divisor = validate_images(
         x_train, name=f"x_train of {name}", channels=channels
     )
@@ -376,10 +435,10 @@ def load_dataset(
         )
     train_labels = test_labels = None
     if with_labels:
-        for split, y in (("train", y_train), ("test", y_test)):
+        for part, y in (("train", y_train), ("test", y_test)):
             if y is None:
                 raise InputError(
-                    f"with_labels=True but the {split} data of {name} have no "
+                    f"with_labels=True but the {part} data of {name} have no "
                     "labels"
                 )
         train_labels = check_labels(y_train, n_train, name=f"y_train of {name}")
@@ -407,6 +466,7 @@ def load_dataset(
         image_shape=(image_size, image_size, int(x_train.shape[-1])),
         num_train=int(n_train),
         num_test=int(n_test),
+        split=split,
     )
     return train, test, info
 
@@ -434,10 +494,15 @@ def _load_tfds_dataset(
     image_size: int,
     batch_size: int,
     cache: bool,
+    train_images: int | None = None,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
     data = load_tfds(
         name, data_dir=data_dir, manual_dir=manual_dir, channels=channels
     )
+    if train_images is not None and (data.num_train < 0 or train_images < data.num_train):
+        train_images = _check_positive_int(train_images, "train_images")
+        data = dataclasses.replace(data, train=data.train.take(train_images),
+                                   num_train=train_images)
     if with_labels and not data.has_labels:
         raise InputError(
             f"with_labels=True but TFDS dataset '{name}' has no 'label' feature"
@@ -482,5 +547,114 @@ def _load_tfds_dataset(
         image_shape=(image_size, image_size, int(data.image_shape[-1])),
         num_train=data.num_train,
         num_test=data.num_test,
+        split=f"the TFDS splits '{data.train_split}' and '{data.test_split}'",
     )
     return train, test, info
+
+
+FOLDER_CACHE_BYTES = 1 << 30
+"""Image folders whose preprocessed images fit in this many bytes are cached in memory
+after the first epoch (`load_image_folder(cache=None)`); larger ones stream from disk."""
+
+
+def load_image_folder(
+    directory: str | os.PathLike,
+    *,
+    image_size: int = 32,
+    channels: int | None = None,
+    batch_size: int = 64,
+    seed: int | None = None,
+    with_labels: bool = False,
+    validation_split: float = 0.1,
+    split_seed: int = 0,
+    shuffle_train: bool = True,
+    cache: bool | None = None,
+    verbose: bool = True,
+    train_images: int | None = None,
+) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
+    """Train and held-out pipelines from a folder of image files (PNG, JPEG, BMP, GIF).
+
+    The folder is flat (no labels) or has one subfolder per class (labels in
+    sorted order, as `keras.utils.image_dataset_from_directory`); `train/` and
+    `test/` (or `val/`) subfolders are the split when present, else
+    `validation_split` of each class is held out with `split_seed`. TensorFlow
+    decodes each file (`tf.io.decode_image`; files it cannot decode, and files
+    that are not images, are skipped and counted in `DataInfo.skipped`), then the
+    one preprocessing of the package crops the centre square and resizes it to
+    `image_size`, in the graph. Images are read from disk as they are needed:
+    cached in memory after the first epoch when they fit in `FOLDER_CACHE_BYTES`
+    (`cache=None`), else streamed, so a folder larger than memory trains.
+
+    Args:
+        directory: The folder.
+        image_size: Side of the square output images.
+        channels: 1 (grey) or 3 (colour); None takes colour if any image has it.
+        batch_size: Batch size.
+        seed: Shuffle seed of the training pipeline.
+        with_labels: Whether elements are `(images, int32 labels)` (needs class
+            subfolders).
+        validation_split: Fraction held out when there is no `test/` folder.
+        split_seed: Seed of that held-out draw (the same seed, the same split).
+        shuffle_train: Whether to shuffle the training pipeline.
+        cache: Cache the preprocessed images in memory (True), stream them (False), or
+            decide from their size (None).
+        verbose: Print the line saying what was found.
+        train_images: Train on a fixed random subset (seed 0) of this many of the
+            training images; None uses them all.
+
+    Returns:
+        `(train_ds, test_ds, info)`: batches of float32 `(B, image_size,
+        image_size, channels)` in [0, 1] (the training batches all full), and a
+        `DataInfo` with the split, the class names and the skipped files.
+
+    Raises:
+        InputError: a missing folder, no readable images, a mixed layout, labels
+            asked of a flat folder, a bad channel count or too few images.
+    """
+    image_size = _check_image_size(image_size)
+    batch_size = _check_batch_size(batch_size)
+    if channels is not None and channels not in (1, 3):
+        raise InputError(f"channels must be 1 (grey) or 3 (colour) for image files, got "
+                         f"{channels!r}")
+    folder = scan_image_folder(directory, validation_split=validation_split,
+                               split_seed=split_seed, labels=True if with_labels else None)
+    channels = channels or folder.channels
+    keep = subset_indices(len(folder.train_files), train_images)
+    if len(keep) < len(folder.train_files):
+        folder = dataclasses.replace(
+            folder, train_files=tuple(folder.train_files[i] for i in keep),
+            train_labels=None if folder.train_labels is None else tuple(
+                folder.train_labels[i] for i in keep),
+            split=f"{folder.split}; a fixed random subset of {len(keep)} training images "
+            "(seed 0)")
+    if len(folder.train_files) < batch_size:
+        raise InputError(
+            f"{folder.root} has {len(folder.train_files)} training images, fewer than one batch "
+            f"of batch_size={batch_size}"
+        )
+    total = (len(folder.train_files) + len(folder.test_files)) * image_size**2 * channels * 4
+    cache = total <= FOLDER_CACHE_BYTES if cache is None else bool(cache)
+    common = dict(image_size=image_size, divisor=255.0, batch_size=batch_size,
+                  with_labels=with_labels, cache=cache)
+    pipelines = []
+    for files, labels, training in ((folder.train_files, folder.train_labels, True),
+                                    (folder.test_files, folder.test_labels, False)):
+        shuffle = training and shuffle_train
+        ds = file_dataset(files, labels if with_labels else None, channels,
+                          shuffle=shuffle and not cache, seed=seed)
+        pipelines.append(_finish(ds, num_examples=len(files), shuffle=shuffle and cache,
+                                 seed=seed if training else None, drop_remainder=training,
+                                 **common))
+    if verbose:
+        print(folder.summary())
+    info = DataInfo(
+        name=folder.root.resolve().name or str(folder.root),
+        image_shape=(image_size, image_size, channels),
+        num_train=len(folder.train_files),
+        num_test=len(folder.test_files),
+        split=folder.split,
+        class_names=folder.class_names,
+        skipped=folder.not_images + folder.corrupt,
+        summary=folder.summary(),
+    )
+    return pipelines[0], pipelines[1], info

@@ -92,13 +92,6 @@ class GONClassifier(GON):
         x = self.check_images(images)
         return self.inference_function("classify", lambda x: self(x, training=False))(x)
 
-    def reconstruct(self, images):
-        """F(z(x)) at inference, as the GON's (`predict` gives class probabilities)."""
-        x = self.check_images(images)
-        return self.inference_function(
-            "reconstruct", lambda x: self.decode_latents(self.encode_latents(self.prepare_images(x)))
-        )(x)
-
     def get_config(self):
         config = super().get_config()
         config.update(

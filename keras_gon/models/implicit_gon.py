@@ -345,9 +345,9 @@ class ImplicitGON(GradientOriginModel):
 
     # --- inference API ---------------------------------------------------------------
 
-    def call(self, inputs, training=None):
+    def reconstruct_batch(self, inputs, training=None):
         """Reconstructions F(z(x)) on the grid, clipped to [0, 1] (what `predict` returns)."""
-        return tf.clip_by_value(super().call(inputs, training=training), 0.0, 1.0)
+        return tf.clip_by_value(super().reconstruct_batch(inputs, training=training), 0.0, 1.0)
 
     def decode(self, latents):
         """F(latents) on the training grid: images (batch, H, W, C) clipped to [0, 1]."""

@@ -9,7 +9,12 @@ import tensorflow as tf
 from keras_gon import losses as gon_losses
 from keras_gon.distribute import is_distributed, scale_loss_for_replicas, step_logs
 from keras_gon.errors import InputError
-from keras_gon.validation import check_choice, check_image_shape, check_positive_int
+from keras_gon.validation import (
+    channels_first_error,
+    check_choice,
+    check_image_shape,
+    check_positive_int,
+)
 
 OUTER_TARGETS = ("input", "y")
 KERAS_MODEL_OPTIONS = ("name", "dtype", "trainable", "autocast")
@@ -282,6 +287,9 @@ class LatentModel(keras.Model):
             shape = _example_shape(data)
             if shape is None:
                 continue
+            layout_error = channels_first_error(shape, "the data's images")
+            if layout_error is not None:
+                raise layout_error
             rank_ok = len(shape) in (3, 4)
             channels_ok = (len(shape) == 3 and channels == 1) or (
                 len(shape) == 4 and shape[-1] in (None, channels))
@@ -359,6 +367,11 @@ class LatentModel(keras.Model):
 
     def call(self, inputs, training=None):
         """Reconstructions F(z(x)) of a batch of images of any size (what `predict` returns)."""
+        return self.reconstruct_batch(inputs, training=training)
+
+    def reconstruct_batch(self, inputs, training=None):
+        """Graph-level (or eager) reconstructions F(z(x)) of a batch of images of any size,
+        for every kind (`call` returns class probabilities for the classifier)."""
         latents, _ = self.find_latents(self.prepare_images(inputs), training=bool(training))
         return self.decode_latents(latents, training=bool(training))
 
@@ -398,6 +411,9 @@ class LatentModel(keras.Model):
         images = tf.convert_to_tensor(images)
         shape = tuple(images.shape)
         channels = self.image_shape[-1]
+        layout_error = channels_first_error(shape, what)
+        if layout_error is not None:
+            raise layout_error
         if images.shape.rank not in (3, 4) or (images.shape.rank == 3 and channels != 1) or (
             images.shape.rank == 4 and shape[-1] not in (None, channels)
         ):
@@ -478,7 +494,7 @@ class LatentModel(keras.Model):
     def reconstruct(self, images):
         """F(z(x)) at inference: encode then decode in one graph."""
         x = self.check_images(images)
-        return self.inference_function("reconstruct", lambda x: self(x, training=False))(x)
+        return self.inference_function("reconstruct", lambda x: self.reconstruct_batch(x))(x)
 
     def get_config(self):
         config = super().get_config()

@@ -156,7 +156,8 @@ def test_make_dataset_validates_images():
 
 def test_load_mnist5k_default():
     train, test, info = load_dataset("mnist5k", seed=0)
-    assert info == DataInfo("mnist5k", (32, 32, 1), 4000, 1000)
+    assert info == DataInfo("mnist5k", (32, 32, 1), 4000, 1000, split=info.split)
+    assert "seed 0" in info.split
     train_batches, test_batches = _batches(train), _batches(test)
     assert len(train_batches) == 4000 // 64
     assert all(b.shape == (64, 32, 32, 1) for b in train_batches)
@@ -171,7 +172,8 @@ def test_load_npz_path_with_labels(npz):
     train, test, info = load_dataset(
         str(NPZ), image_size=28, batch_size=500, seed=1, with_labels=True
     )
-    assert info == DataInfo("mnist10k.npz", (28, 28, 1), 8000, 2000)
+    assert info == DataInfo("mnist10k.npz", (28, 28, 1), 8000, 2000, split=info.split)
+    assert "x_train and x_test" in info.split
     images, labels = next(iter(test))  # Not shuffled.
     np.testing.assert_array_equal(labels.numpy(), npz["y_test"][:500])
     np.testing.assert_array_equal(
@@ -186,7 +188,8 @@ def test_load_idx_directory_path_matches_npz(npz):
     train, test, info = load_dataset(
         MNIST_DIR, image_size=28, batch_size=2000, shuffle_train=False
     )
-    assert info == DataInfo("mnist", (28, 28, 1), 8000, 2000)
+    assert info == DataInfo("mnist", (28, 28, 1), 8000, 2000, split=info.split)
+    assert "8000 of 10000" in info.split
     (test_images,) = _batches(test)
     np.testing.assert_array_equal(test_images[..., 0], npz["x_test"] / np.float32(255))
     first = next(iter(train)).numpy()
@@ -200,7 +203,7 @@ def test_load_tuple_sources():
     x_train = rng.integers(0, 256, (40, 10, 10, 3), dtype=np.uint8)
     x_test = rng.uniform(0, 1, (6, 10, 10, 3))
     train, test, info = load_dataset((x_train, x_test), image_size=16, batch_size=8)
-    assert info == DataInfo("arrays", (16, 16, 3), 40, 6)
+    assert info == DataInfo("arrays", (16, 16, 3), 40, 6, split="the arrays given")
     assert [b.shape for b in _batches(train)] == [(8, 16, 16, 3)] * 5
     assert [b.shape for b in _batches(test)] == [(6, 16, 16, 3)]
     message = _error(load_dataset, (x_train, x_test), batch_size=8, with_labels=True)
@@ -252,7 +255,8 @@ def test_load_tfds_mnist_mocked():
         train, test, info = load_dataset(
             "mnist", batch_size=16, seed=0, with_labels=True
         )
-        assert info == DataInfo("mnist", (32, 32, 1), 40, 40)
+        assert info == DataInfo("mnist", (32, 32, 1), 40, 40, split=info.split)
+        assert "TFDS splits" in info.split
         batches = _batches(train)
         assert [b[0].shape for b in batches] == [(16, 32, 32, 1)] * 2
         images, labels = batches[0]

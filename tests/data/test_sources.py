@@ -330,14 +330,15 @@ def _write_idx(path, array):
         stream.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_keras_datasets_source_reads_the_keras_cache_offline(tmp_path, mnist10k):
+def test_keras_fashion_mnist_trains_offline_from_a_keras_cache(tmp_path):
+    """`keras:fashion_mnist` from a Keras cache holding the four official files (the real
+    ones, from ../shared/data/fashion-mnist), with no network."""
     import json
 
     cache = tmp_path / "keras_home" / "datasets" / "fashion-mnist"
     cache.mkdir(parents=True)
-    for prefix, split in (("train", "train"), ("t10k", "test")):  # real digits, keras's names
-        _write_idx(cache / f"{prefix}-images-idx3-ubyte.gz", mnist10k[f"x_{split}"][:256])
-        _write_idx(cache / f"{prefix}-labels-idx1-ubyte.gz", mnist10k[f"y_{split}"][:256])
+    for path in (SHARED_DATA / "fashion-mnist").glob("*-ubyte.gz"):
+        (cache / path.name).symlink_to(path)
     out = tmp_path / "run"
     result = _subprocess_cli(
         ["train", "gon", "--data", "keras:fashion_mnist", "--steps", "2", "--width", "2",
@@ -346,7 +347,18 @@ def test_keras_datasets_source_reads_the_keras_cache_offline(tmp_path, mnist10k)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["data"] == "keras:fashion_mnist" and metrics["num_train"] == 256
+    assert metrics["data"] == "keras:fashion_mnist"
+    assert (metrics["num_train"], metrics["num_test"]) == (60000, 10000)
+    assert metrics["split"] == "the keras.datasets train and test splits"
+
+
+def test_fashion_mnist_idx_folder_is_the_official_split():
+    from keras_gon.data import load_idx_directory
+
+    (x_train, y_train), (x_test, y_test) = load_idx_directory(SHARED_DATA / "fashion-mnist")
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert sorted(np.unique(y_train)) == list(range(10))
+    assert np.bincount(y_test).tolist() == [1000] * 10  # Fashion-MNIST's balanced test set
 
 
 def test_keras_datasets_source_without_cache_or_network_is_one_error_line(tmp_path):
