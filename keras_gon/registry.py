@@ -14,7 +14,7 @@ from keras_gon.errors import InputError
 OPTION_GROUPS = {
     "model": ("seed", "outer_loss", "outer_target", "name", "dtype"),
     "decoder": ("image_shape", "latent_dim", "width", "activation", "normalization",
-                "momentum", "epsilon"),
+                "momentum", "epsilon", "latent_map_size"),
     "origin": ("inner_loss", "num_steps", "step_size", "detach", "origin_stddev",
                "add_origin", "inner_batch_reduction", "share_origin"),
     "encoder": ("encoder",),

@@ -278,3 +278,19 @@ def test_channels_first_arrays_are_refused_with_how_to_transpose(tmp_path, capsy
     _assert_one_error_line(status, err, "channels-first (N, C, H, W)")
     assert "np.transpose(x, (0, 2, 3, 1))" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_train_with_a_spatial_latent_and_refuse_it_elsewhere(tmp_path, capsys):
+    small = ["--width", "4", "--latent-dim", "16", "--verbose", "0"]
+    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", 2, "--latent-map-size", 4,
+                           "--out", tmp_path / "gon", *small], capsys)
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "gon" / "metrics.json").read_text())
+    assert metrics["config"]["decoder"]["config"]["latent_map_size"] == 4
+    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", 1, "--latent-map-size", 4,
+                           "--out", tmp_path / "bad", *SMALL], capsys)
+    _assert_one_error_line(status, err, "latent_dim=8 is not divisible by latent_map_size²=16")
+    status, _, err = _run(["train", "igon", "--data", NPZ, "--steps", 1, "--latent-map-size", 4,
+                           "--out", tmp_path / "igon", *SMALL], capsys)
+    _assert_one_error_line(status, err, "--latent-map-size: only for models with the conv")
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "igon").exists()

@@ -40,6 +40,9 @@ MODEL_FLAGS = (
     (("--normalization",), "normalization",
      dict(help="decoder normalisation: layer (default), batch (the paper's), group, none, ..."),
      "decoder"),
+    (("--latent-map-size",), "latent_map_size",
+     dict(type=positive_int, help="side k of a spatial k x k x (latent_dim/k²) latent map "
+          "(fig. 10a); 1: a vector (default)"), "decoder"),
     (("--encoder",), "encoder",
      dict(choices=("conv", "linear"), help="ae/vae encoder: conv (default, the paper's "
           "baselines) or linear (one affine map, the class of a GON's encoder)"), "encoder"),

@@ -58,6 +58,31 @@ def check_conv_options(width, activation, normalization) -> None:
         )
 
 
+def check_latent_map_size(latent_map_size, latent_dim: int, image_size: int,
+                          dim_name: str = "latent_dim",
+                          size_name: str = "latent_map_size") -> int:
+    """The side k of a spatial latent map (the paper's fig. 10a), or an `InputError`.
+
+    k = 1 is a latent vector; otherwise k is a power of two with 4 <= k < image size
+    and the latent is a k x k x (latent_dim / k²) map, so k² must divide `latent_dim`.
+    `dim_name` and `size_name` are the caller's names of the two options.
+    """
+    k = check_positive_int(latent_map_size, size_name)
+    if k == 1:
+        return k
+    if k < 4 or k & (k - 1) or k >= image_size:
+        raise InputError(
+            f"{size_name} must be 1 (a latent vector) or a power of two from 4 to "
+            f"{image_size // 2} (half the image size), got {k}"
+        )
+    if latent_dim % (k * k):
+        raise InputError(
+            f"{dim_name}={latent_dim} is not divisible by {size_name}²={k * k}: a {k}x{k} "
+            f"latent map has {dim_name} / {k * k} channels"
+        )
+    return k
+
+
 def make_normalization(normalization: str, channels: int, momentum: float, epsilon: float,
                        dtype=None, name: str | None = None):
     """The normalisation layer named by `normalization` (see `NORMALIZATIONS`), or None."""
@@ -114,6 +139,14 @@ class ConvDecoder(keras.layers.Layer):
     activation; the last outputs `channels` maps through a sigmoid. For a
     32x32 image, n = 3 and the widths are 4w, 2w, w as in the paper.
 
+    Spatial latents (the paper's fig. 10a): with `latent_map_size` k > 1 the
+    latent is a k x k map with `latent_dim / k²` channels. The layers up to
+    the k x k map are removed and the first remaining stride-2 transposed
+    convolution takes the latent map: for a 32x32 image and k = 4,
+    z (4, 4, c) -> 8x8 (2w) -> 16x16 (w) -> 32x32. Latents stay flat vectors
+    `(batch, latent_dim)` outside the decoder, which reshapes them to
+    (k, k, c) (row-major, channels last).
+
     Weights are initialised as PyTorch initialises them (uniform in
     ±1/sqrt(fan_in), biases included), as in the authors' code: with
     Keras's zero biases the output at the origin is constant and batch norm
@@ -132,6 +165,9 @@ class ConvDecoder(keras.layers.Layer):
             discretised logistic likelihood's, `keras_gon.losses`): the last
             layer then has 2C channels, the sigmoid location in the first C
             and the log-scale (linear) in the last C.
+        latent_map_size: side k of a spatial latent map (fig. 10a): 1 (a
+            vector, the default) or a power of two from 4 to half the image
+            size whose square divides `latent_dim`.
     """
 
     def __init__(
@@ -144,12 +180,14 @@ class ConvDecoder(keras.layers.Layer):
         momentum: float = 0.9,
         epsilon: float = 1e-5,
         output_log_scale: bool = False,
+        latent_map_size: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         size, _, channels = check_square_image_shape(image_shape)
         check_positive_int(latent_dim, "latent_dim")
         check_conv_options(width, activation, normalization)
+        latent_map_size = check_latent_map_size(latent_map_size, latent_dim, size)
 
         # === Config ===
         self.image_shape = (size, size, channels)
@@ -160,23 +198,28 @@ class ConvDecoder(keras.layers.Layer):
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
         self.output_log_scale = bool(output_log_scale)
+        self.latent_map_size = latent_map_size
 
         # === Layers ===
+        # Layer `index` outputs a map of side 4 * 2**index (the last one the image). A
+        # k x k latent map replaces the layers up to side k; the rest keep their names.
         num_upsamplings = int(math.log2(size // 4))
         filters = [self.width * 2 ** (num_upsamplings - 1 - i) for i in range(num_upsamplings)]
         filters.append(channels * (2 if self.output_log_scale else 1))
+        first_layer = 0 if latent_map_size == 1 else int(math.log2(latent_map_size // 4)) + 1
         self.convs = []
         self.norms = []
         self.activations = []
-        for index, out_channels in enumerate(filters):
-            first = index == 0
+        for index in range(first_layer, len(filters)):
+            out_channels = filters[index]
+            projection = index == 0  # the 1x1 latent's 4x4 "valid" transposed conv
             bound = 1.0 / math.sqrt(out_channels * 16)  # PyTorch's fan_in for ConvTranspose2d
             self.convs.append(
                 keras.layers.Conv2DTranspose(
                     out_channels,
                     4,
-                    strides=1 if first else 2,
-                    padding="valid" if first else "same",
+                    strides=1 if projection else 2,
+                    padding="valid" if projection else "same",
                     kernel_initializer=keras.initializers.VarianceScaling(
                         1.0 / 3.0, mode="fan_in", distribution="uniform"
                     ),
@@ -205,8 +248,19 @@ class ConvDecoder(keras.layers.Layer):
             name="output_activation",
         )
 
+    @property
+    def latent_map_shape(self) -> tuple[int, int, int]:
+        """(k, k, latent_dim / k²): the shape the decoder gives a latent (k = 1: a vector)."""
+        k = self.latent_map_size
+        return (k, k, self.latent_dim // (k * k))
+
+    @property
+    def projects_latents(self) -> bool:
+        """Whether the first layer is the 1x1 latent's projection to a 4x4 map (k = 1)."""
+        return self.latent_map_size == 1
+
     def build(self, input_shape):
-        shape = (input_shape[0], 1, 1, self.latent_dim)
+        shape = (input_shape[0], *self.latent_map_shape)
         for index, conv in enumerate(self.convs):
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
@@ -250,9 +304,9 @@ class ConvDecoder(keras.layers.Layer):
         `inner_pass=True` marks the pass at the origin (and later inner
         steps), which normalisation may treat differently (see `NORMALIZATIONS`).
         """
-        x = self._project_latents(latents)
+        x = self._latent_map(latents)
         for index, conv in enumerate(self.convs):
-            if index > 0:
+            if index > 0 or not self.projects_latents:
                 x = conv(x)
             if index < len(self.norms):
                 x = self._norm(self.norms[index], x, training, inner_pass)
@@ -267,6 +321,23 @@ class ConvDecoder(keras.layers.Layer):
         # reach below 0 and above 1 for the open bins of levels 0 and 255
         # (most MNIST pixels) to take probability near 1.
         return keras.ops.cast(x, self.output_activation.compute_dtype)
+
+    def _latent_map(self, latents):
+        """The first map: the projected 4x4 map (k = 1) or the latents as k x k x c maps."""
+        if self.projects_latents:
+            return self._project_latents(latents)
+        latents = keras.ops.cast(latents, self.dtype_policy.compute_dtype)
+        return keras.ops.reshape(latents, (-1, *self.latent_map_shape))
+
+    def _latent_map_tangents(self, x):
+        """The first map's Jacobian rows (latent_dim, *x.shape[1:]): the projection's kernel
+        (k = 1), else the identity, since the latent map is a reshape of the latent."""
+        if self.projects_latents:  # the first layer is linear in z: its rows are its kernel's
+            return tf.reshape(
+                tf.transpose(self._projection_matrix()), (self.latent_dim, *x.shape[1:])
+            )
+        identity = tf.eye(self.latent_dim, dtype=self.dtype_policy.compute_dtype)
+        return tf.reshape(identity, (self.latent_dim, *self.latent_map_shape))
 
     def _projection_matrix(self):
         """The first transposed conv's kernel (4, 4, out, latent_dim) as a (4*4*out, latent_dim) matrix.
@@ -300,8 +371,10 @@ class ConvDecoder(keras.layers.Layer):
         linearisation (the transposed convolutions without bias, each
         normalisation's `linearize`, the activations' derivatives), a pass
         over `latent_dim` "images" instead of a backward pass per example.
-        Plain ops throughout, so an enclosing tape differentiates it to any
-        order and XLA compiles it.
+        With a spatial latent (`latent_map_size` > 1) the identity's rows,
+        reshaped to (k, k, c) maps, go through the first transposed
+        convolution as through the others. Plain ops throughout, so an
+        enclosing tape differentiates it to any order and XLA compiles it.
 
         Only for passes that treat each example on its own: per-example
         normalisation, none, or batch norm with moving statistics (at
@@ -333,15 +406,12 @@ class ConvDecoder(keras.layers.Layer):
         if not self.built:
             self.build((None, self.latent_dim))
         compute_dtype = self.dtype_policy.compute_dtype
-        x = self._project_latents(latent)
-        # The first layer is linear in z: its Jacobian rows are its kernel's.
-        tangents = tf.reshape(
-            tf.transpose(self._projection_matrix()), (self.latent_dim, *x.shape[1:])
-        )
+        x = self._latent_map(latent)
+        tangents = self._latent_map_tangents(x)
         if batch_size is not None:  # the common moves, then the moves apart
             tangents = tf.concat([tangents, tangents], axis=0)
         for index, conv in enumerate(self.convs):
-            if index > 0:
+            if index > 0 or not self.projects_latents:
                 x = conv(x)
                 tangents = keras.ops.conv_transpose(
                     tangents,
@@ -393,13 +463,14 @@ class ConvDecoder(keras.layers.Layer):
                 "momentum": self.momentum,
                 "epsilon": self.epsilon,
                 "output_log_scale": self.output_log_scale,
+                "latent_map_size": self.latent_map_size,
             }
         )
         return config
 
 
 DECODER_OPTIONS = ("image_shape", "latent_dim", "width", "activation", "normalization",
-                   "momentum", "epsilon")
+                   "momentum", "epsilon", "latent_map_size")
 """The options of a `ConvDecoder` that a model may take flat (`GON(latent_dim=32, ...)`)."""
 
 

@@ -6,7 +6,12 @@ import math
 
 import keras
 
-from keras_gon.layers.conv_decoder import ConvDecoder, check_conv_options, make_normalization
+from keras_gon.layers.conv_decoder import (
+    ConvDecoder,
+    check_conv_options,
+    check_latent_map_size,
+    make_normalization,
+)
 from keras_gon.validation import check_positive_int, check_square_image_shape
 
 
@@ -22,6 +27,12 @@ class ConvEncoder(keras.layers.Layer):
     Used by the autoencoder and VAE baselines (paper Tables 1-2), which must
     share the GON's decoder and differ only by having an encoder.
 
+    For a decoder with spatial latents (the paper's fig. 10a,
+    `ConvDecoder(latent_map_size=k)`), `output_map_size=k` mirrors it: the
+    stride-2 convolutions go down to a k x k map, the last one with
+    `output_dim / k²` channels and no normalisation or activation, and the
+    map is flattened (row-major, channels last, as the decoder reshapes it).
+
     Args:
         image_shape: `(size, size, channels)`, size a power of two >= 8.
         output_dim: size of the output vector (e.g. the latent size, or
@@ -33,6 +44,9 @@ class ConvEncoder(keras.layers.Layer):
             origin pass).
         momentum: batch-norm momentum.
         epsilon: normalisation epsilon.
+        output_map_size: side k of the output map: 1 (a vector, the
+            default) or a power of two from 4 to half the image size whose
+            square divides `output_dim`.
     """
 
     def __init__(
@@ -44,12 +58,16 @@ class ConvEncoder(keras.layers.Layer):
         normalization: str = "layer",
         momentum: float = 0.9,
         epsilon: float = 1e-5,
+        output_map_size: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         size, _, channels = check_square_image_shape(image_shape)
         check_positive_int(output_dim, "output_dim")
         check_conv_options(width, activation, normalization)
+        output_map_size = check_latent_map_size(
+            output_map_size, output_dim, size, dim_name="output_dim", size_name="output_map_size"
+        )
 
         # === Config ===
         self.image_shape = (size, size, channels)
@@ -59,9 +77,13 @@ class ConvEncoder(keras.layers.Layer):
         self.normalization = normalization
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        self.output_map_size = output_map_size
 
         # === Layers ===
-        num_downsamplings = int(math.log2(size // 4))
+        # Hidden layer `index` outputs a map of side size / 2**(index + 1), down to 4x4
+        # (then a "valid" conv to 1x1), or to 2k x 2k (then a stride-2 conv to k x k).
+        final_size = 4 if output_map_size == 1 else 2 * output_map_size
+        num_downsamplings = int(math.log2(size // final_size))
         filters = [self.width * 2**i for i in range(num_downsamplings)]
         self.convs = []
         self.norms = []
@@ -77,17 +99,21 @@ class ConvEncoder(keras.layers.Layer):
             self.activations.append(
                 keras.layers.Activation(activation, dtype=self.dtype_policy, name=f"activation_{index}")
             )
-        self.convs.append(self._conv(self.output_dim, 1, "valid", len(filters)))
+        if output_map_size == 1:
+            self.convs.append(self._conv(self.output_dim, 1, "valid", len(filters)))
+        else:
+            out_channels = self.output_dim // output_map_size**2
+            self.convs.append(self._conv(out_channels, 2, "same", len(filters)))
 
     @classmethod
     def mirroring(cls, decoder: ConvDecoder, output_dim: int, **kwargs) -> "ConvEncoder":
         """The encoder that mirrors `decoder` (its image shape, width, activation,
-        normalisation and dtype), with `output_dim` outputs."""
+        normalisation, latent map size and dtype), with `output_dim` outputs."""
         return cls(
             image_shape=decoder.image_shape, output_dim=output_dim, width=decoder.width,
             activation=decoder.activation, normalization=decoder.normalization,
-            momentum=decoder.momentum, epsilon=decoder.epsilon, dtype=decoder.dtype_policy,
-            **kwargs,
+            momentum=decoder.momentum, epsilon=decoder.epsilon,
+            output_map_size=decoder.latent_map_size, dtype=decoder.dtype_policy, **kwargs,
         )
 
     def _conv(self, filters, strides, padding, index):
@@ -142,6 +168,7 @@ class ConvEncoder(keras.layers.Layer):
                 "normalization": self.normalization,
                 "momentum": self.momentum,
                 "epsilon": self.epsilon,
+                "output_map_size": self.output_map_size,
             }
         )
         return config

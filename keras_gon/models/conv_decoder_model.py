@@ -19,11 +19,12 @@ class ConvDecoderModel:
 
     Such a model takes the decoder once: `decoder=` (a `ConvDecoder` or its
     config), or the decoder's options flat (`image_shape`, `latent_dim`,
-    `width`, `activation`, `normalization`, `momentum`, `epsilon`, see
-    `keras_gon.layers.ConvDecoder`). Its config stores the decoder's config
-    under "decoder" instead of repeating its options, and, for a model with an
-    encoder from `make_encoder`, that encoder's name (a key of `ENCODERS`)
-    under "encoder", read from the layer itself.
+    `width`, `activation`, `normalization`, `momentum`, `epsilon`,
+    `latent_map_size`, see `keras_gon.layers.ConvDecoder`). Its config stores
+    the decoder's config under "decoder" instead of repeating its options, and,
+    for a model with an encoder from `make_encoder`, that encoder's name (a key
+    of `ENCODERS`) under "encoder", read from the layer itself. The "conv"
+    encoder mirrors a spatial latent map too (`ConvEncoder.mirroring`).
     """
 
     decoder: ConvDecoder

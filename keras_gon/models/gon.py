@@ -30,7 +30,8 @@ class GON(ConvDecoderModel, GradientOriginModel):
         decoder: a `ConvDecoder` (or its config); by default one is built
             from the decoder options given here: `image_shape`,
             `latent_dim`, `width`, `activation` ("elu"), `normalization`
-            ("layer"; the paper's BatchNorm is "batch"), `momentum`, `epsilon`.
+            ("layer"; the paper's BatchNorm is "batch"), `momentum`, `epsilon`,
+            `latent_map_size` (1; k > 1 for a spatial k x k latent map, fig. 10a).
         **kwargs: the decoder options above, the options of
             `GradientOriginModel` (`inner_loss`, `outer_loss`, `num_steps`,
             `step_size`, `detach`, `origin_stddev`, `add_origin`,

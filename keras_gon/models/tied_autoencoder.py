@@ -23,9 +23,12 @@ class TiedAutoencoder(ConvDecoderModel, LatentModel):
     channels. The encoder therefore runs the decoder's kernels in reverse
     order as plain convolutions: stride-2 "same" ones for the upsampling
     layers, and the first layer's 4x4 "valid" kernel (4, 4, 4w, latent_dim)
-    last, taking the 4x4 map to a 1x1 latent. Only the encoder's biases and
-    normalisations are its own. This is the paper's "tied AE" baseline: about
-    as many parameters as the GON.
+    last, taking the 4x4 map to a 1x1 latent. With spatial latents (the
+    paper's fig. 10a, `latent_map_size` k > 1) every decoder layer is a
+    stride-2 one, so the last encoder convolution is too: it takes the
+    2k x 2k map to the k x k latent map, which is flattened. Only the
+    encoder's biases and normalisations are its own. This is the paper's
+    "tied AE" baseline: about as many parameters as the GON.
 
     Args: as `keras_gon.ConvAutoencoder`.
     """
@@ -90,8 +93,10 @@ class TiedAutoencoder(ConvDecoderModel, LatentModel):
         kernels = self.tied_kernels
         for index, kernel in enumerate(kernels):
             last = index == len(kernels) - 1
+            projection = last and self.decoder.projects_latents  # the 4x4 "valid" kernel
             kernel = ops.cast(kernel, x.dtype)
-            x = ops.conv(x, kernel, strides=1 if last else 2, padding="valid" if last else "same")
+            x = ops.conv(x, kernel, strides=1 if projection else 2,
+                         padding="valid" if projection else "same")
             x = x + ops.cast(self.encoder_biases[index], x.dtype)
             if not last:
                 if self.encoder_norms[index] is not None:

@@ -81,9 +81,20 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
     # --- graph-level encoder and decoder ------------------------------------------
 
     def posterior(self, images, training=False):
-        """(μ, log σ²) of q(z|x), each (batch, latent_dim)."""
-        mean, log_variance = tf.split(self.encoder(images, training=training), 2, axis=-1)
-        return mean, log_variance
+        """(μ, log σ²) of q(z|x), each (batch, latent_dim).
+
+        With spatial latents (fig. 10a) the encoder's output is a flattened k x k map
+        with 2c channels: μ is its first c channels and log σ² its last c, at each position.
+        """
+        outputs = self.encoder(images, training=training)
+        k = self.decoder.latent_map_size
+        if k == 1:
+            mean, log_variance = tf.split(outputs, 2, axis=-1)
+            return mean, log_variance
+        maps = tf.reshape(outputs, (-1, k * k, 2 * self.decoder.latent_map_shape[-1]))
+        mean, log_variance = tf.split(maps, 2, axis=-1)
+        return (tf.reshape(mean, (-1, self.latent_dim)),
+                tf.reshape(log_variance, (-1, self.latent_dim)))
 
     def encode_latents(self, images, training=False):
         """Graph-level encoder: μ of q(z|x) (no input checks)."""

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
+from helpers import digits16, finite_difference_error, origin_step, randomize_normalizations
 
 # Budget: 3 epochs of mnist10k (375 steps), latent 32, width 16, batch 64,
 # Adam 1e-4, seed 0. Measured held-out SSE per image (TF 2.21, CPU):
@@ -171,6 +172,9 @@ def test_bad_latents_and_batches_are_refused(trained, mnist10k):
         ({"width": 0}, "width"),
         ({"activation": "nope"}, "unknown activation"),
         ({"normalization": "batchnorm"}, "unknown normalization"),
+        ({"latent_dim": 30, "latent_map_size": 4}, r"latent_dim=30 .*latent_map_size²=16"),
+        ({"latent_map_size": 2}, "latent_map_size must be 1 .*, got 2"),
+        ({"latent_dim": 1024, "latent_map_size": 32}, "latent_map_size must be 1 .*, got 32"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, message):
@@ -238,3 +242,98 @@ def test_gon_trains_at_64_on_celeba(celeba_folder):
                                           image_size=64)
     assert after["loss"] < 650.0 < before["loss"]
     assert model.encode(next(iter(test))[:2]).shape == (2, 32)
+
+
+# --- spatial latents (the paper's fig. 10a) ----------------------------------------
+
+SPATIAL_STEPS = 30  # of batch 64, Adam 1e-3: held-out SSE per image 210 -> 126 (k = 4, width 4)
+
+
+def _spatial_gon(**options):
+    """A tiny GON with a 4x4x2 latent map at a generic point (`randomize_normalizations`)."""
+    keras.utils.set_random_seed(1)
+    model = keras_gon.GON(image_shape=(16, 16, 1), latent_dim=32, width=4, latent_map_size=4,
+                          **options)
+    randomize_normalizations(model)
+    return model
+
+
+@pytest.mark.parametrize("size, channels, k", [(32, 1, 4), (32, 1, 8), (64, 3, 4), (64, 3, 8)])
+def test_spatial_latent_shapes(size, channels, k):
+    model = keras_gon.GON(image_shape=(size, size, channels), latent_dim=2 * k * k, width=4,
+                          latent_map_size=k)
+    x = np.random.default_rng(0).random((3, size, size, channels)).astype("float32")
+    z = model.encode(x)
+    assert z.shape == (3, 2 * k * k)  # latents stay flat vectors
+    assert model.decode(z).shape == model.reconstruct(x).shape == (3, size, size, channels)
+    assert model.decoder.convs[0].kernel.shape[-1] == 2  # the first conv takes the (k, k, 2) map
+    assert model.shares_origin_in_training()
+
+
+@pytest.mark.parametrize("share_origin", [True, False], ids=["shared", "batched"])
+@pytest.mark.parametrize("normalization", ["layer", "batch"])
+def test_spatial_latent_outer_gradient_matches_finite_differences(float64, mnist10k,
+                                                                  normalization, share_origin):
+    model = _spatial_gon(normalization=normalization, share_origin=share_origin)
+    assert model.shares_origin_in_training() == share_origin
+    error = finite_difference_error(model, digits16(mnist10k))
+    assert error < 1e-5, f"{normalization}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("normalization", ["layer", "batch", "batch_frozen_origin"])
+def test_spatial_latent_shared_origin_gives_the_batched_origins_latents(float64, mnist10k,
+                                                                         normalization):
+    model = _spatial_gon(normalization=normalization)
+    x = digits16(mnist10k)
+    for training in (True, False):
+        shared = origin_step(model, x, training, share_origin=True)
+        batched = origin_step(model, x, training, share_origin=False)
+        assert np.abs(shared[0]).max() > 1e-3
+        np.testing.assert_allclose(shared[0], batched[0], rtol=1e-10,
+                                   atol=1e-10 * np.abs(batched[0]).max())
+        np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
+        for a, b in zip(shared[2], batched[2]):
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
+        for a, b in zip(shared[3], batched[3]):  # moving statistics updated alike
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def trained_spatial(mnist32):
+    keras.utils.set_random_seed(0)
+    model = keras_gon.GON(latent_dim=32, width=4, latent_map_size=4, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    held_out = mnist32[1][:500]
+    before = model.evaluate(held_out, batch_size=250, verbose=0, return_dict=True)["loss"]
+    model.fit(mnist32[0][: SPATIAL_STEPS * 64], batch_size=64, epochs=1, verbose=0)
+    after = model.evaluate(held_out, batch_size=250, verbose=0, return_dict=True)["loss"]
+    return model, before, after
+
+
+def test_spatial_latent_gon_reduces_the_held_out_loss(trained_spatial):
+    _, before, after = trained_spatial
+    assert after < 0.75 * before, (before, after)
+
+
+def test_spatial_latent_gon_save_and_load_give_identical_outputs(trained_spatial, mnist32,
+                                                                 tmp_path):
+    model, _, _ = trained_spatial
+    model.save(tmp_path / "spatial.keras")
+    loaded = keras.saving.load_model(tmp_path / "spatial.keras")
+    assert loaded.get_config() == model.get_config()
+    assert loaded.decoder.latent_map_size == 4
+    x = mnist32[1][:7]
+    np.testing.assert_array_equal(loaded.encode(x).numpy(), model.encode(x).numpy())
+    np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+
+
+def test_configs_from_before_spatial_latents_load_as_vector_latents():
+    model = keras_gon.GON(image_shape=(16, 16, 1), latent_dim=8, width=2)
+    config = model.get_config()
+    assert config["decoder"]["config"]["latent_map_size"] == 1
+    del config["decoder"]["config"]["latent_map_size"]
+    clone = keras_gon.GON.from_config(config)
+    assert clone.decoder.latent_map_size == 1
+    assert [w.path for w in clone.weights] == [w.path for w in model.weights]
+    spatial = keras_gon.GON(image_shape=(16, 16, 1), latent_dim=16, width=2, latent_map_size=4)
+    assert keras_gon.GON.from_config(spatial.get_config()).get_config() == spatial.get_config()

@@ -9,92 +9,38 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
-from helpers import origin_step
+from helpers import (
+    digits16,
+    finite_difference_error,
+    origin_step,
+    outer_loss_and_gradient,
+    randomize_normalizations,
+)
 
 EXACT_NORMALIZATIONS = ["batch", "batch_outer", "batch_frozen_origin", "group", "layer", "none"]
 
 
-def _outer_loss_and_gradient(model, x):
-    """The training loss and its gradient, computed exactly as train_step does (traced)."""
-    if not hasattr(model, "_test_loss_and_gradient"):
-
-        def loss_and_gradient(x):
-            with tf.GradientTape() as tape:
-                latents, _ = model.origin_latents(x, training=True)
-                loss = tf.reduce_mean(model.outer_losses(x, latents, training=True))
-            return loss, tape.gradient(loss, model.trainable_variables)
-
-        model._test_loss_and_gradient = tf.function(loss_and_gradient)
-    return model._test_loss_and_gradient(x)
-
-
-def _finite_difference_error(model, x, directions=3, step=1e-6, seed=0):
-    """Max relative error of the directional derivative against central differences."""
-    rng = np.random.default_rng(seed)
-    state = [v.numpy() for v in model.non_trainable_variables]
-
-    def restore_state():
-        for variable, value in zip(model.non_trainable_variables, state):
-            variable.assign(value)
-
-    _, gradient = _outer_loss_and_gradient(model, x)
-    restore_state()
-    weights = [v.numpy() for v in model.trainable_variables]
-    errors = []
-    for _ in range(directions):
-        direction = [rng.standard_normal(w.shape) for w in weights]
-        analytic = sum(float(np.sum(g.numpy() * d)) for g, d in zip(gradient, direction))
-        values = []
-        for sign in (1.0, -1.0):
-            for variable, w, d in zip(model.trainable_variables, weights, direction):
-                variable.assign(w + sign * step * d)
-            values.append(float(_outer_loss_and_gradient(model, x)[0]))
-            restore_state()
-        for variable, w in zip(model.trainable_variables, weights):
-            variable.assign(w)
-        numeric = (values[0] - values[1]) / (2 * step)
-        errors.append(abs(analytic - numeric) / max(abs(numeric), 1e-12))
-    return max(errors)
-
-
 def _tiny_model(normalization, **kwargs):
-    """A tiny GON at a generic point of weight space.
-
-    At initialisation every normalisation offset is 0, and where the origin
-    pass has zero variance (batch norm, instance-like group norm) every ELU
-    there is evaluated exactly at 0, where its second derivative jumps: the
-    loss is not twice differentiable at that point and central differences
-    average the two sides. Random scales and offsets move off that kink.
-    """
+    """A tiny GON at a generic point of weight space (`randomize_normalizations`)."""
     keras.utils.set_random_seed(1)
     model = keras_gon.GON(
         image_shape=(16, 16, 1), latent_dim=8, width=4, normalization=normalization, **kwargs
     )
-    rng = np.random.default_rng(2)
-    for variable in model.trainable_variables:
-        if variable.path.endswith(("gamma", "beta")):
-            base = 1.0 if variable.path.endswith("gamma") else 0.0
-            variable.assign(base + 0.2 * rng.standard_normal(variable.shape))
+    randomize_normalizations(model)
     return model
-
-
-def _tiny_batch(mnist10k, count=8, dtype="float64"):
-    """`count` real held-out digits at 16x16."""
-    x = tf.image.resize(mnist10k["x_test"][:count, :, :, None] / 255.0, (16, 16))
-    return tf.cast(x, dtype)
 
 
 @pytest.mark.parametrize("normalization", EXACT_NORMALIZATIONS)
 def test_outer_loss_gradient_matches_finite_differences(float64, mnist10k, normalization):
     model = _tiny_model(normalization)
     assert model.decoder.convs[0].kernel.dtype == "float64"
-    error = _finite_difference_error(model, _tiny_batch(mnist10k))
+    error = finite_difference_error(model, digits16(mnist10k))
     assert error < 1e-5, f"{normalization}: relative error {error:.2e}"
 
 
 def test_multi_step_gradient_matches_finite_differences(float64, mnist10k):
     model = _tiny_model("batch_frozen_origin", num_steps=3, step_size=0.1)
-    error = _finite_difference_error(model, _tiny_batch(mnist10k))
+    error = finite_difference_error(model, digits16(mnist10k))
     assert error < 1e-5, f"relative error {error:.2e}"
 
 
@@ -103,23 +49,23 @@ def test_stock_keras_batch_norm_gradient_is_measurably_wrong(float64, mnist10k):
     # the mean in its variance; the second-order gradient is off by ~5 % here
     # (measured 4.5e-2; keras_gon's BatchNormalization: 6e-10 at the same point).
     model = _tiny_model("keras_batch")
-    error = _finite_difference_error(model, _tiny_batch(mnist10k))
+    error = finite_difference_error(model, digits16(mnist10k))
     assert error > 1e-3, f"relative error {error:.2e}"
 
 
 def test_detach_removes_second_order_path(mnist10k):
     keras.utils.set_random_seed(0)
-    x = _tiny_batch(mnist10k, count=4, dtype="float32")
+    x = digits16(mnist10k, count=4, dtype="float32")
     attached = keras_gon.GON(image_shape=(16, 16, 1), latent_dim=4, width=2)
     detached = keras_gon.GON.from_config({**attached.get_config(), "detach": True})
     detached.set_weights(attached.get_weights())
     # Gradient of the loss w.r.t. the first conv only flows through z when attached:
     # the first conv's gradient differs between the two.
-    _, g_attached = _outer_loss_and_gradient(attached, x)
-    _, g_detached = _outer_loss_and_gradient(detached, x)
+    _, g_attached = outer_loss_and_gradient(attached, x)
+    _, g_detached = outer_loss_and_gradient(detached, x)
     assert not np.allclose(g_attached[0].numpy(), g_detached[0].numpy())
-    loss_a, _ = _outer_loss_and_gradient(attached, x)
-    loss_d, _ = _outer_loss_and_gradient(detached, x)
+    loss_a, _ = outer_loss_and_gradient(attached, x)
+    loss_d, _ = outer_loss_and_gradient(detached, x)
     np.testing.assert_allclose(float(loss_a), float(loss_d), rtol=1e-5)
 
 
@@ -221,7 +167,7 @@ def test_bad_options_are_refused(kwargs, message):
 )
 def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(float64, mnist10k, options):
     model = _tiny_model(options.pop("normalization", "layer"), **options)
-    x = _tiny_batch(mnist10k, count=8)
+    x = digits16(mnist10k, count=8)
     shared = origin_step(model, x, True, share_origin=True)
     batched = origin_step(model, x, True, share_origin=False)
     assert np.abs(shared[0]).max() > 1e-3

@@ -74,3 +74,27 @@ def test_save_and_load_give_identical_outputs(trained, mnist32, tmp_path):
     x = mnist32[1][:7]
     np.testing.assert_array_equal(loaded.encode(x).numpy(), model.encode(x).numpy())
     np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+
+
+def test_spatial_latents_tie_every_kernel_as_a_stride_2_convolution(mnist32):
+    """With a k x k latent map (fig. 10a) the encoder's last convolution is the adjoint of
+    the decoder's first stride-2 transposed convolution, down to the (k, k, c) map."""
+    keras.utils.set_random_seed(0)
+    model = keras_gon.TiedAutoencoder(latent_dim=32, width=4, latent_map_size=4, seed=0)
+    x = tf.constant(mnist32[1][:3])
+    z = model.encode_latents(x)
+    assert z.shape == (3, 32) and model.reconstruct(mnist32[1][:3]).shape == (3, 32, 32, 1)
+    kernel = model.tied_kernels[-1]
+    assert kernel.shape == (4, 4, 8, 2)  # 2w channels at 8x8 to the 2 of the 4x4 map
+    rng = np.random.default_rng(0)
+    inputs = tf.constant(rng.standard_normal((2, 8, 8, 8)), tf.float32)
+    forward = tf.nn.conv2d(inputs, kernel, 2, "SAME")
+    assert forward.shape == (2, 4, 4, 2)
+    y = tf.constant(rng.standard_normal(forward.shape), tf.float32)
+    backward = model.decoder.convs[0](y) - model.decoder.convs[0].bias  # the transposed conv
+    np.testing.assert_allclose(float(tf.reduce_sum(forward * y)),
+                               float(tf.reduce_sum(inputs * backward)), rtol=1e-4)
+    gon = keras_gon.GON(latent_dim=32, width=4, latent_map_size=4)
+    count = lambda m: sum(int(np.prod(v.shape)) for v in m.trainable_variables)  # noqa: E731
+    # 3 bias vectors (4, 8, 2) and 2 layer norms (gamma, beta: 2 * (4 + 8)).
+    assert count(model) - count(gon) == (4 + 8 + 2) + 2 * (4 + 8)

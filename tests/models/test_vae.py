@@ -217,3 +217,19 @@ def test_linear_encoder_trains_and_round_trips(mnist32, make_batches, tmp_path):
     print("linear-encoder VAE held-out bits/dim", held_out, "untrained", untrained)
     assert held_out < LINEAR_BITS_PER_DIM_THRESHOLD
     assert_affine_encoder_survives_saving(model, mnist32[1], tmp_path / "linear.keras")
+
+
+def test_spatial_latents_split_the_posterior_by_channel(mnist32):
+    """With a k x k latent map (fig. 10a) the encoder's (k, k, 2c) map holds μ in its first
+    c channels and log σ² in its last c at each position, as the decoder reshapes z."""
+    keras.utils.set_random_seed(0)
+    model = keras_gon.VAE(latent_dim=32, width=4, latent_map_size=4, seed=0)
+    x = mnist32[1][:3]
+    mean, log_variance = model.posterior(x)
+    outputs = np.reshape(model.encoder(x), (3, 4, 4, 4))
+    np.testing.assert_array_equal(np.reshape(mean, (3, 4, 4, 2)), outputs[..., :2])
+    np.testing.assert_array_equal(np.reshape(log_variance, (3, 4, 4, 2)), outputs[..., 2:])
+    assert model.sample(2, seed=0).shape == (2, 32, 32, 1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    history = model.fit(mnist32[0][:64], batch_size=32, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][-1])
