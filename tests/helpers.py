@@ -84,7 +84,7 @@ def origin_step(model, x, training: bool, share_origin: bool):
     step of a GradientOriginModel with `share_origin`; its state and option restored."""
     import tensorflow as tf
 
-    model.share_origin = share_origin
+    previous, model.share_origin = model.share_origin, share_origin
     state = [v.numpy() for v in model.non_trainable_variables]
 
     @tf.function
@@ -96,7 +96,7 @@ def origin_step(model, x, training: bool, share_origin: bool):
 
     latents, inner, gradients = run(x)
     after = [v.numpy() for v in model.non_trainable_variables]  # e.g. moving statistics
-    model.share_origin = True
+    model.share_origin = previous
     for variable, value in zip(model.non_trainable_variables, state):
         variable.assign(value)
     return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients], after

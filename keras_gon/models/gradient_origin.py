@@ -13,6 +13,14 @@ from keras_gon.validation import check_choice, check_number, check_positive_int
 INNER_BATCH_REDUCTIONS = ("sum", "mean")
 
 
+SHARED_ORIGIN_TANGENTS_PER_EXAMPLE = 1.75
+"""`share_origin="auto"` shares the origin while its tangents are at most this many per
+example of the batch: where the two exact computations cost about the same
+(benchmarks/RESULTS.md, "Shared or batched origin")."""
+REFERENCE_BATCH_SIZE = 64
+"""The batch size the cost rule assumes when a step's batch size is not static."""
+
+
 @keras.saving.register_keras_serializable(package="keras_gon")
 class GradientOriginModel(LatentModel):
     """A `LatentModel` whose latents are negative loss gradients at the origin (eq. 8).
@@ -47,7 +55,15 @@ class GradientOriginModel(LatentModel):
     for a random origin and when a subclass overrides `decode_latents` or
     `inner_losses` below the class that defines `linearize_decoder` (the
     linearisation would no longer describe the inner pass);
-    `share_origin=False` turns it off.
+    `share_origin=False` turns it off. Exact either way, the two computations cost
+    differently: the shared origin pushes one tangent per latent dimension (two
+    under batch statistics) through F, the batched origin a forward and a
+    backward pass of every example. `share_origin="auto"` (the default) shares
+    the origin only while its tangents are at most `SHARED_ORIGIN_TANGENTS_PER_EXAMPLE`
+    times the batch size (a training batch's static size, else `REFERENCE_BATCH_SIZE`,
+    so inference computes a latent the same way whatever the batch); True shares it
+    whenever it is exact. A frozen origin
+    (`freeze_origin`, for serving) is one matrix product and always used.
 
     Args:
         image_shape, latent_dim, outer_loss, outer_target, seed: as
@@ -66,8 +82,9 @@ class GradientOriginModel(LatentModel):
             appendix C's variant (b)) or z = -∇z0 L (False, variant (a), the
             paper's main one in fig. 11a). The same when z0 = 0.
         inner_batch_reduction: "sum" (per-example latents) or "mean".
-        share_origin: evaluate F once at a shared origin when that is exact
-            (see above); False always takes the batched origin.
+        share_origin: "auto" (default): evaluate F once at a shared origin when
+            that is exact and cheaper (see above); True: whenever it is exact;
+            False: always the batched origin.
     """
 
     def __init__(
@@ -82,7 +99,7 @@ class GradientOriginModel(LatentModel):
         origin_stddev: float = 0.0,
         inner_batch_reduction: str = "sum",
         add_origin: bool = True,
-        share_origin: bool = True,
+        share_origin: bool | str = "auto",
         seed: int | None = None,
         outer_target: str = "input",
         **kwargs,
@@ -99,7 +116,7 @@ class GradientOriginModel(LatentModel):
             inner_batch_reduction, "inner_batch_reduction", INNER_BATCH_REDUCTIONS
         )
         self.add_origin = bool(add_origin)
-        self.share_origin = bool(share_origin)
+        self.share_origin = share_origin if share_origin == "auto" else bool(share_origin)
         # === State ===
         self._frozen_origin = None  # (F(0), J) fixed by `freeze_origin`
 
@@ -166,7 +183,11 @@ class GradientOriginModel(LatentModel):
         latents = self.origin(tf.shape(data)[0], training=training)
         origin_loss = None
         first_step = 0
-        if self._can_share_origin(training):
+        frozen = self._frozen_origin is not None and not training
+        # Training batches have a static size (full batches); inference decides for the
+        # reference size, so an image's latent never depends on how a call was traced.
+        batch_size = data.shape[0] if training else None
+        if self._can_share_origin(training, batch_size=batch_size, cheaper=not frozen):
             gradient, origin_loss = self._shared_origin_gradient(data, training)
             latents = latents - self.step_size * tf.cast(gradient, latents.dtype)
             first_step = 1
@@ -196,7 +217,7 @@ class GradientOriginModel(LatentModel):
         Call it eagerly. Returns False (and freezes nothing) where inference does not
         share the origin or its examples are coupled.
         """
-        if not self._can_share_origin(False) or self.origin_couples_examples(False):
+        if not self._can_share_origin(False, cheaper=False) or self.origin_couples_examples(False):
             return False
         origin = tf.zeros((1, self.latent_dim), dtype=self.latent_dtype)
         single, jacobian = self.linearize_decoder(origin, training=False)
@@ -250,14 +271,26 @@ class GradientOriginModel(LatentModel):
         """Whether training steps evaluate F once at a shared origin (see `origin_is_shared`)."""
         return self._can_share_origin(True)
 
-    def _can_share_origin(self, training: bool) -> bool:
-        return bool(
+    def _can_share_origin(self, training: bool, batch_size: int | None = None,
+                          cheaper: bool = True) -> bool:
+        """Whether the origin is shared: exact, allowed, and (with `cheaper` under
+        `share_origin="auto"`) cheaper for `batch_size` examples (`origin_tangents`)."""
+        exact = bool(
             self.share_origin
             and self.origin_is_shared(training)
             and not (training and self.origin_stddev > 0)  # a random z0 differs per example
             and self._linearization_describes_inner_pass()
             and self.inner_losses_apply_inner_loss(training)
         )
+        if not exact or self.share_origin is True or not cheaper:
+            return exact
+        batch_size = REFERENCE_BATCH_SIZE if batch_size is None else int(batch_size)
+        return self.origin_tangents(training) <= SHARED_ORIGIN_TANGENTS_PER_EXAMPLE * batch_size
+
+    def origin_tangents(self, training: bool) -> int:
+        """The tangents the shared origin pushes through F: one per latent dimension,
+        two under batch statistics (`linearize_decoder_at_origin`)."""
+        return self.latent_dim * (2 if self.origin_couples_examples(training) else 1)
 
     def inner_losses_apply_inner_loss(self, training: bool) -> bool:
         """Whether `inner_losses` is `inner_loss(x, decode_latents(z))` in this pass, which

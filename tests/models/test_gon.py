@@ -261,7 +261,7 @@ def _spatial_gon(**options):
 @pytest.mark.parametrize("size, channels, k", [(32, 1, 4), (32, 1, 8), (64, 3, 4), (64, 3, 8)])
 def test_spatial_latent_shapes(size, channels, k):
     model = keras_gon.GON(image_shape=(size, size, channels), latent_dim=2 * k * k, width=4,
-                          latent_map_size=k)
+                          latent_map_size=k, share_origin=True)
     x = np.random.default_rng(0).random((3, size, size, channels)).astype("float32")
     z = model.encode(x)
     assert z.shape == (3, 2 * k * k)  # latents stay flat vectors

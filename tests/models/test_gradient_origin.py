@@ -252,6 +252,33 @@ def test_shared_origin_is_a_saved_constructor_argument():
     assert keras_gon.GON(latent_dim=8, width=4).shares_origin_in_training()
 
 
+def test_auto_shares_the_origin_only_where_its_tangents_are_cheaper(mnist32):
+    """share_origin="auto": shared while latent_dim tangents (2 x under batch statistics)
+    are at most 1.75 per example of the batch; the frozen (serving) origin always."""
+    from keras_gon.models.gradient_origin import SHARED_ORIGIN_TANGENTS_PER_EXAMPLE
+
+    assert SHARED_ORIGIN_TANGENTS_PER_EXAMPLE == 1.75
+    small, large = (keras_gon.GON(latent_dim=z, width=2) for z in (32, 256))
+    assert small.share_origin == "auto" and small.get_config()["share_origin"] == "auto"
+    assert small._can_share_origin(True, batch_size=64)
+    assert not large._can_share_origin(True, batch_size=64)  # 256 tangents > 112
+    assert large._can_share_origin(True, batch_size=256)
+    assert not large.shares_origin_in_training()  # unknown batch: the reference 64
+    batch_norm = keras_gon.GON(latent_dim=64, width=2, normalization="batch")
+    assert batch_norm.origin_tangents(True) == 128 and batch_norm.origin_tangents(False) == 64
+    assert not batch_norm._can_share_origin(True, batch_size=64)
+    assert keras_gon.GON(latent_dim=256, width=2, share_origin=True).shares_origin_in_training()
+    # Both paths give the same latents: the choice only changes the cost.
+    x = tf.constant(mnist32[1][:8])
+    chosen = large.origin_latents(x, training=True)[0]
+    forced = origin_step(large, x, True, share_origin=True)
+    np.testing.assert_allclose(chosen, forced[0], rtol=1e-4,
+                               atol=1e-4 * float(tf.reduce_max(tf.abs(chosen))))
+    assert large.freeze_origin()  # one matrix product per request, whatever the latent size
+    np.testing.assert_allclose(large.encode(mnist32[1][:3]), large.encode_latents(
+        tf.constant(mnist32[1][:3])), rtol=1e-4, atol=1e-4)
+
+
 def test_shared_origin_turns_itself_off_when_a_subclass_changes_the_inner_pass(mnist32):
     # A subclass that changes F (here: a scaled latent) below the class that
     # linearises the decoder: the linearisation no longer describes the inner
