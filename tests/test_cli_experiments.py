@@ -54,6 +54,8 @@ def test_table1_command(tmp_path, capsys):
         (["experiment", "activations", "--activations", "nope"], "unknown activation 'nope'"),
         (["experiment", "origin", "--stddevs", "-1"], "must be >= 0"),
         (["train", "ae", "--detach"], "GON options"),
+        (["experiment", "reproduce", "--dataset", "cifar10", "coil20"],
+         "2 --dataset but 1 --data"),
     ],
 )
 def test_bad_arguments_give_one_error_line(argv, fragment, tmp_path, capsys):
@@ -61,6 +63,19 @@ def test_bad_arguments_give_one_error_line(argv, fragment, tmp_path, capsys):
     assert status == 2
     lines = [line for line in err.splitlines() if line.startswith("keras-gon: error:")]
     assert len(lines) == 1 and fragment in lines[0], err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["reproduce", "--dataset", "fashion_mnist"], "give --data for each --dataset, in order: "
+     "fashion_mnist (the Fashion-MNIST IDX folder"),
+    (["table1", "--data", NPZ, NPZ], "--data takes one source for `experiment table1`"),
+])
+def test_experiment_data_arguments(argv, fragment, tmp_path, capsys):
+    status, _, err = _run(["experiment", *argv, "--out", tmp_path], capsys)
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.startswith("keras-gon: error:")]
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("model", ["ae", "tied_ae"])

@@ -34,15 +34,38 @@ def main(args) -> dict:
     import time
     from pathlib import Path
 
+    from keras_gon.errors import InputError
+
     if args.name != "reproduce":
         from keras_gon.experiments.comparisons import main as compare
 
+        if args.data is not None and len(args.data) != 1:
+            raise InputError(f"--data takes one source for `experiment {args.name}`")
+        args.data = "mnist5k" if args.data is None else args.data[0]
         return compare(args)
-    from keras_gon.experiments.reproduce import reproduce
+    from keras_gon.experiments.reproduce import get_dataset_plan, reproduce
 
+    datasets = list(dict.fromkeys(args.dataset))
+    if args.data is None:
+        if datasets != ["mnist"]:
+            wanted = ", ".join(f"{name} ({get_dataset_plan(name).data})" for name in datasets)
+            raise InputError(f"give --data for each --dataset, in order: {wanted}")
+        args.data = ["mnist5k"]
+    if len(args.data) != len(datasets):
+        raise InputError(f"{len(datasets)} --dataset but {len(args.data)} --data: give one "
+                         "source per dataset, in the same order")
     out = args.out or Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
-    return reproduce(args.data, out, budget=args.budget, report=args.report,
-                     groups=args.groups, report_only=args.report_only)
+    results = {}
+    for dataset, data in zip(datasets, args.data):
+        folder, report = out, args.report
+        if len(datasets) > 1:  # one study folder and one report per dataset
+            folder = out / dataset
+            report = report and Path(report).with_name(
+                f"{Path(report).stem}_{dataset}{Path(report).suffix}")
+        results[dataset] = reproduce(data, folder, budget=args.budget, report=report,
+                                     groups=args.groups, report_only=args.report_only,
+                                     dataset=dataset)
+    return results if len(datasets) > 1 else results[datasets[0]]
 
 
 __all__ = ["main", *[name for names in _EXPORTS.values() for name in names]]

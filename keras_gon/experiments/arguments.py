@@ -9,7 +9,9 @@ EXPERIMENT_NAMES = ("table1", "activations", "origin", "reproduce")
 DEFAULT_ACTIVATIONS = ("elu", "relu", "leaky_relu", "selu", "gelu", "swish", "softplus", "tanh")
 DEFAULT_ORIGIN_STDDEVS = (0.0, 0.01, 0.1, 0.5, 1.0)
 STUDY_BUDGETS = ("full", "tiny")
-STUDY_GROUPS = ("decisive", "table1", "multistep", "activations", "origin", "diagnostics")
+STUDY_GROUPS = ("decisive", "table1", "multistep", "activations", "origin", "diagnostics",
+                "widths", "latents", "spatial", "remedies")
+STUDY_DATASETS = ("mnist", "fashion_mnist", "cifar10", "coil20")
 
 
 def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float) -> None:
@@ -18,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float)
                         help="table1 (paper Table 1), activations (fig. 3), origin (fig. 11), "
                         "reproduce (every claim at the paper's setting and ours, one resumable "
                         "study with verdicts)")
-    parser.add_argument("--data", default="mnist5k", help="as for `keras-gon train`")
+    parser.add_argument("--data", nargs="+",
+                        help="as for `keras-gon train`, default mnist5k (reproduce: one per "
+                        "--dataset, required beyond MNIST)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/<name>-<time>)")
     single = parser.add_argument_group("table1, activations, origin")
     single.add_argument("--epochs", type=positive_int, default=3)
@@ -56,7 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float)
                        help="how long the study trains (tiny: a few steps, for CI)")
     study.add_argument("--report", help="also write the report here "
                        "(e.g. benchmarks/REPRODUCTION.md)")
-    study.add_argument("--groups", nargs="+", choices=STUDY_GROUPS, default=list(STUDY_GROUPS),
-                       help="the parts of the study to run")
+    study.add_argument("--groups", nargs="+", choices=STUDY_GROUPS,
+                       help="the parts of the study to run (default: the dataset's own)")
+    study.add_argument("--dataset", nargs="+", choices=STUDY_DATASETS, default=["mnist"],
+                       help="the datasets of the study (each has its budget and groups); "
+                       "with several, give one --data each, in the same order; each study is "
+                       "kept in OUT/<dataset> and its report is REPORT with the dataset's name")
     study.add_argument("--report-only", action="store_true",
                        help="regenerate the report from stored runs, train nothing")

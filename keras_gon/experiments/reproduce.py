@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from keras_gon.errors import InputError
 from keras_gon.files import write_text
 from keras_gon.experiments.study import (
@@ -73,6 +75,28 @@ class ReproductionBudget:
     width: int = 16
     eval_images: int = 2000
     steps_per_epoch: int | None = None
+    variational_seeds: tuple | None = None
+    table1_latents: tuple | None = None
+    table1_settings: tuple = ("paper", "ours")
+    multistep_settings: tuple = ("paper", "ours")
+    sweep_epochs: int = 10
+    sweep_seeds: tuple = (0,)
+    sweep_latent: int = 256
+    widths: tuple = ()
+    sweep_latents: tuple = ()
+    map_sizes: tuple = ()
+    remedy_epochs: int = 10
+    remedy_seeds: tuple = (0,)
+
+    @property
+    def vgon_seeds(self) -> tuple:
+        """The seeds of the decisive variational runs (VGON, VAE)."""
+        return self.decisive_seeds if self.variational_seeds is None else self.variational_seeds
+
+    @property
+    def ablation_latents(self) -> tuple:
+        """The latent sizes of the Table 1 ablations."""
+        return (self.ablation_latent,) if self.table1_latents is None else self.table1_latents
 
 
 BUDGETS = {
@@ -85,8 +109,79 @@ BUDGETS = {
         origin_stddevs=(0.0, 0.5), diagnostic_epochs=1, diagnostic_seeds=(0,),
         diagnostic_latents=(4,),
         paper_vgon_epochs=1, multistep_epochs=1, width=2, eval_images=64, steps_per_epoch=2,
+        sweep_epochs=1, sweep_latent=16, widths=(2, 4), sweep_latents=(4, 16), map_sizes=(1, 4),
+        remedy_epochs=1,
     ),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetPlan:
+    """A dataset of the study: what it is, how its images are used and its full budget.
+
+    Attributes:
+        name: the `--dataset` name.
+        title: how reports name it.
+        image_size: side of the square images (the paper trains every Table 1-2 dataset
+            at 32x32).
+        train_images: a fixed random subset of the training images where the whole
+            split is too slow here (None: all).
+        budget: the `full` budget on this dataset (`tiny` is the same everywhere).
+        groups: the study groups run by default.
+        data: what `--data` should point to.
+    """
+
+    name: str
+    title: str
+    budget: ReproductionBudget
+    groups: tuple
+    image_size: int = 32
+    train_images: int | None = None
+    data: str = ""
+
+
+_OTHER_COLUMNS = dict(
+    decisive_seeds=(0, 1, 2), variational_seeds=(0, 1), decisive_latents=(32, 256),
+    table1_seeds=(0,), table1_latents=(32, 256), table1_settings=("ours",),
+    multistep_settings=("ours",), eval_images=2000,
+)
+"""What the Fashion-MNIST, COIL-20 and CIFAR-10 columns share: GON vs AE at three seeds,
+VGON vs VAE at two, the Table 1 ablations at latents 32 and 256 with the library's
+default, one seed."""
+
+DATASETS = {
+    "mnist": DatasetPlan("mnist", "MNIST", BUDGETS["full"],
+                         ("decisive", "table1", "multistep", "activations", "origin",
+                          "diagnostics"),
+                         data="a .npz of MNIST, e.g. ../shared/data/mnist22k.npz"),
+    "fashion_mnist": DatasetPlan(
+        "fashion_mnist", "Fashion-MNIST",
+        ReproductionBudget("full", decisive_epochs=15, table1_epochs=10, **_OTHER_COLUMNS),
+        ("decisive", "table1"), train_images=12000,
+        data="the Fashion-MNIST IDX folder, e.g. ../shared/data/fashion-mnist"),
+    "coil20": DatasetPlan(
+        "coil20", "COIL-20",
+        ReproductionBudget("full", decisive_epochs=100, table1_epochs=50, **_OTHER_COLUMNS),
+        ("decisive", "table1"),
+        data="the folder of COIL-20's processed PNGs (coil-20-proc; 10 % held out, seed 0)"),
+    "cifar10": DatasetPlan(
+        "cifar10", "CIFAR-10",
+        ReproductionBudget("full", decisive_epochs=10, table1_epochs=10, multistep_epochs=5,
+                           multistep_seeds=(0,), sweep_epochs=5, sweep_seeds=(0,),
+                           sweep_latent=256, widths=(4, 8, 16, 32),
+                           sweep_latents=(16, 32, 64, 128, 256, 512), map_sizes=(1, 4, 8),
+                           remedy_epochs=5, **_OTHER_COLUMNS),
+        ("decisive", "table1", "multistep", "widths", "latents", "spatial", "remedies"),
+        data="a CIFAR-10 folder with train/ and test/ class folders (cifar10-jpg.tar)"),
+}
+"""The datasets `keras-gon experiment reproduce --dataset` knows, by name."""
+
+
+def get_dataset_plan(name: str) -> DatasetPlan:
+    """The plan of dataset `name`, or an error listing the known ones."""
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset {name!r}: expected one of {tuple(DATASETS)}")
+    return DATASETS[name]
 
 
 def _settings():
@@ -101,25 +196,56 @@ def reproduction_specs(budget: ReproductionBudget, groups: Sequence[str] = GROUP
     b, specs = budget, []
     base = dict(width=b.width)
     if "decisive" in groups:
-        for seed in b.decisive_seeds:
+        for seed in sorted(set(b.decisive_seeds) | set(b.vgon_seeds)):
             for latent in b.decisive_latents:
                 for setting in _settings():
-                    for kind in ("gon", "ae", "vgon", "vae"):
+                    kinds = (("gon", "ae") if seed in b.decisive_seeds else ()) + (
+                        ("vgon", "vae") if seed in b.vgon_seeds else ())
+                    for kind in kinds:
                         specs.append(RunSpec(kind, setting, latent, b.decisive_epochs, seed,
                                              group="decisive", **base))
     z = b.ablation_latent
     if "table1" in groups:
         for seed in b.table1_seeds:
-            for setting in _settings():
-                for kind in ("tied_ae", "gon_detach", "glo"):
-                    specs.append(RunSpec(kind, setting, z, b.table1_epochs, seed,
-                                         group="table1", **base))
+            for latent in b.ablation_latents:
+                for setting in b.table1_settings:
+                    for kind in ("tied_ae", "gon_detach", "glo"):
+                        specs.append(RunSpec(kind, setting, latent, b.table1_epochs, seed,
+                                             group="table1", **base))
     if "multistep" in groups:
         for seed in b.multistep_seeds:
-            for setting in _settings():
+            for setting in b.multistep_settings:
                 for kind in ("gon_10step", "gon_10step_detach"):
                     specs.append(RunSpec(kind, setting, z, b.multistep_epochs, seed,
                                          group="multistep", **base))
+    sweep = dict(setting="ours", epochs=b.sweep_epochs)
+    if "widths" in groups:  # fig. 10b
+        for seed in b.sweep_seeds:
+            for width in b.widths:
+                for kind in ("gon", "ae"):
+                    specs.append(RunSpec(kind, latent_dim=b.sweep_latent, seed=seed, width=width,
+                                         group="widths", **sweep))
+    if "latents" in groups:  # fig. 10c
+        for seed in b.sweep_seeds:
+            for latent in b.sweep_latents:
+                for kind in ("gon", "ae"):
+                    specs.append(RunSpec(kind, latent_dim=latent, seed=seed, group="latents",
+                                         **sweep, **base))
+    if "spatial" in groups:  # fig. 10a
+        for seed in b.sweep_seeds:
+            for size in b.map_sizes:
+                for kind in ("gon", "ae"):
+                    options = () if size == 1 else (("latent_map_size", size),)
+                    specs.append(RunSpec(kind, latent_dim=b.sweep_latent, seed=seed,
+                                         options=options, group="spatial",
+                                         label=f"{size}x{size} latent map", **sweep, **base))
+    if "remedies" in groups:  # the variational GON's remedies the paper points to
+        for seed in b.remedy_seeds:
+            for latent in b.decisive_latents:
+                for label, options in VGON_REMEDIES:
+                    specs.append(RunSpec("vgon", "ours", latent, b.remedy_epochs, seed,
+                                         options=options, group="remedies", label=label,
+                                         **base))
     if "activations" in groups:
         for latent in b.activation_latents:
             for setting in _settings():
@@ -279,65 +405,77 @@ class Results:
 SETTING_TITLES = {"paper": "paper's setting (BatchNorm)", "ours": "library default (LayerNorm)"}
 
 
-def _verdict_rows(results: Results, budget: ReproductionBudget) -> list[tuple]:
-    """(claim, paper, {setting: (ours, verdict)}) for each claim."""
+def _verdict_rows(results: Results, budget: ReproductionBudget,
+                  groups: Sequence[str] = GROUPS, plan: DatasetPlan | None = None) -> list[tuple]:
+    """(claim, paper, {setting: (ours, verdict)}) for each claim of the groups run."""
     b = budget
     rows = []
     z = b.ablation_latent
-    for latent in b.decisive_latents:
-        cells = {}
-        for setting in _settings():
-            gon = results.final(kind="gon", setting=setting, latent_dim=latent, group="decisive")
-            ae = results.final(kind="ae", setting=setting, latent_dim=latent, group="decisive")
-            cells[setting] = (f"GON {_format(gon)} vs AE {_format(ae)}", compare(gon, ae))
-        rows.append((f"Table 1: GON < AE (SSE, latent {latent}, {b.decisive_epochs} epochs)",
-                     "GON lower than AE, with about half the parameters", cells))
-    for latent in b.decisive_latents:
-        cells = {}
-        for setting in _settings():
-            vgon = results.final(kind="vgon", setting=setting, latent_dim=latent, group="decisive")
-            vae = results.final(kind="vae", setting=setting, latent_dim=latent, group="decisive")
-            cells[setting] = (f"VGON {_format(vgon, 3)} vs VAE {_format(vae, 3)}",
-                              compare(vgon, vae))
-        rows.append((f"Table 2: VGON < VAE (bits/dim, latent {latent}, {b.decisive_epochs} epochs)",
-                     "MNIST: VGON 1.06, VAE 1.15 bits/dim", cells))
+    vgon_paper = "MNIST: VGON 1.06, VAE 1.15 bits/dim" if plan is None or plan.name == "mnist" \
+        else "VGON lower -ELBO than VAE"
+
+    def cell(first, second, kind="less", digits=2, names=("", "")):
+        if not (first[1] or second[1]):  # neither is in the plan
+            return ("not run", "")
+        a, c = first[0], second[0]
+        text = f"{names[0]}{_format(a, digits)} vs {names[1]}{_format(c, digits)}"
+        return (text, compare(a, c, kind))
+
+    def final(kind, setting, latent, group="decisive"):
+        fields = dict(kind=kind, setting=setting, latent_dim=latent, group=group)
+        return results.final(**fields), bool(results.select(**fields))
+
+    def at(kind, setting, latent, epoch, group):
+        fields = dict(kind=kind, setting=setting, latent_dim=latent, group=group)
+        return results.at_epoch(epoch, **fields), bool(results.select(**fields))
+
+    if "decisive" in groups:
+        for latent in b.decisive_latents:
+            cells = {setting: cell(final("gon", setting, latent), final("ae", setting, latent),
+                                   names=("GON ", "AE "))
+                     for setting in _settings()}
+            rows.append((f"Table 1: GON < AE (SSE, latent {latent}, {b.decisive_epochs} epochs)",
+                         "GON lower than AE, with about half the parameters", cells))
+        for latent in b.decisive_latents:
+            cells = {setting: cell(final("vgon", setting, latent), final("vae", setting, latent),
+                                   digits=3, names=("VGON ", "VAE "))
+                     for setting in _settings()}
+            rows.append((f"Table 2: VGON < VAE (bits/dim, latent {latent}, "
+                         f"{b.decisive_epochs} epochs)", vgon_paper, cells))
     e1 = b.table1_epochs
-
-    def decisive_at(kind, setting, epoch):
-        return results.at_epoch(epoch, kind=kind, setting=setting, latent_dim=z, group="decisive")
-
-    def group_at(kind, setting, epoch, group):
-        return results.at_epoch(epoch, kind=kind, setting=setting, latent_dim=z, group=group)
-
     table1 = [
         ("AE < tied AE", "ae", "tied_ae", "less", "AE lower than tied AE"),
         ("1-step GON << 1-step detach", "gon", "gon_detach", "far_less",
          "detaching the 1-step GON is far worse"),
         ("GON < GLO", "gon", "glo", "less", "GON lower than GLO"),
     ]
-    for claim, first, second, kind, paper in table1:
-        cells = {}
-        for setting in _settings():
-            a = decisive_at(first, setting, e1) if first in ("gon", "ae") else group_at(
-                first, setting, e1, "table1")
-            c = group_at(second, setting, e1, "table1")
-            cells[setting] = (f"{_format(a)} vs {_format(c)}", compare(a, c, kind))
-        rows.append((f"Table 1: {claim} (held-out SSE, latent {z}, {e1} epochs)", paper, cells))
+    if "table1" in groups:
+        for latent in b.ablation_latents:
+            for claim, first, second, kind, paper in table1:
+                cells = {}
+                for setting in _settings():
+                    group = "decisive" if first in ("gon", "ae") else "table1"
+                    ablation = at(second, setting, latent, e1, "table1")
+                    cells[setting] = cell(at(first, setting, latent, e1, group), ablation, kind) \
+                        if ablation[1] else ("not run", "")
+                rows.append((f"Table 1: {claim} (held-out SSE, latent {latent}, {e1} epochs)",
+                             paper, cells))
     e2 = b.multistep_epochs
     multistep = [
         ("10-step ≈ 1-step", "gon_10step", "gon", "similar", "10-step about equal to 1-step"),
         ("10-step << 10-step detach", "gon_10step", "gon_10step_detach", "far_less",
          "detaching the 10-step GON is far worse"),
     ]
-    for claim, first, second, kind, paper in multistep:
-        cells = {}
-        for setting in _settings():
-            a = group_at(first, setting, e2, "multistep")
-            c = (decisive_at(second, setting, e2) if second == "gon"
-                 else group_at(second, setting, e2, "multistep"))
-            cells[setting] = (f"{_format(a)} vs {_format(c)}", compare(a, c, kind))
-        rows.append((f"Table 1: {claim} (held-out SSE, latent {z}, {e2} epochs)", paper, cells))
-    for latent in b.decisive_latents:
+    if "multistep" in groups:
+        for claim, first, second, kind, paper in multistep:
+            cells = {}
+            for setting in _settings():
+                ten = at(first, setting, z, e2, "multistep")
+                other = at(second, setting, z, e2, "decisive" if second == "gon" else "multistep")
+                cells[setting] = cell(ten, other, kind) if ten[1] else ("not run", "")
+            rows.append((f"Table 1: {claim} (held-out SSE, latent {z}, {e2} epochs)", paper,
+                         cells))
+    for latent in b.decisive_latents if "decisive" in groups else ():
         for first, second in (("gon", "ae"), ("vgon", "vae")):
             cells = {}
             for setting in _settings():
@@ -353,7 +491,7 @@ def _verdict_rows(results: Results, budget: ReproductionBudget) -> list[tuple]:
             rows.append((f"Figs. 2c/16: {first.upper()} overfits less than {second.upper()} "
                          f"(held-out - train, latent {latent})",
                          "GONs' held-out loss stays closer to their training loss", cells))
-    for latent in b.activation_latents:
+    for latent in b.activation_latents if "activations" in groups else ():
         cells = {}
         for setting in _settings():
             figures = {
@@ -364,6 +502,12 @@ def _verdict_rows(results: Results, budget: ReproductionBudget) -> list[tuple]:
             cells[setting] = _activation_cell(figures)
         rows.append((f"Fig. 3: ELU best, ReLU worst (latent {latent}, "
                      f"{b.activation_epochs} epochs)", "ELU best, ReLU worst", cells))
+    if "origin" in groups:
+        rows.append(_origin_row(results, b))
+    return rows + _sweep_rows(results, b, groups)
+
+
+def _origin_row(results: Results, b: ReproductionBudget) -> tuple:
     cells = {}
     for setting in _settings():
         figures = _origin_figures(results, setting, b)
@@ -377,9 +521,65 @@ def _verdict_rows(results: Results, budget: ReproductionBudget) -> list[tuple]:
         verdict = "missing" if not (zero and others) else (
             "reproduced" if best else "not reproduced")
         cells[setting] = (text, verdict)
-    rows.append((f"Fig. 11: σ = 0 best, variants (a) and (b) (latent {z}, "
-                 f"{b.origin_epochs} epochs)", "σ = 0 best; both variants degrade as σ grows",
-                 cells))
+    return (f"Fig. 11: σ = 0 best, variants (a) and (b) (latent {b.ablation_latent}, "
+            f"{b.origin_epochs} epochs)", "σ = 0 best; both variants degrade as σ grows", cells)
+
+
+SWEEPS = {
+    "widths": ("width", "Fig. 10b", "decoder width"),
+    "latents": ("latent_dim", "Fig. 10c", "latent size"),
+    "spatial": ("latent_map_size", "Fig. 10a", "latent map side"),
+}
+"""The CIFAR-10 sweeps of GON against AE (fig. 10): the field each varies, and names."""
+
+
+def sweep_values(results: Results, group: str, epoch: int | None = None) -> dict:
+    """{value: (GON figures, AE figures)} of a sweep group, by the value it varies: at the
+    last epoch's whole test set, or at `epoch` on the fixed test images."""
+    field = SWEEPS[group][0]
+    table = {}
+    for spec, result in results.select(group=group, setting="ours"):
+        value = dict(spec.options).get(field, 1) if field == "latent_map_size" else getattr(
+            spec, field)
+        pair = table.setdefault(value, ([], []))
+        if result is None:
+            continue
+        if epoch is None:
+            figure = result.get("test", {}).get(result["metric"], float("nan"))
+        else:
+            figure = next((row["held_out_loss"] for row in result.get("epochs", [])
+                           if row["epoch"] == epoch), float("nan"))
+        pair[0 if spec.kind == "gon" else 1].append(figure)
+    return dict(sorted(table.items()))
+
+
+def _sweep_rows(results: Results, b: ReproductionBudget, groups: Sequence[str]) -> list[tuple]:
+    """Verdicts of the fig. 10 sweeps: GON against AE at each value; for fig. 10c the
+    paper's "the GON's lead lessens as the latent shrinks"."""
+    rows = []
+    for group, (_, figure, name) in SWEEPS.items():
+        if group not in groups:
+            continue
+        table = sweep_values(results, group)
+        done = {v: pair for v, pair in table.items() if pair[0] and pair[1]}
+        wins = [v for v, (gon, ae) in done.items() if compare(gon, ae) == "reproduced"]
+        text = ", ".join(f"{v}: {_format(gon)} vs {_format(ae)}" for v, (gon, ae) in done.items())
+        margin = " (one seed: a 5 % margin)" if len(b.sweep_seeds) == 1 else ""
+        verdict = "missing" if len(done) < len(table) or not table else (
+            f"GON lower at {len(wins)} of {len(done)}{margin}")
+        rows.append((f"{figure}: GON < AE by {name} (held-out SSE, {b.sweep_epochs} epochs)",
+                     "GON lower than AE", {"ours": (text or "missing", verdict),
+                                           "paper": ("not run", "")}))
+        if group == "latents" and len(done) >= 2:
+            lead = {v: (_mean_std(ae)[0] - _mean_std(gon)[0]) / _mean_std(ae)[0]
+                    for v, (gon, ae) in done.items()}
+            smallest, largest = min(lead), max(lead)
+            text = ", ".join(f"{v}: {100 * lead[v]:+.0f} %" for v in lead)
+            verdict = "reproduced" if lead[largest] > lead[smallest] else "not reproduced"
+            rows.append((f"{figure}: the GON's lead over the AE lessens as the latent shrinks",
+                         "the lead lessens with smaller latents",
+                         {"ours": (f"(AE - GON) / AE: {text}", verdict),
+                          "paper": ("not run", "")}))
     return rows
 
 
@@ -399,6 +599,11 @@ def _gaps(results: Results, relative: bool = False, **fields) -> list[float]:
 
 
 LINEAR_ENCODER = (("encoder", "linear"),)
+VGON_REMEDIES = (
+    ("VGON, 5 inner steps", (("num_steps", 5), ("step_size", 1.0 / 320))),
+)
+"""Variants of the variational GON the paper points to where it falls short: more than one
+inner step (5 steps of a fifth of the default step, the multi-step GON's schedule)."""
 
 
 def _decisive_rows(results: Results, setting: str, latent: int) -> list[tuple[str, dict]]:
@@ -451,26 +656,33 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: ReproductionBudget,
-                    data: StudyData, command: str, analysis: str = "") -> str:
-    """The Markdown report of what is stored (see the module docstring)."""
+                    data: StudyData, command: str, analysis: str = "",
+                    plan: DatasetPlan | None = None, figure_path: Path | None = None) -> str:
+    """The Markdown report of what is stored (see the module docstring); `figure_path`
+    names the plot of the fig. 10 sweeps, written beside it (see `write_report`)."""
     specs = list(dict.fromkeys(specs))
     results = Results(specs, stored)
+    groups = [g for g in GROUPS if any(s.group == g for s in specs)]
     b = budget
     missing = list({s.key: s for s in results.missing()}.values())
     total = len({s.key for s in specs})
+    on = "" if plan is None or plan.name == "mnist" else f" on {plan.title}"
+    subset = "" if data.train_images is None else (
+        f" (a fixed random subset of {data.train_images:,} training images)")
+    seconds = [r["seconds"] for r in stored.values() if "seconds" in r]
+    timing = "" if not seconds else (
+        f" Seconds per run (training and per-epoch evaluation; one thread, other work on the "
+        f"same 2 cores): median {sorted(seconds)[len(seconds) // 2]:.0f}, total "
+        f"{sum(seconds) / 3600:.1f} h.")
     lines = [
-        "# Reproducing the paper's claims",
+        f"# Reproducing the paper's claims{on}",
         "",
         f"Written by `{command}` from the {len(stored)} stored runs of {total} "
         f"({'complete' if not missing else f'{len(missing)} missing'}); regenerated after each run.",
         "",
-        f"Data: `{Path(data.source).name}`, resized to 32x32, batch {data.batch_size}, "
-        f"Adam {data.lr:g}. Width {b.width}. "
-        f"Budget `{b.name}`: decisive runs {b.decisive_epochs} epochs x seeds "
-        f"{list(b.decisive_seeds)}; Table 1 ablations {b.table1_epochs} epochs x seeds "
-        f"{list(b.table1_seeds)}; multi-step {b.multistep_epochs} epochs x seeds "
-        f"{list(b.multistep_seeds)}; activations {b.activation_epochs} epochs, origin "
-        f"{b.origin_epochs} epochs, seed 0.",
+        f"Data: `{Path(data.source).name}`{subset}, resized to {data.image_size}x{data.image_size}, "
+        f"batch {data.batch_size}, Adam {data.lr:g}. Width {b.width}.{timing} "
+        f"Budget `{b.name}`: {_budget_text(b, groups)}.",
         "",
         "Settings: **paper** = BatchNorm, the authors' inner-loss reductions (batch and pixel "
         "mean), every loss evaluated with batch statistics as their code does; **ours** = the "
@@ -491,7 +703,7 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
     for setting in _settings():
         header += [f"ours, {SETTING_TITLES[setting]}", "verdict"]
     rows = []
-    for claim, paper, cells in _verdict_rows(results, b):
+    for claim, paper, cells in _verdict_rows(results, b, groups, plan):
         row = [claim, paper]
         for setting in _settings():
             row += list(cells.get(setting, ("missing", "missing")))
@@ -530,55 +742,92 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
                 erows.append([name, setting, latent, *cells, train])
     lines += _table(["model", "setting", "latent", *[f"epoch {e}" for e in epochs],
                      f"train, epoch {b.decisive_epochs}"], erows)
-    lines += ["", f"## Table 1 ablations (latent {b.ablation_latent}, held-out SSE on the fixed "
-              "test images)", ""]
-    trows = []
-    for setting in _settings():
-        for kind, group, epoch in (("gon", "decisive", b.table1_epochs),
-                                   ("ae", "decisive", b.table1_epochs),
-                                   ("tied_ae", "table1", b.table1_epochs),
-                                   ("gon_detach", "table1", b.table1_epochs),
-                                   ("glo", "table1", b.table1_epochs),
-                                   ("gon", "decisive", b.multistep_epochs),
-                                   ("gon_10step", "multistep", b.multistep_epochs),
-                                   ("gon_10step_detach", "multistep", b.multistep_epochs)):
-            fields = dict(kind=kind, setting=setting, latent_dim=b.ablation_latent, group=group)
-            trows.append([kind, setting, epoch, _format(results.at_epoch(epoch, **fields)),
-                          results.parameters(**fields) or ""])
-    lines += _table(["model", "setting", "epochs", "held-out SSE", "parameters"], trows)
-    lines += ["", f"## Activations (fig. 3): held-out SSE after {b.activation_epochs} epochs", ""]
-    arows = []
-    for setting in _settings():
-        for activation in b.activations:
-            arows.append([setting, activation, *[
-                _format(results.at_epoch(b.activation_epochs, kind="gon", setting=setting,
-                                         latent_dim=latent, activation=activation,
-                                         group="activations"))
-                for latent in b.activation_latents]])
-    lines += _table(["setting", "activation",
-                     *[f"latent {latent}" for latent in b.activation_latents]], arows)
-    lines += ["", f"## Origin (fig. 11): held-out SSE after {b.origin_epochs} epochs, "
-              "z0 ~ N(0, σ²) in training", ""]
-    orows = []
-    for setting in _settings():
-        figures = _origin_figures(results, setting, b)
-        for stddev in b.origin_stddevs:
-            a = figures.get((stddev, False), figures.get((stddev, True)) if stddev == 0 else [])
-            c = figures.get((stddev, True), [])
-            orows.append([setting, f"{stddev:g}", _format(a or []), _format(c)])
-    lines += _table(["setting", "σ", "(a) z = -∇z0 L", "(b) z = z0 - ∇z0 L"], orows)
-    lines += ["", "## Diagnostics", ""]
-    grows = []
-    for spec, result in Results(specs, stored).select(group="diagnostics"):
-        if spec.options == LINEAR_ENCODER:  # shown beside the decisive runs
-            continue
-        figure = "missing" if result is None else (
-            f"{result.get('test', {}).get(result['metric'], float('nan')):.4f}")
-        name = spec.label or spec.kind
-        grows.append([name, spec.setting, spec.latent_dim, spec.width, spec.seed, spec.epochs,
-                      "missing" if result is None else result["metric"], figure])
-    lines += _table(["run", "setting", "latent", "width", "seed", "epochs", "metric",
-                     "held-out"], grows)
+    if "table1" in groups or "multistep" in groups:
+        lines += ["", "## Table 1 ablations (held-out SSE on the fixed test images)", ""]
+        trows = []
+        rows_of = [("gon", "decisive", b.table1_epochs), ("ae", "decisive", b.table1_epochs),
+                   ("tied_ae", "table1", b.table1_epochs), ("gon_detach", "table1",
+                                                             b.table1_epochs),
+                   ("glo", "table1", b.table1_epochs), ("gon", "decisive", b.multistep_epochs),
+                   ("gon_10step", "multistep", b.multistep_epochs),
+                   ("gon_10step_detach", "multistep", b.multistep_epochs)]
+        for latent in b.ablation_latents:
+            for setting in _settings():
+                for kind, group, epoch in rows_of:
+                    fields = dict(kind=kind, setting=setting, latent_dim=latent, group=group)
+                    if group != "decisive" and not results.select(**fields):
+                        continue  # not in the plan
+                    trows.append([kind, setting, latent, epoch,
+                                  _format(results.at_epoch(epoch, **fields)),
+                                  results.parameters(**fields) or ""])
+        lines += _table(["model", "setting", "latent", "epochs", "held-out SSE", "parameters"],
+                        trows)
+    if "activations" in groups:
+        lines += ["", f"## Activations (fig. 3): held-out SSE after {b.activation_epochs} "
+                  "epochs", ""]
+        arows = []
+        for setting in _settings():
+            for activation in b.activations:
+                arows.append([setting, activation, *[
+                    _format(results.at_epoch(b.activation_epochs, kind="gon", setting=setting,
+                                             latent_dim=latent, activation=activation,
+                                             group="activations"))
+                    for latent in b.activation_latents]])
+        lines += _table(["setting", "activation",
+                         *[f"latent {latent}" for latent in b.activation_latents]], arows)
+    if "origin" in groups:
+        lines += ["", f"## Origin (fig. 11): held-out SSE after {b.origin_epochs} epochs, "
+                  "z0 ~ N(0, σ²) in training", ""]
+        orows = []
+        for setting in _settings():
+            figures = _origin_figures(results, setting, b)
+            for stddev in b.origin_stddevs:
+                a = figures.get((stddev, False),
+                                figures.get((stddev, True)) if stddev == 0 else [])
+                c = figures.get((stddev, True), [])
+                orows.append([setting, f"{stddev:g}", _format(a or []), _format(c)])
+        lines += _table(["setting", "σ", "(a) z = -∇z0 L", "(b) z = z0 - ∇z0 L"], orows)
+    sweeps = [g for g in SWEEPS if g in groups]
+    if sweeps:
+        lines += ["", f"## Fig. 10: GON against AE, library default, {b.sweep_epochs} epochs "
+                  "(held-out SSE, whole test set)", ""]
+        if figure_path is not None:
+            lines += [f"![fig. 10]({figure_path.name})", ""]
+        for group in sweeps:
+            _, figure, name = SWEEPS[group]
+            srows = [[value, _format(gon), _format(ae), f"{len(gon)}/{len(b.sweep_seeds)}"]
+                     for value, (gon, ae) in sweep_values(results, group).items()]
+            lines += [f"**{figure}** ({name}; latent {b.sweep_latent} where it is not the "
+                      "value swept):", ""]
+            lines += _table([name, "GON", "AE", "seeds"], srows) + [""]
+    if "remedies" in groups:
+        lines += ["", f"## Variational GON remedies ({b.remedy_epochs} epochs, library default,"
+                  " held-out bits/dim)", ""]
+        rrows = []
+        for latent in b.decisive_latents:
+            for name, fields in (("VGON", dict(kind="vgon", group="decisive")),
+                                 ("VAE", dict(kind="vae", group="decisive")),
+                                 *((label, dict(kind="vgon", group="remedies", options=options))
+                                   for label, options in VGON_REMEDIES)):
+                epoch = b.remedy_epochs
+                rrows.append([name, latent, _format(results.at_epoch(
+                    epoch, setting="ours", latent_dim=latent, **fields), 3)])
+        lines += _table(["model", "latent", f"bits/dim at epoch {b.remedy_epochs} (fixed "
+                         "test images)"], rrows)
+    if "diagnostics" in groups:
+        lines += ["", "## Diagnostics", ""]
+        grows = []
+        for spec, result in Results(specs, stored).select(group="diagnostics"):
+            if spec.options == LINEAR_ENCODER:  # shown beside the decisive runs
+                continue
+            figure = "missing" if result is None else (
+                f"{result.get('test', {}).get(result['metric'], float('nan')):.4f}")
+            name = spec.label or spec.kind
+            grows.append([name, spec.setting, spec.latent_dim, spec.width, spec.seed,
+                          spec.epochs, "missing" if result is None else result["metric"],
+                          figure])
+        lines += _table(["run", "setting", "latent", "width", "seed", "epochs", "metric",
+                         "held-out"], grows)
     lines += ["", ANALYSIS_START, analysis.strip(), ANALYSIS_END]
     if missing:  # last: the list the next `reproduce` run works through
         lines += ["", f"## Missing cells ({len(missing)} runs not yet stored)", ""]
@@ -586,6 +835,32 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
         if len(missing) > 200:
             lines.append(f"- ... and {len(missing) - 200} more")
     return "\n".join(lines + [""])
+
+
+def _budget_text(b: ReproductionBudget, groups: Sequence[str]) -> str:
+    """The budget of each group run, in words."""
+    parts = []
+    if "decisive" in groups:
+        variational = "" if b.vgon_seeds == b.decisive_seeds else (
+            f" (VGON and VAE seeds {list(b.vgon_seeds)})")
+        parts.append(f"decisive runs {b.decisive_epochs} epochs x seeds "
+                     f"{list(b.decisive_seeds)}{variational}")
+    if "table1" in groups:
+        parts.append(f"Table 1 ablations {b.table1_epochs} epochs x seeds {list(b.table1_seeds)}"
+                     f" at latents {list(b.ablation_latents)}")
+    if "multistep" in groups:
+        parts.append(f"multi-step {b.multistep_epochs} epochs x seeds {list(b.multistep_seeds)}")
+    if "activations" in groups:
+        parts.append(f"activations {b.activation_epochs} epochs, seed 0")
+    if "origin" in groups:
+        parts.append(f"origin {b.origin_epochs} epochs, seed 0")
+    sweeps = [g for g in ("widths", "latents", "spatial") if g in groups]
+    if sweeps:
+        parts.append(f"fig. 10 sweeps ({', '.join(sweeps)}) {b.sweep_epochs} epochs x seeds "
+                     f"{list(b.sweep_seeds)}")
+    if "remedies" in groups:
+        parts.append(f"VGON remedies {b.remedy_epochs} epochs x seeds {list(b.remedy_seeds)}")
+    return "; ".join(parts)
 
 
 def _existing_analysis(path: Path) -> str:
@@ -597,43 +872,90 @@ def _existing_analysis(path: Path) -> str:
     return match.group(1).strip() if match else ""
 
 
-def write_report(path: Path, specs, stored, budget, data, command) -> None:
-    """Writes the report to `path` (atomically), keeping its analysis section."""
+def plot_sweeps(path: Path, results: Results, groups: Sequence[str]) -> None:
+    """A PNG of the fig. 10 sweeps run: held-out SSE of GON and AE against each value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_gon.files import atomic_write
+
+    sweeps = [g for g in SWEEPS if g in groups]
+    figure, axes = plt.subplots(1, len(sweeps), figsize=(4.2 * len(sweeps), 3.4), squeeze=False)
+    for axis, group in zip(axes[0], sweeps):
+        _, title, name = SWEEPS[group]
+        table = sweep_values(results, group)
+        for index, (label, marker) in enumerate((("GON", "o"), ("AE", "s"))):
+            points = [(v, *_mean_std(pair[index])[:2]) for v, pair in table.items()
+                      if pair[index]]
+            if points:
+                x, mean, std = (np.asarray(column, float) for column in zip(*points))
+                axis.errorbar(x, mean, yerr=std, marker=marker, capsize=3, label=label)
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel(name)
+        axis.set_ylabel("held-out SSE per image")
+        axis.set_title(title)
+        axis.legend()
+    figure.tight_layout()
+    atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=110))
+    plt.close(figure)
+
+
+def write_report(path: Path, specs, stored, budget, data, command,
+                 plan: DatasetPlan | None = None) -> None:
+    """Writes the report to `path` (atomically), keeping its analysis section, and the plot
+    of the fig. 10 sweeps beside it (`<name>_fig10.png`) when the study has them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    groups = {s.group for s in specs}
+    figure = None
+    if groups & set(SWEEPS):
+        figure = path.with_name(f"{path.stem}_fig10.png")
+        plot_sweeps(figure, Results(list(specs), stored), [g for g in GROUPS if g in groups])
     write_text(path, report_markdown(specs, stored, budget, data, command,
-                                     _existing_analysis(path)))
+                                     _existing_analysis(path), plan=plan, figure_path=figure))
 
 
 def reproduce(data: str, out: Path, budget: str = "full", report: Path | None = None,
-              groups: Sequence[str] = GROUPS, report_only: bool = False,
-              command: str = "keras-gon experiment reproduce", log=print) -> dict:
-    """Runs (or continues) the study in `out` and writes the report; returns the results."""
+              groups: Sequence[str] | None = None, report_only: bool = False,
+              command: str = "keras-gon experiment reproduce", log=print,
+              dataset: str = "mnist") -> dict:
+    """Runs (or continues) the study of `dataset` on the images of `data` in `out` and
+    writes the report; returns the results. `groups` None runs the dataset's own
+    (`DATASETS`); the `full` budget is the dataset's, `tiny` the same for all."""
     if budget not in BUDGETS:
         raise InputError(f"unknown budget {budget!r}: expected one of {tuple(BUDGETS)}")
-    plan = BUDGETS[budget]
+    dataset_plan = get_dataset_plan(dataset)
+    plan = dataset_plan.budget if budget == "full" else BUDGETS[budget]
+    groups = dataset_plan.groups if groups is None else tuple(groups)
     study_data = StudyData(source=str(data), eval_images=plan.eval_images,
-                           steps_per_epoch=plan.steps_per_epoch)
+                           steps_per_epoch=plan.steps_per_epoch,
+                           image_size=dataset_plan.image_size,
+                           train_images=dataset_plan.train_images)
     specs = reproduction_specs(plan, groups)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report_paths = [out / "REPRODUCTION.md"] + ([Path(report)] if report else [])
     write_json_atomically(out / "study.json", {
-        "budget": dataclasses.asdict(plan), "data": dataclasses.asdict(study_data),
-        "groups": list(groups), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "dataset": dataset, "budget": dataclasses.asdict(plan),
+        "data": dataclasses.asdict(study_data), "groups": list(groups),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
 
     def rewrite(*_):
         stored = stored_results(out, specs)
         for path in report_paths:
-            write_report(path, specs, stored, plan, study_data, command)
+            write_report(path, specs, stored, plan, study_data, command, dataset_plan)
 
     if report_only:
         rewrite()
         return stored_results(out, specs)
     from keras_gon.data import load_dataset
 
-    load_dataset(study_data.source, image_size=32, batch_size=study_data.batch_size)  # checks
+    load_dataset(study_data.source, image_size=study_data.image_size,  # checks the data
+                 batch_size=study_data.batch_size, train_images=study_data.train_images)
     results = run_study(specs, study_data, out, on_result=rewrite, log=log)
     rewrite()
     return results

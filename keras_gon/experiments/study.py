@@ -125,6 +125,8 @@ class StudyData:
         eval_images: training and held-out images evaluated after each epoch.
         steps_per_epoch: None for whole epochs (tiny budgets cut them short).
         glo_inference_steps: Adam steps that fit a GLO latent to a held-out image.
+        image_size: side of the square images the models are trained at.
+        train_images: a fixed random subset of the training images (None: all).
     """
 
     source: str
@@ -133,6 +135,8 @@ class StudyData:
     eval_images: int = 2000
     steps_per_epoch: int | None = None
     glo_inference_steps: int = 100
+    image_size: int = 32
+    train_images: int | None = None
 
 
 def build_model(spec: RunSpec, image_shape, num_train: int):
@@ -182,15 +186,13 @@ class _Data:
         from keras_gon.data import load_dataset, with_example_indices
 
         data = self.data
-        train, test, info = load_dataset(
-            data.source, image_size=32, batch_size=data.batch_size, seed=seed,
-            shuffle_train=not indexed,
-        )
+        common = dict(image_size=data.image_size, batch_size=data.batch_size,
+                      train_images=data.train_images)
+        train, test, info = load_dataset(data.source, seed=seed, shuffle_train=not indexed,
+                                         **common)
         if indexed:
             train = with_example_indices(train, data.batch_size, seed=seed)
-        ordered, _, _ = load_dataset(
-            data.source, image_size=32, batch_size=data.batch_size, shuffle_train=False
-        )
+        ordered, _, _ = load_dataset(data.source, shuffle_train=False, **common)
         train_subset = _first_images(ordered, min(data.eval_images, info.num_train),
                                      data.batch_size)
         held_out_subset = _first_images(test, min(data.eval_images, info.num_test),
