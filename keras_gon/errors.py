@@ -6,3 +6,10 @@ class InputError(ValueError):
 
     The command line turns it into one error line and exit status 2.
     """
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss (the model keeps its last finite weights).
+
+    The command line turns it into one error line and exit status 2.
+    """

@@ -147,10 +147,12 @@ def test_evaluate_missing_or_broken_run(tmp_path, capsys):
 def test_non_finite_loss_stops_cleanly_and_keeps_the_saved_model(run_dir, capsys):
     model_file = run_dir / "model.keras"
     before = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    files = sorted(p.name for p in run_dir.iterdir())
     status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
-                           "--out", run_dir, *SMALL], capsys)
+                           "--out", run_dir, "--overwrite", *SMALL], capsys)
     _assert_one_error_line(status, err, "nothing was saved")
     assert hashlib.sha256(model_file.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in run_dir.iterdir()) == files  # the finished run stays whole
 
 
 def test_console_script_and_module_entry_points(tmp_path):
@@ -294,3 +296,70 @@ def test_train_with_a_spatial_latent_and_refuse_it_elsewhere(tmp_path, capsys):
                            "--out", tmp_path / "igon", *SMALL], capsys)
     _assert_one_error_line(status, err, "--latent-map-size: only for models with the conv")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "igon").exists()
+
+
+# --- run folders: never overwritten, never half-written ---------------------------------
+
+
+def test_a_finished_run_is_refused_without_overwrite(run_dir, capsys):
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir()
+               if p.is_file()}
+    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "2", "--out", run_dir,
+                           *SMALL], capsys)
+    _assert_one_error_line(status, err, "holds a finished run: give another --out, or "
+                           "--overwrite")
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir()
+            if p.is_file()} == digests
+
+
+def test_overwrite_replaces_a_finished_run_whole(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(["train", "vgon", "--data", NPZ, "--steps", "2", "--out", out, *SMALL],
+                capsys)[0] == 0
+    assert (out / "samples.png").is_file()
+    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "2", "--out", out,
+                           "--overwrite", *SMALL], capsys)
+    assert status == 0, err
+    assert json.loads((out / "metrics.json").read_text())["model"] == "gon"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.json", "model.keras", "reconstructions.png"]  # the vgon's samples went too
+
+
+def test_default_run_names_are_unique_within_a_second(tmp_path, capsys, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda *_: "20261204-120000")
+    for _ in range(2):
+        assert _run(["train", "gon", "--data", NPZ, "--steps", "1", *SMALL], capsys)[0] == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["gon-20261204-120000", "gon-20261204-120000-2"]
+    assert all((tmp_path / "runs" / name / "metrics.json").is_file() for name in runs)
+
+
+def test_a_failed_new_run_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "new" / "run"
+    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
+                           "--out", out, *SMALL], capsys)
+    _assert_one_error_line(status, err, "the loss became non-finite")
+    assert not out.exists()
+
+
+def test_a_collapsed_training_is_reported(tmp_path, capsys):
+    """An absurd learning rate that saturates every output: one warning line saying what to
+    change, and metrics.json says so."""
+    out = tmp_path / "run"
+    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "20", "--lr", "1e6",
+                           "--out", out, *SMALL], capsys)
+    assert status == 0
+    warnings = [line for line in err.splitlines() if line.startswith("keras-gon: warning:")]
+    assert len(warnings) == 1 and "collapsed to a constant output" in warnings[0]
+    assert "lower --lr" in warnings[0]
+    assert json.loads((out / "metrics.json").read_text())["collapsed"] is True
+
+
+def test_preset_options_are_refused_by_name(tmp_path, capsys):
+    status, _, err = _run(["train", "gon", "--from-preset", "gon_mnist", "--latent-dim", "64",
+                           "--data", NPZ, "--steps", "1", "--out", tmp_path / "run"], capsys)
+    _assert_one_error_line(status, err, "--latent-dim: the preset gon_mnist fixes the model's")
+    assert not (tmp_path / "run").exists()

@@ -10,11 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from keras_gon.errors import InputError
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
+from keras_gon.errors import InputError, NonFiniteLossError  # noqa: F401 (the CLI's errors)
 
 
 class HelpFormatter(argparse.HelpFormatter):

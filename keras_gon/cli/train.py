@@ -11,12 +11,14 @@ A run folder holds `model.keras`, `metrics.json` and `reconstructions.png`
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 import time
 from pathlib import Path
 
 from keras_gon.cli.common import (
     HelpFormatter,
-    NonFiniteLossError,
     add_data_arguments,
     first_images,
     fraction,
@@ -24,7 +26,7 @@ from keras_gon.cli.common import (
     positive_float,
     positive_int,
 )
-from keras_gon.errors import InputError
+from keras_gon.errors import InputError, NonFiniteLossError
 from keras_gon.registry import MODEL_KINDS
 
 RECONSTRUCTION_COUNT = 16
@@ -32,8 +34,8 @@ SAMPLE_COUNT = 64
 
 # Command-line flags of the model options: (flag, option name, argparse keywords, group).
 MODEL_FLAGS = (
-    (("--latent-dim", "--nz"), "latent_dim", dict(type=positive_int, default=32,
-                                                  help="latent size"), None),
+    (("--latent-dim", "--nz"), "latent_dim", dict(type=positive_int, help="latent size (32)"),
+     "model"),
     (("--width", "--ngf"), "width", dict(type=positive_int, help="decoder width (default 16)"),
      "decoder"),
     (("--activation",), "activation", dict(help="hidden activation (default elu)"), "decoder"),
@@ -83,6 +85,7 @@ MODEL_FLAGS = (
      dict(type=non_negative_float, help="weight of the SSE term (0)"), "classifier"),
 )
 GROUP_MESSAGES = {
+    "model": "not an option of the {kind}",
     "decoder": "only for models with the convolutional decoder",
     "origin": "the {kind} has no origin gradient (GON options)",
     "encoder": "only for the autoencoder baselines with an encoder (ae, vae)",
@@ -138,24 +141,24 @@ def add_parser(commands) -> None:
                        help="deterministic ops: the same --seed gives bit-identical losses")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last finished epoch")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the finished run in --out (refused without it)")
     train.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                        help="Keras's progress output")
     train.set_defaults(func=train_command, settings=True)
 
 
-def model_options(args, image_shape, num_train: int) -> dict:
-    """The constructor options of `args.model` from the command line; flags of option
+def model_options(args) -> dict:
+    """The constructor options of `args.model` given on the command line; flags of option
     groups the kind does not take are refused by name."""
     kind = MODEL_KINDS[args.model]
-    options = {"seed": args.seed}
+    options = {}
     taken = set(kind.options)
     refused = {}
     for flags, name, _, group in MODEL_FLAGS:
         value = getattr(args, name)
-        if name == "latent_dim":
-            options[name] = value
-        elif value is not None and name in taken:
+        if value is not None and name in taken:
             options[name] = value
         elif value is not None:
             refused.setdefault(group, []).append(flags[0])
@@ -163,38 +166,19 @@ def model_options(args, image_shape, num_train: int) -> dict:
         refused.setdefault("variational", []).append("--kl-warmup-epochs")
     for group, flags in refused.items():
         raise InputError(f"{', '.join(flags)}: " + GROUP_MESSAGES[group].format(kind=kind.name))
-    options["image_shape"] = image_shape
-    if "num_examples" in taken:
-        options["num_examples"] = num_train
     return options
 
 
-def _load_data(args, kind, strategy_batch: int):
-    from keras_gon.data import load_dataset, with_example_indices
-
-    size = args.image_size or kind.image_size
-    train_ds, test_ds, info = load_dataset(
-        args.data, image_size=size, batch_size=strategy_batch, seed=args.seed,
-        data_dir=args.data_dir, manual_dir=args.manual_dir, channels=args.channels,
-        train_images=args.train_images,
-        with_labels=kind.data == "labelled", shuffle_train=kind.data != "indexed",
-    )
-    if info.summary:
-        print(info.summary)
-    if kind.data == "indexed":
-        train_ds = with_example_indices(train_ds, strategy_batch, seed=args.seed)
-    return train_ds, test_ds, info
-
-
 def _preset_model(args, kind, strategy):
-    """The preset to fine-tune, of the kind asked for; model flags other than its own refused."""
+    """The preset to fine-tune, of the kind asked for; model flags refused by name (the
+    preset fixes the model's options)."""
     from keras_gon.presets import load_preset
     from keras_gon.registry import kind_of
 
-    given = [flags[0] for flags, name, _, _ in MODEL_FLAGS
-             if name != "latent_dim" and getattr(args, name) is not None]
+    given = [flags[0] for flags, name, _, _ in MODEL_FLAGS if getattr(args, name) is not None]
     if given:
-        raise InputError(f"{', '.join(given)}: the preset fixes the model's options")
+        raise InputError(f"{', '.join(given)}: the preset {args.from_preset} fixes the model's "
+                         "options (train a new model to change them)")
     with strategy.scope():
         model = load_preset(args.from_preset)
     if kind_of(model).name != kind.name:
@@ -224,92 +208,182 @@ def _backup(args, model, info, out: Path):
         raise InputError(
             f"{out} holds an interrupted run: pass --resume to continue it, or another --out"
         )
-    if args.resume and not backup.exists() and (out / "model.keras").exists():
+    if args.resume and not backup.exists() and (out / "metrics.json").exists():
         raise InputError(f"nothing to resume: the run in {out} has finished")
+    if args.resume and not backup.exists():
+        raise InputError(f"nothing to resume in {out}: no interrupted run there")
     if backup.exists():
         backup.check_fingerprint(backup.read_state())  # before training starts
     return backup
 
 
-def _held_out_figures(history, validated: bool) -> dict | None:
-    """The held-out figures of fit's validation after its last epoch (the final weights, the
-    whole test set: what `evaluate` would give again), or None if fit did not validate."""
-    figures = {key[len("val_"):]: values[-1] for key, values in history.history.items()
-               if key.startswith("val_") and values}
-    if not validated or "loss" not in figures or not history.epoch:
-        return None
-    return figures
+RUN_FILES = ("model.keras", "reconstructions.png", "samples.png", "metrics.json")
+"""What a run folder holds; `metrics.json` is written last: a run with it has finished."""
+
+
+def run_folder(args) -> tuple[Path, bool]:
+    """`(folder, created)`: the run's folder, made now when it is new.
+
+    An explicit `--out` holding a finished run is refused unless `--overwrite`; the
+    default `runs/<model>-<time>` gets a suffix when a run started in the same second
+    took the name (the folder is created atomically, so simultaneous starts differ).
+    """
+    if args.out is not None:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out} is a file, not a folder")
+        if (out / "metrics.json").exists() and not (args.overwrite or args.resume):
+            raise InputError(f"--out {out} holds a finished run: give another --out, or "
+                             "--overwrite to replace it")
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        return out, created
+    base = Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for index in range(1, 1000):
+        out = base if index == 1 else base.with_name(f"{base.name}-{index}")
+        try:
+            out.mkdir()
+        except FileExistsError:
+            continue
+        return out, True
+    raise InputError(f"cannot find a free run folder name next to {base}")
 
 
 def train_command(args) -> dict:
-    """`keras-gon train`: trains, then writes model.keras, metrics.json and the PNGs."""
-    import keras
-    import numpy as np
+    """`keras-gon train`: trains (`keras_gon.training.train`), then writes model.keras,
+    the PNGs and metrics.json. The files are written in a staging folder and moved into
+    the run folder, metrics.json last, only once all are written: a run that fails leaves
+    nothing of its own behind, and a finished run it replaces (`--overwrite`) stays whole
+    until then."""
+    import shutil
 
-    import keras_gon
-    from keras_gon.callbacks import KLWarmup, ReconstructionImages, StepTimer
+    import keras
+
     from keras_gon.distribute import make_strategy, worker_dir
-    from keras_gon.files import atomic_write, write_json
-    from keras_gon.plotting import save_image_rows, save_reconstructions
+    from keras_gon.training import TrainingRecipe
 
     kind = MODEL_KINDS[args.model]
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(args.strategy, tpu=args.tpu)  # before any other TF op (multiworker)
     preset = _preset_model(args, kind, strategy) if args.from_preset else None
-    if preset is not None and args.image_size is None:
-        args.image_size = preset.image_shape[0]
-    if preset is not None and args.channels is None:
-        args.channels = preset.image_shape[-1]
-    train_ds, test_ds, info = _load_data(args, kind, args.batch_size)
-    options = model_options(args, info.image_shape, info.num_train)
-    with strategy.scope():  # the model's variables are mirrored across the replicas
-        model = preset if preset is not None else kind.build(**options)
-        # jit_compile None: the model's fastest choice, off under a strategy; Keras turns
-        # it off under op determinism too (not every XLA kernel is deterministic).
-        model.compile(
-            optimizer=keras.optimizers.Adam(args.lr, epsilon=1e-8),
-            jit_compile=False if args.no_jit or args.deterministic else None,
-        )
-    out = args.out or Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file, not a folder")
+    if preset is not None:
+        args.image_size = args.image_size or preset.image_shape[0]
+        args.channels = args.channels or preset.image_shape[-1]
+    recipe = TrainingRecipe(
+        kind=args.model, data=args.data, options=model_options(args),
+        image_size=args.image_size, channels=args.channels, train_images=args.train_images,
+        batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, steps=args.steps,
+        seed=args.seed, data_dir=args.data_dir, manual_dir=args.manual_dir,
+        # None: the model's fastest choice, off under a strategy; Keras turns it off under
+        # op determinism too (not every XLA kernel is deterministic).
+        jit_compile=False if args.no_jit or args.deterministic else None,
+    )
+    data = recipe.load_data()
+    if data[2].summary:
+        print(data[2].summary)
+    out, created = run_folder(args)
     out = worker_dir(strategy, out)  # the chief writes `out`, other workers out/<task>-<index>
-    out.mkdir(parents=True, exist_ok=True)
-    backup = _backup(args, model, info, out)
+    had_backup = (out / "backup").exists()
+    try:
+        return _train_into(args, recipe, data, preset, strategy, out)
+    except BaseException as error:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        elif not had_backup and not isinstance(error, KeyboardInterrupt):
+            shutil.rmtree(out / "backup", ignore_errors=True)
+        if isinstance(error, NonFiniteLossError):
+            raise NonFiniteLossError(f"{error}; nothing was saved to {out}") from None
+        raise
 
+
+def _publish(out: Path, stage: Path) -> None:
+    """Moves the staged run files into `out` (metrics.json last) and removes the files of
+    a replaced run that this one did not write."""
+    for name in RUN_FILES:
+        if name != "metrics.json" and (stage / name).exists():
+            os.replace(stage / name, out / name)
+        elif name != "metrics.json":
+            (out / name).unlink(missing_ok=True)
+    os.replace(stage / "metrics.json", out / "metrics.json")
+
+
+def _train_into(args, recipe, data, preset, strategy, out: Path) -> dict:
+    """Trains in `out` (its backup for --resume) and publishes the run's files there."""
+    import shutil
+    import warnings
+
+    import keras
+    import numpy as np
+
+    from keras_gon.callbacks import KLWarmup, ReconstructionImages
+    from keras_gon.training import train
+
+    out.mkdir(parents=True, exist_ok=True)
+    _, test_ds, info = data
+    with strategy.scope():  # the model's variables are mirrored across the replicas
+        model = preset if preset is not None else recipe.build(info)
+    backup = _backup(args, model, info, out)
     batches_per_epoch = info.num_train // args.batch_size
-    timer = StepTimer()
-    callbacks = [timer, keras.callbacks.TerminateOnNaN(), *([backup] if backup else [])]
+    callbacks = [*([backup] if backup else [])]
     sample = first_images(test_ds, RECONSTRUCTION_COUNT)
     if args.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "logs")))
         callbacks.append(ReconstructionImages(sample, str(out / "logs" / "images")))
     if args.kl_warmup_epochs:
         callbacks.append(KLWarmup(args.kl_warmup_epochs * max(batches_per_epoch, 1)))
-    validation = None if kind.data == "indexed" else test_ds  # GLO fits held-out latents
-    fit = dict(validation_data=validation, callbacks=callbacks, verbose=args.verbose)
-    if args.steps:
-        history = model.fit(train_ds.repeat(), epochs=1, steps_per_epoch=args.steps, **fit)
-    else:
-        history = model.fit(train_ds, epochs=args.epochs, **fit)
-    # (a run resumed after its last epoch trains no epoch: the backup has its loss)
-    train_loss = float((history.history.get("loss") or [backup.restored_logs["loss"]])[-1])
-    steps = backup.steps if backup else timer.steps
-    if not np.isfinite(train_loss) or not all(np.all(np.isfinite(w)) for w in model.get_weights()):
-        raise NonFiniteLossError(
-            f"training stopped at step {timer.steps}: the loss became {train_loss} "
-            f"(try a lower --lr); nothing was saved to {out}"
-        )
-    held_out = _held_out_figures(history, validation is not None)
-    if held_out is None:
-        held_out = model.evaluate(test_ds, verbose=0, return_dict=True)
+    with warnings.catch_warnings():  # (reported below as one line)
+        warnings.filterwarnings("ignore", "every image of the first training batch",
+                                RuntimeWarning)
+        run = train(recipe, model=model, data=data, strategy=strategy, callbacks=callbacks,
+                    verbose=args.verbose)
+    reconstructions = np.asarray(model.reconstruct_batch(sample))  # eager: no trace for 16
+    collapsed = run.collapsed
+    if collapsed:
+        print("keras-gon: warning: every training image gets the same reconstruction: training "
+              f"collapsed to a constant output; try a lower --lr than {args.lr:g}",
+              file=sys.stderr)
+    stage = out / f".staging-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        _write_run(args, run, stage, sample, reconstructions, collapsed, backup, out)
+        _publish(out, stage)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    if backup:  # the results are written: the backup is no longer needed
+        backup.delete()
+    print(
+        f"trained {args.model} for {run.steps} steps ({run.timer.steps_per_second:.1f} steps/s): "
+        f"held-out loss {run.held_out['loss']:.2f}; wrote {out}"
+    )
+    return json.loads((out / "metrics.json").read_text())
 
-    atomic_write(out / "model.keras", model.save)
-    atomic_write(out / "reconstructions.png", lambda path: save_reconstructions(
-        path, sample, np.asarray(model.reconstruct_batch(sample))))  # eager: no trace for 16 images
+
+def _write_run(args, run, stage: Path, sample, reconstructions, collapsed, backup,
+               out: Path) -> None:
+    """Writes the run's files into `stage`."""
+    import keras
+    import numpy as np
+
+    import keras_gon
+    from keras_gon.files import atomic_write, write_json
+    from keras_gon.plotting import save_image_rows, save_reconstructions
+
+    model, info = run.model, run.info
+    atomic_write(stage / "model.keras", model.save)
+    atomic_write(stage / "reconstructions.png",
+                 lambda path: save_reconstructions(path, sample, reconstructions))
     if hasattr(model, "sample"):  # models that can sample also write a sample grid
         images = np.asarray(model.sample(SAMPLE_COUNT, seed=args.seed))
-        atomic_write(out / "samples.png", lambda path: save_image_rows(path, [("samples", images)]))
+        atomic_write(stage / "samples.png",
+                     lambda path: save_image_rows(path, [("samples", images)]))
+    # (a run resumed after its last epoch trains no epoch: the backup has its loss)
+    train_loss = run.train_loss if run.history.history.get("loss") else float(
+        backup.restored_logs["loss"])
+    steps = backup.steps if backup else run.steps
+    batches_per_epoch = info.num_train // args.batch_size
+    held_out = run.held_out
     metrics = {
         "model": args.model,
         "data": args.data,
@@ -326,15 +400,16 @@ def train_command(args) -> dict:
         "seed": args.seed,
         "jit_compile": bool(model.jit_compile),
         "strategy": args.strategy,
-        "replicas": int(strategy.num_replicas_in_sync),
+        "replicas": int(model.distribute_strategy.num_replicas_in_sync),
         "mixed_precision": args.mixed_precision,
         "deterministic": args.deterministic,
         "resumed_from_epoch": backup.initial_epoch if backup else None,
         "train_loss": train_loss,
         "test_loss": float(held_out["loss"]),
-        "seconds": timer.seconds,
-        "steps_per_second": timer.steps_per_second,
-        "parameters": int(sum(int(np.prod(v.shape)) for v in model.trainable_variables)),
+        "collapsed": collapsed,
+        "seconds": run.seconds,
+        "steps_per_second": run.timer.steps_per_second,
+        "parameters": run.parameters,
         "config": model.get_config(),
         "versions": {
             "keras_gon": keras_gon.__version__,
@@ -347,14 +422,6 @@ def train_command(args) -> dict:
     for name in ("bits_per_dim", "negative_elbo_nats", "accuracy"):
         if name in held_out:
             metrics[f"test_{name}"] = float(held_out[name])
-            if history.history.get(name):  # (none when a resumed run trained no epoch)
-                metrics[f"train_{name}"] = float(history.history[name][-1])
-    write_json(out / "metrics.json", metrics)
-    if backup:  # the results are written: the backup is no longer needed
-        backup.delete()
-    print(
-        f"trained {args.model} for {timer.steps} steps ({timer.steps_per_second:.1f} steps/s): "
-        f"train loss {train_loss:.2f}, held-out loss {metrics['test_loss']:.2f}; wrote {out}"
-    )
-    return metrics
-
+            if run.history.history.get(name):  # (none when a resumed run trained no epoch)
+                metrics[f"train_{name}"] = float(run.history.history[name][-1])
+    write_json(stage / "metrics.json", metrics)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -17,6 +19,11 @@ from keras_gon.validation import (
 )
 
 OUTER_TARGETS = ("input", "y")
+COLLAPSE_RANGE = 1e-6
+"""Reconstructions of different images within this of each other at every pixel: one
+constant output, a collapsed training (`LatentModel.outputs_collapsed`)."""
+COLLAPSE_CHECK_IMAGES = 16
+"""Images of the first training batch `fit` checks for a collapsed output afterwards."""
 KERAS_MODEL_OPTIONS = ("name", "dtype", "trainable", "autocast")
 """The `keras.Model` constructor options a keras-gon model passes on."""
 
@@ -304,7 +311,9 @@ class LatentModel(keras.Model):
         NumPy images of any size, uint8 or float, `(N, H, W)` or with channels
         (e.g. `keras.datasets.mnist.load_data()`'s) are checked and scaled as
         `prepare_data` says. A non-finite loss stops training with a warning,
-        and the model keeps the weights of the last finite step.
+        and the model keeps the weights of the last finite step. A training that
+        collapsed to a constant output (`outputs_collapsed` on the first training
+        batch) is reported by a warning and `history.collapsed`.
         """
         from keras_gon.callbacks import StopOnNonFiniteLoss
 
@@ -326,8 +335,24 @@ class LatentModel(keras.Model):
         if isinstance(x, tf.data.Dataset) and not shuffle_given:
             kwargs["shuffle"] = False
         self.build_optimizer()
-        return super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data,
-                           **kwargs)
+        history = super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data,
+                              **kwargs)
+        images = _first_images(x)
+        history.collapsed = images is not None and self.outputs_collapsed(images)
+        if history.collapsed:
+            warnings.warn(
+                "every image of the first training batch has the same reconstruction: training "
+                "collapsed to a constant output (saturated outputs, nothing learnt); try a "
+                "lower learning rate", RuntimeWarning, stacklevel=2)
+        return history
+
+    def outputs_collapsed(self, images) -> bool:
+        """Whether different `images` all get the same reconstruction (to `COLLAPSE_RANGE`
+        at every pixel): what an absurd learning rate leaves behind."""
+        if len(images) < 2:
+            return False
+        reconstructions = np.asarray(self.reconstruct_batch(images))  # eager, a few images
+        return float(np.ptp(reconstructions, axis=0).max()) < COLLAPSE_RANGE
 
     def build_optimizer(self) -> None:
         """Creates the optimizer's variables (Adam's moments) now, if the model is built.
@@ -508,6 +533,18 @@ class LatentModel(keras.Model):
             }
         )
         return config
+
+
+def _first_images(data, count: int = COLLAPSE_CHECK_IMAGES):
+    """Up to `count` images of the first batch of fit's `x` (a dataset or an array)."""
+    if isinstance(data, tf.data.Dataset):
+        for batch in data.take(1):
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            return images[:count] if not isinstance(images, dict) else None
+        return None
+    if isinstance(data, np.ndarray) and data.ndim in (3, 4):
+        return data[:count]
+    return None
 
 
 def _example_shape(data):
