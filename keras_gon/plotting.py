@@ -35,15 +35,19 @@ def image_grid(images: np.ndarray, columns: int, padding: int = 1) -> np.ndarray
     return grid
 
 
-def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]], columns: int = 8):
-    """Saves labelled grids one above the other (e.g. originals above reconstructions)."""
+def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]], columns: int = 8,
+                    scale: float = 1.0):
+    """Saves labelled grids one above the other (e.g. originals above reconstructions);
+    `scale` enlarges the figure (each image is drawn about 80 * scale pixels wide)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    heights = [-(-len(images) // columns) for _, images in rows]
     figure, axes = plt.subplots(
-        len(rows), 1, figsize=(columns * 0.8, len(rows) * 0.9 * -(-len(rows[0][1]) // columns) + 0.3)
+        len(rows), 1, figsize=(columns * 0.8 * scale, (0.9 * sum(heights) + 0.3) * scale),
+        gridspec_kw={"height_ratios": heights},
     )
     axes = np.atleast_1d(axes)
     for axis, (title, images) in zip(axes, rows):
@@ -52,8 +56,9 @@ def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]],
             shown = "the first 3" if channels > 3 else "the first"
             title = f"{title} ({shown} of {channels} channels)"
         grid = image_grid(images, columns)
-        axis.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
-        axis.set_title(title, fontsize=9)
+        axis.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
+                    interpolation="nearest")
+        axis.set_title(title, fontsize=9 * max(1.0, scale ** 0.5))
         axis.axis("off")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -14,13 +14,12 @@ keras_gon.LatentModel.from_preset("my_preset")
 ```
 
 `from_preset` also takes a local preset directory or a `.keras` file.
-`keras-gon presets build --data ../shared/data/mnist22k.npz` trains the
-built-in presets again (`PRESET_RECIPES`).
+`keras-gon presets build` trains the built-in presets again
+(`keras_gon.preset_builder`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -34,48 +33,12 @@ EVALUATION_BATCH = 500
 """Held-out figures are computed in batches of 500 without XLA: the same draws every time."""
 
 
-@dataclasses.dataclass(frozen=True)
-class PresetRecipe:
-    """How a built-in preset is trained (`keras-gon presets build`)."""
-
-    name: str
-    kind: str
-    description: str
-    options: tuple
-    epochs: int
-    lr: float = 1e-4
-    image_size: int = 32
-    batch_size: int = 64
-
-
-PRESET_RECIPES = {
-    recipe.name: recipe
-    for recipe in (
-        PresetRecipe("gon_mnist", "gon", "convolutional GON, MNIST 32x32, latent 32",
-                     (("latent_dim", 32), ("width", 16)), epochs=30),
-        PresetRecipe("vgon_mnist", "vgon", "variational GON (samples), MNIST 32x32, latent 32",
-                     (("latent_dim", 32), ("width", 16)), epochs=30, lr=1e-3),
-        PresetRecipe("igon_mnist", "igon",
-                     "implicit GON (SIREN, any resolution), MNIST 28x28, latent 32",
-                     (("latent_dim", 32), ("hidden_units", 64), ("num_layers", 4)), epochs=20,
-                     lr=1e-3, image_size=28),
-        PresetRecipe("gon_classifier_mnist", "classifier",
-                     "GON classifier (eq. 13) on the origin gradient, MNIST 32x32, latent 32",
-                     (("latent_dim", 32), ("width", 16)), epochs=30, lr=1e-3),
-    )
-}
-
-
 def _resolve(source) -> tuple[str, Path]:
     """(kind of source, path): "preset" (a folder), "keras" (a .keras file)."""
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        if text in PRESET_RECIPES or (PRESET_DIR / text / CONFIG_FILE).is_file():
-            path = PRESET_DIR / text
-            if not (path / CONFIG_FILE).is_file():
-                raise InputError(f"preset {text!r} is not built in this installation "
-                                 f"(keras-gon presets build)")
-            return "preset", path
+        if (PRESET_DIR / text / CONFIG_FILE).is_file():
+            return "preset", PRESET_DIR / text
         path = Path(text).expanduser()
         if path.is_dir():
             if not (path / CONFIG_FILE).is_file():
@@ -104,8 +67,8 @@ def list_presets() -> list[dict]:
         metadata = json.loads((PRESET_DIR / name / METADATA_FILE).read_text())
         rows.append({key: metadata.get(key) for key in (
             "name", "kind", "description", "held_out_metric", "held_out_value",
-            "held_out_meaning", "parameters",
-            "data", "epochs", "steps")})
+            "held_out_meaning", "parameters", "data", "epochs", "steps", "baseline_kind",
+            "baseline_value")})
     return rows
 
 
@@ -134,6 +97,7 @@ def load_preset(source):
         return load_keras_file(path)
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
+        config.pop("compile_config", None)  # a preset is the model, uncompiled
         model = keras.saving.deserialize_keras_object(config)
         model.load_weights(path / WEIGHTS_FILE)
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -150,7 +114,11 @@ def preset_metadata(source) -> dict:
 
 
 def save_to_preset(model, directory, metadata: dict | None = None) -> Path:
-    """Writes `model` as a preset folder (config, weights, metadata), whole or not at all."""
+    """Writes `model` as a preset folder (config, weights, metadata), whole or not at all.
+
+    The preset is the model alone: no compile configuration and no optimiser state
+    (a fine-tuning run compiles it anew).
+    """
     import keras
 
     import keras_gon
@@ -164,8 +132,11 @@ def save_to_preset(model, directory, metadata: dict | None = None) -> Path:
     staging.mkdir()
     try:
         config = keras.saving.serialize_keras_object(model)
+        config.pop("compile_config", None)  # the model without its optimiser's state
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list) + "\n")
-        model.save_weights(staging / WEIGHTS_FILE)
+        weights_only = keras.saving.deserialize_keras_object(config)
+        weights_only.set_weights(model.get_weights())
+        weights_only.save_weights(staging / WEIGHTS_FILE)
         info = {
             "class_name": type(model).__name__,
             "parameters": int(sum(int(v.numpy().size) for v in model.trainable_variables)),
@@ -197,65 +168,3 @@ def held_out_figure(model, test_data) -> tuple[str, float]:
     metric = {"classifier": "accuracy", "vgon": "bits_per_dim", "vae": "bits_per_dim"}.get(
         kind, "loss")
     return metric, float(results[metric])
-
-
-def build_presets(data: str, names=None, out: Path | None = None, log=print) -> list[dict]:
-    """Trains the built-in presets (`PRESET_RECIPES`) on `data` and writes them to `out`.
-
-    Each is trained on the training images of `data`, saved, loaded back and
-    evaluated on its test images; the figure goes into its metadata.
-    """
-    import time
-
-    import keras
-
-    from keras_gon.callbacks import StepTimer
-    from keras_gon.data import load_dataset, with_example_indices  # noqa: F401
-    from keras_gon.registry import MODEL_KINDS
-
-    out = Path(out or PRESET_DIR)
-    rows = []
-    for name in names or list(PRESET_RECIPES):
-        if name not in PRESET_RECIPES:
-            raise InputError(f"unknown preset {name!r}: expected one of {sorted(PRESET_RECIPES)}")
-        recipe = PRESET_RECIPES[name]
-        kind = MODEL_KINDS[recipe.kind]
-        keras.utils.set_random_seed(0)
-        train, _, info = load_dataset(data, image_size=recipe.image_size,
-                                      batch_size=recipe.batch_size, seed=0,
-                                      with_labels=kind.data == "labelled")
-        _, test, _ = load_dataset(data, image_size=recipe.image_size,
-                                  batch_size=EVALUATION_BATCH,
-                                  with_labels=kind.data == "labelled")
-        model = kind.build(image_shape=info.image_shape, seed=0, **dict(recipe.options))
-        model.compile(optimizer=keras.optimizers.Adam(recipe.lr, epsilon=1e-8))
-        timer = StepTimer()
-        start = time.perf_counter()
-        model.fit(train, epochs=recipe.epochs, callbacks=[timer], verbose=0)
-        seconds = time.perf_counter() - start
-        target = out / name
-        staging = out / f".build-{name}"
-        shutil.rmtree(staging, ignore_errors=True)
-        save_to_preset(model, staging)
-        metric, value = held_out_figure(load_preset(staging), test)  # as a user loads it
-        metadata = {
-            "name": name, "kind": recipe.kind, "description": recipe.description,
-            "data": Path(data).name, "num_train": info.num_train, "num_test": info.num_test,
-            "image_size": recipe.image_size, "epochs": recipe.epochs, "steps": timer.steps,
-            "batch_size": recipe.batch_size, "lr": recipe.lr, "seed": 0,
-            "training_seconds": round(seconds, 1),
-            "held_out_metric": metric, "held_out_value": value,
-            "held_out_meaning": {"accuracy": "classification accuracy",
-                                 "bits_per_dim": "bits/dim (8-bit, discretised logistic)",
-                                 "loss": "MSE per pixel" if recipe.kind == "igon"
-                                 else "SSE per image"}[metric],
-            "evaluation": f"keras evaluate, batches of {EVALUATION_BATCH}, no XLA",
-        }
-        shutil.rmtree(staging)
-        shutil.rmtree(target, ignore_errors=True)
-        save_to_preset(model, target, metadata)
-        size = sum(f.stat().st_size for f in target.iterdir())
-        log(f"{name}: held-out {metric} {value:.4f} after {timer.steps} steps "
-            f"({seconds:.0f} s), {size / 1024:.0f} KiB")
-        rows.append({**metadata, "bytes": size})
-    return rows

@@ -66,9 +66,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = No
 
 def is_preset(run_dir) -> bool:
     """Whether `run_dir` names a built-in preset rather than a run folder."""
-    from keras_gon.presets import PRESET_RECIPES
+    from keras_gon.presets import available_presets
 
-    return not Path(run_dir).exists() and str(run_dir) in PRESET_RECIPES
+    return not Path(run_dir).exists() and str(run_dir) in available_presets()
 
 
 def load_run(run_dir: Path):
