@@ -193,7 +193,8 @@ class _Data:
         if indexed:
             train = with_example_indices(train, data.batch_size, seed=seed)
         ordered, _, _ = load_dataset(data.source, shuffle_train=False, **common)
-        train_subset = _first_images(ordered, min(data.eval_images, info.num_train),
+        full_batches = info.num_train // data.batch_size * data.batch_size  # (drop_remainder)
+        train_subset = _first_images(ordered, min(data.eval_images, full_batches),
                                      data.batch_size)
         held_out_subset = _first_images(test, min(data.eval_images, info.num_test),
                                         data.batch_size)
