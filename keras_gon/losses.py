@@ -15,6 +15,7 @@ from typing import Callable
 import keras
 from keras import ops
 
+from keras_gon import options
 from keras_gon.errors import InputError
 
 LossFn = Callable[..., "keras.KerasTensor"]
@@ -111,7 +112,7 @@ def deserialize(config: str | dict) -> LossFn:
 
 # --- The evidence lower bound of the variational models (paper §3.3) --------------
 
-LIKELIHOODS = ("discretized_logistic", "bernoulli", "bce", "gaussian")
+LIKELIHOODS = options.LIKELIHOODS
 """Decoder likelihoods p(x|z) of `negative_elbo`:
 
 - `"discretized_logistic"` (the default): each pixel is one of 256 grey levels

@@ -1,8 +1,8 @@
 """The model kinds of keras-gon: one registry read by the CLI, the experiments, export and tests.
 
 Importing this module imports no TensorFlow: the command line lists the kinds
-and their options before anything heavy loads. `ModelKind.model_class()`
-imports the model when it is needed.
+and their options before anything heavy loads. `keras_gon.models.build_model` builds a
+model of a kind.
 """
 
 from __future__ import annotations
@@ -10,21 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_gon.errors import InputError
-
-OPTION_GROUPS = {
-    "model": ("seed", "outer_loss", "outer_target", "name", "dtype"),
-    "decoder": ("image_shape", "latent_dim", "width", "activation", "normalization",
-                "momentum", "epsilon", "latent_map_size"),
-    "origin": ("inner_loss", "num_steps", "step_size", "detach", "origin_stddev",
-               "add_origin", "inner_batch_reduction", "share_origin"),
-    "encoder": ("encoder",),
-    "variational": ("likelihood", "likelihood_stddev", "kl_weight"),
-    "implicit": ("image_shape", "latent_dim", "hidden_units", "num_layers", "w0",
-                 "coordinate_fraction"),
-    "glo": ("num_examples", "latent_learning_rate", "inference_steps", "inference_learning_rate"),
-    "classifier": ("num_classes", "reconstruction_weight"),
-}
-"""Constructor options by group: a kind takes "model"'s and those of its `option_groups`."""
+from keras_gon.options import OPTION_GROUPS
 
 DATA_KINDS = ("images", "indexed", "labelled")
 """What a kind trains on: images; (images, example indices) (GLO); (images, labels)."""
@@ -58,18 +44,11 @@ class ModelKind:
             names += [n for n in OPTION_GROUPS[group] if n not in names]
         return tuple(names)
 
-    def model_class(self):
-        """The `keras.Model` subclass (imports keras-gon's models)."""
-        import keras_gon
-
-        return getattr(keras_gon, self.class_name)
-
-    def build(self, **options):
-        """A new model of this kind; options it does not take are refused by name."""
+    def check_options(self, options) -> None:
+        """Refuses, by name, options the kind does not take."""
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise InputError(f"{self.name} takes no {', '.join(unknown)}")
-        return self.model_class()(**options)
 
 
 MODEL_KINDS = {

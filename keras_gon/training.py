@@ -27,6 +27,7 @@ import numpy as np
 from keras_gon.callbacks import StepTimer, StopOnNonFiniteLoss
 from keras_gon.data import load_dataset, with_example_indices
 from keras_gon.errors import InputError, NonFiniteLossError
+from keras_gon.models import build_model
 from keras_gon.registry import ModelKind, get_kind
 from keras_gon.validation import check_number, check_positive_int
 
@@ -58,6 +59,8 @@ class TrainingRecipe:
         lr: Adam's learning rate.
         epochs: epochs, unless `steps` is given.
         steps: train this many steps (over the repeated data) instead of epochs.
+        steps_per_epoch: with `epochs`, epochs of this many steps over the repeated data
+            (None: whole passes over the data).
         seed: seed of the weights, the data order and every random draw.
         jit_compile: XLA on or off (None: what the model chooses).
         data_dir: TFDS's data_dir.
@@ -74,6 +77,7 @@ class TrainingRecipe:
     lr: float = 1e-4
     epochs: int = 10
     steps: int | None = None
+    steps_per_epoch: int | None = None
     seed: int = 0
     jit_compile: bool | None = None
     data_dir: str | None = None
@@ -91,7 +95,7 @@ class TrainingRecipe:
                              "data's size): give those, not the model option")
         check_positive_int(self.batch_size, "batch_size")
         check_positive_int(self.epochs, "epochs")
-        for name in ("image_size", "steps", "train_images"):
+        for name in ("image_size", "steps", "steps_per_epoch", "train_images"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
         check_number(self.lr, "lr", minimum=0.0, strict_minimum=True)
@@ -128,11 +132,13 @@ class TrainingRecipe:
         return train, test, info
 
     def build(self, info) -> keras.Model:
-        """The recipe's new model for data described by `info` (a `DataInfo`)."""
+        """The recipe's new model for data described by `info` (a `DataInfo`), its weights
+        drawn from the recipe's seed (the same recipe, the same initial weights)."""
+        keras.utils.set_random_seed(self.seed)
         options = {**dict(self.options), "image_shape": info.image_shape, "seed": self.seed}
         if "num_examples" in self.model_kind.options:
             options["num_examples"] = info.num_train
-        return self.model_kind.build(**options)
+        return build_model(self.model_kind, **options)
 
     def optimizer(self) -> keras.optimizers.Optimizer:
         """Adam at the recipe's learning rate, PyTorch's epsilon."""
@@ -242,6 +248,9 @@ def train(
                verbose=verbose, initial_epoch=initial_epoch)
     if recipe.steps:
         history = model.fit(train_data.repeat(), epochs=1, steps_per_epoch=recipe.steps, **fit)
+    elif recipe.steps_per_epoch:
+        history = model.fit(train_data.repeat(), epochs=recipe.epochs,
+                            steps_per_epoch=recipe.steps_per_epoch, **fit)
     else:
         history = model.fit(train_data, epochs=recipe.epochs, **fit)
     if guard.stopped_at_step is not None:

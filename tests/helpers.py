@@ -39,7 +39,9 @@ def tiny_model(name: str, **overrides):
     import keras
 
     keras.utils.set_random_seed(0)
-    return MODEL_KINDS[name].build(**{**tiny_options(name), **overrides})
+    from keras_gon.models import build_model
+
+    return build_model(name, **{**tiny_options(name), **overrides})
 
 
 def tiny_data(name: str, mnist10k: dict, count: int = TINY_BATCH):

@@ -193,22 +193,6 @@ def test_help_is_fast_lists_the_kinds_and_imports_no_tensorflow():
     assert version.stdout.strip() == f"keras-gon {__import__('keras_gon').__version__}"
 
 
-def test_commands_import_keras_without_scikit_learn():
-    """Keras imports scikit-learn only for its wrappers (about 1 s of every command's start);
-    the CLI leaves it out, and `import sklearn` still works afterwards."""
-    code = (
-        "import sys\n"
-        "from keras_gon.cli import import_keras_without_sklearn\n"
-        "import_keras_without_sklearn()\n"
-        "assert 'keras' in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)[:5]\n"
-        "import sklearn, keras\n"
-        "print('ok', sklearn.__name__)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0 and "ok sklearn" in done.stdout, done.stderr[-2000:]
-
-
 def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys):
     status, _, err = _run(["train", "ae", "--data", NPZ, "--steps", 2, "--encoder", "linear",
                            "--out", tmp_path / "ae", *SMALL], capsys)

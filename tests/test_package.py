@@ -24,8 +24,9 @@ print(type(model).__module__, "tensorflow" in sys.modules)
 
 
 @pytest.mark.parametrize("imports", [
-    "import keras_gon\nimport keras",  # keras_gon first: registered when Keras is imported
     "import keras\nimport keras_gon",  # Keras first: registered at once
+    "import keras_gon\nimport keras\nkeras_gon.register_with_keras()",  # no import hook
+    "import keras_gon\nimport keras\nkeras_gon.GON",  # the first use of a model
 ])
 def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32):
     keras.utils.set_random_seed(0)
@@ -42,6 +43,16 @@ def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["keras_gon.models.gon", "True"]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.reconstruct(x), atol=1e-6)
+
+
+def test_any_module_imports_first_in_a_fresh_process():
+    """No import hook: a layer module imported first (before Keras) loads (with the old
+    hook it re-entered the half-imported layers package)."""
+    for module in ("keras_gon.layers.conv_decoder", "keras_gon.training", "keras_gon.models",
+                   "keras_gon.experiments.reproduce", "keras_gon.preset_builder"):
+        result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                                text=True, env=ENV)
+        assert result.returncode == 0, (module, result.stderr[-1500:])
 
 
 def test_importing_keras_gon_alone_does_not_import_tensorflow():

@@ -57,25 +57,13 @@ def _settings(args):
     return run_settings(args.seed, args.deterministic, args.mixed_precision)
 
 
-def import_keras_without_sklearn() -> None:
-    """Imports Keras without scikit-learn, which Keras imports (about a second) only for
-    its `keras.wrappers` scikit-learn estimators, which no command uses: Keras treats
-    scikit-learn as not installed. Afterwards `import sklearn` works as usual."""
-    if "keras" in sys.modules or "sklearn" in sys.modules:
-        return
-    sys.modules["sklearn"] = None  # makes `import sklearn` raise ImportError
-    try:
-        import keras  # noqa: F401
-    finally:
-        if sys.modules.get("sklearn", 0) is None:
-            del sys.modules["sklearn"]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `keras-gon` and `python -m keras_gon`; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
     args = build_parser().parse_args(argv)
-    import_keras_without_sklearn()  # every command from here on uses Keras
+    import keras_gon
+
+    keras_gon.register_with_keras()  # every command from here on uses Keras and the models
     try:
         with _settings(args):
             args.func(args)

@@ -27,63 +27,31 @@ from keras_gon.cli.common import (
     positive_int,
 )
 from keras_gon.errors import InputError, NonFiniteLossError
+from keras_gon.options import command_line_options
 from keras_gon.registry import MODEL_KINDS
 
 RECONSTRUCTION_COUNT = 16
 SAMPLE_COUNT = 64
 
-# Command-line flags of the model options: (flag, option name, argparse keywords, group).
-MODEL_FLAGS = (
-    (("--latent-dim", "--nz"), "latent_dim", dict(type=positive_int, help="latent size (32)"),
-     "model"),
-    (("--width", "--ngf"), "width", dict(type=positive_int, help="decoder width (default 16)"),
-     "decoder"),
-    (("--activation",), "activation", dict(help="hidden activation (default elu)"), "decoder"),
-    (("--normalization",), "normalization",
-     dict(help="decoder normalisation: layer (default), batch (the paper's), group, none, ..."),
-     "decoder"),
-    (("--latent-map-size",), "latent_map_size",
-     dict(type=positive_int, help="side k of a spatial k x k x (latent_dim/k²) latent map "
-          "(fig. 10a); 1: a vector (default)"), "decoder"),
-    (("--encoder",), "encoder",
-     dict(choices=("conv", "linear"), help="ae/vae encoder: conv (default, the paper's "
-          "baselines) or linear (one affine map, the class of a GON's encoder)"), "encoder"),
-    (("--num-steps",), "num_steps", dict(type=positive_int, help="inner gradient steps (1)"),
-     "origin"),
-    (("--step-size",), "step_size", dict(type=positive_float, help="inner step size (1)"),
-     "origin"),
-    (("--detach",), "detach", dict(action="store_const", const=True,
-                                    help="stop gradients through z"), "origin"),
-    (("--origin-stddev",), "origin_stddev",
-     dict(type=non_negative_float, help="z0 ~ N(0, σ²) in training (0)"), "origin"),
-    (("--inner-batch-reduction",), "inner_batch_reduction",
-     dict(choices=("sum", "mean"), help="sum: batch-independent latents (default); mean: the "
-          "authors'"), "origin"),
-    (("--kl-weight", "--beta"), "kl_weight", dict(type=non_negative_float,
-                                                  help="β, the KL weight (1)"), "variational"),
-    (("--likelihood",), "likelihood",
-     dict(choices=("discretized_logistic", "bernoulli", "bce", "gaussian"),
-          help="p(x|z): discretized_logistic (default; 8-bit grey levels, real bits/dim), "
-          "bernoulli (binarised images), bce (the authors' cross-entropy on grey levels, nats), "
-          "gaussian (nats)"), "variational"),
-    (("--likelihood-stddev",), "likelihood_stddev",
-     dict(type=positive_float, help="gaussian p(x|z) standard deviation (0.1)"), "variational"),
-    (("--hidden-units",), "hidden_units", dict(type=positive_int, help="units per sine layer (256)"),
-     "implicit"),
-    (("--num-layers",), "num_layers", dict(type=positive_int, help="number of sine layers (4)"),
-     "implicit"),
-    (("--w0",), "w0", dict(type=positive_float, help="SIREN frequency factor (30)"), "implicit"),
-    (("--coordinate-fraction",), "coordinate_fraction",
-     dict(type=fraction, help="fraction of the pixel coordinates per step (1)"), "implicit"),
-    (("--latent-learning-rate",), "latent_learning_rate",
-     dict(type=positive_float, help="SGD step of the training latents (1)"), "glo"),
-    (("--inference-steps",), "inference_steps",
-     dict(type=positive_int, help="Adam steps fitting a held-out latent (50)"), "glo"),
-    (("--num-classes",), "num_classes", dict(type=positive_int, help="classes (10)"),
-     "classifier"),
-    (("--reconstruction-weight",), "reconstruction_weight",
-     dict(type=non_negative_float, help="weight of the SSE term (0)"), "classifier"),
-)
+_VALUE_TYPES = {"positive_int": positive_int, "positive_float": positive_float,
+                "non_negative_float": non_negative_float, "fraction": fraction}
+
+
+def _flag(option) -> tuple:
+    """(flags, option name, argparse keywords, group) of one `keras_gon.options.Option`."""
+    keywords = dict(help=option.help)
+    if option.value in _VALUE_TYPES:
+        keywords["type"] = _VALUE_TYPES[option.value]
+    elif option.value == "flag":
+        keywords.update(action="store_const", const=True)
+    elif option.value == "choice":
+        keywords["choices"] = option.choices
+    return option.flags, option.name, keywords, option.groups[0]
+
+
+MODEL_FLAGS = tuple(_flag(option) for option in command_line_options())
+"""The command-line flags of the model options (`keras_gon.options.OPTIONS`):
+(flags, option name, argparse keywords, group)."""
 GROUP_MESSAGES = {
     "model": "not an option of the {kind}",
     "decoder": "only for models with the convolutional decoder",

@@ -41,20 +41,23 @@ class Variant:
     kind: str = "gon"
     options: tuple = ()
 
-    def build(self, budget: "Budget", image_shape, num_train: int, seed: int):
-        """The variant's model for one run (`keras_gon.registry`)."""
-        from keras_gon.registry import MODEL_KINDS
+    def recipe(self, budget: "Budget", seed: int):
+        """The variant's `keras_gon.training.TrainingRecipe` for one run."""
+        from keras_gon.registry import get_kind
+        from keras_gon.training import TrainingRecipe
 
-        kind = MODEL_KINDS[self.kind]
-        options = dict(image_shape=image_shape, latent_dim=budget.latent_dim, width=budget.width,
-                       activation=budget.activation, normalization=budget.normalization,
-                       seed=seed)
+        kind = get_kind(self.kind)
+        options = dict(latent_dim=budget.latent_dim, width=budget.width,
+                       activation=budget.activation, normalization=budget.normalization)
         if "origin" in kind.option_groups:
             options["inner_batch_reduction"] = budget.inner_batch_reduction
         if self.kind == "glo":
-            options.update(num_examples=num_train, inference_steps=budget.glo_inference_steps)
+            options["inference_steps"] = budget.glo_inference_steps
         options.update(dict(self.options))
-        return kind.build(**options)
+        return TrainingRecipe(self.kind, data=budget.data, options=options,
+                              image_size=budget.image_size, batch_size=budget.batch_size,
+                              lr=budget.lr, epochs=budget.epochs, steps=budget.steps, seed=seed,
+                              jit_compile=budget.jit_compile)
 
     @property
     def indexed(self) -> bool:
@@ -121,60 +124,46 @@ def origin_variants(budget: Budget, stddevs: Sequence[float]) -> list[Variant]:
     return variants
 
 
-def _parameters(model) -> int:
-    count = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    if hasattr(model, "latent_table"):  # GLO's latents are trained too (by their own SGD)
-        count += int(np.prod(model.latent_table.shape))
-    return count
-
-
 def train_variant(variant: Variant, budget: Budget, seed: int, verbose: int = 0) -> dict:
-    """Trains one variant for one seed: held-out and training SSE, parameters, curves, seconds."""
-    import keras
-
+    """Trains one variant for one seed (`keras_gon.training.train`): held-out and training
+    SSE, parameters, curves, seconds."""
     from keras_gon.callbacks import BatchLosses, EpochEvaluation
-    from keras_gon.data import load_dataset, with_example_indices
+    from keras_gon.errors import NonFiniteLossError
     from keras_gon.layers.batch_normalization import inference_statistics
+    from keras_gon.training import count_parameters, train
 
-    keras.utils.set_random_seed(seed)
-    train_ds, test_ds, info = load_dataset(
-        budget.data, image_size=budget.image_size, batch_size=budget.batch_size, seed=seed,
-        shuffle_train=not variant.indexed,
-    )
-    ordered = train_ds if variant.indexed else load_dataset(
-        budget.data, image_size=budget.image_size, batch_size=budget.batch_size,
-        shuffle_train=False)[0]
-    if variant.indexed:
-        train_ds = with_example_indices(train_ds, budget.batch_size, seed=seed)
-    model = variant.build(budget, info.image_shape, info.num_train, seed)
-    model.compile(optimizer=keras.optimizers.Adam(budget.lr, epsilon=1e-8),
-                  jit_compile=budget.jit_compile)
+    recipe = variant.recipe(budget, seed)
+    data = recipe.load_data()
+    ordered = data[0] if variant.indexed else recipe.load_data(shuffle=False)[0]
+    model = recipe.build(data[2])
     curve = BatchLosses()
     callbacks = [curve]
     epochs = None
     if not variant.indexed:  # GLO fits held-out latents by gradient descent: once, at the end
-        epochs = EpochEvaluation(ordered, test_ds, budget.statistics)
+        epochs = EpochEvaluation(ordered, data[1], budget.statistics)
         callbacks.append(epochs)
     start = time.perf_counter()
-    if budget.steps:
-        model.fit(train_ds.repeat(), epochs=1, steps_per_epoch=budget.steps,
-                  callbacks=callbacks, verbose=verbose)
-    else:
-        model.fit(train_ds, epochs=budget.epochs, callbacks=callbacks, verbose=verbose)
+    try:
+        train(recipe, model=model, data=data, callbacks=callbacks, validate=False,
+              evaluate=False, verbose=verbose)
+    except NonFiniteLossError:
+        return {"label": variant.label, "seed": seed, "held_out_sse": float("nan"),
+                "train_sse": float("nan"), "parameters": count_parameters(model),
+                "train_losses": curve.losses, "epochs": [], "seconds": 0.0}
     seconds = time.perf_counter() - start
     if epochs is not None:
         last = epochs.history[-1]
-        held_out, train = last["held_out_loss"], last["train_eval_loss"]
+        held_out, train_sse = last["held_out_loss"], last["train_eval_loss"]
     else:
         with inference_statistics(model, budget.statistics):
-            held_out = float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
-        train = float("nan")
+            held_out = float(model.evaluate(data[1], verbose=0, return_dict=True)["loss"])
+        train_sse = float("nan")
     return {
         "label": variant.label,
         "seed": seed,
         "held_out_sse": float(held_out),
-        "train_sse": float(train),
-        "parameters": _parameters(model),
+        "train_sse": float(train_sse),
+        "parameters": count_parameters(model),
         "train_losses": curve.losses,
         "epochs": epochs.history if epochs is not None else [],
         "seconds": seconds,

@@ -56,15 +56,31 @@ SETTINGS = {
 Each run's key includes its setting's values, so changing a setting reruns it.
 """
 
-REPORTED_METRIC = {
-    "gon": "loss", "gon_detach": "loss", "gon_10step": "loss", "gon_10step_detach": "loss",
-    "ae": "loss", "tied_ae": "loss", "glo": "loss",
-    "vgon": "bits_per_dim", "vae": "bits_per_dim",
-    "vgon_bce": "negative_elbo_nats", "vae_bce": "negative_elbo_nats",
+TEN_STEPS = {"num_steps": 10, "step_size": 0.1}
+VARIANTS = {
+    "gon": ("gon", {}),
+    "gon_detach": ("gon", {"detach": True}),
+    "gon_10step": ("gon", TEN_STEPS),
+    "gon_10step_detach": ("gon", {**TEN_STEPS, "detach": True}),
+    "ae": ("ae", {}),
+    "tied_ae": ("tied_ae", {}),
+    "glo": ("glo", {}),
+    "vgon": ("vgon", {"likelihood": "discretized_logistic"}),
+    "vae": ("vae", {"likelihood": "discretized_logistic"}),
+    "vgon_bce": ("vgon", {"likelihood": "bce"}),
+    "vae_bce": ("vae", {"likelihood": "bce"}),
 }
-"""The held-out figure of each model kind: SSE per image, bits/dim, or -ELBO in nats."""
+"""The models a study trains, as data: a registered kind and the options that make the
+variant (the multi-step GON's ten steps of 0.1, the detached GON, the likelihoods)."""
 
-KINDS = tuple(REPORTED_METRIC)
+REPORTED_METRIC = {
+    name: {"discretized_logistic": "bits_per_dim", "bce": "negative_elbo_nats"}.get(
+        options.get("likelihood"), "loss")
+    for name, (_, options) in VARIANTS.items()
+}
+"""The held-out figure of each variant: SSE per image, bits/dim, or -ELBO in nats."""
+
+KINDS = tuple(VARIANTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,34 +155,51 @@ class StudyData:
     train_images: int | None = None
 
 
-def build_model(spec: RunSpec, image_shape, num_train: int):
-    """The model of `spec` at its setting (see `SETTINGS`), built through the registry."""
-    from keras_gon.registry import MODEL_KINDS
+def model_options(spec: RunSpec) -> dict:
+    """The constructor options of `spec`'s model at its setting (see `SETTINGS`): the
+    variant's own (`VARIANTS`), the setting's for the option groups the kind takes, then
+    the spec's `options`."""
+    from keras_gon.registry import get_kind
 
+    kind_name, variant = VARIANTS[spec.kind]
+    kind = get_kind(kind_name)
     setting = SETTINGS[spec.setting]
-    options = dict(
-        image_shape=image_shape, latent_dim=spec.latent_dim, width=spec.width,
-        activation=spec.activation, normalization=setting["normalization"], seed=spec.seed,
-    )
-    origin = dict(
-        inner_batch_reduction=setting["inner_batch_reduction"],
-        origin_stddev=spec.origin_stddev, add_origin=spec.add_origin,
-    )
-    kind = spec.kind.split("_")[0] if spec.kind.startswith(("gon", "vgon", "vae")) else spec.kind
-    if kind == "gon":
-        options.update(origin, inner_loss=setting["gon_inner_loss"])
-        if "10step" in spec.kind:
-            options.update(num_steps=10, step_size=0.1)
-        if spec.kind.endswith("detach"):
-            options["detach"] = True
-    elif kind == "glo":
-        options["num_examples"] = num_train
-    elif kind in ("vgon", "vae"):
-        options["likelihood"] = "bce" if spec.kind.endswith("_bce") else "discretized_logistic"
-        if kind == "vgon":
-            options.update(origin, step_size=setting["vgon_step_size"])
+    options = dict(latent_dim=spec.latent_dim, width=spec.width, activation=spec.activation,
+                   normalization=setting["normalization"])
+    if "origin" in kind.option_groups:
+        options.update(inner_batch_reduction=setting["inner_batch_reduction"],
+                       origin_stddev=spec.origin_stddev, add_origin=spec.add_origin)
+    if kind_name == "gon":
+        options["inner_loss"] = setting["gon_inner_loss"]
+    if kind_name == "vgon":
+        options["step_size"] = setting["vgon_step_size"]
+    options.update(variant)
     options.update(dict(spec.options))
-    return MODEL_KINDS[kind].build(**options)
+    return options
+
+
+def recipe(spec: RunSpec, data: StudyData):
+    """The `keras_gon.training.TrainingRecipe` of one run."""
+    from keras_gon.training import TrainingRecipe
+
+    return TrainingRecipe(
+        VARIANTS[spec.kind][0], data=data.source, options=model_options(spec),
+        image_size=data.image_size, train_images=data.train_images,
+        batch_size=data.batch_size, lr=data.lr, epochs=spec.epochs,
+        steps_per_epoch=data.steps_per_epoch, seed=spec.seed,
+    )
+
+
+def build_model(spec: RunSpec, image_shape, num_train: int):
+    """The model of `spec` at its setting, built through the registry."""
+    from keras_gon.models import build_model
+    from keras_gon.registry import get_kind
+
+    kind = get_kind(VARIANTS[spec.kind][0])
+    options = {**model_options(spec), "image_shape": image_shape, "seed": spec.seed}
+    if "num_examples" in kind.options:
+        options["num_examples"] = num_train
+    return build_model(kind, **options)
 
 
 class _Data:
@@ -209,15 +242,6 @@ def _first_images(ds, count: int, batch_size: int):
     return first.batch(batch_size).cache()
 
 
-def _parameters(model) -> int:
-    import numpy as np
-
-    count = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    if hasattr(model, "latent_table"):  # GLO's latents are trained too (by their own SGD)
-        count += int(np.prod(model.latent_table.shape))
-    return count
-
-
 def _evaluate(model, dataset, statistics: str) -> dict:
     from keras_gon.layers.batch_normalization import inference_statistics
 
@@ -226,46 +250,47 @@ def _evaluate(model, dataset, statistics: str) -> dict:
 
 
 def run_one(spec: RunSpec, data: StudyData, pipelines: _Data | None = None) -> dict:
-    """Trains `spec` and returns its result (see the module docstring)."""
+    """Trains `spec` (`keras_gon.training.train` on its `recipe`) and returns its result
+    (see the module docstring)."""
     import keras
     import numpy as np
     import tensorflow as tf
 
     import keras_gon
-    from keras_gon.callbacks import EpochEvaluation, StepTimer
+    from keras_gon.callbacks import EpochEvaluation
+    from keras_gon.errors import NonFiniteLossError
     from keras_gon.layers.batch_normalization import batch_normalization_layers
+    from keras_gon.training import count_parameters, train
 
     pipelines = pipelines or _Data(data)
     keras.backend.clear_session()
     keras.utils.set_random_seed(spec.seed)
-    indexed = spec.kind == "glo"
-    train, test, train_subset, held_out_subset, info = pipelines.get(spec.seed, indexed)
-    model = build_model(spec, info.image_shape, info.num_train)
-    model.compile(optimizer=keras.optimizers.Adam(data.lr, epsilon=1e-8))
+    indexed = VARIANTS[spec.kind][0] == "glo"
+    train_data, test, train_subset, held_out_subset, info = pipelines.get(spec.seed, indexed)
+    run_recipe = recipe(spec, data)
+    model = run_recipe.build(info)
     statistics = SETTINGS[spec.setting]["statistics"]
-    timer = StepTimer()
-    callbacks = [timer]
     # GLO fits every held-out latent by gradient descent: evaluated once, at the end.
     epochs = None if indexed else EpochEvaluation(train_subset, held_out_subset, statistics)
-    if epochs is not None:
-        callbacks.append(epochs)
-    fit_data = train.repeat() if data.steps_per_epoch else train
-    history = model.fit(
-        fit_data, epochs=spec.epochs, steps_per_epoch=data.steps_per_epoch,
-        callbacks=callbacks, verbose=0,
-    )
-    losses = history.history.get("loss", [])
-    finite = bool(losses) and bool(np.all(np.isfinite(losses)))
+    try:
+        run = train(run_recipe, model=model, data=(train_data, test, info),
+                    callbacks=[epochs] if epochs is not None else [], validate=False,
+                    evaluate=False)
+        history, timer = run.history, run.timer
+    except NonFiniteLossError:
+        history, timer = model.history, None
+    losses = history.history.get("loss", []) if history is not None else []
+    finite = timer is not None and bool(losses) and bool(np.all(np.isfinite(losses)))
     result = {
         "spec": spec.identity(),
         "key": spec.key,
         "data": dataclasses.asdict(data),
         "metric": REPORTED_METRIC[spec.kind],
         "statistics": statistics,
-        "parameters": _parameters(model),
-        "steps": timer.steps,
-        "seconds": timer.seconds,
-        "steps_per_second": timer.steps_per_second,
+        "parameters": count_parameters(model),
+        "steps": timer.steps if timer else len(losses),
+        "seconds": timer.seconds if timer else float("nan"),
+        "steps_per_second": timer.steps_per_second if timer else float("nan"),
         "train_running_loss": [float(v) for v in losses],
         "epochs": epochs.history if epochs is not None else [],
         "finite": finite,

@@ -8,19 +8,12 @@ import keras
 import tensorflow as tf
 
 from keras_gon.errors import InputError
+from keras_gon import options
 from keras_gon.layers.batch_normalization import BatchNormalization
 from keras_gon.layers.group_normalization import GroupNormalization
 from keras_gon.validation import check_choice, check_positive_int, check_square_image_shape
 
-NORMALIZATIONS = (
-    "batch",
-    "batch_outer",
-    "batch_frozen_origin",
-    "group",
-    "layer",
-    "none",
-    "keras_batch",
-)
+NORMALIZATIONS = options.NORMALIZATIONS
 """Normalisation choices for `ConvDecoder`:
 
 - `"batch"`: the paper's BatchNorm; batch statistics in training in both the
@@ -469,23 +462,22 @@ class ConvDecoder(keras.layers.Layer):
         return config
 
 
-DECODER_OPTIONS = ("image_shape", "latent_dim", "width", "activation", "normalization",
-                   "momentum", "epsilon", "latent_map_size")
+DECODER_OPTIONS = options.DECODER_OPTIONS
 """The options of a `ConvDecoder` that a model may take flat (`GON(latent_dim=32, ...)`)."""
 
 
-def take_decoder(decoder, options: dict, **fixed) -> ConvDecoder:
+def take_decoder(decoder, kwargs: dict, **fixed) -> ConvDecoder:
     """A model's `ConvDecoder`, its options given once.
 
     `decoder` is a `ConvDecoder`, its config (a dict, as `get_config` stores
     it), or None: then it is built from the `DECODER_OPTIONS` found in
-    `options` (a model constructor's keyword arguments, from which they are
+    `kwargs` (a model constructor's keyword arguments, from which they are
     removed). `fixed` are options the model decides itself (e.g. the
     variational models' `output_log_scale`); a given decoder must agree.
     """
-    given = {name: options.pop(name) for name in DECODER_OPTIONS if name in options}
+    given = {name: kwargs.pop(name) for name in DECODER_OPTIONS if name in kwargs}
     if decoder is None:
-        return ConvDecoder(**given, **fixed, dtype=options.get("dtype"), name="decoder")
+        return ConvDecoder(**given, **fixed, dtype=kwargs.get("dtype"), name="decoder")
     if given:
         raise InputError(
             f"give the decoder's options once: decoder=... or {', '.join(sorted(given))}, not both"

@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras_gon import losses as gon_losses
 from keras_gon.distribute import is_distributed, scale_loss_for_replicas, step_logs
 from keras_gon.errors import InputError
+from keras_gon.options import OPTION_GROUPS
 from keras_gon.validation import (
     channels_first_error,
     check_choice,
@@ -72,8 +73,6 @@ class LatentModel(keras.Model):
                  outer_target: str = "input", seed: int | None = None, **kwargs):
         unknown = sorted(set(kwargs) - set(KERAS_MODEL_OPTIONS))
         if unknown:
-            from keras_gon.registry import OPTION_GROUPS
-
             origin = [name for name in unknown if name in OPTION_GROUPS["origin"]]
             reason = f"{type(self).__name__} has no origin gradient: it" if origin else (
                 type(self).__name__)

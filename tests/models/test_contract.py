@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_gon
 from keras_gon.errors import InputError
 from keras_gon.registry import MODEL_KINDS
 from helpers import KIND_NAMES, tiny_data, tiny_model
@@ -99,7 +100,7 @@ def test_every_kind_is_a_latent_model_with_one_training_step():
     import keras_gon
 
     for name in KIND_NAMES:
-        model_class = MODEL_KINDS[name].model_class()
+        model_class = keras_gon.models.model_class(name)
         assert issubclass(model_class, keras_gon.LatentModel)
         # no model defines a step of its own: the base's is the only one
         for cls in model_class.__mro__:
