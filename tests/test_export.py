@@ -226,7 +226,7 @@ EXPORT_OPTIONS = {
     "glo": dict(latent_dim=8, width=4, num_examples=16, inference_steps=5),
 }
 MODEL_KINDS = {
-    kind: functools.partial(REGISTERED[kind].build, **EXPORT_OPTIONS.get(kind, dict(latent_dim=8, width=4)))
+    kind: functools.partial(keras_gon.models.build_model, kind, **EXPORT_OPTIONS.get(kind, dict(latent_dim=8, width=4)))
     for kind in REGISTERED
 }
 
