@@ -65,6 +65,13 @@ def main(args) -> dict:
         results[dataset] = reproduce(data, folder, budget=args.budget, report=report,
                                      groups=args.groups, report_only=args.report_only,
                                      dataset=dataset)
+    if len(datasets) > 1 and args.report:
+        from keras_gon.experiments.reproduce import write_summary
+
+        report = Path(args.report)
+        write_summary(report.with_name(f"{report.stem}_summary{report.suffix}"),
+                      {d: (out / d, data) for d, data in zip(datasets, args.data)},
+                      budget=args.budget)
     return results if len(datasets) > 1 else results[datasets[0]]
 
 
