@@ -172,6 +172,7 @@ DATASETS = {
                            sweep_latents=(16, 32, 64, 128, 256, 512), map_sizes=(1, 4, 8),
                            remedy_epochs=5, **_OTHER_COLUMNS),
         ("decisive", "table1", "multistep", "widths", "latents", "spatial", "remedies"),
+        train_images=12000,
         data="a CIFAR-10 folder with train/ and test/ class folders (cifar10-jpg.tar)"),
 }
 """The datasets `keras-gon experiment reproduce --dataset` knows, by name."""
