@@ -519,29 +519,13 @@ def _load_tfds_dataset(
     if data.has_labels and not with_labels:
         train_ds = train_ds.map(lambda image, label: image)
         test_ds = test_ds.map(lambda image, label: image)
-    common = dict(
-        image_size=image_size,
-        divisor=divisor,
-        batch_size=batch_size,
-        with_labels=with_labels,
-        cache=cache,
-    )
-    train = _finish(
-        train_ds,
-        num_examples=data.num_train,
-        shuffle=shuffle_train,
-        seed=seed,
-        drop_remainder=True,
-        **common,
-    )
-    test = _finish(
-        test_ds,
-        num_examples=data.num_test,
-        shuffle=False,
-        seed=None,
-        drop_remainder=False,
-        **common,
-    )
+    common = dict(image_size=image_size, divisor=divisor, batch_size=batch_size,
+                  with_labels=with_labels, cache=cache)
+    train, test = (
+        _finish(ds, num_examples=count, shuffle=training and shuffle_train,
+                seed=seed if training else None, drop_remainder=training, **common)
+        for ds, count, training in ((train_ds, data.num_train, True),
+                                    (test_ds, data.num_test, False)))
     info = DataInfo(
         name=name,
         image_shape=(image_size, image_size, int(data.image_shape[-1])),

@@ -69,13 +69,15 @@ VARIANTS = {
     "vae": ("vae", {"likelihood": "discretized_logistic"}),
     "vgon_bce": ("vgon", {"likelihood": "bce"}),
     "vae_bce": ("vae", {"likelihood": "bce"}),
+    "vgon_gaussian": ("vgon", {"likelihood": "gaussian"}),
+    "vae_gaussian": ("vae", {"likelihood": "gaussian"}),
 }
 """The models a study trains, as data: a registered kind and the options that make the
 variant (the multi-step GON's ten steps of 0.1, the detached GON, the likelihoods)."""
 
 REPORTED_METRIC = {
-    name: {"discretized_logistic": "bits_per_dim", "bce": "negative_elbo_nats"}.get(
-        options.get("likelihood"), "loss")
+    name: {"discretized_logistic": "bits_per_dim", "bce": "negative_elbo_nats",
+           "gaussian": "negative_elbo_nats"}.get(options.get("likelihood"), "loss")
     for name, (_, options) in VARIANTS.items()
 }
 """The held-out figure of each variant: SSE per image, bits/dim, or -ELBO in nats."""
