@@ -1,6 +1,6 @@
 """Resumable training: `keras.callbacks.BackupAndRestore` with atomic checkpoints.
 
-Keras's `BackupAndRestore` (3.15) writes `latest.weights.h5` in place with
+Keras's `BackupAndRestore` writes `latest.weights.h5` in place with
 h5py and then `training_metadata.json` in place: a kill during the first
 write leaves a truncated weights file, and a kill between the two leaves
 weights of epoch k+1 with the epoch number k. `AtomicBackupAndRestore`

@@ -143,7 +143,7 @@ def batch_normal(shape, seed_generator, stddev: float = 1.0, dtype="float32"):
 def step_logs(logs: dict) -> dict:
     """A `train_step`/`test_step`'s metric results, shaped for Keras's cross-worker reduction.
 
-    On a multi-worker cluster, Keras 3's TF trainer (3.15) reduces each
+    On a multi-worker cluster, Keras 3's TF trainer reduces each
     step's outputs with `strategy.reduce("MEAN", value, axis=0)`, which fails
     for the scalars every step returns ("Invalid reduction dimension 0 for
     input with 0 dimensions", tensorflow/tensorflow#72388). There, each

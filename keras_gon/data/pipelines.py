@@ -90,11 +90,11 @@ def _finish(
     with it on, releasing an iterator whose lifetime overlapped a long TF
     computation (the XLA compilation of the first training step) blocked
     for up to the autotuner's current sleep period, which doubles while it
-    runs: `fit` stalled 10-18 s at the start of its second epoch
+    runs: `fit` stalled at the start of its second epoch
     (benchmarks/RESULTS.md). The cached data needs no tuning.
     """
     # Not converted by AutoGraph: the preprocessing has no tensor-dependent Python control
-    # flow, and transpiling it took about a second of every command's start.
+    # flow, and transpiling it slowed every command's start.
     if with_labels:
 
         @tf.autograph.experimental.do_not_convert

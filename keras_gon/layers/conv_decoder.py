@@ -344,7 +344,7 @@ class ConvDecoder(keras.layers.Layer):
         """The first layer, a 4x4 "valid" transposed conv of a 1x1 map, as the matmul it is.
 
         On a 1x1 input the transposed convolution is out[i, j] = kernel[i, j] z + bias,
-        exactly; TensorFlow's Conv2DBackpropInput kernel takes ~1 ms for it on CPU.
+        exactly, without TensorFlow's slower Conv2DBackpropInput kernel (benchmarks/RESULTS.md).
         Uses the layer's own weights, so models saved before load unchanged.
         """
         conv = self.convs[0]

@@ -333,7 +333,7 @@ class ImplicitGON(GradientOriginModel):
         return terms
 
     def default_jit_compile(self) -> bool:
-        """No XLA by default: XLA's CPU sine and cosine are ~3x slower than TensorFlow's
+        """No XLA by default: XLA's CPU sine and cosine are slower than TensorFlow's
         (benchmarks/RESULTS.md); pass `jit_compile=True` to use it (e.g. on a GPU)."""
         return False
 

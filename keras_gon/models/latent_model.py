@@ -174,7 +174,8 @@ class LatentModel(keras.Model):
             # A step whose loss is not finite changes no weight (nor a moving statistic):
             # training stops on it (`keras_gon.callbacks.StopOnNonFiniteLoss`) with the
             # last finite weights. Branch-free (update, then select the old values back):
-            # the same update in a `tf.cond` made XLA-compiled steps ~10x slower on CPU.
+            # the same update in a `tf.cond` made XLA-compiled steps much slower on CPU
+            # (benchmarks/RESULTS.md).
             self.optimizer.apply(gradients, self.trainable_variables)
             self.after_train_step(terms)
             for variable, value in zip(state, before):
@@ -359,7 +360,7 @@ class LatentModel(keras.Model):
         Without a distribution strategy Keras creates them inside the first
         trace of `train_step`, and TensorFlow then traces the step a second
         time (a function that created variables is traced again without
-        them): one whole second-order trace, seconds of every `fit`'s start.
+        them): one whole second-order trace at every `fit`'s start.
         """
         if self.optimizer is not None and self.built and not self.optimizer.built:
             with self.distribute_strategy.scope():
