@@ -7,11 +7,17 @@ library's default (`study.SETTINGS`):
   (Tables 1-2; the generalisation gap of figs. 2c/16);
 - *table1*: the tied autoencoder, the 1-step detached GON and GLO;
 - *multistep*: the 10-step GON with and without detach;
-- *activations*: the GON with eight activations at latent 32, 128 and 512 (fig. 3);
+- *activations*: the GON with each activation of the budget at latent 32, 128 and 512
+  (fig. 3);
 - *origin*: the GON from z0 ~ N(0, σ²), appendix C's variants (a) and (b) (fig. 11);
 - *diagnostics*: runs that test explanations of what does not reproduce (among them
   the autoencoder and VAE with a linear encoder, the class of a GON's encoder, shown
-  beside the decisive runs).
+  beside the decisive runs);
+- *widths*, *latents*, *spatial* (CIFAR-10): fig. 10's sweeps of GON against AE;
+- *remedies*: the variational GON with the paper's remedies against the VAE.
+
+Each dataset (`DATASETS`) has its budget and groups; several datasets make one study
+folder and report each, and a summary of the paper's summary rows (`write_summary`).
 
 `write_report` turns whatever is stored into `REPRODUCTION.md`: a verdict per
 claim (reproduced, not reproduced, or reversed), the tables behind it with

@@ -30,7 +30,11 @@ class TiedAutoencoder(ConvDecoderModel, LatentModel):
     encoder's biases and normalisations are its own. This is the paper's
     "tied AE" baseline: about as many parameters as the GON.
 
-    Args: as `keras_gon.ConvAutoencoder`.
+    Args:
+        decoder: a `ConvDecoder` or its config, or (by default) built from the decoder
+            options given flat, as in `keras_gon.GON`; its kernels are the encoder's too
+            (so there is no `encoder` option).
+        **kwargs: `LatentModel`'s options (`outer_loss`, `seed`, ...) and `keras.Model`'s.
     """
 
     def __init__(self, decoder: ConvDecoder | dict | None = None, **kwargs):
