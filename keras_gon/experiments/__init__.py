@@ -43,7 +43,8 @@ def main(args) -> dict:
             raise InputError(f"--data takes one source for `experiment {args.name}`")
         args.data = "mnist5k" if args.data is None else args.data[0]
         return compare(args)
-    from keras_gon.experiments.reproduce import get_dataset_plan, reproduce
+    from keras_gon.experiments.plan import get_dataset_plan
+    from keras_gon.experiments.reproduce import reproduce
 
     datasets = list(dict.fromkeys(args.dataset))
     if args.data is None:
@@ -66,7 +67,7 @@ def main(args) -> dict:
                                      groups=args.groups, report_only=args.report_only,
                                      dataset=dataset)
     if len(datasets) > 1 and args.report:
-        from keras_gon.experiments.reproduce import write_summary
+        from keras_gon.experiments.report import write_summary
 
         report = Path(args.report)
         write_summary(report.with_name(f"{report.stem}_summary{report.suffix}"),

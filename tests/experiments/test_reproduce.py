@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from keras_gon.experiments import reproduce as reproduction
+from keras_gon.experiments import verdicts
 from keras_gon.experiments.study import REPORTED_METRIC
 
 PLAN = reproduction.DATASETS["cifar10"]
@@ -102,7 +103,7 @@ def test_sweep_rows_count_gon_wins_and_the_lead_by_latent():
         return 100.0 if spec.kind == "ae" else 100.0 - spec.latent_dim / 10
 
     results = reproduction.Results(specs, _stored(specs, lead_grows))
-    rows = reproduction._sweep_rows(results, PLAN.budget, ("latents",))
+    rows = verdicts.sweep_rows(results, PLAN.budget, ("latents",))
     by_claim = {claim: cells["ours"] for claim, _, cells in rows}
     wins = by_claim["Fig. 10c: GON < AE by latent size (held-out SSE, 5 epochs)"]
     assert wins[1].startswith("GON lower at 4 of 6")  # within 5 % at latents 16 and 32
