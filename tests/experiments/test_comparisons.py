@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from keras_gon.data import DataInfo
+
 from keras_gon import experiments
 
 from helpers import NPZ
@@ -19,7 +21,8 @@ def test_table1_variants_share_the_decoder():
     variants = experiments.table1_variants(TINY)
     labels = [v.label for v in variants]
     assert labels == ["GON", "AE", "tied AE", "1-step detach", "GLO", "10-step", "10-step detach"]
-    models = {v.label: v.build(TINY, (32, 32, 1), 100, 0) for v in variants}
+    info = DataInfo("digits", (32, 32, 1), 100, 10)
+    models = {v.label: v.recipe(TINY, 0).build(info) for v in variants}
     shapes = {label: [w.shape for w in m.decoder.weights] for label, m in models.items()}
     assert all(s == shapes["GON"] for s in shapes.values())
     assert models["10-step"].num_steps == 10 and models["10-step"].step_size == 0.1
