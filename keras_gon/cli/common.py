@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from keras_gon.errors import InputError
+from keras_gon.validation import MAX_SEED
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,8 +62,6 @@ non_negative_float = _number_type(float, lambda v: v >= 0 and math.isfinite(v), 
 """argparse type: a finite number >= 0."""
 fraction = _number_type(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
 """argparse type: a number in (0, 1]."""
-MAX_SEED = 2**31 - 1
-"""The largest seed: seeds are int32 in the graphs (stateless random ops, exported `sample`)."""
 seed = _number_type(int, lambda v: 0 <= v <= MAX_SEED, f"an integer seed in [0, {MAX_SEED}]")
 """argparse type: a seed, an integer in [0, 2**31 - 1] (every command's `--seed`)."""
 

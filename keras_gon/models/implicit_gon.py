@@ -13,7 +13,12 @@ from keras_gon.errors import InputError
 from keras_gon.layers.sine_dense import SineDense
 from keras_gon.models.gradient_origin import GradientOriginModel
 from keras_gon.resources import check_weights
-from keras_gon.validation import check_image_shape, check_number, check_positive_int
+from keras_gon.validation import (
+    check_image_shape,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
 
 # Evaluations of F (latents x coordinates) per call when rendering: bounds memory
 # (65,536 x 256 hidden units x 4 bytes = 64 MiB per activation).
@@ -501,14 +506,13 @@ class ImplicitGON(GradientOriginModel):
             raise InputError(f"n must be a positive integer, got {n!r}")
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-            raise InputError(f"seed must be an integer, got {seed!r}")
+        seed = check_seed(seed)
         if float(self.latent_count.numpy()) < 2:
             raise InputError(
                 "the model has no latent statistics to sample from: train it with fit() "
                 "(keras_gon.callbacks.LatentStatistics) or call fit_latent_statistics(images)"
             )
-        latents = self.sample_latents(int(n), int(seed) % 2**31)
+        latents = self.sample_latents(int(n), seed)
         return self.render(latents.numpy(), resolution)
 
     def get_config(self):
