@@ -57,6 +57,8 @@ INTEGER_RANGE = (0, 255)
 """Integer images are grey levels in [0, 255] (divided by 255)."""
 FLOAT_RANGE = (0.0, 1.0)
 """Float images are in [0, 1] (taken as they are)."""
+FLOAT_TOLERANCE = 1e-4
+"""How far outside [0, 1] a float pixel may be (the rounding of a resampling; then clipped)."""
 
 
 def check_image_values(images, name: str = "images"):
@@ -83,7 +85,8 @@ def check_image_values(images, name: str = "images"):
         finite = tf.reduce_all(tf.math.is_finite(images))
         values = tf.where(tf.math.is_finite(images), images, tf.zeros_like(images))
         low, high = tf.reduce_min(values), tf.reduce_max(values)
-        in_range = (tf.size(images) == 0) | ((low >= FLOAT_RANGE[0]) & (high <= FLOAT_RANGE[1]))
+        in_range = (tf.size(images) == 0) | (
+            (low >= FLOAT_RANGE[0] - FLOAT_TOLERANCE) & (high <= FLOAT_RANGE[1] + FLOAT_TOLERANCE))
         checks = [
             graph_check(finite, f"{name} contain NaN or infinite (non-finite) values"),
             graph_check(in_range | ~finite, f"{name} have float values in [", low, ", ", high,
