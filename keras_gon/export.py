@@ -294,10 +294,21 @@ def export_version(model: keras.Model, base: str | os.PathLike,
         raise InputError(f"unknown image dtype {image_dtype!r}: expected one of {IMAGE_DTYPES}")
     if not hasattr(model, "encode_latents") or not hasattr(model, "decode_latents"):
         raise InputError(f"{type(model).__name__} has no encoder/decoder to export")
+    created = [folder for folder in (base, *base.parents) if not folder.exists()]
     try:
         base.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise about_path(error, base) from None
+        return _export_next_version(model, base, image_dtype)
+    except BaseException:
+        for folder in created:  # the folders this export made, if it leaves them empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _export_next_version(model: keras.Model, base: Path, image_dtype: str) -> Path:
+    """`export_version` in an existing `base`."""
     remove_stale_claims(base)
     number = int(next_version_dir(base).name)
     while True:
