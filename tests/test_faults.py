@@ -155,7 +155,7 @@ def test_sample_on_a_full_or_read_only_disk_leaves_no_temporary_file(in_tmp, cap
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", fail_midway)
     line = _one_error_line(["sample", "vgon_mnist", "--n", "4", "--out", "s.png"], capsys,
-                           f"s.png: ")
+                           "s.png: ")
     assert errno.errorcode[code] in line
 
 
@@ -168,8 +168,6 @@ def _archive_class():
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
 def test_export_on_a_full_disk_leaves_no_version_nor_claim(in_tmp, capsys, monkeypatch, code):
-    import keras
-
     def fail_midway(self, path, *args, **kwargs):
         Path(path).mkdir(parents=True)
         (Path(path) / "saved_model.pb").write_bytes(b"partial")
@@ -183,7 +181,6 @@ def test_export_on_a_full_disk_leaves_no_version_nor_claim(in_tmp, capsys, monke
 
 
 def test_export_with_tensorflows_own_file_error(in_tmp, capsys, monkeypatch):
-    import keras
     import tensorflow as tf
 
     def fail(self, path, *args, **kwargs):
@@ -285,7 +282,10 @@ def test_preset_names_write_their_pictures_in_the_current_folder(in_tmp, capsys)
 
 
 def test_preprocess_images_is_where_the_readme_says():
-    from keras_gon.data import check_image_values, preprocess_images  # noqa: F401
+    import keras_gon.data
+
+    assert callable(keras_gon.data.preprocess_images)
+    assert callable(keras_gon.data.check_image_values)
 
 
 # --- item 11: what the commands print --------------------------------------------------------
