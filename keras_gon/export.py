@@ -17,6 +17,7 @@ GLO's fitting loop is not converted either.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -24,23 +25,31 @@ import socket
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from keras_gon.data.preprocessing import check_image_values, graph_check
 from keras_gon.errors import InputError
+from keras_gon.files import about_path
 
 SERVING_METHOD = "tensorflow/serving/predict"
+IMAGE_DTYPES = ("float32", "uint8")
+"""The dtypes an export's image signatures take: float32 images in [0, 1], or uint8 grey
+levels 0-255 (`keras_gon.data.preprocessing.check_image_values`'s rule)."""
+MAX_SAMPLE_VALUES = 2**28
+"""Most values (images x pixels x channels, 1 GiB as float32) one `sample` request returns."""
 
 
-def _image_spec(model) -> tf.TensorSpec:
+def _image_spec(model, dtype: str = "float32") -> tf.TensorSpec:
     # any height and width: requests are resized to the model's size in the graph
-    return tf.TensorSpec((None, None, None, model.image_shape[-1]), tf.float32, name="images")
+    return tf.TensorSpec((None, None, None, model.image_shape[-1]), dtype, name="images")
 
 
 def _latent_spec(model) -> tf.TensorSpec:
     return tf.TensorSpec((None, model.latent_dim), tf.float32, name="latents")
 
 
-def serving_endpoints(model) -> dict:
+def serving_endpoints(model, image_dtype: str = "float32") -> dict:
     """name -> (function, input signature) of every signature exported for `model`.
 
     `reconstruct` (images -> reconstructions, also `serving_default`),
@@ -49,21 +58,27 @@ def serving_endpoints(model) -> dict:
     seed -> images) for models with `sample_images` or `sample_latents`; `render` (latents,
     resolution -> images) for models with `render_latents`; `classify`
     (images -> class probabilities) for a `GONClassifier`. Everything runs
-    in inference mode: no variable changes, no batch statistics.
+    in inference mode: no variable changes, no batch statistics. Images are
+    `image_dtype` (`IMAGE_DTYPES`): float32 in [0, 1], or uint8 grey levels.
     """
-    image_spec, latent_spec = _image_spec(model), _latent_spec(model)
+    if image_dtype not in IMAGE_DTYPES:
+        raise InputError(f"unknown image dtype {image_dtype!r}: expected one of {IMAGE_DTYPES}")
+    image_spec, latent_spec = _image_spec(model, image_dtype), _latent_spec(model)
 
     def checked(tensor, spec):
         # The signature's static shape is not enforced when a SavedModel
         # signature is called: EnsureShape refuses a wrong rank or channel
-        # count at run time with a message naming both shapes; non-finite
-        # values are refused (INVALID_ARGUMENT) instead of giving NaN latents.
+        # count at run time with a message naming both shapes. Values are
+        # checked as the Python API checks them (`check_image_values`, one
+        # function): INVALID_ARGUMENT, `assertion failed: [keras_gon.InputError:
+        # <reason>]`, instead of NaN latents or silently clipped pixels.
         tensor = tf.ensure_shape(tensor, spec.shape, name=f"check_{spec.name}")
-        tensor = tf.debugging.assert_all_finite(
-            tensor, f"{spec.name} contain NaN or infinite values", name=f"finite_{spec.name}")
-        if spec.name == "images":  # uint8-valued (0-255) or [0, 1], any size
-            tensor = model.prepare_images(tensor)
-        return tensor
+        if spec.name == "images":  # any size; float32 in [0, 1] or uint8 0-255
+            return model.prepare_images(check_image_values(tensor, "images"))
+        finite = tf.reduce_all(tf.math.is_finite(tensor))
+        with tf.control_dependencies([graph_check(
+                finite, f"{spec.name} contain NaN or infinite (non-finite) values")]):
+            return tf.identity(tensor)
 
     def as_images(values):
         # float32 in [0, 1] whatever the model's compute dtype; a no-op for
@@ -91,9 +106,13 @@ def serving_endpoints(model) -> dict:
     if hasattr(model, "sample_images") or hasattr(model, "sample_latents"):
 
         def sample(count, seed):
-            with tf.control_dependencies(
-                [tf.debugging.assert_positive(count, message="sample: count must be >= 1")]
-            ):
+            values = tf.cast(count, "int64") * int(np.prod(model.image_shape))
+            with tf.control_dependencies([
+                graph_check(count >= 1, "sample: count must be >= 1, got ", count),
+                graph_check(values <= MAX_SAMPLE_VALUES, "sample: count ", count,
+                            f" makes more than {MAX_SAMPLE_VALUES:,} values: ask for fewer"),
+                graph_check(seed >= 0, "sample: seed must be >= 0, got ", seed),
+            ]):
                 count = tf.identity(count)
             if hasattr(model, "sample_images"):
                 return {"images": as_images(model.sample_images(count, seed))}
@@ -124,14 +143,16 @@ def serving_endpoints(model) -> dict:
     return endpoints
 
 
-def export_saved_model(model: keras.Model, path: str | os.PathLike) -> Path:
+def export_saved_model(model: keras.Model, path: str | os.PathLike,
+                       image_dtype: str = "float32") -> Path:
     """Writes `model` as a SavedModel at `path` with named serving signatures.
 
-    Each image signature takes float32 NHWC images of any height and width,
-    in [0, 1] or as grey levels 0-255 (e.g. a 28x28 uint8 digit for a 32x32
-    model), prepared as `model.prepare_images` does; latents are
-    (batch, latent_dim). A wrong rank or channel count, or a non-finite value,
-    is refused with INVALID_ARGUMENT and a message naming it. The endpoints
+    Each image signature takes NHWC images of any height and width (e.g. a
+    28x28 digit for a 32x32 model), prepared as `model.prepare_images` does:
+    float32 in [0, 1] (`image_dtype="float32"`), or uint8 grey levels 0-255
+    (`"uint8"`); latents are (batch, latent_dim). A wrong rank or channel count,
+    a non-finite value or a pixel value outside the range is refused with
+    INVALID_ARGUMENT and a message naming it, as the Python API refuses it. The endpoints
     are not XLA-compiled (TF-Serving on GPU cannot load XLA-compiled
     functions, tensorflow/serving#2214). The folder appears whole or not at
     all: the SavedModel is written to a hidden folder beside `path`, then
@@ -146,20 +167,41 @@ def export_saved_model(model: keras.Model, path: str | os.PathLike) -> Path:
     staging = path.parent / f".partial-{path.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        _write_archive(model, staging)
+        _write_archive(model, staging, image_dtype, path)
         os.rename(staging, path)  # refuses a non-empty existing `path`
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
-def _write_archive(model: keras.Model, path: Path) -> None:
+FILESYSTEM_FAILURES = {
+    "No space left on device": errno.ENOSPC,
+    "Read-only file system": errno.EROFS,
+    "Permission denied": errno.EACCES,
+    "Disk quota exceeded": errno.EDQUOT,
+    "Not a directory": errno.ENOTDIR,
+}
+"""TensorFlow's file errors (tf.errors.OpError) by the strerror in their message."""
+
+
+def _write_archive(model: keras.Model, path: Path, image_dtype: str = "float32",
+                   target: Path | None = None) -> None:
+    """Writes the SavedModel of `model` at `path`; a full disk or a read-only folder is an
+    `OSError` naming `target` (the version the user asked for), whichever writes it."""
     model = _serving_copy(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (function, signature) in serving_endpoints(model).items():
+    for name, (function, signature) in serving_endpoints(model, image_dtype).items():
         archive.add_endpoint(name=name, fn=function, input_signature=signature)
-    archive.write_out(str(path), verbose=False)
+    try:
+        archive.write_out(str(path), verbose=False)
+    except OSError as error:
+        raise about_path(error, target or path) from None
+    except tf.errors.OpError as error:
+        code = next((c for text, c in FILESYSTEM_FAILURES.items() if text in str(error)), None)
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), str(target or path)) from None
 
 
 def _serving_copy(model: keras.Model) -> keras.Model:
@@ -238,16 +280,35 @@ def next_version_dir(base: str | os.PathLike) -> Path:
     return base / str(max(taken, default=0) + 1)
 
 
-def export_version(model: keras.Model, base: str | os.PathLike) -> Path:
+def export_version(model: keras.Model, base: str | os.PathLike,
+                   image_dtype: str = "float32") -> Path:
     """Exports `model` as the next version under `base`, safely beside other exports.
 
     Claims the number with an atomic `mkdir` of `base/.claim-<n>` (another
     export that computed the same number takes the next), writes the
     SavedModel inside the claim and renames it to `base/<n>` when it is
-    complete. Returns the version folder.
+    complete. Returns the version folder. `image_dtype` as `export_saved_model`.
     """
     base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
+    if image_dtype not in IMAGE_DTYPES:
+        raise InputError(f"unknown image dtype {image_dtype!r}: expected one of {IMAGE_DTYPES}")
+    if not hasattr(model, "encode_latents") or not hasattr(model, "decode_latents"):
+        raise InputError(f"{type(model).__name__} has no encoder/decoder to export")
+    created = [folder for folder in (base, *base.parents) if not folder.exists()]
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        return _export_next_version(model, base, image_dtype)
+    except BaseException:
+        for folder in created:  # the folders this export made, if it leaves them empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _export_next_version(model: keras.Model, base: Path, image_dtype: str) -> Path:
+    """`export_version` in an existing `base`."""
     remove_stale_claims(base)
     number = int(next_version_dir(base).name)
     while True:
@@ -257,6 +318,8 @@ def export_version(model: keras.Model, base: str | os.PathLike) -> Path:
         except FileExistsError:
             number += 1
             continue
+        except OSError as error:  # a read-only or full base: name it, not the claim
+            raise about_path(error, base) from None
         if (base / str(number)).exists():  # finished since we looked
             shutil.rmtree(claim, ignore_errors=True)
             number += 1
@@ -264,10 +327,8 @@ def export_version(model: keras.Model, base: str | os.PathLike) -> Path:
         break
     try:
         (claim / "owner").write_text(f"{socket.gethostname()} {os.getpid()}\n")
-        if not hasattr(model, "encode_latents") or not hasattr(model, "decode_latents"):
-            raise InputError(f"{type(model).__name__} has no encoder/decoder to export")
-        _write_archive(model, claim / "saved")
         target = base / str(number)
+        _write_archive(model, claim / "saved", image_dtype, target)
         os.rename(claim / "saved", target)
     finally:
         shutil.rmtree(claim, ignore_errors=True)

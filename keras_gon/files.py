@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -15,20 +16,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     The rename is atomic on one filesystem: a reader sees the old file or the
     new one, never a partial one, and a write killed midway leaves no file
     behind at `path` (the temporary one is removed when the write fails).
-    The file gets the permissions of a normal new file (the user's umask).
+    The file gets the permissions of a normal new file (the user's umask). An
+    `OSError` (a read-only folder, a full disk...) names `path`, not the temporary file.
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-",
-                                         suffix=path.suffix)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-",
+                                             suffix=path.suffix)
+    except OSError as error:
+        raise about_path(error, path) from None
     os.close(handle)
     try:
         write(temporary)
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
+    except OSError as error:
+        raise about_path(error, path) from None
     finally:
-        if os.path.exists(temporary):
+        with contextlib.suppress(OSError):
             os.remove(temporary)
     return path
+
+
+def about_path(error: OSError, path: str | os.PathLike) -> OSError:
+    """`error` (same class and errno) naming `path`: what the user asked to write."""
+    if error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror or os.strerror(error.errno), str(path))
 
 
 def _umask() -> int:

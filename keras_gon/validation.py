@@ -31,6 +31,17 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+MAX_SEED = 2**31 - 1
+"""The largest seed: seeds are int32 in the graphs (stateless random ops, exported `sample`)."""
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """`value` as a seed: an int in [0, MAX_SEED] (the command line's `--seed` too)."""
+    if not _is_integer(value) or not 0 <= value <= MAX_SEED:
+        raise InputError(f"{name} must be an integer in [0, {MAX_SEED}], got {value!r}")
+    return int(value)
+
+
 def check_number(value: Any, name: str, *, minimum: float = -math.inf,
                  maximum: float = math.inf, strict_minimum: bool = False) -> float:
     """`value` as a finite float in [minimum, maximum] (or (minimum, maximum] if strict)."""

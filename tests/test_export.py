@@ -143,13 +143,37 @@ def test_non_finite_requests_are_refused(trained_gon, tmp_path):
 
 
 def test_a_28x28_grey_level_request_reaches_the_32x32_model(trained_gon, mnist10k, tmp_path):
-    loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
-    digits = mnist10k["x_test"][:5, :, :, None]  # uint8-valued 28x28, as a client sends them
-    served = loaded.signatures["encode"](images=tf.constant(digits.astype("float32")))["latents"]
+    digits = mnist10k["x_test"][:5, :, :, None]  # uint8 28x28, as a client sends them
+    grey = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "uint8",
+                                                      image_dtype="uint8")))
+    served = grey.signatures["encode"](images=tf.constant(digits))["latents"]
     np.testing.assert_allclose(served.numpy(), trained_gon.encode(digits).numpy(),
                                rtol=1e-5, atol=1e-5)
+    loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
     scaled = loaded.signatures["encode"](images=tf.constant(digits / 255.0, tf.float32))["latents"]
     np.testing.assert_allclose(served.numpy(), scaled.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ([-5.0, 0.5], "float values in [-5, 0.5]"),
+    ([0.0, 300.0], "float values in [0, 300]"),
+    ([0.0, 1.0 + 1e-3], "must be in [0, 1]"),  # a 0-255 image whose brightest pixel is 1.001
+])
+def test_requests_outside_the_pixel_range_are_refused_as_the_python_api_refuses_them(
+        trained_gon, tmp_path, values, fragment):
+    from keras_gon.data.preprocessing import graph_error_message
+
+    loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
+    images = np.zeros((2, 32, 32, 1), "float32")
+    images[0, 0, 0, 0], images[1, 5, 5, 0] = values
+    for signature in ("encode", "reconstruct"):
+        with pytest.raises(tf.errors.InvalidArgumentError) as served:
+            loaded.signatures[signature](images=tf.constant(images))
+        reason = graph_error_message(served.value)
+        assert reason is not None and fragment in reason, str(served.value)
+        with pytest.raises(keras_gon.InputError) as api:
+            trained_gon.encode(images)
+        assert str(api.value) == reason  # the one check, the same line
 
 
 def test_export_leaves_the_model_unchanged(trained_gon, tmp_path, mnist32):

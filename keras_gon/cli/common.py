@@ -8,9 +8,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 from keras_gon.errors import InputError, NonFiniteLossError  # noqa: F401 (the CLI's errors)
+from keras_gon.validation import MAX_SEED
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose refusals are one `keras-gon: error: ...` line (status 2),
+    as every other refusal of the command line; the usage stays in `--help`."""
+
+    def error(self, message: str):
+        self.exit(2, f"keras-gon: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -48,6 +58,8 @@ non_negative_float = _number_type(float, lambda v: v >= 0 and math.isfinite(v), 
 """argparse type: a finite number >= 0."""
 fraction = _number_type(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
 """argparse type: a number in (0, 1]."""
+seed = _number_type(int, lambda v: 0 <= v <= MAX_SEED, f"an integer seed in [0, {MAX_SEED}]")
+"""argparse type: a seed, an integer in [0, 2**31 - 1] (every command's `--seed`)."""
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -78,12 +90,19 @@ def load_run(run_dir: Path):
 
     if is_preset(run_dir):
         return load_preset(str(run_dir))
+    return load_keras_file(check_run(run_dir))
+
+
+def check_run(run_dir: Path) -> Path:
+    """The model.keras of a run folder, or a clear error (cheap: before other checks)."""
+    if is_preset(run_dir):
+        return Path(run_dir)
     path = Path(run_dir) / "model.keras"
     if not Path(run_dir).is_dir():
         raise InputError(f"no such run folder or preset: {run_dir}")
     if not path.is_file():
         raise InputError(f"no model.keras in {run_dir}: is it a folder written by `keras-gon train`?")
-    return load_keras_file(path)
+    return path
 
 
 def run_metrics(run_dir: Path) -> dict:
@@ -111,8 +130,9 @@ def first_images(dataset, count: int):
     return np.concatenate([np.asarray(b) for b in images])[:count]
 
 
-def held_out_images(args, model, count: int):
-    """`count` held-out images of `--data` (default: the run's own) at the model's size."""
+def held_out_images(args, model, count: int, option: str = "the command"):
+    """`count` held-out images of `--data` (default: the run's own) at the model's size;
+    `option` names what asks for `count` of them in the error when there are fewer."""
     from keras_gon.data import load_dataset
 
     data = args.data or run_metrics(args.run_dir).get("data")
@@ -121,17 +141,34 @@ def held_out_images(args, model, count: int):
     height, _, channels = model.image_shape
     _, test_ds, info = load_dataset(
         data, image_size=height, channels=channels, batch_size=min(256, max(count, 1)),
-        data_dir=args.data_dir, manual_dir=args.manual_dir,
+        data_dir=args.data_dir, manual_dir=args.manual_dir, held_out_only=True,
     )
     if info.num_test < count:
-        raise InputError(f"{data} has {info.num_test} held-out images, {count} are needed")
+        raise InputError(f"{data} has {info.num_test} held-out images, {option} needs {count}")
     return first_images(test_ds, count)
 
 
+def default_png(run_dir: Path, name: str) -> Path:
+    """Where a command writes `name`.png without `--out`: in the run folder, or for a
+    preset name in the current folder as `<preset>-<name>.png`."""
+    if is_preset(run_dir):
+        return Path(f"{run_dir}-{name}.png")
+    return Path(run_dir) / f"{name}.png"
+
+
 def check_png_out(path: Path) -> Path:
-    """`path` if it names a .png in an existing folder."""
+    """`path` if it names a .png in an existing folder this user can write in (checked
+    before any work, so a bad `--out` costs nothing)."""
     if path.suffix.lower() != ".png":
         raise InputError(f"--out must name a .png file, got {path}")
-    if not path.parent.is_dir():
-        raise InputError(f"no such folder for --out: {path.parent}")
+    parent = path.parent
+    if not parent.is_dir():
+        existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise InputError(f"--out {path}: {existing} is a file, not a folder")
+        raise InputError(f"no such folder for --out: {parent}")
+    if path.is_dir():
+        raise InputError(f"--out {path} is a folder, not a .png file")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"--out {path}: {parent} is not writable (permission denied)")
     return path

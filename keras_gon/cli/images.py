@@ -13,13 +13,18 @@ from keras_gon.cli.common import (
     HelpFormatter,
     add_data_arguments,
     check_png_out,
+    check_run,
+    default_png,
     held_out_images,
     load_run,
     positive_int,
+    seed,
 )
 from keras_gon.errors import InputError
 
 SAMPLE_COUNT = 64
+GRID_COLUMNS = 8
+"""Columns of `sample`'s grid of images."""
 
 
 def add_parsers(commands) -> None:
@@ -28,8 +33,9 @@ def add_parsers(commands) -> None:
                                  formatter_class=HelpFormatter)
     sample.add_argument("run_dir", type=Path)
     sample.add_argument("--n", type=positive_int, default=SAMPLE_COUNT, help="number of samples")
-    sample.add_argument("--seed", type=int, default=0, help="same seed, same samples")
-    sample.add_argument("--out", type=Path, help="PNG file (default RUN_DIR/samples.png)")
+    sample.add_argument("--seed", type=seed, default=0, help="same seed, same samples")
+    sample.add_argument("--out", type=Path, help="PNG file (default RUN_DIR/samples.png; for a "
+                        "preset, PRESET-samples.png in the current folder)")
     sample.set_defaults(func=sample_command)
 
     render = commands.add_parser(
@@ -38,11 +44,12 @@ def add_parsers(commands) -> None:
     )
     render.add_argument("run_dir", type=Path)
     render.add_argument("--resolution", type=positive_int, default=256)
-    render.add_argument("--out", type=Path, help="PNG to write (default RUN_DIR/render.png)")
+    render.add_argument("--out", type=Path, help="PNG to write (default RUN_DIR/render.png; for "
+                        "a preset, PRESET-render.png in the current folder)")
     render.add_argument("--count", type=positive_int, default=8, help="images to render")
     render.add_argument("--samples", action="store_true",
                         help="render samples (appendix D) instead of held-out images")
-    render.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    render.add_argument("--seed", type=seed, default=0, help="seed of the samples")
     add_data_arguments(render)
     render.set_defaults(func=render_command)
 
@@ -52,7 +59,8 @@ def add_parsers(commands) -> None:
     )
     interpolate.add_argument("run_dir", type=Path)
     interpolate.add_argument("--out", type=Path,
-                             help="PNG to write (default RUN_DIR/interpolation.png)")
+                             help="PNG to write (default RUN_DIR/interpolation.png; for a "
+                             "preset, PRESET-interpolation.png in the current folder)")
     interpolate.add_argument("--pairs", type=positive_int, default=8, help="rows")
     interpolate.add_argument("--steps", type=positive_int, default=10,
                              help="images per row, endpoints included")
@@ -62,6 +70,31 @@ def add_parsers(commands) -> None:
     interpolate.set_defaults(func=interpolate_command)
 
 
+def decoding_bytes(model, count: int) -> int:
+    """Memory for decoding `count` images at once, from the shapes: the images and, for
+    the convolutional decoder, its widest maps (normalised and activated copies)."""
+    height, width, channels = model.image_shape
+    per_image = height * width * channels * 4
+    decoder = getattr(model, "decoder", None)
+    if decoder is not None and hasattr(decoder, "width"):
+        per_image += height * width * (decoder.width + 2 * channels) * 4 * 3
+    return count * per_image
+
+
+def check_sample_count(model, count: int) -> None:
+    """Refuses `--n` samples whose grid PNG matplotlib cannot draw, or whose decoding
+    cannot fit in memory, from the shapes (before anything is decoded)."""
+    from keras_gon.plotting import image_rows_size
+    from keras_gon.resources import MAX_PICTURE_SIDE, check_memory, check_picture_side
+
+    most = GRID_COLUMNS * int((MAX_PICTURE_SIDE / 100 - 0.3) / 0.9)
+    check_picture_side(image_rows_size(count, 1, GRID_COLUMNS)[1],
+                       f"--n {count}: the grid of {count:,} samples",
+                       f": at most {most:,} samples fit in one PNG")
+    check_memory(decoding_bytes(model, count), f"--n {count}: decoding {count:,} samples",
+                 ": ask for fewer")
+
+
 def sample_command(args) -> Path:
     """`keras-gon sample`: a PNG grid of `--n` images decoded from z ~ N(0, I)."""
     import numpy as np
@@ -69,14 +102,31 @@ def sample_command(args) -> Path:
     from keras_gon.files import atomic_write
     from keras_gon.plotting import save_image_rows
 
+    check_run(args.run_dir)
+    out = check_png_out(args.out or default_png(args.run_dir, "samples"))  # before any work
     model = load_run(args.run_dir)
     if not hasattr(model, "sample"):
         raise InputError(f"{type(model).__name__} cannot sample (vgon, vae and igon can)")
-    out = check_png_out(args.out or args.run_dir / "samples.png")
+    check_sample_count(model, args.n)
     images = np.asarray(model.sample(args.n, seed=args.seed))
-    atomic_write(out, lambda path: save_image_rows(path, [("samples", images)]))
+    atomic_write(out, lambda path: save_image_rows(path, [("samples", images)], GRID_COLUMNS))
     print(f"wrote {args.n} samples (seed {args.seed}) to {out}")
     return out
+
+
+def _check_grid(rows: int, columns: int, size: int, title: str, row_labels, options: str):
+    """Refuses a labelled grid (render, interpolate) matplotlib cannot draw or memory cannot
+    hold, from the shapes, before anything is decoded."""
+    from keras_gon.plotting import labelled_grid_size
+    from keras_gon.resources import check_memory, check_picture_side
+
+    width, height = labelled_grid_size(rows, columns, size, size, title, row_labels, [""])
+    check_picture_side(max(width, height), f"{options}: the picture of {rows} x {columns} "
+                       f"images of {size}x{size}", ": ask for fewer or smaller images")
+    # the decoded images and their tiles (float32, 3 channels), the RGBA picture
+    check_memory(rows * columns * size * size * 4 * 3 * 2 + width * height * 4 * 2,
+                 f"{options}: {rows} x {columns} images of {size}x{size}",
+                 ": ask for fewer or smaller images")
 
 
 def _load_implicit_run(run_dir: Path):
@@ -97,21 +147,24 @@ def render_command(args) -> Path:
     from keras_gon.plotting import nearest_upscale, save_labelled_grid
 
     check_resolution(args.resolution)  # before loading anything
+    check_run(args.run_dir)
+    out = check_png_out(args.out or default_png(args.run_dir, "render"))
     model = _load_implicit_run(args.run_dir)
-    out = check_png_out(args.out or args.run_dir / "render.png")
     size = args.resolution
+    title = f"Implicit GON ({args.run_dir}): decoded at {size}x{size}"
+    height = model.image_shape[0]
+    rows = ([f"samples, {size}x{size}"] if args.samples
+            else [f"held-out {height}x{height}", f"rendered {size}x{size}"])
+    _check_grid(len(rows), args.count, size, title, rows, "--count and --resolution")
     if args.samples:
         rendered = np.asarray(model.sample(args.count, seed=args.seed, resolution=size))
         grid = rendered[None]
-        rows = [f"samples, {size}x{size}"]
     else:
-        originals = held_out_images(args, model, args.count)
+        originals = held_out_images(args, model, args.count, "--count")
         rendered = np.asarray(model.render(model.encode(originals), size))
         grid = np.stack([nearest_upscale(originals, size, size), rendered])
-        height = model.image_shape[0]
-        rows = [f"held-out {height}x{height}", f"rendered {size}x{size}"]
-    save_labelled_grid(out, grid, f"Implicit GON ({args.run_dir}): decoded at {size}x{size}",
-                       row_labels=rows, column_labels=[str(i + 1) for i in range(args.count)])
+    save_labelled_grid(out, grid, title, row_labels=rows,
+                       column_labels=[str(i + 1) for i in range(args.count)])
     what = "samples" if args.samples else "held-out images"
     print(f"rendered {args.count} {what} at {size}x{size}; wrote {out}")
     return out
@@ -132,9 +185,13 @@ def interpolate_command(args) -> Path:
         raise InputError(f"--steps must be at least 2 (the two endpoints), got {args.steps}")
     if args.resolution is not None:
         check_resolution(args.resolution)
+    check_run(args.run_dir)
+    out = check_png_out(args.out or default_png(args.run_dir, "interpolation"))
     model = _load_implicit_run(args.run_dir)
-    out = check_png_out(args.out or args.run_dir / "interpolation.png")
-    images = held_out_images(args, model, 2 * args.pairs)
+    size = args.resolution or model.image_shape[0]
+    _check_grid(args.pairs, args.steps + 2, size, "", [f"pair {args.pairs}"],
+                "--pairs, --steps and --resolution")
+    images = held_out_images(args, model, 2 * args.pairs, "2 x --pairs")
     first, second = images[: args.pairs], images[args.pairs :]
     decoded = interpolation_grid(model, first, second, steps=args.steps, resolution=args.resolution)
     size = decoded.shape[2:4]

@@ -33,15 +33,30 @@ def add_parsers(commands) -> None:
     export.add_argument("run_dir", type=Path, help="a run folder or a preset name")
     export.add_argument("--to", type=Path, required=True,
                         help="model base path, e.g. saved_models/NAME; writes NAME/<next version>/")
+    export.add_argument("--image-dtype", choices=("float32", "uint8"), default="float32",
+                        help="what the image signatures take: float32 in [0, 1], or uint8 grey "
+                        "levels 0-255")
     export.set_defaults(func=export_command)
+
+
+HEADLINE_FIGURES = (
+    ("accuracy", "accuracy"),
+    ("bits_per_dim", "bits/dim"),
+    ("negative_elbo_nats", "negative ELBO (nats per image)"),
+)
+"""The figure `evaluate` prints beside the loss, when the model reports it: the one the
+presets table gives for its kind (the classifier's accuracy, the variational models'
+bits/dim, or nats for likelihoods that are not a probability of 8-bit data)."""
 
 
 def evaluate_command(args) -> dict:
     """`keras-gon evaluate`: held-out loss of a run's model, stored in its metrics.json."""
+    from keras_gon.cli.images import decoding_bytes
     from keras_gon.data import load_dataset
     from keras_gon.files import write_json
     from keras_gon.layers.batch_normalization import inference_statistics
     from keras_gon.registry import kind_of
+    from keras_gon.resources import check_memory
 
     model = load_run(args.run_dir)
     metrics = run_metrics(args.run_dir)
@@ -52,8 +67,15 @@ def evaluate_command(args) -> dict:
     _, test_ds, info = load_dataset(
         data, image_size=height, channels=channels, batch_size=args.batch_size,
         data_dir=args.data_dir, manual_dir=args.manual_dir,
-        with_labels=kind_of(model).data == "labelled",
+        with_labels=kind_of(model).data == "labelled", held_out_only=True,
     )
+    batch = min(args.batch_size, info.num_test) if info.num_test > 0 else args.batch_size
+    # a batch's forward pass and the origin gradient's backward pass, from the shapes
+    check_memory(3 * decoding_bytes(model, batch),
+                 f"--batch-size {args.batch_size}: evaluating the held-out images of {data} "
+                 f"in batches of {batch:,}", ": give a smaller --batch-size")
+    print(f"evaluating {args.run_dir} on the {info.num_test:,} held-out images of {data}...",
+          flush=True)
     with inference_statistics(model, args.bn_statistics):
         results = model.evaluate(test_ds, verbose=0, return_dict=True)
     evaluation = {"data": data, "num_test": info.num_test, "test_loss": float(results["loss"]),
@@ -62,7 +84,10 @@ def evaluate_command(args) -> dict:
     if not is_preset(args.run_dir):  # (a preset's files belong to the installation)
         metrics.setdefault("evaluations", []).append(evaluation)
         write_json(args.run_dir / "metrics.json", metrics)
-    print(f"held-out loss on {data} ({info.num_test} images): {evaluation['test_loss']:.4f}")
+    figures = "".join(f", {label} {evaluation[name]:.4f}" for name, label in HEADLINE_FIGURES
+                      if name in evaluation)
+    print(f"held-out loss on {data} ({info.num_test} images): {evaluation['test_loss']:.4f}"
+          f"{figures}")
     return evaluation
 
 
@@ -72,7 +97,12 @@ def export_command(args) -> Path:
 
     if args.to.exists() and not args.to.is_dir():
         raise InputError(f"--to {args.to} is a file, not a folder of versions")
+    existing = next((p for p in args.to.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InputError(f"--to {args.to}: {existing} is a file, not a folder")
     model = load_run(args.run_dir)
-    target = export_version(model, args.to)
+    print(f"exporting {args.run_dir} to {args.to}/<next version> ({args.image_dtype} images)...",
+          flush=True)
+    target = export_version(model, args.to, image_dtype=args.image_dtype)
     print(f"exported {args.run_dir} to {target}")
     return target

@@ -9,6 +9,8 @@
   GIF files (flat, or a subfolder per class), streamed from disk;
   `scan_image_folder` says what a folder holds.
 - `check_images`, `check_labels`: validation (and scaling) of arrays.
+- `preprocess_images`, `check_image_values`: the one preprocessing of images and the
+  one check of their values, in the graph (models and exported signatures use them).
 - `read_idx`, `load_idx_directory`: the IDX format of MNIST-like datasets.
 - `load_npz`, `load_mnist5k`, `load_tfds`: raw (unscaled) sources.
 
@@ -29,6 +31,8 @@ from keras_gon.data.pipelines import DataInfo
 from keras_gon.data.pipelines import load_dataset
 from keras_gon.data.pipelines import load_image_folder
 from keras_gon.data.pipelines import make_dataset
+from keras_gon.data.preprocessing import check_image_values
+from keras_gon.data.preprocessing import preprocess_images
 from keras_gon.data.sources import TfdsData
 from keras_gon.data.sources import load_mnist5k
 from keras_gon.data.sources import load_npz
@@ -39,6 +43,7 @@ __all__ = [
     "DataInfo",
     "ImageFolder",
     "TfdsData",
+    "check_image_values",
     "check_images",
     "check_labels",
     "load_dataset",
@@ -50,6 +55,7 @@ __all__ = [
     "make_dataset",
     "mask_half",
     "masked_pairs",
+    "preprocess_images",
     "read_idx",
     "scan_image_folder",
     "with_example_indices",

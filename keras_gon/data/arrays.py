@@ -36,19 +36,29 @@ def _check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+SCALES = ("array", "dtype")
+"""How the scale of float images is found: "array", from the whole array (a data set
+read from a file: a maximum above 1 means 0-255); "dtype", from the dtype alone (the
+models' inputs and the exported signatures: integers 0-255, floats [0, 1], refused
+outside it, `keras_gon.data.preprocessing.check_image_values`)."""
+
+
 def validate_images(
-    x: Any, *, name: str = "images", channels: int | None = None
+    x: Any, *, name: str = "images", channels: int | None = None, scale: str = "array"
 ) -> tuple[np.ndarray, float]:
     """Validates images without converting them.
 
     Same checks as `check_images`, but returns the array in its original
     dtype (NHWC) together with the divisor that maps it to [0, 1], so that
-    callers can keep e.g. `uint8` data in memory and scale lazily.
+    callers can keep e.g. `uint8` data in memory and scale lazily. `scale`
+    is one of `SCALES`.
 
     Returns:
         `(array, divisor)`: the NHWC array (original dtype) and `255.0` or
         `1.0`.
     """
+    if scale not in SCALES:
+        raise InputError(f"unknown scale {scale!r}: expected one of {SCALES}")
     if channels is not None:
         channels = _check_positive_int(channels, "channels")
     x = _as_array(x, name)
@@ -75,6 +85,16 @@ def validate_images(
             f"{name} has shape {_shape_str(x.shape)}, expected at least one "
             "image with non-zero height, width and channels"
         )
+    if channels is not None and x.shape[-1] != channels:
+        raise InputError(
+            f"{name} has {x.shape[-1]} channels, the model expects {channels}"
+        )
+    if scale == "dtype":  # the models' one rule, run as the exported signatures run it
+        from keras_gon.data.preprocessing import check_image_values, input_errors_from_graph
+
+        with input_errors_from_graph():
+            check_image_values(x, name)
+        return x, 255.0 if np.issubdtype(x.dtype, np.integer) else 1.0
     if np.issubdtype(x.dtype, np.floating):
         finite = np.isfinite(x)
         if not finite.all():
@@ -89,10 +109,6 @@ def validate_images(
             f"{name} has values in [{lo}, {hi}], expected pixel values in "
             "[0, 255] (integers) or [0, 1] (floats)"
         )
-    if channels is not None and x.shape[-1] != channels:
-        raise InputError(
-            f"{name} has {x.shape[-1]} channels, the model expects {channels}"
-        )
     if np.issubdtype(x.dtype, np.integer) or hi > 1.0:
         divisor = 255.0
     else:
@@ -101,7 +117,7 @@ def validate_images(
 
 
 def check_images(
-    x: Any, *, name: str = "images", channels: int | None = None
+    x: Any, *, name: str = "images", channels: int | None = None, scale: str = "array"
 ) -> np.ndarray:
     """Validates images and returns them as float32 NHWC in [0, 1].
 
@@ -109,16 +125,18 @@ def check_images(
     added) or `(N, H, W, C)`, of a numeric dtype, with `N > 0`, finite values
     in [0, 255].
 
-    Scaling rule:
+    Scaling rule (`scale="array"`, for a data set as a whole):
     - integer dtypes are divided by 255;
     - float arrays whose maximum is <= 1.0 are taken to be already in [0, 1]
       and are not rescaled;
     - float arrays whose maximum is > 1.0 are divided by 255.
+    With `scale="dtype"` (what a model takes) float images must be in [0, 1].
 
     Args:
         x: The images.
         name: Name of the array, used in error messages.
         channels: If given, the number of channels the data must have.
+        scale: How the scale of float images is found (`SCALES`).
 
     Returns:
         A float32 array of shape `(N, H, W, C)` with values in [0, 1].
@@ -127,7 +145,7 @@ def check_images(
         InputError: if the images are not valid (dtype, rank, empty,
             non-finite values, out-of-range values, channel count).
     """
-    x, divisor = validate_images(x, name=name, channels=channels)
+    x, divisor = validate_images(x, name=name, channels=channels, scale=scale)
     x = x.astype(np.float32)
     if divisor != 1.0:
         x /= np.float32(divisor)

@@ -335,6 +335,7 @@ def load_dataset(
     manual_dir: str | os.PathLike | None = None,
     shuffle_train: bool = True,
     train_images: int | None = None,
+    held_out_only: bool = False,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
     """Loads a train and a test pipeline from a data source.
 
@@ -374,6 +375,8 @@ def load_dataset(
         shuffle_train: Whether to shuffle the train dataset.
         train_images: Train on a fixed random subset (seed 0) of this many of the
             training images (TFDS: the first ones); None uses them all.
+        held_out_only: Only the test pipeline will be used (evaluation): a
+            training set smaller than one batch is not an error.
 
     Returns:
         `(train_ds, test_ds, info)` with `info` a `DataInfo`.
@@ -391,7 +394,7 @@ def load_dataset(
         return load_image_folder(
             folder, image_size=image_size, channels=channels, batch_size=batch_size, seed=seed,
             with_labels=with_labels, shuffle_train=shuffle_train, verbose=False,
-            train_images=train_images,
+            train_images=train_images, held_out_only=held_out_only,
         )
     common = dict(image_size=image_size, batch_size=batch_size, cache=True)
 
@@ -406,6 +409,7 @@ def load_dataset(
             manual_dir=manual_dir,
             shuffle_train=shuffle_train,
             train_images=train_images,
+            held_out_only=held_out_only,
             **common,
         )
 
@@ -428,7 +432,7 @@ def load_dataset(
             f"has {x_test.shape[-1]}, expected the same"
         )
     n_train, n_test = x_train.shape[0], x_test.shape[0]
-    if n_train < batch_size:
+    if n_train < batch_size and not held_out_only:
         raise InputError(
             f"x_train of {name} has {n_train} images, fewer than one batch of "
             f"batch_size={batch_size}"
@@ -495,6 +499,7 @@ def _load_tfds_dataset(
     batch_size: int,
     cache: bool,
     train_images: int | None = None,
+    held_out_only: bool = False,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
     data = load_tfds(
         name, data_dir=data_dir, manual_dir=manual_dir, channels=channels
@@ -507,7 +512,7 @@ def _load_tfds_dataset(
         raise InputError(
             f"with_labels=True but TFDS dataset '{name}' has no 'label' feature"
         )
-    if 0 <= data.num_train < batch_size:
+    if 0 <= data.num_train < batch_size and not held_out_only:
         raise InputError(
             f"TFDS split '{data.train_split}' of '{name}' has {data.num_train} "
             f"images, fewer than one batch of batch_size={batch_size}"
@@ -555,6 +560,7 @@ def load_image_folder(
     cache: bool | None = None,
     verbose: bool = True,
     train_images: int | None = None,
+    held_out_only: bool = False,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
     """Train and held-out pipelines from a folder of image files (PNG, JPEG, BMP, GIF).
 
@@ -585,6 +591,8 @@ def load_image_folder(
         verbose: Print the line saying what was found.
         train_images: Train on a fixed random subset (seed 0) of this many of the
             training images; None uses them all.
+        held_out_only: Only the held-out pipeline will be used: fewer training
+            images than one batch is not an error.
 
     Returns:
         `(train_ds, test_ds, info)`: batches of float32 `(B, image_size,
@@ -611,7 +619,7 @@ def load_image_folder(
                 folder.train_labels[i] for i in keep),
             split=f"{folder.split}; a fixed random subset of {len(keep)} training images "
             "(seed 0)")
-    if len(folder.train_files) < batch_size:
+    if len(folder.train_files) < batch_size and not held_out_only:
         raise InputError(
             f"{folder.root} has {len(folder.train_files)} training images, fewer than one batch "
             f"of batch_size={batch_size}"

@@ -19,6 +19,11 @@ import numpy as np
 
 from keras_gon.errors import InputError
 
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+"""How a zip archive (a .npz) starts: a file entry, or an empty archive's end record."""
+NPY_MAGIC = b"\x93NUMPY"
+"""How a single .npy array starts (refused below with what a .npz holds)."""
+
 _XY = tuple[np.ndarray, "np.ndarray | None"]
 NumpySplits = tuple[_XY, _XY]
 
@@ -54,6 +59,11 @@ def load_npz(path: str | os.PathLike) -> NumpySplits:
         raise InputError(f"no such file or directory: {path}")
     if path.is_dir():
         raise InputError(f"expected a .npz file, got a directory: {path}")
+    with open(path, "rb") as handle:
+        start = handle.read(len(NPY_MAGIC))
+    if not start.startswith(ZIP_MAGIC) and not start.startswith(NPY_MAGIC):
+        what = "it is empty" if not start else f"it starts with {start[:4]!r}"
+        raise InputError(f"{path} is not a valid .npz file: not a zip archive ({what})")
     try:
         data = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as err:
@@ -80,6 +90,14 @@ def load_npz(path: str | os.PathLike) -> NumpySplits:
                 continue
             try:
                 arrays[key] = data[key]
+            except ValueError as err:
+                if "Object arrays" not in str(err):
+                    raise InputError(f"cannot read array '{key}' of {path}: the file is "
+                                     f"corrupt or truncated ({err})") from None
+                raise InputError(
+                    f"array '{key}' of {path} holds Python objects (dtype object), not "
+                    "images: store numeric arrays (e.g. uint8 (N, H, W))"
+                ) from None
             except _NPZ_ERRORS as err:
                 raise InputError(
                     f"cannot read array '{key}' of {path}: the file is "

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gon.errors import InputError
 from keras_gon import options
 from keras_gon.layers.batch_normalization import BatchNormalization
 from keras_gon.layers.group_normalization import GroupNormalization
+from keras_gon.resources import check_weights
 from keras_gon.validation import check_choice, check_positive_int, check_square_image_shape
 
 NORMALIZATIONS = options.NORMALIZATIONS
@@ -200,6 +202,12 @@ class ConvDecoder(keras.layers.Layer):
         filters = [self.width * 2 ** (num_upsamplings - 1 - i) for i in range(num_upsamplings)]
         filters.append(channels * (2 if self.output_log_scale else 1))
         first_layer = 0 if latent_map_size == 1 else int(math.log2(latent_map_size // 4)) + 1
+        inputs = [self.latent_dim // latent_map_size**2 if i == first_layer else filters[i - 1]
+                  for i in range(len(filters))]
+        check_weights(  # from the shapes, before any weight is made
+            sum(16 * inputs[i] * filters[i] + filters[i] for i in range(first_layer, len(filters))),
+            f"a ConvDecoder with latent_dim={self.latent_dim}, width={self.width}",
+            np.dtype(self.dtype_policy.variable_dtype).itemsize)
         self.convs = []
         self.norms = []
         self.activations = []

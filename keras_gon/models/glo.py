@@ -10,6 +10,7 @@ from keras_gon.errors import InputError
 from keras_gon.layers.conv_decoder import ConvDecoder
 from keras_gon.models.conv_decoder_model import ConvDecoderModel
 from keras_gon.models.latent_model import LatentModel
+from keras_gon.resources import check_weights
 from keras_gon.validation import check_number, check_positive_int
 
 
@@ -31,17 +32,20 @@ class GLO(ConvDecoderModel, LatentModel):
     mode); each image's latent depends on that image only.
 
     Args:
-        num_examples: number of training examples (rows of the latent table).
+        num_examples: number of training examples (rows of the latent table); required.
         latent_learning_rate: SGD step size of the training latents.
         inference_steps: gradient steps that fit a held-out latent.
         inference_learning_rate: Adam step size of those steps.
         Others: as `keras_gon.ConvAutoencoder`.
     """
 
-    def __init__(self, decoder: ConvDecoder | dict | None = None, num_examples: int = 1,
+    def __init__(self, decoder: ConvDecoder | dict | None = None, num_examples: int | None = None,
                  latent_learning_rate: float = 1.0, inference_steps: int = 50,
                  inference_learning_rate: float = 0.05, **kwargs):
         # === Config ===
+        if num_examples is None:
+            raise InputError("GLO needs num_examples, the number of training images (one "
+                             "latent each): e.g. GLO(num_examples=len(x_train), ...)")
         num_examples = check_positive_int(num_examples, "num_examples")
         inference_steps = check_positive_int(inference_steps, "inference_steps")
         latent_learning_rate = check_number(latent_learning_rate, "latent_learning_rate",
@@ -58,6 +62,9 @@ class GLO(ConvDecoderModel, LatentModel):
         self.inference_learning_rate = inference_learning_rate
 
         # === State ===
+        check_weights(self.num_examples * self.latent_dim,
+                      f"GLO's latent table (num_examples={self.num_examples} x "
+                      f"latent_dim={self.latent_dim})")
         if not self.decoder.built:
             self.decoder.build((None, self.latent_dim))
         self.latent_table = self.add_weight(
@@ -127,11 +134,10 @@ class GLO(ConvDecoderModel, LatentModel):
             indices = np.asarray(y)
             if indices.dtype.kind not in "iu":
                 raise InputError(f"GLO indices must be integers, got dtype {indices.dtype}")
-            if indices.size and (indices.min() < 0 or indices.max() >= self.num_examples):
-                raise InputError(
-                    f"GLO indices must be in [0, {self.num_examples}), got "
-                    f"[{indices.min()}, {indices.max()}]"
-                )
+
+    def integer_targets(self) -> tuple[str, str, int]:
+        """The example indices are integers in [0, num_examples)."""
+        return ("GLO example indices", "num_examples", self.num_examples)
 
     # --- held-out latents -------------------------------------------------------
 

@@ -58,6 +58,10 @@ class GONClassifier(GON):
             self.classifier.build((None, self.latent_dim))
         self.built = True
 
+    def integer_targets(self) -> tuple[str, str, int]:
+        """The labels are integers in [0, num_classes)."""
+        return ("labels", "num_classes", self.num_classes)
+
     def unpack_labels(self, data):
         """The integer labels of a batch, or a clear error."""
         return self.unpack_integers(data, "GONClassifier trains on (images, integer labels): "

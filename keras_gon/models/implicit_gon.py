@@ -12,13 +12,29 @@ from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 from keras_gon.layers.sine_dense import SineDense
 from keras_gon.models.gradient_origin import GradientOriginModel
-from keras_gon.validation import check_image_shape, check_number, check_positive_int
+from keras_gon.resources import check_weights
+from keras_gon.validation import (
+    check_image_shape,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
 
 # Evaluations of F (latents x coordinates) per call when rendering: bounds memory
 # (65,536 x 256 hidden units x 4 bytes = 64 MiB per activation).
 RENDER_CHUNK = 65_536
 # Largest render side accepted (a 4096x4096 render is 16.8 million evaluations per image).
 MAX_RESOLUTION = 4096
+MAX_RENDER_VALUES = 2**28
+"""Most values (latents x pixels x channels, 1 GiB as float32) one render returns."""
+
+
+def check_render_size(batch: int, height: int, width: int, channels: int) -> None:
+    """Refuses a render of more than `MAX_RENDER_VALUES` values (what `render_latents`, the
+    exported `render` signature, refuses in the graph)."""
+    if batch * height * width * channels > MAX_RENDER_VALUES:
+        raise InputError(f"rendering {batch} latents at {height}x{width} makes more than "
+                         f"{MAX_RENDER_VALUES:,} values: send fewer latents or a lower resolution")
 
 
 def coordinate_grid(height: int, width: int) -> np.ndarray:
@@ -133,6 +149,12 @@ class ImplicitGON(GradientOriginModel):
         kwargs.setdefault("inner_loss", "mse")
         kwargs.setdefault("outer_loss", "mse")
         super().__init__(image_shape=image_shape, latent_dim=latent_dim, **kwargs)
+        first = (2 + self.latent_dim) * hidden_units  # coordinates and latent in
+        check_weights(  # from the shapes, before any weight is made
+            first + (num_layers - 1) * hidden_units**2 + hidden_units * (num_layers + 1)
+            + (hidden_units + 1) * image_shape[-1] + self.latent_dim * (self.latent_dim + 1),
+            f"an ImplicitGON with latent_dim={self.latent_dim}, hidden_units={hidden_units}, "
+            f"num_layers={num_layers}")
 
         # === Config ===
         self.hidden_units = hidden_units
@@ -370,6 +392,7 @@ class ImplicitGON(GradientOriginModel):
         height, width = (
             self.image_shape[:2] if resolution is None else check_resolution(resolution)
         )
+        check_render_size(int(z.shape[0]), height, width, self.image_shape[-1])
         grid = coordinate_grid(height, width)
         fn = self.inference_function(
             "render", lambda z, c: tf.clip_by_value(self.decode_coordinates(z, c), 0.0, 1.0)
@@ -391,15 +414,44 @@ class ImplicitGON(GradientOriginModel):
     def render_latents(self, latents, resolution):
         """Graph-level `render` at a square `resolution` (a scalar tensor is fine; e.g. for export).
 
-        Unlike `render`, the whole batch is decoded in one call (no chunking).
+        The checks of `render` run in the graph (`check_render_size`'s bounds:
+        InvalidArgumentError naming the problem), and the grid is decoded in
+        chunks of about `RENDER_CHUNK` latent-coordinate pairs, as `render`
+        does: memory stays bounded at any resolution.
         """
+        from keras_gon.data.preprocessing import graph_check
+
         size = tf.cast(resolution, "int32")
+        batch = tf.shape(latents)[0]
+        channels = self.image_shape[-1]
+        values_out = tf.cast(batch, "int64") * tf.cast(size, "int64") ** 2 * channels
+        checks = [
+            graph_check((size >= 1) & (size <= MAX_RESOLUTION),
+                        f"resolution must be between 1 and {MAX_RESOLUTION}, got ", size),
+            graph_check(values_out <= MAX_RENDER_VALUES, "rendering ", batch, " latents at ",
+                        size, "x", size, f" makes more than {MAX_RENDER_VALUES:,} values: "
+                        "send fewer latents or a lower resolution"),
+        ]
+        with tf.control_dependencies(checks):
+            size = tf.identity(size)
         # float64 as `coordinate_grid` computes it, then float32: the same coordinates.
         axis = (2.0 * tf.range(size, dtype="float64") + 1.0) / tf.cast(size, "float64") - 1.0
         ys, xs = tf.meshgrid(axis, axis, indexing="ij")
         grid = tf.cast(tf.reshape(tf.stack([ys, xs], axis=-1), (-1, 2)), "float32")
-        values = tf.clip_by_value(self.decode_coordinates(latents, grid), 0.0, 1.0)
-        return tf.reshape(values, tf.stack([tf.shape(values)[0], size, size, self.image_shape[-1]]))
+        count = tf.shape(grid)[0]
+        chunk = tf.maximum(1, RENDER_CHUNK // tf.maximum(batch, 1))
+        steps = (count + chunk - 1) // chunk
+
+        def decode(index, parts):
+            coordinates = grid[index * chunk : (index + 1) * chunk]
+            values = tf.clip_by_value(self.decode_coordinates(latents, coordinates), 0.0, 1.0)
+            return index + 1, parts.write(index, tf.transpose(values, (1, 0, 2)))
+
+        parts = tf.TensorArray(self.compute_dtype, size=steps, infer_shape=False,
+                               element_shape=tf.TensorShape([None, None, channels]))
+        _, parts = tf.while_loop(lambda index, _: index < steps, decode, (0, parts))
+        values = tf.transpose(parts.concat(), (1, 0, 2))  # (batch, size * size, channels)
+        return tf.reshape(values, tf.stack([batch, size, size, channels]))
 
     # --- sampling (appendix D) ------------------------------------------------------
 
@@ -454,14 +506,13 @@ class ImplicitGON(GradientOriginModel):
             raise InputError(f"n must be a positive integer, got {n!r}")
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-            raise InputError(f"seed must be an integer, got {seed!r}")
+        seed = check_seed(seed)
         if float(self.latent_count.numpy()) < 2:
             raise InputError(
                 "the model has no latent statistics to sample from: train it with fit() "
                 "(keras_gon.callbacks.LatentStatistics) or call fit_latent_statistics(images)"
             )
-        latents = self.sample_latents(int(n), int(seed) % 2**31)
+        latents = self.sample_latents(int(n), seed)
         return self.render(latents.numpy(), resolution)
 
     def get_config(self):

@@ -137,6 +137,26 @@ class LatentModel(keras.Model):
     def check_training_data(self, x, y=None, validation_data=None) -> None:
         """Refuses data `fit` cannot train on (beyond `prepare_data`'s image checks)."""
 
+    def integer_targets(self) -> tuple[str, str, int] | None:
+        """`(what, option, n)` when the `y` of the model's data are integers in [0, n)
+        (the classifier's labels, GLO's example indices), else None: checked before
+        `fit`/`evaluate` for arrays, in the pipeline as the batches come for datasets."""
+        return None
+
+    def check_targets(self, y, name: str = "y") -> None:
+        """Refuses integer targets (`integer_targets`) of a NumPy array outside [0, n)."""
+        bounds = self.integer_targets()
+        if bounds is None or y is None or tf.is_tensor(y) or isinstance(y, tf.data.Dataset):
+            return
+        what, option, count = bounds
+        values = np.asarray(y)
+        if values.dtype.kind not in "iu":
+            raise InputError(f"{name} must hold integer {what}, got dtype {values.dtype}")
+        bad = values[(values < 0) | (values >= count)]
+        if bad.size:
+            raise InputError(f"{what} must be in [0, {count}) ({option}={count}), got "
+                             f"{bad.flat[0]} ({bad.size} of {values.size} {name} outside)")
+
     def training_callbacks(self) -> list:
         """Callbacks `fit` adds unless given (e.g. the implicit GON's latent statistics)."""
         return []
@@ -266,16 +286,13 @@ class LatentModel(keras.Model):
         size = tuple(self.image_shape[:2])
         if isinstance(data, tf.data.Dataset):
             self.check_data_shapes(data)
-            if _example_shape(data) is not None and tuple(_example_shape(data)[1:3]) != size:
-                # resized before the step (the antialiased kernel is not XLA's)
-                return data.map(lambda *batch: (
-                    preprocess_images(batch[0], self.image_shape), *batch[1:]
-                ) if len(batch) > 1 else preprocess_images(batch[0], self.image_shape))
-            return data
+            resize = _example_shape(data) is not None and tuple(_example_shape(data)[1:3]) != size
+            return data.map(lambda *batch: self._checked_batch(batch, resize, name))
         if isinstance(data, (np.ndarray, list)) or (
             hasattr(data, "shape") and hasattr(data, "dtype") and not tf.is_tensor(data)
         ):
-            array, divisor = validate_images(data, name=name, channels=self.image_shape[-1])
+            array, divisor = validate_images(data, name=name, channels=self.image_shape[-1],
+                                             scale="dtype")
             if tuple(array.shape[1:3]) != size:  # resized once, here, in chunks
                 return np.concatenate([
                     preprocess_images(array[i : i + 1024], self.image_shape, divisor).numpy()
@@ -286,6 +303,34 @@ class LatentModel(keras.Model):
             return array
         self.check_data_shapes(data)
         return data
+
+    def _checked_batch(self, batch: tuple, resize: bool, name: str):
+        """A dataset's batch after the value checks of its images (`check_image_values`)
+        and integer targets (`integer_targets`), in the pipeline (not the XLA step);
+        resized there if `resize` (the antialiased kernel is not XLA's)."""
+        from keras_gon.data.preprocessing import (
+            check_image_values,
+            graph_check,
+            preprocess_images,
+        )
+
+        if isinstance(batch[0], dict):
+            return batch if len(batch) > 1 else batch[0]
+        images = check_image_values(batch[0], f"the images of {name}")
+        if resize:
+            images = preprocess_images(images, self.image_shape)
+        rest = list(batch[1:])
+        bounds = self.integer_targets()
+        if bounds is not None and rest and rest[0].dtype.is_integer:
+            what, option, count = bounds
+            values = rest[0]
+            low, high = tf.reduce_min(values), tf.reduce_max(values)
+            ok = (tf.size(values) == 0) | ((low >= 0) & (high < count))
+            with tf.control_dependencies([graph_check(
+                ok, f"{what} must be in [0, {count}) ({option}={count}), got ",
+                tf.where(high >= count, high, low))]):
+                rest[0] = tf.identity(values)
+        return (images, *rest) if rest else images
 
     def check_data_shapes(self, *datasets) -> None:
         """Refuses data whose images have the wrong rank or channel count, naming the shapes."""
@@ -317,10 +362,15 @@ class LatentModel(keras.Model):
         """
         from keras_gon.callbacks import StopOnNonFiniteLoss
 
+        from keras_gon.data.preprocessing import input_errors_from_graph
+
         x = self.prepare_data(x)
+        self.check_targets(y)
         if isinstance(validation_data, tuple) and validation_data:
             validation_data = (self.prepare_data(validation_data[0], "validation_data"),
                                *validation_data[1:])
+            self.check_targets(validation_data[1] if len(validation_data) > 1 else None,
+                               "validation_data's y")
         elif validation_data is not None:
             validation_data = self.prepare_data(validation_data, "validation_data")
         self.check_training_data(x, y, validation_data)
@@ -335,8 +385,9 @@ class LatentModel(keras.Model):
         if isinstance(x, tf.data.Dataset) and not shuffle_given:
             kwargs["shuffle"] = False
         self.build_optimizer()
-        history = super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data,
-                              **kwargs)
+        with input_errors_from_graph():  # a dataset's bad batch: one line, as for arrays
+            history = super().fit(x, y, *args, callbacks=callbacks,
+                                  validation_data=validation_data, **kwargs)
         images = _first_images(x)
         history.collapsed = images is not None and self.outputs_collapsed(images)
         if history.collapsed:
@@ -368,27 +419,60 @@ class LatentModel(keras.Model):
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
                **kwargs):
-        """`keras.Model.export` (what `predict` returns), with the model's own input by default.
+        """`keras.Model.export` (what `predict` returns), with the model's own inputs by default.
 
         Keras cannot infer the input of a subclassed model that was never
-        called; here it is a float32 batch of the model's images in [0, 1].
-        `format="tf_saved_model"` (reload with `keras.layers.TFSMLayer`) or
-        `"onnx"` (needs `tf2onnx`; see `keras_gon.export` for the kinds whose
-        encoder converts). For TF-Serving with named `encode`/`decode`/...
-        signatures and requests of any size, use `keras_gon.export.export_saved_model`.
+        called. With `format="tf_saved_model"` (reload with
+        `keras.layers.TFSMLayer`) and no `input_signature`, the `serve`
+        endpoint takes what `predict` takes: float32 images in [0, 1] or uint8
+        grey levels, `(N, H, W, C)` (or `(N, H, W)` for grey models) of any
+        size, checked and prepared as `predict` does (its `serving_default`
+        signature is the float32 one). `format="onnx"` (needs `tf2onnx`; see
+        `keras_gon.export` for the kinds whose encoder converts) takes float32
+        `(N, *image_shape)`. For TF-Serving with named `encode`/`decode`/...
+        signatures, use `keras_gon.export.export_saved_model`.
         """
-        if input_signature is None:
-            input_signature = [tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")]
-        return super().export(filepath, format=format, verbose=verbose,
-                              input_signature=input_signature, **kwargs)
+        if input_signature is not None or format != "tf_saved_model":
+            if input_signature is None:
+                input_signature = [
+                    tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")]
+            return super().export(filepath, format=format, verbose=verbose,
+                                  input_signature=input_signature, **kwargs)
+        from keras_gon.data.preprocessing import check_image_values
 
-    def evaluate(self, x=None, *args, **kwargs):
+        def serve(images):
+            return self(check_image_values(images), training=False)
+
+        serve = tf.function(serve, autograph=False)
+        channels = self.image_shape[-1]
+        for dtype in ("float32", "uint8"):  # the first one is the serving_default signature
+            serve.get_concrete_function(
+                tf.TensorSpec((None, None, None, channels), dtype, name="images"))
+            if channels == 1:
+                serve.get_concrete_function(tf.TensorSpec((None, None, None), dtype,
+                                                          name="images"))
+        archive = keras.export.ExportArchive()
+        archive.track(self)
+        archive.add_endpoint("serve", serve)
+        archive.write_out(filepath, verbose=True if verbose is None else verbose)
+        return None
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate` after `prepare_data`'s input checks."""
-        return super().evaluate(self.prepare_data(x), *args, **kwargs)
+        from keras_gon.data.preprocessing import input_errors_from_graph
+
+        x = self.prepare_data(x)
+        self.check_targets(y)
+        with input_errors_from_graph():
+            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict` (reconstructions) after `prepare_data`'s input checks."""
-        return super().predict(self.prepare_data(x), *args, **kwargs)
+        from keras_gon.data.preprocessing import input_errors_from_graph
+
+        x = self.prepare_data(x)
+        with input_errors_from_graph():
+            return super().predict(x, *args, **kwargs)
 
     def call(self, inputs, training=None):
         """Reconstructions F(z(x)) of a batch of images of any size (what `predict` returns)."""
@@ -480,11 +564,14 @@ class LatentModel(keras.Model):
         return self._inference_functions[name]
 
     def check_images(self, images):
-        """`images` (any size, uint8 or float) as a float32 tensor in [0, 1], or a clear error;
-        the inference functions resize them (`prepare_images`)."""
+        """`images` (any size; integer grey levels 0-255 or floats in [0, 1], the rule of
+        `keras_gon.data.preprocessing.check_image_values`, which the exported signatures
+        run too) as a float32 tensor in [0, 1], or a clear error; the inference functions
+        resize them (`prepare_images`)."""
         from keras_gon.data.arrays import check_images
 
-        array = check_images(images, name="images", channels=self.image_shape[-1])
+        array = check_images(images, name="images", channels=self.image_shape[-1],
+                             scale="dtype")
         return tf.convert_to_tensor(array, dtype=self.latent_dtype)
 
     def check_latents(self, latents):

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
+from keras_gon.validation import check_seed
 
 def check_kl_weight(kl_weight) -> float:
     """β as a float >= 0, or an InputError naming the bad value."""
@@ -103,10 +104,9 @@ class VariationalMixin:
             raise InputError(f"the number of samples must be a positive integer, got {n!r}")
         if seed is None:
             seed = int(np.random.randint(2**31 - 1))
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise InputError(f"seed must be an integer or None, got {seed!r}")
+        seed = check_seed(seed)
         fn = self.inference_function("sample", self.sample_images)
-        return fn(tf.constant(int(n), tf.int32), tf.constant(int(seed) % 2**31, tf.int32))
+        return fn(tf.constant(int(n), tf.int32), tf.constant(seed, tf.int32))
 
     def sample_images(self, count, seed):
         """`count` images F(z), z ~ N(0, I) drawn statelessly from an integer `seed` (graph-level).
