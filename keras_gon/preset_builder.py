@@ -174,8 +174,12 @@ def _train_and_evaluate(recipe: TrainingRecipe, work: Path, log) -> tuple:
           evaluate=False)
     staging = work / "preset"
     shutil.rmtree(staging, ignore_errors=True)
-    save_to_preset(model, staging)
-    metric, value = held_out_figure(load_preset(staging), _evaluation_data(recipe))
+    try:
+        save_to_preset(model, staging)
+        metric, value = held_out_figure(load_preset(staging), _evaluation_data(recipe))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     steps, seconds = backup.steps, clock.seconds
     backup.delete()
     return model, staging, metric, value, seconds, steps, data[2]
@@ -240,11 +244,42 @@ def build_presets(
         preset = known[name]
         recipe = preset.recipe.replace(data=data[preset.dataset])
         target = out / name
-        if (target / METADATA_FILE).is_file() and not rebuild:
-            rows.append(_complete(preset, recipe, target, work / name, log))
-            continue
-        rows.append(_build_one(preset, recipe, out, work / name, pictures, log))
+        try:
+            if (target / METADATA_FILE).is_file() and not rebuild:
+                rows.append(_complete(preset, recipe, target, work / name, log))
+            else:
+                rows.append(_build_one(preset, recipe, out, work / name, pictures, log))
+        except BaseException:
+            _prune_empty(work)  # a killed training's backup stays for the next build
+            raise
     return rows
+
+
+def _prune_empty(folder: Path) -> None:
+    """Removes the empty folders below `folder` (and it, if empty), deepest first."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _replace_preset(model, target: Path, metadata: dict) -> None:
+    """Writes the preset to `target`, replacing what is there only once it is whole."""
+    new = target.parent / f".new-{target.name}"
+    old = target.parent / f".old-{target.name}"
+    shutil.rmtree(new, ignore_errors=True)
+    try:
+        save_to_preset(model, new, metadata)
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+        new.rename(target)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _baseline(preset: PresetRecipe, recipe: TrainingRecipe, work: Path, log) -> dict:
@@ -288,11 +323,7 @@ def _complete(preset: PresetRecipe, recipe: TrainingRecipe, target: Path, work: 
         metadata.update(_baseline(preset, recipe, work, log))
     saved = {k: v for k, v in metadata.items() if k not in (
         "class_name", "parameters", "keras_gon_version", "keras_version")}
-    staging = target.parent / f".resave-{target.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    save_to_preset(load_preset(target), staging, saved)
-    shutil.rmtree(target)
-    staging.rename(target)
+    _replace_preset(load_preset(target), target, saved)
     shutil.rmtree(work, ignore_errors=True)
     log(f"{preset.name}: already built in {target}; saved again as the model alone"
         + (" with its baseline's figure" if needs_baseline else ""))
@@ -320,9 +351,7 @@ def _build_one(preset: PresetRecipe, recipe: TrainingRecipe, out: Path, work: Pa
         **baseline,
     }
     target = out / preset.name
-    if target.exists():
-        shutil.rmtree(target)
-    save_to_preset(model, target, metadata)
+    _replace_preset(model, target, metadata)
     shutil.rmtree(staging, ignore_errors=True)
     size = sum(f.stat().st_size for f in target.iterdir())
     if pictures is not None:

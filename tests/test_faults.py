@@ -194,11 +194,14 @@ def test_export_with_tensorflows_own_file_error(in_tmp, capsys, monkeypatch):
 def test_presets_build_on_a_full_disk(in_tmp, capsys, monkeypatch, digits):
     import keras
 
-    from keras_gon import presets
+    from keras_gon import preset_builder
+    from keras_gon.training import TrainingRecipe
 
-    recipe = presets.PresetRecipe("tiny_gon", "gon", "a tiny GON", (("latent_dim", 4),
-                                  ("width", 2)), epochs=1, image_size=16, batch_size=32)
-    monkeypatch.setattr(presets, "PRESET_RECIPES", {"tiny_gon": recipe})
+    recipe = preset_builder.PresetRecipe(
+        "tiny_gon", "a tiny GON", "mnist",
+        TrainingRecipe("gon", data=None, options={"latent_dim": 4, "width": 2}, epochs=1,
+                       image_size=16, batch_size=32))
+    monkeypatch.setattr(preset_builder, "PRESET_RECIPES", {"tiny_gon": recipe})
 
     def full(self, path, *args, **kwargs):
         Path(path).write_bytes(b"partial")
@@ -209,8 +212,8 @@ def test_presets_build_on_a_full_disk(in_tmp, capsys, monkeypatch, digits):
     data = _save_npz(in_tmp / "small.npz", x_train=x, x_test=x[:64])
     out = in_tmp / "presets"
     out.mkdir()
-    _one_error_line(["presets", "build", "--data", data, "--out", out], capsys,
-                    "no space left on device (ENOSPC)", out)
+    _one_error_line(["presets", "build", "--data", f"mnist={data}", "--out", out, "--work",
+                     in_tmp / "work"], capsys, "no space left on device (ENOSPC)", out)
 
 
 # --- item 6: seeds -------------------------------------------------------------------------
@@ -320,3 +323,46 @@ def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
     assert "absl::InitializeLog" not in result.stderr, result.stderr
     assert not [line for line in result.stderr.splitlines() if line.startswith("I0000")]
     assert "gon_mnist" in result.stdout
+
+
+# --- train: seeds, nothing partial, memory (cli/train.py) ---------------------------------
+
+
+def test_train_refuses_a_negative_seed(in_tmp, capsys):
+    _one_error_line(["train", "gon", "--seed", "-1", "--steps", "1", "--data", NPZ,
+                     "--out", in_tmp / "run"], capsys, "integer seed in [0, ")
+
+
+def test_experiment_refuses_negative_seeds(in_tmp, capsys):
+    _one_error_line(["experiment", "table1", "--seeds", "-1"], capsys, "integer seed in [0, ")
+
+
+def test_train_with_bad_labels_leaves_no_run_folder(in_tmp, capsys, digits):
+    data = _save_npz(in_tmp / "l.npz", x_train=digits["x_train"], y_train=digits["y_train"] + 1,
+                     x_test=digits["x_test"], y_test=digits["y_test"])
+    _one_error_line(["train", "classifier", "--data", data, "--steps", "1", "--width", "2",
+                     "--latent-dim", "4", "--batch-size", "16", "--verbose", "0",
+                     "--out", in_tmp / "run"], capsys, "labels must be in [0, 10)")
+    assert not (in_tmp / "run").exists()
+
+
+def test_train_on_a_full_disk_leaves_no_partial_run(in_tmp, capsys, monkeypatch):
+    import keras_gon.files
+
+    def full(path, payload, indent=2):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(keras_gon.files, "write_json", full)
+    _one_error_line(["train", "gon", "--data", NPZ, "--steps", "1", "--width", "2",
+                     "--latent-dim", "4", "--verbose", "0", "--out", in_tmp / "run"],
+                    capsys, "no space left on device (ENOSPC)")
+    assert not (in_tmp / "run").exists()
+
+
+def test_train_refuses_training_that_cannot_fit(in_tmp, capsys, monkeypatch):
+    import keras_gon.resources
+
+    monkeypatch.setattr(keras_gon.resources, "available_memory", lambda: 2**20)
+    _one_error_line(["train", "gon", "--data", NPZ, "--steps", "1", "--width", "2",
+                     "--latent-dim", "4", "--out", in_tmp / "run"], capsys, "--batch-size 64")
+    assert not (in_tmp / "run").exists()

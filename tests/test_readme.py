@@ -9,6 +9,8 @@ offline substitutions (`SUBSTITUTIONS`, `COMMAND_BUDGET`):
   `keras.datasets.mnist.load_data()` returns a small slice of it;
 - `../shared/data/` is the shared data folder, `/tmp/` the temporary folder;
 - training budgets are a couple of steps (`--steps 2`, `epochs=1`) on a tiny model;
+- the image folders of "Train on your own images" (`~/pictures/faces`, `~/pictures/pets`)
+  are 320 real CelebA faces and two classes of real CIFAR-10 JPEGs (`FOLDERS`);
 - `experiment` commands train dozens of models: they are parsed and their data found
   (tests/test_cli_experiments.py runs each experiment at a tiny budget);
 - commands that are not `keras-gon` (pip, pytest) are listed, not run.
@@ -58,11 +60,19 @@ def commands(body: str) -> list[str]:
     return lines
 
 
-def substitute(text: str, tmp_path: Path) -> str:
-    """`text` with the offline substitutions and /tmp/ in the test's folder."""
+FOLDERS = ("~/pictures/faces", "~/pictures/pets")
+"""The README's example image folders, given real ones by the test."""
+
+
+def substitute(text: str, tmp_path: Path, folders: dict | None = None) -> str:
+    """`text` with the offline substitutions, the example folders (`folders`) and /tmp/ in
+    the test's folder."""
     for pattern, replacement in SUBSTITUTIONS:
         text = re.sub(pattern, replacement, text)
-    return re.sub(r"(?<![\w.])/tmp/", f"{tmp_path}/", text)
+    text = re.sub(r"(?<![\w.])/tmp/", f"{tmp_path}/", text)
+    for name, path in (folders or {}).items():
+        text = text.replace(name, str(path))
+    return text
 
 
 def with_budget(words: list[str]) -> list[str]:
@@ -81,16 +91,16 @@ def with_budget(words: list[str]) -> list[str]:
     return kept + list(COMMAND_BUDGET) + ([] if "--from-preset" in kept else list(TINY_MODEL))
 
 
-def readme_steps(tmp_path: Path) -> list[tuple[str, object]]:
+def readme_steps(tmp_path: Path, folders: dict | None = None) -> list[tuple[str, object]]:
     """("command", argv) and ("python", source) in README order, after substitution;
     ("skip", line) for commands that are not keras-gon's."""
     steps, seen = [], set()
     for language, body in blocks(README.read_text()):
         if language == "python":
-            steps.append(("python", substitute(body, tmp_path)))
+            steps.append(("python", substitute(body, tmp_path, folders)))
         elif language in COMMAND_LANGUAGES:
             for line in commands(body):
-                words = shlex.split(substitute(line, tmp_path))
+                words = shlex.split(substitute(line, tmp_path, folders))
                 if words[0] != "keras-gon":
                     steps.append(("skip", line))
                     continue
@@ -117,13 +127,25 @@ def offline_mnist(monkeypatch):
     monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda *args, **kwargs: split)
 
 
+@pytest.fixture()
+def example_folders(tmp_path, celeba_folder, cifar10_folder) -> dict:
+    """The README's `~/pictures/faces` and `~/pictures/pets` as real image folders."""
+    import shutil
+
+    pets = tmp_path / "pets"
+    for split in ("train", "test"):
+        for name in ("airplane", "automobile"):  # two classes, as cats and dogs
+            shutil.copytree(cifar10_folder / split / name, pets / split / name)
+    return {"~/pictures/faces": celeba_folder, "~/pictures/pets": pets}
+
+
 def test_every_readme_command_and_snippet_runs_as_written(tmp_path, monkeypatch, capsys,
-                                                         offline_mnist):
+                                                         offline_mnist, example_folders):
     from keras_gon import cli
 
     monkeypatch.chdir(tmp_path)
     ran = []
-    for kind, step in readme_steps(tmp_path):
+    for kind, step in readme_steps(tmp_path, example_folders):
         if kind == "python":
             namespace: dict = {}
             exec(compile(step, "README.md", "exec"), namespace)  # noqa: S102 (the README's)

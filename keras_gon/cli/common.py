@@ -89,7 +89,9 @@ def load_run(run_dir: Path):
     from keras_gon.presets import load_keras_file, load_preset
 
     if is_preset(run_dir):
-        return load_preset(str(run_dir))
+        model = load_preset(str(run_dir))  # the model alone: compiled as a run's would be
+        model.compile(jit_compile=False)
+        return model
     return load_keras_file(check_run(run_dir))
 
 

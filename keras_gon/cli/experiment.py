@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_gon.cli.common import HelpFormatter, positive_float, positive_int
+from keras_gon.cli.common import HelpFormatter, positive_float, positive_int, seed
 
 
 def add_parser(commands) -> None:
@@ -13,7 +13,7 @@ def add_parser(commands) -> None:
         "experiment", formatter_class=HelpFormatter,
         help="the paper's comparisons: tables of held-out figures, plots, verdicts",
     )
-    add_arguments(experiment, positive_int, positive_float)
+    add_arguments(experiment, positive_int, positive_float, seed)
     experiment.set_defaults(func=experiment_command)
 
 

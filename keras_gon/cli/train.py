@@ -25,6 +25,7 @@ from keras_gon.cli.common import (
     non_negative_float,
     positive_float,
     positive_int,
+    seed,
 )
 from keras_gon.errors import InputError, NonFiniteLossError
 from keras_gon.options import command_line_options
@@ -88,7 +89,7 @@ def add_parser(commands) -> None:
                        help="image folders: 1 (grey) or 3 (colour) (default: colour if any "
                        "image has it)")
     train.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
-    train.add_argument("--seed", type=int, default=0, help="seed of data order and weights")
+    train.add_argument("--seed", type=seed, default=0, help="seed of data order and weights")
     train.add_argument("--out", type=Path, help="run folder (default runs/<model>-<time>)")
     train.add_argument("--from-preset", metavar="PRESET",
                        help="fine-tune a pretrained preset (a name from `keras-gon presets`, a "
@@ -285,12 +286,19 @@ def _train_into(args, recipe, data, preset, strategy, out: Path) -> dict:
     import numpy as np
 
     from keras_gon.callbacks import KLWarmup, ReconstructionImages
+    from keras_gon.cli.images import decoding_bytes
+    from keras_gon.resources import check_memory
     from keras_gon.training import train
 
     out.mkdir(parents=True, exist_ok=True)
     _, test_ds, info = data
     with strategy.scope():  # the model's variables are mirrored across the replicas
         model = preset if preset is not None else recipe.build(info)
+    # weights, gradients and Adam's two moments, and a batch's passes, from the shapes
+    weights = sum(int(np.prod(v.shape)) for v in model.weights)
+    check_memory(4 * 4 * weights + 3 * decoding_bytes(model, args.batch_size),
+                 f"training {args.model} with --batch-size {args.batch_size}",
+                 ": choose a smaller --latent-dim, --width or --batch-size")
     backup = _backup(args, model, info, out)
     batches_per_epoch = info.num_train // args.batch_size
     callbacks = [*([backup] if backup else [])]

@@ -14,7 +14,7 @@ STUDY_GROUPS = ("decisive", "table1", "multistep", "activations", "origin", "dia
 STUDY_DATASETS = ("mnist", "fashion_mnist", "cifar10", "coil20")
 
 
-def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float) -> None:
+def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float, seed) -> None:
     """Arguments of `keras-gon experiment NAME`."""
     parser.add_argument("name", choices=EXPERIMENT_NAMES,
                         help="table1 (paper Table 1), activations (fig. 3), origin (fig. 11), "
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float)
     single = parser.add_argument_group("table1, activations, origin")
     single.add_argument("--epochs", type=positive_int, default=3)
     single.add_argument("--steps", type=positive_int, help="train each run for this many steps")
-    single.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    single.add_argument("--seeds", type=seed, nargs="+", default=[0, 1])
     single.add_argument("--batch-size", type=positive_int, default=64)
     single.add_argument("--latent-dim", "--nz", type=positive_int, nargs="+", default=[32],
                         help="latent sizes (several make a sweep)")
