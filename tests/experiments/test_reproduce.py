@@ -105,7 +105,7 @@ def test_sweep_rows_count_gon_wins_and_the_lead_by_latent():
     results = reproduction.Results(specs, _stored(specs, lead_grows))
     rows = verdicts.sweep_rows(results, PLAN.budget, ("latents",))
     by_claim = {claim: cells["ours"] for claim, _, cells in rows}
-    wins = by_claim["Fig. 10c: GON < AE by latent size (held-out SSE, 5 epochs)"]
+    wins = by_claim[f"Fig. 10c: GON < AE by latent size (held-out SSE, {PLAN.budget.sweep_epochs} epochs)"]
     assert wins[1].startswith("GON lower at 4 of 6")  # within 5 % at latents 16 and 32
     lead = by_claim["Fig. 10c: the GON's lead over the AE lessens as the latent shrinks"]
     assert lead[1] == "reproduced"
