@@ -9,7 +9,13 @@ use of a model (`keras_gon.GON`, ...) or `keras_gon.register_with_keras()` does.
 
 import sys
 
-from keras_gon.namespace import __all__, __dir__, __getattr__, __version__, register_with_keras
+from keras_gon.namespace import (  # the package's face: lazy attributes
+    __all__,  # noqa: F401
+    __dir__,  # noqa: F401
+    __getattr__,  # noqa: F401
+    __version__,  # noqa: F401
+    register_with_keras,
+)
 
 if "keras" in sys.modules:  # Keras is there: registering costs nothing more
     register_with_keras()

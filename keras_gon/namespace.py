@@ -41,4 +41,4 @@ def __dir__():
 
 
 __all__ = [name for names in _EXPORTS.values() for name in names] + [
-    "__version__", "layers", "losses", "register_with_keras"]
+    "__version__", "layers", "losses", "register_with_keras"]  # noqa: F822 (lazy: __getattr__)

@@ -24,8 +24,12 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keras_gon.errors import InputError
+
+if TYPE_CHECKING:  # Keras is imported on first use, not with the module
+    import keras
 
 PRESET_DIR = Path(__file__).resolve().parent / "preset_files"
 CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE = "config.json", "model.weights.h5", "metadata.json"
