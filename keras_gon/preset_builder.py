@@ -104,11 +104,11 @@ PRESET_RECIPES = {
                      "cifar10", _recipe("gon", 20, latent_dim=256, width=32), baseline="ae"),
         PresetRecipe("vgon_cifar10",
                      "variational GON (samples), CIFAR-10 32x32 colour, latent 256", "cifar10",
-                     _recipe("vgon", 20, lr=1e-3, latent_dim=256, width=32), baseline="vae",
+                     _recipe("vgon", 10, lr=1e-3, latent_dim=256, width=32), baseline="vae",
                      picture="samples"),
         PresetRecipe("vgon_celeba64",
                      "variational GON (samples), CelebA 64x64 faces, latent 128", "celeba",
-                     _recipe("vgon", 30, lr=1e-3, image_size=64, latent_dim=128, width=16),
+                     _recipe("vgon", 15, lr=1e-3, image_size=64, latent_dim=128, width=16),
                      baseline="vae", picture="samples"),
     )
 }
