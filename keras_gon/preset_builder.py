@@ -101,7 +101,7 @@ PRESET_RECIPES = {
                      "fashion_mnist", _recipe("gon", 10, latent_dim=32, width=16),
                      baseline="ae"),
         PresetRecipe("gon_cifar10", "convolutional GON, CIFAR-10 32x32 colour, latent 256",
-                     "cifar10", _recipe("gon", 20, latent_dim=256, width=32), baseline="ae"),
+                     "cifar10", _recipe("gon", 12, latent_dim=256, width=32), baseline="ae"),
         PresetRecipe("vgon_cifar10",
                      "variational GON (samples), CIFAR-10 32x32 colour, latent 256", "cifar10",
                      _recipe("vgon", 10, lr=1e-3, latent_dim=256, width=32), baseline="vae",
