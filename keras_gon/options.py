@@ -93,7 +93,7 @@ OPTIONS = (
     Option("kl_weight", ("variational",), ("--kl-weight", "--beta"), "non_negative_float",
            help="β, the KL weight (1)"),
     Option("hidden_units", ("implicit",), ("--hidden-units",), "positive_int",
-           help="units per sine layer (256)"),
+           help="units per sine layer (256; keras-gon train: 64, as igon_mnist)"),
     Option("num_layers", ("implicit",), ("--num-layers",), "positive_int",
            help="number of sine layers (4)"),
     Option("w0", ("implicit",), ("--w0",), "positive_float", help="SIREN frequency factor (30)"),

@@ -27,6 +27,11 @@ class ModelKind:
         image_size: the image size the command line trains it at by default.
         data: one of `DATA_KINDS`.
         option_groups: keys of `OPTION_GROUPS` its constructor takes.
+        learning_rate: the Adam learning rate `keras-gon train` uses unless given (the
+            one its preset was trained at).
+        command_line_options: (option, value) pairs `keras-gon train` uses unless given,
+            where the class's default (the paper's) trains too slowly on a CPU for a
+            first run (its preset's).
     """
 
     name: str
@@ -35,6 +40,8 @@ class ModelKind:
     image_size: int = 32
     data: str = "images"
     option_groups: tuple = ("decoder",)
+    learning_rate: float = 1e-4
+    command_line_options: tuple = ()
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -58,13 +65,15 @@ MODEL_KINDS = {
                   option_groups=("decoder", "origin")),
         ModelKind("vgon", "VariationalGON",
                   "variational GON: a posterior from the origin gradient, samples (eqs. 9-10)",
-                  option_groups=("decoder", "origin", "variational")),
+                  option_groups=("decoder", "origin", "variational"), learning_rate=1e-3),
         ModelKind("igon", "ImplicitGON",
                   "implicit GON: a SIREN over pixel coordinates, any resolution (eq. 12)",
-                  image_size=28, option_groups=("implicit", "origin")),
+                  image_size=28, option_groups=("implicit", "origin"), learning_rate=1e-3,
+                  command_line_options=(("hidden_units", 64),)),
         ModelKind("classifier", "GONClassifier",
                   "GON classifier: linear softmax on the origin gradient (eq. 13)",
-                  data="labelled", option_groups=("decoder", "origin", "classifier")),
+                  data="labelled", option_groups=("decoder", "origin", "classifier"),
+                  learning_rate=1e-3),
         ModelKind("ae", "ConvAutoencoder", "autoencoder baseline: the GON's decoder, an encoder",
                   option_groups=("decoder", "encoder")),
         ModelKind("tied_ae", "TiedAutoencoder",

@@ -87,3 +87,25 @@ def test_every_kind_trains_evaluates_and_exports_through_the_cli(kind, tmp_path,
     assert latents.shape == (2, model.latent_dim)
     assert loaded.signatures["decode"](latents=latents)["images"].shape == (2, height, width,
                                                                            channels)
+
+
+@pytest.mark.parametrize(("kind", "flags", "lr", "hidden_units"), [
+    ("vgon", CONV_TINY, 1e-3, None),            # as vgon_mnist was trained
+    ("igon", ["--num-layers", "2"], 1e-3, 64),  # igon_mnist's width, not the paper's 256
+    ("igon", ["--num-layers", "2", "--hidden-units", "8", "--lr", "2e-4"], 2e-4, 8),
+    ("gon", CONV_TINY, 1e-4, None),
+])
+def test_train_defaults_are_each_kinds_preset_settings(kind, flags, lr, hidden_units, tmp_path,
+                                                       capsys):
+    import keras
+
+    from keras_gon import cli
+
+    run = tmp_path / "run"
+    argv = ["train", kind, "--data", NPZ, "--steps", "1", "--latent-dim", "4", "--batch-size",
+            "8", "--verbose", "0", "--no-jit", "--out", str(run), *flags]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert json.loads((run / "metrics.json").read_text())["lr"] == lr
+    if hidden_units is not None:
+        model = keras.saving.load_model(run / "model.keras")
+        assert model.get_config()["hidden_units"] == hidden_units

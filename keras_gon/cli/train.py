@@ -88,7 +88,9 @@ def add_parser(commands) -> None:
     train.add_argument("--channels", type=int, choices=(1, 3),
                        help="image folders: 1 (grey) or 3 (colour) (default: colour if any "
                        "image has it)")
-    train.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
+    train.add_argument("--lr", type=positive_float,
+                       help="Adam learning rate (default: the kind's, as its preset was "
+                       "trained: 1e-3 for vgon, igon and classifier, 1e-4 for the others)")
     train.add_argument("--seed", type=seed, default=0, help="seed of data order and weights")
     train.add_argument("--out", type=Path, help="run folder (default runs/<model>-<time>)")
     train.add_argument("--from-preset", metavar="PRESET",
@@ -131,6 +133,8 @@ def model_options(args) -> dict:
             options[name] = value
         elif value is not None:
             refused.setdefault(group, []).append(flags[0])
+    if not getattr(args, "from_preset", None):
+        options = {**dict(kind.command_line_options), **options}
     if args.kl_warmup_epochs is not None and "variational" not in kind.option_groups:
         refused.setdefault("variational", []).append("--kl-warmup-epochs")
     for group, flags in refused.items():
@@ -233,6 +237,7 @@ def train_command(args) -> dict:
     from keras_gon.training import TrainingRecipe
 
     kind = MODEL_KINDS[args.model]
+    args.lr = kind.learning_rate if args.lr is None else args.lr
     keras.utils.set_random_seed(args.seed)
     strategy = make_strategy(args.strategy, tpu=args.tpu)  # before any other TF op (multiworker)
     preset = _preset_model(args, kind, strategy) if args.from_preset else None
