@@ -302,11 +302,13 @@ class ConvDecoder(keras.layers.Layer):
             for norm in self.norms
         )
 
-    def call(self, latents, training=None, inner_pass: bool = False):
+    def call(self, latents, training=None, inner_pass: bool = False, logits: bool = False):
         """Decode `latents` (batch, latent_dim) to images (batch, H, W, C) in [0, 1].
 
         `inner_pass=True` marks the pass at the origin (and later inner
         steps), which normalisation may treat differently (see `NORMALIZATIONS`).
+        `logits=True` returns the output before the sigmoid (`output_activation`),
+        for a loss that takes logits.
         """
         x = self._latent_map(latents)
         for index, conv in enumerate(self.convs):
@@ -315,6 +317,8 @@ class ConvDecoder(keras.layers.Layer):
             if index < len(self.norms):
                 x = self._norm(self.norms[index], x, training, inner_pass)
                 x = self.activations[index](x)
+        if logits and not self.output_log_scale:
+            return keras.ops.cast(x, self.output_activation.compute_dtype)
         return self._output(x)
 
     def _output(self, x):
