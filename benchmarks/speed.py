@@ -1045,6 +1045,49 @@ def grid_memory_child(framework: str, cell: str, model: str, images: str, steps:
     }
 
 
+class OtherLoad:
+    """Samples, every `interval` seconds in a thread, the CPU used by every process that is
+    neither this one nor its descendants (percent of one core, summed): how much the host's
+    other work competed with a measurement. `take()` returns the mean and max since the last."""
+
+    def __init__(self, interval: float = 2.0):
+        import psutil
+
+        self.psutil, self.interval, self.samples = psutil, interval, []
+        self.processes, self.running = {}, True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> float:
+        me = self.psutil.Process()
+        mine = {me.pid, *(child.pid for child in me.children(recursive=True))}
+        total = 0.0
+        for process in self.psutil.process_iter(["pid"]):
+            if process.pid in mine:
+                continue
+            known = self.processes.setdefault(process.pid, process)
+            try:
+                total += known.cpu_percent(None)
+            except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
+                self.processes.pop(process.pid, None)
+        return total
+
+    def _loop(self):
+        self._sample()
+        while self.running:
+            time.sleep(self.interval)
+            self.samples.append(self._sample())
+
+    def take(self) -> dict:
+        samples, self.samples = self.samples, []
+        if not samples:
+            return {"mean": 0.0, "max": 0.0, "samples": 0}
+        return {"mean": statistics.mean(samples), "max": max(samples), "samples": len(samples)}
+
+    def stop(self):
+        self.running = False
+
+
 def grid_cells(args) -> list[str]:
     if args.cells:
         return list(args.cells)
@@ -1095,9 +1138,13 @@ def run_grid(args) -> None:
     })
     write_json(out, results)
     cache = Path(tempfile.mkdtemp(prefix="gon-grid-"))
+    other = OtherLoad()
+    queue = list(grid_cells(args))
+    retries = {}
     try:
         began = time.time()
-        for cell in grid_cells(args):
+        while queue:
+            cell = queue.pop(0)
             if args.grid_budget and time.time() - began > args.grid_budget:
                 log(f"[grid] {args.grid_budget:.0f} s budget spent: stopping before {cell}")
                 break
@@ -1114,6 +1161,7 @@ def run_grid(args) -> None:
                 np.save(images, grid_images(image, args.grid_images_count))
             log(f"[grid] {cell}: {', '.join(models)} (load {load_level():.2f})")
             started = time.time()
+            other.take()
             base = [sys.executable, __file__, "--images", str(images)]
             options = ["--grid-repeats", str(args.grid_repeats), "--grid-seconds",
                        str(args.grid_seconds), "--grid-warmup", str(args.grid_warmup),
@@ -1126,9 +1174,20 @@ def run_grid(args) -> None:
                                 "GRID")
             if timing is None:
                 continue
+            competing = other.take()
             entry = {"models": {m: timing[m] for m in models}, "measured": time.strftime(
                 "%Y-%m-%d %H:%M:%S %Z"), "run": len(results["runs"]) - 1,
-                "load_average_after": os.getloadavg()}
+                "load_average_after": os.getloadavg(), "other_processes_cpu_percent": competing}
+            if competing["mean"] > args.grid_max_other_cpu:
+                retries[cell] = retries.get(cell, 0) + 1
+                log(f"[grid] {cell}: other processes used {competing['mean']:.0f} % of a core "
+                    f"on average (max {competing['max']:.0f} %) during the timing: "
+                    + ("measuring it again" if retries[cell] <= args.grid_retries else
+                       "kept, marked noisy"))
+                if retries[cell] <= args.grid_retries:
+                    queue.append(cell)
+                    continue
+                entry["noisy"] = True
             if "gon_over_ae" in timing:
                 entry["gon_over_ae"] = timing["gon_over_ae"]
             if not args.skip_memory:
@@ -1146,6 +1205,7 @@ def run_grid(args) -> None:
                 f"{m} {v['ratio']:.2f}x" for m, v in entry["models"].items())
                 + (f", gon/ae {entry['gon_over_ae']['ratio']:.2f}x" if "gon_over_ae" in entry else ""))
     finally:
+        other.stop()
         for path in cache.glob("*"):
             path.unlink()
         cache.rmdir()
@@ -1182,9 +1242,10 @@ def grid_report(results: dict, markdown: Path, plot: Path | None) -> str:
             f"{ratio(cells[cell].get('gon_over_ae'), GRID_TARGETS['gon_vs_ae'])} | "
             f"{ratio(vgon, vgon_target)} | {ratio(model(cell, 'vgon-dlogistic'))} | "
             f"{ratio(model(cell, 'ae'))} | {origin} |")
-    lines += ["", "Steps/s (keras-gon `fit` / PyTorch), medians of the repeats:", "",
-              "| latent | image | GON | AE | VGON, BCE | VGON, disc. logistic |",
-              "|---:|---|---:|---:|---:|---:|"]
+    lines += ["", "Steps/s (keras-gon `fit` / PyTorch), medians of the repeats; other processes' "
+              "CPU during the cell's timing (percent of one core, mean / max):", "",
+              "| latent | image | GON | AE | VGON, BCE | VGON, disc. logistic | other CPU |",
+              "|---:|---|---:|---:|---:|---:|---:|"]
     for cell in order:
         latent, image = cell.split("/")
         values = []
@@ -1192,6 +1253,10 @@ def grid_report(results: dict, markdown: Path, plot: Path | None) -> str:
             m = model(cell, name)
             values.append("-" if m is None else
                           f"{m['keras_steps_per_s']:.2f} / {m['torch_steps_per_s']:.2f}")
+        competing = cells[cell].get("other_processes_cpu_percent")
+        values.append("-" if competing is None else
+                      f"{competing['mean']:.0f} / {competing['max']:.0f}"
+                      + (" (noisy)" if cells[cell].get("noisy") else ""))
         lines.append(f"| {latent} | {image} | " + " | ".join(values) + " |")
     if any("memory_keras" in m for c in cells.values() for m in c["models"].values()):
         lines += ["", "Peak memory (MiB, fresh process per model and framework: process peak RSS; "
@@ -1297,6 +1362,10 @@ def main(argv=None):
     grid.add_argument("--keras-jit", choices=("auto", "on", "off"), default="auto",
                       help="keras-gon's XLA: the library's choice (auto) or forced")
     grid.add_argument("--redo", action="store_true", help="measure cells already in --grid-out")
+    grid.add_argument("--grid-max-other-cpu", type=float, default=25.0,
+                      help="mean CPU (percent of a core) of other processes above which a cell's "
+                           "timing is measured again (--grid-retries times), then marked noisy")
+    grid.add_argument("--grid-retries", type=int, default=1)
     grid.add_argument("--grid-budget", type=float, default=0.0,
                       help="seconds after which no new cell is started (0: no limit)")
     grid.add_argument("--grid-child", help=argparse.SUPPRESS)
