@@ -177,11 +177,13 @@ class GradientOriginModel(LatentModel):
 
     def default_jit_compile(self) -> bool:
         """XLA on one device, except when training steps share an origin whose examples
-        are independent.
+        are independent in forward mode (`origin_method` "forward").
 
         On CPU (benchmarks/RESULTS.md) XLA is faster for the batched origin and for
-        the shared origin under batch statistics; for the shared origin of
-        independent examples its gain does not repay its compilation.
+        the shared origin under batch statistics; for the forward mode of
+        independent examples its gain does not repay its compilation. The reverse
+        mode keeps XLA, as the batched origin whose backward pass it is (measured
+        within noise of XLA off: RESULTS.md, "Forward or reverse mode").
         """
         independent = self.shares_origin_in_training() and not self.origin_couples_examples(True)
         return not is_distributed(self) and not independent
