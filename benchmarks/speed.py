@@ -34,10 +34,26 @@ latent 32, width 16, Adam 1e-4 with epsilon 1e-8 on both sides):
   decoder forward passes of one sample (`keras_step_flops`), against the
   machine's peak.
 
+Issue 30, `--grid`: the paper's settings, cell by cell. For every latent size
+{32, 256, 512} and image shape {32x32 grey, 32x32 colour, 64x64 colour, 128x128
+grey} (real images: mnist10k, CIFAR-10, CelebA, COIL-20; 512 in memory), batch 64,
+width 16: keras-gon `model.fit` steps/s against the PyTorch twin with the same
+architecture, loss and optimizer, for the GON (layer norm, the library default),
+the autoencoder with the same decoder (`keras_gon.ConvAutoencoder`; PyTorch: the
+mirrored conv encoder), the variational GON on the authors' BCE and on the
+library's default discretised logistic (written in PyTorch too). Each cell runs
+in a fresh subprocess that times every model round robin (A B C D ... per repeat,
+the median after a warm-up), so the GON / AE ratio is paired too; then the peak
+memory of each model and framework in fresh one-framework processes. The results
+file is written after each cell and resumed (`--cells` runs a subset);
+`--grid-report` writes the Markdown table and the plot from it.
+
 Run (installs PyTorch from the `[bench]` extra):
 
     pip install -e ".[bench]"
     python benchmarks/speed.py --out benchmarks/speed_results.json
+    python benchmarks/speed.py --grid                       # -> speed_grid.{json,md,png}
+    python benchmarks/speed.py --grid --cells 256/64x64x3 --grid-models gon ae
 
 Not part of the test suite.
 """
@@ -110,13 +126,19 @@ def torch_modules():
     from torch import nn
 
     class TorchDecoder(nn.Module):
-        """keras_gon.layers.ConvDecoder in PyTorch (the authors' Generator with ELU / a choice of norm)."""
+        """keras_gon.layers.ConvDecoder in PyTorch (the authors' Generator with ELU / a choice of norm).
 
-        def __init__(self, latent_dim, width, channels=1, size=32, normalization="layer"):
+        `output_log_scale`: 2 x channels linear outputs (the discretised logistic's location and
+        log-scale), as ConvDecoder(output_log_scale=True); else a sigmoid image.
+        """
+
+        def __init__(self, latent_dim, width, channels=1, size=32, normalization="layer",
+                     output_log_scale=False):
             super().__init__()
             self.latent_dim = latent_dim
             n = int(math.log2(size // 4))
-            filters = [width * 2 ** (n - 1 - i) for i in range(n)] + [channels]
+            filters = [width * 2 ** (n - 1 - i) for i in range(n)]
+            filters.append(channels * (2 if output_log_scale else 1))
             layers, in_channels = [], latent_dim
             for index, out_channels in enumerate(filters):
                 first = index == 0
@@ -130,20 +152,46 @@ def torch_modules():
                         layers.append(nn.BatchNorm2d(out_channels))  # eps 1e-5, momentum 0.1
                     layers.append(nn.ELU())
                 in_channels = out_channels
-            layers.append(nn.Sigmoid())
+            if not output_log_scale:
+                layers.append(nn.Sigmoid())
             self.main = nn.Sequential(*layers)
 
         def forward(self, latents):
             return self.main(latents.view(-1, self.latent_dim, 1, 1))
 
+    class TorchEncoder(nn.Module):
+        """keras_gon.layers.ConvEncoder in PyTorch: the decoder's mirror (stride-2 4x4 convs of
+        widths w, 2w, ... down to 4x4, norm and ELU after each, a 4x4 "valid" conv to the output)."""
+
+        def __init__(self, output_dim, width, channels=1, size=32, normalization="layer"):
+            super().__init__()
+            n = int(math.log2(size // 4))
+            layers, in_channels = [], channels
+            for index in range(n):
+                out_channels = width * 2**index
+                layers.append(nn.Conv2d(in_channels, out_channels, 4, 2, 1))
+                if normalization == "layer":
+                    layers.append(nn.GroupNorm(1, out_channels, eps=1e-5))
+                else:
+                    layers.append(nn.BatchNorm2d(out_channels))
+                layers.append(nn.ELU())
+                in_channels = out_channels
+            layers.append(nn.Conv2d(in_channels, output_dim, 4, 1, 0))
+            self.main = nn.Sequential(*layers)
+
+        def forward(self, images):
+            return self.main(images).flatten(1)
+
     class TorchVariationalDecoder(nn.Module):
         """keras_gon.VariationalGON's F: Dense -> (μ, log σ²) -> reparameterise -> ConvDecoder."""
 
-        def __init__(self, latent_dim, width, normalization="layer"):
+        def __init__(self, latent_dim, width, normalization="layer", channels=1, size=32,
+                     output_log_scale=False):
             super().__init__()
             self.mean = nn.Linear(latent_dim, latent_dim)
             self.log_variance = nn.Linear(latent_dim, latent_dim)
-            self.decoder = TorchDecoder(latent_dim, width, normalization=normalization)
+            self.decoder = TorchDecoder(latent_dim, width, channels, size, normalization=normalization,
+                                        output_log_scale=output_log_scale)
 
         def forward(self, latents, sample=None):
             mean, log_variance = self.mean(latents), self.log_variance(latents)
@@ -184,24 +232,82 @@ def torch_modules():
             inputs = torch.cat([coordinates, latents[:, None, :].expand(-1, self.grid.shape[0], -1)], -1)
             return self.net(inputs).view(batch, 1, self.size, self.size)
 
-    return TorchDecoder, TorchVariationalDecoder, TorchSiren
+    return TorchDecoder, TorchVariationalDecoder, TorchSiren, TorchEncoder
+
+
+def torch_discretized_logistic_nll(x, outputs, channels):
+    """keras_gon.losses.discretized_logistic_negative_log_likelihood in PyTorch (channels first):
+    -log P(x) per example of 8-bit images, location and log-scale in `outputs`' 2C channels."""
+    import torch
+    from torch.nn import functional
+
+    location, log_scale = outputs[:, :channels], outputs[:, channels:].clamp(min=-7.0)
+    top = 255.0
+    levels = torch.round(x.clamp(0.0, 1.0) * top)
+    centered = levels / top - location
+    inverse_scale = torch.exp(-log_scale)
+    upper = inverse_scale * (centered + 0.5 / top)
+    lower = inverse_scale * (centered - 0.5 / top)
+    log_cdf_upper = upper - functional.softplus(upper)
+    log_survival_lower = -functional.softplus(lower)
+    delta = torch.sigmoid(upper) - torch.sigmoid(lower)
+    middle = inverse_scale * centered
+    log_density_mass = middle - log_scale - 2.0 * functional.softplus(middle) - math.log(top)
+    log_bin = torch.where(delta > 1e-5, torch.log(delta.clamp(min=1e-12)), log_density_mass)
+    log_probability = torch.where(
+        levels < 0.5, log_cdf_upper, torch.where(levels > top - 0.5, log_survival_lower, log_bin)
+    )
+    return -log_probability.flatten(1).sum(1)
+
+
+class TorchAutoencoder:
+    """keras_gon.ConvAutoencoder's step in PyTorch: z = E(x), SSE(x, D(z)) per image, batch mean,
+    Adam; E the mirrored conv encoder, D the GON's decoder."""
+
+    def __init__(self, latent_dim, image_shape, normalization="layer", seed=0):
+        import torch
+        from torch import nn
+
+        torch.manual_seed(seed)
+        TorchDecoder, _, _, TorchEncoder = torch_modules()
+        size, _, channels = image_shape
+        self.encoder = TorchEncoder(latent_dim, WIDTH, channels, size, normalization)
+        self.decoder = TorchDecoder(latent_dim, WIDTH, channels, size, normalization)
+        self.F = nn.ModuleList([self.encoder, self.decoder])
+        self.optimizer = torch.optim.Adam(self.F.parameters(), lr=LR, eps=ADAM_EPSILON)
+        self.kind, self.torch = "ae", torch
+
+    def step(self, x):
+        loss = ((self.decoder(self.encoder(x)) - x) ** 2).flatten(1).sum(1).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss
 
 
 class TorchGON:
     """The GON step as the authors' PyTorch code runs it (eager), for one model kind."""
 
-    def __init__(self, kind, normalization="layer", seed=0):
+    def __init__(self, kind, normalization="layer", seed=0, latent_dim=LATENT,
+                 image_shape=(SIZE, SIZE, 1), likelihood="bce", step_size=None):
         import torch
 
         torch.manual_seed(seed)
-        TorchDecoder, TorchVariationalDecoder, TorchSiren = torch_modules()
-        self.kind = kind
+        TorchDecoder, TorchVariationalDecoder, TorchSiren, _ = torch_modules()
+        self.kind, self.latent_dim, self.likelihood = kind, latent_dim, likelihood
+        size, _, channels = image_shape
+        self.channels = channels
         if kind == "gon":
-            self.F = TorchDecoder(LATENT, WIDTH, normalization=normalization)
+            self.F = TorchDecoder(latent_dim, WIDTH, channels, size, normalization=normalization)
         elif kind == "vgon":
-            self.F = TorchVariationalDecoder(LATENT, WIDTH, normalization=normalization)
+            self.F = TorchVariationalDecoder(
+                latent_dim, WIDTH, normalization=normalization, channels=channels, size=size,
+                output_log_scale=likelihood == "discretized_logistic",
+            )
         else:
-            self.F = TorchSiren(LATENT, IMPLICIT_HIDDEN, IMPLICIT_LAYERS)
+            self.F = TorchSiren(latent_dim, IMPLICIT_HIDDEN, IMPLICIT_LAYERS)
+        # keras_gon.VariationalGON's default step 1/64 (DEFAULT_STEP_SIZE); 1 for the others
+        self.step_size = step_size if step_size is not None else (1.0 / 64 if kind == "vgon" else 1.0)
         self.optimizer = torch.optim.Adam(self.F.parameters(), lr=LR, eps=ADAM_EPSILON)
         self.torch = torch
 
@@ -219,18 +325,21 @@ class TorchGON:
             sse = ((self.F(latents) - x) ** 2).flatten(1).sum(1)
             return sse, sse
         g, mean, log_variance = self.F(latents, sample=sample)
-        g = g.clamp(1e-7, 1 - 1e-7)
-        nll = -(x * torch.log(g) + (1 - x) * torch.log(1 - g)).flatten(1).sum(1)
+        if self.likelihood == "discretized_logistic":
+            nll = torch_discretized_logistic_nll(x, g, self.channels)
+        else:
+            g = g.clamp(1e-7, 1 - 1e-7)
+            nll = -(x * torch.log(g) + (1 - x) * torch.log(1 - g)).flatten(1).sum(1)
         kl = 0.5 * (log_variance.exp() + mean**2 - 1.0 - log_variance).sum(1)
-        prior = 0.5 * (latents**2).sum(1) / 2.0 + 0.5 * LATENT * math.log(2 * math.pi * 2.0)
+        prior = 0.5 * (latents**2).sum(1) / 2.0 + 0.5 * self.latent_dim * math.log(2 * math.pi * 2.0)
         return nll + kl + prior, nll + kl
 
     def step(self, x):
         torch = self.torch
-        z = torch.zeros(x.shape[0], LATENT, requires_grad=True)
+        z = torch.zeros(x.shape[0], self.latent_dim, requires_grad=True)
         inner, _ = self.per_example_losses(x, z)
         (grad,) = torch.autograd.grad(inner.sum(), [z], create_graph=True, retain_graph=True)
-        z = -grad
+        z = -grad if self.step_size == 1.0 else -self.step_size * grad
         _, outer = self.per_example_losses(x, z, sample=True)
         loss = outer.mean()
         self.optimizer.zero_grad()
@@ -240,10 +349,10 @@ class TorchGON:
 
     def encode(self, x):
         torch = self.torch
-        z = torch.zeros(x.shape[0], LATENT, requires_grad=True)
+        z = torch.zeros(x.shape[0], self.latent_dim, requires_grad=True)
         inner, _ = self.per_example_losses(x, z)
         (grad,) = torch.autograd.grad(inner.sum(), [z])
-        return -grad
+        return -self.step_size * grad
 
     def held_out_loss(self, x_test):
         """Mean per-image outer loss at inference (eval mode), encoding in batches of 256."""
@@ -731,6 +840,483 @@ def measure_memory(results, steps, x_train):
                 log(f"[memory] {name} {framework}: " + ", ".join(f"{k} {v:.0f}" for k, v in value.items()))
 
 
+# --- the grid (issue 30): latent x image shape x model, the paper's settings -----------------
+
+GRID_LATENTS = (32, 256, 512)
+GRID_IMAGES = ("32x32x1", "32x32x3", "64x64x3", "128x128x1")
+GRID_MODELS = ("gon", "ae", "vgon", "vgon-dlogistic")
+"""gon: keras_gon.GON (layer norm, the library default); ae: keras_gon.ConvAutoencoder (the same
+decoder, the mirrored conv encoder); vgon: keras_gon.VariationalGON on the authors' BCE (the
+objective of the PyTorch side); vgon-dlogistic: the VariationalGON's default discretised
+logistic likelihood, against the same likelihood written in PyTorch."""
+GRID_SOURCES = {
+    "32x32x1": "../shared/data/mnist10k.npz (x_train)",
+    "32x32x3": "CIFAR-10 train JPEGs (/work/scratch/data/cifar10/train/<class>/*.jpg)",
+    "64x64x3": "CelebA JPEGs (/work/scratch/data/celeba), centre square resized",
+    "128x128x1": "COIL-20 processed PNGs (/work/scratch/data/coil-20-proc), 128x128 grey",
+}
+SCRATCH_DATA = Path("/work/scratch/data")
+GRID_TARGETS = {"gon_vs_torch": 1.5, "gon_vs_ae": 0.8, "vgon_vs_torch": 1.3}
+GRID_VGON_TARGET_LATENTS = (32, 256)
+
+
+def parse_image(image: str) -> tuple[int, int, int]:
+    height, width, channels = (int(v) for v in image.split("x"))
+    return height, width, channels
+
+
+def grid_images(image: str, count: int) -> np.ndarray:
+    """`count` real images at shape `image` ("HxWxC"), float32 in [0, 1], loaded with PIL."""
+    from PIL import Image
+
+    size, _, channels = parse_image(image)
+    mode = "L" if channels == 1 else "RGB"
+    if image == "32x32x1":
+        with np.load(DATA) as data:
+            raw = data["x_train"][:count]
+        pictures = [Image.fromarray(a) for a in raw]
+    else:
+        if channels == 3 and size == 32:
+            paths = sorted((SCRATCH_DATA / "cifar10" / "train").glob("*/*.jpg"))
+            paths = paths[:: max(1, len(paths) // count)][:count]  # every class
+        elif channels == 3:
+            paths = sorted((SCRATCH_DATA / "celeba").glob("*.jpg"))[:count]
+        else:
+            paths = sorted((SCRATCH_DATA / "coil-20-proc").glob("*.png"))[:: 2][:count]
+        pictures = [Image.open(path) for path in paths]
+    arrays = []
+    for picture in pictures:
+        picture = picture.convert(mode)
+        side = min(picture.size)
+        left, top = (picture.size[0] - side) // 2, (picture.size[1] - side) // 2
+        picture = picture.crop((left, top, left + side, top + side))
+        picture = picture.resize((size, size), Image.BILINEAR)
+        arrays.append(np.asarray(picture, dtype=np.float32).reshape(size, size, channels) / 255.0)
+    if len(arrays) < BATCH:
+        raise RuntimeError(f"only {len(arrays)} images for {image}")
+    return np.stack(arrays)
+
+
+def grid_keras_model(model: str, latent: int, image: str, seed: int = 0, jit_compile=None,
+                     steps_per_execution: int = 1, **options):
+    """The keras-gon model of a grid cell with the library's defaults, compiled as speed.py does."""
+    import keras
+
+    import keras_gon
+
+    keras.utils.set_random_seed(seed)
+    common = dict(image_shape=parse_image(image), latent_dim=latent, width=WIDTH, seed=seed)
+    if model == "gon":
+        instance = keras_gon.GON(**common, **options)
+    elif model == "ae":
+        instance = keras_gon.ConvAutoencoder(**common, **options)
+    elif model == "vgon":
+        instance = keras_gon.VariationalGON(likelihood="bce", **common, **options)
+    elif model == "vgon-dlogistic":
+        instance = keras_gon.VariationalGON(**common, **options)  # the default likelihood
+    else:
+        raise ValueError(model)
+    instance.compile(optimizer=keras.optimizers.Adam(LR, epsilon=ADAM_EPSILON),
+                     jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    return instance
+
+
+def grid_torch_model(model: str, latent: int, image: str, seed: int = 0):
+    """The PyTorch twin of a grid cell: same architecture, loss and optimizer."""
+    shape = parse_image(image)
+    if model == "ae":
+        return TorchAutoencoder(latent, shape, seed=seed)
+    if model == "gon":
+        return TorchGON("gon", seed=seed, latent_dim=latent, image_shape=shape)
+    likelihood = "bce" if model == "vgon" else "discretized_logistic"
+    return TorchGON("vgon", seed=seed, latent_dim=latent, image_shape=shape, likelihood=likelihood)
+
+
+class KerasArrayTrainer:
+    """Times `model.fit` on an in-memory tf.data pipeline (shuffled, full batches), `steps` a call."""
+
+    def __init__(self, model, x):
+        import tensorflow as tf
+
+        self.model = model
+        self.train = (tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=0)
+                      .batch(BATCH, drop_remainder=True).repeat().prefetch(2))
+
+    def run(self, steps):
+        history = self.model.fit(self.train, epochs=1, steps_per_epoch=steps, verbose=0)
+        return history.history["loss"][-1]
+
+
+def origin_path(model) -> str | None:
+    """How a GradientOriginModel computes its training latents ("shared", "batched", or the
+    library's names when it reports them), None for other models."""
+    if not hasattr(model, "shares_origin_in_training"):
+        return None
+    if hasattr(model, "origin_method"):
+        return model.origin_method(True, batch_size=BATCH)
+    return "shared" if model.shares_origin_in_training() else "batched"
+
+
+def grid_cell_child(cell: str, images: str, models: list[str], args) -> dict:
+    """Times every model of a cell in this process: keras-gon `fit` and PyTorch, round robin
+    (A B C D ... per repeat) after a warm-up, each repeat about `--grid-seconds` long."""
+    import torch
+
+    latent, image = cell.split("/")
+    latent = int(latent)
+    x = np.load(images)
+    torch.set_num_threads(args.torch_threads or os.cpu_count())
+    x_torch = torch.as_tensor(x).permute(0, 3, 1, 2).contiguous()
+    trainers, info = {}, {}
+    for model in models:
+        options = {} if args.keras_jit == "auto" else {"jit_compile": args.keras_jit == "on"}
+        keras_model_ = grid_keras_model(model, latent, image, **options)
+        trainers[(model, "keras")] = KerasArrayTrainer(keras_model_, x)
+        trainers[(model, "torch")] = TorchTrainer(grid_torch_model(model, latent, image), x_torch)
+        info[model] = {"keras_jit_compile": bool(keras_model_.jit_compile),
+                       "origin": origin_path(keras_model_),
+                       "keras_parameters": int(sum(np.prod(w.shape)
+                                                   for w in keras_model_.trainable_weights)),
+                       "torch_parameters": int(sum(p.numel() for p in
+                                                   trainers[(model, "torch")].gon.F.parameters()))}
+    warmup, steps = {}, {}
+    for key, trainer in trainers.items():
+        warmup[key] = timed(trainer.run, args.grid_warmup)  # tracing, XLA compilation
+        calibration = timed(trainer.run, args.grid_calibration) / args.grid_calibration
+        steps[key] = int(min(args.grid_max_steps, max(args.grid_min_steps,
+                                                      round(args.grid_seconds / calibration))))
+        log(f"  [{cell} {key[0]} {key[1]}] warm-up {warmup[key]:.1f} s, "
+            f"{1 / calibration:.1f} steps/s -> {steps[key]} steps per repeat")
+    rates = {key: [] for key in trainers}
+    for repeat in range(args.grid_repeats):
+        for key, trainer in trainers.items():
+            rates[key].append(steps[key] / timed(trainer.run, steps[key]))
+        log(f"  [{cell}] repeat {repeat}: " + ", ".join(
+            f"{m} {f} {rates[(m, f)][-1]:.2f}" for m, f in trainers) + f" (load {load_level():.2f})")
+    result = {}
+    for model in models:
+        k, t = rates[(model, "keras")], rates[(model, "torch")]
+        result[model] = {
+            **info[model],
+            "keras_steps_per_s": statistics.median(k), "torch_steps_per_s": statistics.median(t),
+            "ratio": statistics.median(k) / statistics.median(t),
+            "ratio_paired_median": statistics.median(a / b for a, b in zip(k, t)),
+            "keras_repeats": k, "torch_repeats": t,
+            "keras_steps_per_repeat": steps[(model, "keras")],
+            "torch_steps_per_repeat": steps[(model, "torch")],
+            "keras_warmup_s": warmup[(model, "keras")], "torch_warmup_s": warmup[(model, "torch")],
+        }
+    if "gon" in models and "ae" in models:
+        g, a = rates[("gon", "keras")], rates[("ae", "keras")]
+        result["gon_over_ae"] = {"ratio": statistics.median(g) / statistics.median(a),
+                                 "ratio_paired_median": statistics.median(
+                                     x / y for x, y in zip(g, a))}
+    return result
+
+
+def grid_memory_child(framework: str, cell: str, model: str, images: str, steps: int) -> dict:
+    """Peak memory of one model of a cell trained in this fresh process (one framework)."""
+    import psutil
+
+    latent, image = cell.split("/")
+    if framework == "keras":
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        import keras_gon  # noqa: F401
+    else:
+        import torch
+
+        torch.set_num_threads(os.cpu_count())
+    x = np.load(images)
+    rss_setup = psutil.Process().memory_info().rss
+    if framework == "keras":
+        trainer = KerasArrayTrainer(grid_keras_model(model, int(latent), image), x)
+    else:
+        x_torch = torch.as_tensor(x).permute(0, 3, 1, 2).contiguous()
+        trainer = TorchTrainer(grid_torch_model(model, int(latent), image), x_torch)
+    trainer.run(2)  # warm-up, compilation
+    with RssSampler() as sampler:
+        trainer.run(steps)
+    return {
+        "process_peak_rss_mib": peak_rss_mib(),
+        "rss_after_import_and_data_mib": rss_setup / 2**20,
+        "model_and_training_mib": (sampler.peak - rss_setup) / 2**20,
+    }
+
+
+class OtherLoad:
+    """Samples, every `interval` seconds in a thread, the CPU used by every process that is
+    neither this one nor its descendants (percent of one core, summed): how much the host's
+    other work competed with a measurement. `take()` returns the mean and max since the last."""
+
+    def __init__(self, interval: float = 2.0):
+        import psutil
+
+        self.psutil, self.interval, self.samples = psutil, interval, []
+        self.processes, self.running = {}, True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> float:
+        me = self.psutil.Process()
+        mine = {me.pid, *(child.pid for child in me.children(recursive=True))}
+        total = 0.0
+        for process in self.psutil.process_iter(["pid"]):
+            if process.pid in mine:
+                continue
+            known = self.processes.setdefault(process.pid, process)
+            try:
+                total += known.cpu_percent(None)
+            except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
+                self.processes.pop(process.pid, None)
+        return total
+
+    def _loop(self):
+        self._sample()
+        while self.running:
+            time.sleep(self.interval)
+            self.samples.append(self._sample())
+
+    def take(self) -> dict:
+        samples, self.samples = self.samples, []
+        if not samples:
+            return {"mean": 0.0, "max": 0.0, "samples": 0}
+        return {"mean": statistics.mean(samples), "max": max(samples), "samples": len(samples)}
+
+    def stop(self):
+        self.running = False
+
+
+def grid_cells(args) -> list[str]:
+    if args.cells:
+        return list(args.cells)
+    return [f"{latent}/{image}" for latent in args.grid_latents for image in args.grid_images]
+
+
+def write_json(path: Path, value) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(value, indent=2, default=float))
+    temporary.replace(path)
+
+
+def child_json(command: list[str], prefix: str) -> dict | None:
+    out = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith(prefix + " ")]
+    if not lines:
+        log(f"  child failed ({' '.join(command[2:])}): {out.stderr[-1500:]}")
+        return None
+    return json.loads(lines[-1][len(prefix) + 1:])
+
+
+def versions() -> dict:
+    from importlib import metadata
+
+    found = {"python": platform.python_version(), "numpy": np.__version__}
+    for name in ("tensorflow", "keras", "torch"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def run_grid(args) -> None:
+    """Measures the grid's cells (skipping those already in `--grid-out` with every model
+    asked for), each in fresh subprocesses, writing the results file after each cell."""
+    out = args.grid_out
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results.setdefault("cells", {})
+    results.setdefault("runs", []).append({
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": cpu_info(),
+        "versions": versions(), "load_average_at_start": os.getloadavg(),
+        "setup": {"batch": BATCH, "width": WIDTH, "lr": LR, "adam_epsilon": ADAM_EPSILON,
+                  "repeats": args.grid_repeats, "seconds_per_repeat": args.grid_seconds,
+                  "warmup_steps": args.grid_warmup, "keras_jit": args.keras_jit,
+                  "sources": GRID_SOURCES},
+    })
+    write_json(out, results)
+    cache = Path(tempfile.mkdtemp(prefix="gon-grid-"))
+    other = OtherLoad()
+    queue = list(grid_cells(args))
+    retries = {}
+    try:
+        began = time.time()
+        while queue:
+            cell = queue.pop(0)
+            if args.grid_budget and time.time() - began > args.grid_budget:
+                log(f"[grid] {args.grid_budget:.0f} s budget spent: stopping before {cell}")
+                break
+            done = results["cells"].get(cell, {})
+            models = [m for m in args.grid_models if args.redo or m not in done.get("models", {})]
+            if not models:
+                log(f"[grid] {cell}: already measured, skipped")
+                continue
+            if models != list(args.grid_models):  # a cell's models are timed together
+                models = list(args.grid_models)
+            image = cell.split("/")[1]
+            images = cache / f"{image}.npy"
+            if not images.exists():
+                np.save(images, grid_images(image, args.grid_images_count))
+            log(f"[grid] {cell}: {', '.join(models)} (load {load_level():.2f})")
+            started = time.time()
+            other.take()
+            base = [sys.executable, __file__, "--images", str(images)]
+            options = ["--grid-repeats", str(args.grid_repeats), "--grid-seconds",
+                       str(args.grid_seconds), "--grid-warmup", str(args.grid_warmup),
+                       "--grid-calibration", str(args.grid_calibration),
+                       "--grid-min-steps", str(args.grid_min_steps),
+                       "--grid-max-steps", str(args.grid_max_steps), "--keras-jit", args.keras_jit]
+            if args.torch_threads:
+                options += ["--torch-threads", str(args.torch_threads)]
+            timing = child_json(base + options + ["--grid-child", cell, "--grid-models", *models],
+                                "GRID")
+            if timing is None:
+                continue
+            competing = other.take()
+            entry = {"models": {m: timing[m] for m in models}, "measured": time.strftime(
+                "%Y-%m-%d %H:%M:%S %Z"), "run": len(results["runs"]) - 1,
+                "load_average_after": os.getloadavg(), "other_processes_cpu_percent": competing}
+            if competing["mean"] > args.grid_max_other_cpu:
+                retries[cell] = retries.get(cell, 0) + 1
+                log(f"[grid] {cell}: other processes used {competing['mean']:.0f} % of a core "
+                    f"on average (max {competing['max']:.0f} %) during the timing: "
+                    + ("measuring it again" if retries[cell] <= args.grid_retries else
+                       "kept, marked noisy"))
+                if retries[cell] <= args.grid_retries:
+                    queue.append(cell)
+                    continue
+                entry["noisy"] = True
+            if "gon_over_ae" in timing:
+                entry["gon_over_ae"] = timing["gon_over_ae"]
+            if not args.skip_memory:
+                for model in models:
+                    for framework in ("keras", "torch"):
+                        memory = child_json(base + ["--grid-memory-child", framework, cell, model,
+                                                    "--grid-memory-steps", str(args.grid_memory_steps)],
+                                            "MEMORY")
+                        if memory:
+                            entry["models"][model][f"memory_{framework}"] = memory
+            entry["seconds"] = time.time() - started
+            results["cells"][cell] = entry
+            write_json(out, results)
+            log(f"[grid] {cell} done in {entry['seconds']:.0f} s: " + ", ".join(
+                f"{m} {v['ratio']:.2f}x" for m, v in entry["models"].items())
+                + (f", gon/ae {entry['gon_over_ae']['ratio']:.2f}x" if "gon_over_ae" in entry else ""))
+    finally:
+        other.stop()
+        for path in cache.glob("*"):
+            path.unlink()
+        cache.rmdir()
+    results["runs"][-1]["load_average_at_end"] = os.getloadavg()
+    write_json(out, results)
+
+
+def grid_report(results: dict, markdown: Path, plot: Path | None) -> str:
+    """The grid as Markdown tables (ratios and targets, steps/s, peak memory) and a plot."""
+    cells = results["cells"]
+    order = [f"{l}/{i}" for l in GRID_LATENTS for i in GRID_IMAGES if f"{l}/{i}" in cells]
+    order += sorted(set(cells) - set(order))
+
+    def model(cell, name):
+        return cells[cell]["models"].get(name)
+
+    def ratio(value, target=None):
+        if value is None:
+            return "-"
+        text = f"{value['ratio']:.2f}x ({value['ratio_paired_median']:.2f}x)"
+        return f"**{text}**" if target is not None and value["ratio"] >= target else text
+
+    lines = ["| latent | image | GON vs PyTorch (>= 1.5x) | GON vs AE (>= 0.8x) | "
+             "VGON vs PyTorch, BCE (>= 1.3x at 32, 256) | VGON vs PyTorch, disc. logistic | "
+             "AE vs PyTorch | GON origin, XLA |",
+             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    for cell in order:
+        latent, image = cell.split("/")
+        gon, vgon = model(cell, "gon"), model(cell, "vgon")
+        vgon_target = GRID_TARGETS["vgon_vs_torch"] if int(latent) in GRID_VGON_TARGET_LATENTS else None
+        origin = f"{gon['origin']}, {'on' if gon['keras_jit_compile'] else 'off'}" if gon else "-"
+        lines.append(
+            f"| {latent} | {image} | {ratio(gon, GRID_TARGETS['gon_vs_torch'])} | "
+            f"{ratio(cells[cell].get('gon_over_ae'), GRID_TARGETS['gon_vs_ae'])} | "
+            f"{ratio(vgon, vgon_target)} | {ratio(model(cell, 'vgon-dlogistic'))} | "
+            f"{ratio(model(cell, 'ae'))} | {origin} |")
+    lines += ["", "Steps/s (keras-gon `fit` / PyTorch), medians of the repeats; other processes' "
+              "CPU during the cell's timing (percent of one core, mean / max):", "",
+              "| latent | image | GON | AE | VGON, BCE | VGON, disc. logistic | other CPU |",
+              "|---:|---|---:|---:|---:|---:|---:|"]
+    for cell in order:
+        latent, image = cell.split("/")
+        values = []
+        for name in ("gon", "ae", "vgon", "vgon-dlogistic"):
+            m = model(cell, name)
+            values.append("-" if m is None else
+                          f"{m['keras_steps_per_s']:.2f} / {m['torch_steps_per_s']:.2f}")
+        competing = cells[cell].get("other_processes_cpu_percent")
+        values.append("-" if competing is None else
+                      f"{competing['mean']:.0f} / {competing['max']:.0f}"
+                      + (" (noisy)" if cells[cell].get("noisy") else ""))
+        lines.append(f"| {latent} | {image} | " + " | ".join(values) + " |")
+    if any("memory_keras" in m for c in cells.values() for m in c["models"].values()):
+        lines += ["", "Peak memory (MiB, fresh process per model and framework: process peak RSS; "
+                  "in brackets model + training, the peak during steps minus the RSS after "
+                  "importing the framework and loading the images), keras-gon / PyTorch:", "",
+                  "| latent | image | GON | AE | VGON, BCE | VGON, disc. logistic |",
+                  "|---:|---|---:|---:|---:|---:|"]
+        for cell in order:
+            latent, image = cell.split("/")
+            values = []
+            for name in ("gon", "ae", "vgon", "vgon-dlogistic"):
+                m = model(cell, name)
+                if m is None or "memory_keras" not in m or "memory_torch" not in m:
+                    values.append("-")
+                    continue
+                k, t = m["memory_keras"], m["memory_torch"]
+                values.append(f"{k['process_peak_rss_mib']:.0f} ({k['model_and_training_mib']:.0f}) / "
+                              f"{t['process_peak_rss_mib']:.0f} ({t['model_and_training_mib']:.0f})")
+            lines.append(f"| {latent} | {image} | " + " | ".join(values) + " |")
+    text = "\n".join(lines) + "\n"
+    markdown.write_text(text)
+    if plot is not None:
+        grid_plot(cells, order, plot)
+    return text
+
+
+def grid_plot(cells: dict, order: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("GON / PyTorch", lambda c: cells[c]["models"].get("gon"), GRID_TARGETS["gon_vs_torch"]),
+              ("GON / AE (keras-gon)", lambda c: cells[c].get("gon_over_ae"), GRID_TARGETS["gon_vs_ae"]),
+              ("VGON / PyTorch (BCE)", lambda c: cells[c]["models"].get("vgon"),
+               GRID_TARGETS["vgon_vs_torch"]),
+              ("AE / PyTorch", lambda c: cells[c]["models"].get("ae"), None)]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), sharex=True)
+    positions = np.arange(len(order))
+    for axis, (title, get, target) in zip(axes, panels):
+        values = [get(c)["ratio"] if get(c) else np.nan for c in order]
+        colours = ["tab:green" if target is None or v >= target else "tab:red" for v in values]
+        axis.bar(positions, values, color=colours)
+        if target is not None:
+            axis.axhline(target, color="black", linestyle="--", linewidth=1)
+        axis.axhline(1.0, color="grey", linewidth=0.5)
+        axis.set_ylabel("ratio")
+        axis.set_title(title, fontsize=10)
+        for x, v in zip(positions, values):
+            if np.isfinite(v):
+                axis.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
+    axes[-1].set_xticks(positions)
+    axes[-1].set_xticklabels([c.replace("/", "\n") for c in order], fontsize=8)
+    axes[-1].set_xlabel("latent / image")
+    figure.suptitle("keras-gon fit vs PyTorch, steps/s ratios (batch 64, width 16; dashed: target)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 # --- main --------------------------------------------------------------------------------------------
 
 
@@ -749,7 +1335,58 @@ def main(argv=None):
     parser.add_argument("--out", type=Path)
     parser.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK", "VARIANT"), help=argparse.SUPPRESS)
     parser.add_argument("--images", help=argparse.SUPPRESS)
+    grid = parser.add_argument_group(
+        "grid (issue 30)", "--grid measures latent x image x model cells instead of the above, "
+        "each cell in fresh subprocesses; --grid-out is resumable (cells measured with every "
+        "model asked for are skipped); --grid-report only writes the table and plot")
+    grid.add_argument("--grid", action="store_true", help="measure the grid")
+    grid.add_argument("--grid-report", action="store_true",
+                      help="write the Markdown table and the plot from --grid-out, no measurement")
+    grid.add_argument("--grid-out", type=Path, default=Path(__file__).with_name("speed_grid.json"))
+    grid.add_argument("--grid-table", type=Path, default=Path(__file__).with_name("speed_grid.md"))
+    grid.add_argument("--grid-plot", type=Path, default=Path(__file__).with_name("speed_grid.png"))
+    grid.add_argument("--cells", nargs="*", metavar="LATENT/HxWxC",
+                      help="cells to measure, e.g. 256/64x64x3 (default: every latent x image)")
+    grid.add_argument("--grid-latents", type=int, nargs="*", default=list(GRID_LATENTS))
+    grid.add_argument("--grid-images", nargs="*", default=list(GRID_IMAGES))
+    grid.add_argument("--grid-models", nargs="*", default=list(GRID_MODELS), choices=GRID_MODELS)
+    grid.add_argument("--grid-repeats", type=int, default=5)
+    grid.add_argument("--grid-seconds", type=float, default=2.5, help="seconds per timed repeat")
+    grid.add_argument("--grid-warmup", type=int, default=5, help="warm-up steps (incl. XLA compile)")
+    grid.add_argument("--grid-calibration", type=int, default=3,
+                      help="steps timed to choose the steps per repeat")
+    grid.add_argument("--grid-min-steps", type=int, default=3)
+    grid.add_argument("--grid-max-steps", type=int, default=200)
+    grid.add_argument("--grid-images-count", type=int, default=512, help="images held in memory")
+    grid.add_argument("--grid-memory-steps", type=int, default=3)
+    grid.add_argument("--keras-jit", choices=("auto", "on", "off"), default="auto",
+                      help="keras-gon's XLA: the library's choice (auto) or forced")
+    grid.add_argument("--redo", action="store_true", help="measure cells already in --grid-out")
+    grid.add_argument("--grid-max-other-cpu", type=float, default=25.0,
+                      help="mean CPU (percent of a core) of other processes above which a cell's "
+                           "timing is measured again (--grid-retries times), then marked noisy")
+    grid.add_argument("--grid-retries", type=int, default=1)
+    grid.add_argument("--grid-budget", type=float, default=0.0,
+                      help="seconds after which no new cell is started (0: no limit)")
+    grid.add_argument("--grid-child", help=argparse.SUPPRESS)
+    grid.add_argument("--grid-memory-child", nargs=3, metavar=("FRAMEWORK", "CELL", "MODEL"),
+                      help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+
+    if args.grid_child:
+        print("GRID " + json.dumps(grid_cell_child(args.grid_child, args.images, args.grid_models,
+                                                   args)), flush=True)
+        return
+    if args.grid_memory_child:
+        framework, cell, model = args.grid_memory_child
+        print("MEMORY " + json.dumps(grid_memory_child(framework, cell, model, args.images,
+                                                       args.grid_memory_steps)), flush=True)
+        return
+    if args.grid or args.grid_report:
+        if args.grid:
+            run_grid(args)
+        print(grid_report(json.loads(args.grid_out.read_text()), args.grid_table, args.grid_plot))
+        return
 
     if args.memory_child:
         if args.memory_child[0] == "torch":

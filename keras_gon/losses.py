@@ -13,6 +13,7 @@ import math
 from typing import Callable
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from keras_gon import options
@@ -48,6 +49,34 @@ def binary_crossentropy(y_true, y_pred):
     y_pred = ops.clip(y_pred, epsilon, 1.0 - epsilon)
     nll = -(y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred))
     return _sum_over_features(nll)
+
+
+def binary_crossentropy_from_logits(y_true, logits):
+    """`binary_crossentropy(y_true, sigmoid(logits))` per example, computed from the logits.
+
+    The same function: probabilities clipped to [ε, 1 - ε] are logits clipped to
+    ±log((1 - ε) / ε), where the cross-entropy is softplus(l) - y l, and its derivative
+    sigmoid(l) - y (zero outside the clip, as the clip's) is written in closed form:
+    the sigmoid, the clip and both logarithms are not differentiated op by op. The
+    derivative is plain ops, differentiated again by an enclosing tape, so second-order
+    gradients (the variational GON's) stay exact.
+    """
+    logits = ops.convert_to_tensor(logits)
+    y_true = ops.cast(y_true, logits.dtype)
+    epsilon = keras.backend.epsilon()
+    bound = math.log1p(-epsilon) - math.log(epsilon)  # logit(1 - ε) = -logit(ε)
+
+    @tf.custom_gradient
+    def cross_entropy(logits):
+        clipped = tf.clip_by_value(logits, -bound, bound)
+
+        def gradient(upstream):
+            inside = tf.cast(tf.abs(logits) <= bound, logits.dtype)
+            return upstream * inside * (tf.sigmoid(clipped) - y_true)
+
+        return tf.nn.softplus(clipped) - y_true * clipped, gradient
+
+    return _sum_over_features(cross_entropy(logits))
 
 
 def output_gradient(loss: LossFn, y_true, y_pred):
@@ -130,6 +159,10 @@ LIKELIHOODS = options.LIKELIHOODS
   density, not a probability of 8-bit data: nats only.
 """
 
+LOGIT_LIKELIHOODS = ("bernoulli", "bce")
+"""Likelihoods that `negative_elbo(..., logits=True)` evaluates on the decoder's logits,
+the sigmoid fused into the cross-entropy (`binary_crossentropy_from_logits`)."""
+
 BITS_PER_DIM_LIKELIHOODS = ("discretized_logistic", "bernoulli")
 """Likelihoods that are probabilities of the data as stored, so -ELBO / (D ln 2) is bits/dim."""
 
@@ -196,9 +229,12 @@ def discretized_logistic_negative_log_likelihood(y_true, y_pred):
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
-def binarized_bernoulli_negative_log_likelihood(y_true, y_pred):
-    """-log P(b) per example (nats) of the image binarised at 0.5, b = [x > 0.5], p = y_pred."""
+def binarized_bernoulli_negative_log_likelihood(y_true, y_pred, logits: bool = False):
+    """-log P(b) per example (nats) of the image binarised at 0.5, b = [x > 0.5], p = y_pred
+    (or sigmoid(y_pred) with `logits`)."""
     binary = ops.cast(ops.greater(ops.cast(y_true, y_pred.dtype), 0.5), y_pred.dtype)
+    if logits:
+        return binary_crossentropy_from_logits(binary, y_pred)
     return binary_crossentropy(binary, y_pred)
 
 
@@ -246,14 +282,17 @@ def check_likelihood(likelihood: str, likelihood_stddev: float) -> tuple[str, fl
 
 
 def reconstruction_negative_log_likelihood(y_true, y_pred, likelihood: str,
-                                           likelihood_stddev: float = 0.1):
-    """-log p(x|z) per example (nats) of the decoder output `y_pred` under `likelihood`."""
+                                           likelihood_stddev: float = 0.1, logits: bool = False):
+    """-log p(x|z) per example (nats) of the decoder output `y_pred` under `likelihood`;
+    with `logits` (only for `LOGIT_LIKELIHOODS`) `y_pred` is the output before the sigmoid."""
+    if logits and likelihood not in LOGIT_LIKELIHOODS:
+        raise ValueError(f"likelihood {likelihood!r} does not take logits")
     if likelihood == "discretized_logistic":
         return discretized_logistic_negative_log_likelihood(y_true, y_pred)
     if likelihood == "bernoulli":
-        return binarized_bernoulli_negative_log_likelihood(y_true, y_pred)
+        return binarized_bernoulli_negative_log_likelihood(y_true, y_pred, logits=logits)
     if likelihood == "bce":
-        return binary_crossentropy(y_true, y_pred)
+        return (binary_crossentropy_from_logits if logits else binary_crossentropy)(y_true, y_pred)
     if likelihood == "gaussian":
         return gaussian_negative_log_likelihood(y_true, y_pred, likelihood_stddev)
     check_likelihood(likelihood, likelihood_stddev)  # raises for an unknown name
@@ -261,7 +300,7 @@ def reconstruction_negative_log_likelihood(y_true, y_pred, likelihood: str,
 
 
 def negative_elbo(y_true, y_pred, mean, log_variance, *, likelihood: str = "discretized_logistic",
-                  likelihood_stddev: float = 0.1, kl_weight=1.0) -> dict:
+                  likelihood_stddev: float = 0.1, kl_weight=1.0, logits: bool = False) -> dict:
     """Per-example negative ELBO of a Gaussian posterior q(z|x) = N(mean, exp(log_variance)).
 
     -ELBO = -log p(x|z) + KL(q(z|x) || N(0, I)) (paper eq. 10), with y_pred = F(z)
@@ -270,10 +309,11 @@ def negative_elbo(y_true, y_pred, mean, log_variance, *, likelihood: str = "disc
     objective), `reconstruction_loss` (-log p(x|z), nats), `kl_loss` (nats) and
     the bound with β = 1, whatever β is: `bits_per_dim` (over D ln 2) for the
     likelihoods that are probabilities of the data (`BITS_PER_DIM_LIKELIHOODS`),
-    else `negative_elbo_nats`.
+    else `negative_elbo_nats`. With `logits` (`LOGIT_LIKELIHOODS` only), y_pred is the
+    decoder's output before its sigmoid.
     """
     reconstruction = reconstruction_negative_log_likelihood(
-        y_true, y_pred, likelihood, likelihood_stddev
+        y_true, y_pred, likelihood, likelihood_stddev, logits=logits
     )
     kl = ops.cast(gaussian_kl_divergence(mean, log_variance), reconstruction.dtype)
     bound = reconstruction + kl

@@ -81,7 +81,7 @@ def one_step(name: str, mnist10k: dict, strategy) -> dict:
             "loss": float(history["loss"][0]), "replicas": strategy.num_replicas_in_sync}
 
 
-def origin_step(model, x, training: bool, share_origin: bool):
+def origin_step(model, x, training: bool, share_origin: bool | str):
     """Latents, inner losses, outer gradients and the non-trainable state after one traced
     step of a GradientOriginModel with `share_origin`; its state and option restored."""
     import tensorflow as tf

@@ -99,3 +99,49 @@ def test_likelihood_names_say_which_report_bits_per_dim():
     assert losses.elbo_metric_names("gaussian")[-1] == "negative_elbo_nats"
     with pytest.raises(InputError, match="unknown likelihood"):
         losses.check_likelihood("poisson", 0.1)
+
+
+def test_cross_entropy_from_logits_is_the_cross_entropy_of_the_sigmoid(float64):
+    """The same function, gradient and second derivative as `binary_crossentropy` of
+    sigmoid(logits), also where the probabilities are clipped (|logit| > logit(1 - ε))."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    logits = tf.constant(np.concatenate(
+        [rng.normal(0.0, 4.0, (3, 20)), [[20.0, -20.0, 16.5, -16.5] + [0.3] * 16]]), tf.float64)
+    targets = tf.constant(rng.uniform(size=(4, 20)), tf.float64)
+    weights = tf.constant([1.0, 2.0, 3.0, 4.0], tf.float64)
+    direction = tf.constant(rng.normal(size=(4, 20)), tf.float64)
+
+    def derivatives(loss):
+        with tf.GradientTape() as outer:
+            outer.watch(logits)
+            with tf.GradientTape() as inner:
+                inner.watch(logits)
+                values = loss(logits)
+                total = tf.reduce_sum(values * weights)
+            gradient = inner.gradient(total, logits)
+            projected = tf.reduce_sum(gradient * direction)
+        return values, gradient, outer.gradient(projected, logits)
+
+    expected = derivatives(lambda l: losses.binary_crossentropy(targets, tf.sigmoid(l)))
+    fused = derivatives(lambda l: losses.binary_crossentropy_from_logits(targets, l))
+    for a, b in zip(fused, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert float(tf.reduce_max(tf.abs(expected[2]))) > 0.1  # a second derivative to compare
+
+
+def test_negative_elbo_takes_logits_for_the_bernoulli_likelihoods():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(3, 4, 4, 1)).astype("float32")
+    logits = rng.normal(0.0, 3.0, size=(3, 4, 4, 1)).astype("float32")
+    mean, log_variance = (rng.normal(size=(3, 5)).astype("float32") for _ in range(2))
+    for likelihood in losses.LOGIT_LIKELIHOODS:
+        from_logits = losses.negative_elbo(x, logits, mean, log_variance, likelihood=likelihood,
+                                           logits=True)
+        from_images = losses.negative_elbo(x, 1.0 / (1.0 + np.exp(-logits)), mean, log_variance,
+                                           likelihood=likelihood)
+        for name, value in from_images.items():
+            np.testing.assert_allclose(from_logits[name], value, rtol=1e-5)
+    with pytest.raises(ValueError, match="does not take logits"):
+        losses.negative_elbo(x, logits, mean, log_variance, likelihood="gaussian", logits=True)

@@ -167,6 +167,14 @@ class BatchNormalization(keras.layers.Layer):
         jvps = ops.cast(tangents, compute_dtype) * ops.reshape(scale, self._broadcast_shape)
         return outputs, ops.cast(jvps, self.compute_dtype)
 
+    def linearize_transpose(self, inputs):
+        """The output at inference for one example `inputs` `(1, ...)`, and the transpose
+        of its Jacobian there: `(outputs, transpose)`, `transpose(cotangents)` mapping
+        cotangents `(K, ...)` of the output to their vector-Jacobian products. With
+        moving statistics the Jacobian is a per-channel scale, its own transpose."""
+        outputs, scale = self.linearize(inputs, ops.ones_like(inputs[:1]))
+        return outputs, lambda cotangents: ops.cast(cotangents, scale.dtype) * scale
+
     def linearize_batch(self, inputs, tangents, num_mean_tangents: int, batch_size,
                         training=None, update_moving_statistics: bool = True):
         """Batch statistics at a batch of `batch_size` identical examples (a GON's origin

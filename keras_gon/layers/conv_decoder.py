@@ -108,19 +108,23 @@ ACTIVATION_DERIVATIVES = {
 }
 
 
-def _linearize_elementwise(layer, x, tangents):
-    """`layer(x)` and its derivatives along `tangents` for an elementwise layer (an activation)."""
+def _elementwise_derivative(layer, x):
+    """`layer(x)` and its derivative for an elementwise layer (an activation): the diagonal
+    of its Jacobian, in the output's dtype."""
     name = getattr(getattr(layer, "activation", None), "__name__", None)
     if name in ACTIVATION_DERIVATIVES:
         outputs = layer(x)
-        compute = outputs.dtype
-        derivative = ACTIVATION_DERIVATIVES[name](keras.ops.cast(x, compute), outputs)
-        return outputs, keras.ops.cast(tangents, compute) * derivative
+        return outputs, ACTIVATION_DERIVATIVES[name](keras.ops.cast(x, outputs.dtype), outputs)
     with tf.GradientTape() as tape:  # any other elementwise activation
         tape.watch(x)
         outputs = layer(x)
-    derivative = tape.gradient(outputs, x)  # elementwise: the diagonal of the Jacobian
-    return outputs, keras.ops.cast(tangents * derivative, outputs.dtype)
+    return outputs, keras.ops.cast(tape.gradient(outputs, x), outputs.dtype)
+
+
+def _linearize_elementwise(layer, x, tangents):
+    """`layer(x)` and its derivatives along `tangents` for an elementwise layer (an activation)."""
+    outputs, derivative = _elementwise_derivative(layer, x)
+    return outputs, keras.ops.cast(tangents, outputs.dtype) * derivative
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -299,11 +303,13 @@ class ConvDecoder(keras.layers.Layer):
             for norm in self.norms
         )
 
-    def call(self, latents, training=None, inner_pass: bool = False):
+    def call(self, latents, training=None, inner_pass: bool = False, logits: bool = False):
         """Decode `latents` (batch, latent_dim) to images (batch, H, W, C) in [0, 1].
 
         `inner_pass=True` marks the pass at the origin (and later inner
         steps), which normalisation may treat differently (see `NORMALIZATIONS`).
+        `logits=True` returns the output before the sigmoid (`output_activation`),
+        for a loss that takes logits.
         """
         x = self._latent_map(latents)
         for index, conv in enumerate(self.convs):
@@ -312,6 +318,8 @@ class ConvDecoder(keras.layers.Layer):
             if index < len(self.norms):
                 x = self._norm(self.norms[index], x, training, inner_pass)
                 x = self.activations[index](x)
+        if logits and not self.output_log_scale:
+            return keras.ops.cast(x, self.output_activation.compute_dtype)
         return self._output(x)
 
     def _output(self, x):
@@ -382,6 +390,81 @@ class ConvDecoder(keras.layers.Layer):
         inference, or the "batch_frozen_origin" inner pass).
         """
         return self._linearize(latent, training, inner_pass)
+
+    def linearize_transpose(self, latent, training=None, inner_pass: bool = True):
+        """F at one latent, and the transpose of its Jacobian there (reverse mode).
+
+        `latent` is `(1, latent_dim)`; returns `(outputs, transpose)`: `outputs`
+        (1, H, W, C) is `call(latent)`, and `transpose(cotangents)` maps cotangents
+        (batch, H, W, C) of the output to Jᵀ c (batch, latent_dim), the gradients a
+        backward pass of the whole batch through F at `latent` would give, without
+        the batch's forward pass: each layer's linearisation at `latent` is transposed
+        (the activations' derivatives, each normalisation's `linearize_transpose`, the
+        transposed convolutions' adjoint convolutions, the first layer's kernel).
+        Cheaper than `linearize` when the cotangents are fewer than the latent's
+        dimensions. Plain ops throughout, so an enclosing tape differentiates it to
+        any order.
+
+        Only for passes that treat each example on its own (as `linearize`).
+        """
+        if not self.built:
+            self.build((None, self.latent_dim))
+        compute_dtype = self.dtype_policy.compute_dtype
+        x = self._latent_map(latent)
+        transposes = []  # each layer's, in the forward order
+        for index, conv in enumerate(self.convs):
+            if index > 0 or not self.projects_latents:
+                x = conv(x)
+                transposes.append(self._convolution_transpose(conv))
+            if index < len(self.norms):
+                norm = self.norms[index]
+                if norm is not None:
+                    x, transpose = self._transpose_norm(norm, x, training, inner_pass)
+                    transposes.append(transpose)
+                x, derivative = _elementwise_derivative(self.activations[index], x)
+                transposes.append(lambda c, d=derivative: keras.ops.cast(c, d.dtype) * d)
+        if self.output_log_scale:  # linear outputs
+            outputs = self._output(x)
+        else:
+            outputs, derivative = _elementwise_derivative(self.output_activation, x)
+            transposes.append(lambda c, d=derivative: keras.ops.cast(c, d.dtype) * d)
+
+        def transpose(cotangents):
+            c = cotangents
+            for step in reversed(transposes):
+                c = step(c)
+            c = keras.ops.cast(c, compute_dtype)
+            flat = tf.reshape(c, (tf.shape(c)[0], -1))
+            if self.projects_latents:  # the first layer's rows are its kernel's (`linearize`)
+                return tf.matmul(flat, self._projection_matrix())
+            return flat  # the latent map is a reshape of the latent
+
+        return outputs, transpose
+
+    def _convolution_transpose(self, conv):
+        """The adjoint of a transposed convolution without bias: the convolution with its kernel."""
+        kernel = keras.ops.cast(conv.kernel, self.dtype_policy.compute_dtype)
+
+        def transpose(cotangents):
+            return keras.ops.conv(
+                keras.ops.cast(cotangents, kernel.dtype), kernel, strides=list(conv.strides),
+                padding=conv.padding, data_format=conv.data_format,
+                dilation_rate=conv.dilation_rate,
+            )
+
+        return transpose
+
+    def _transpose_norm(self, norm, x, training, inner_pass):
+        """A normalisation's output at one example and its Jacobian's transpose (as `_linearize_norm`)."""
+        moving = (self.normalization == "batch_frozen_origin" and inner_pass) or (
+            isinstance(norm, BatchNormalization) and not norm.uses_batch_statistics(training)
+        )
+        if isinstance(norm, GroupNormalization) or (isinstance(norm, BatchNormalization) and moving):
+            return norm.linearize_transpose(x)
+        raise ValueError(
+            f"ConvDecoder.linearize_transpose: normalization={self.normalization!r} with batch "
+            "statistics couples the examples of a batch; there is no per-example Jacobian"
+        )
 
     def origin_batch_coupled(self, training, inner_pass: bool = True) -> bool:
         """Whether a pass normalises with batch statistics that `linearize_origin_batch`

@@ -153,40 +153,77 @@ class GroupNormalization(keras.layers.Layer):
 
         Over each group the derivative of x̂ = (x - mean) / std along t is
         (t - mean(t) - x̂ mean(x̂ t)) / std: t minus its projection on the
-        constant and on x̂. For layer normalisation (one group) the two
-        projections are two thin matrix products, which TensorFlow runs (and
-        differentiates) faster than broadcast elementwise ops and reductions.
+        constant and on x̂.
+        """
+        outputs, project = self._linearization(inputs)
+        jvps = project(ops.cast(tangents, outputs.dtype))
+        if self.gamma is not None:
+            jvps = jvps * tf.cast(self.gamma, jvps.dtype)
+        return self._output(outputs), ops.cast(jvps, self.compute_dtype)
+
+    def linearize_transpose(self, inputs):
+        """The output at one example `inputs` `(1, ...)` and the transpose of its Jacobian.
+
+        Returns `(outputs, transpose)`: `transpose(cotangents)` maps cotangents `(K, ...)`
+        of the output to their vector-Jacobian products, the reverse mode of
+        `linearize`. The normalisation's Jacobian (t minus its projections on the
+        constant and on x̂, over std) is symmetric, so its transpose is the same map
+        applied after the scale gamma instead of before. Plain ops, differentiable to
+        any order.
+        """
+        outputs, project = self._linearization(inputs)
+
+        def transpose(cotangents):
+            cotangents = ops.cast(cotangents, outputs.dtype)
+            if self.gamma is not None:
+                cotangents = cotangents * tf.cast(self.gamma, cotangents.dtype)
+            return ops.cast(project(cotangents), self.compute_dtype)
+
+        return self._output(outputs), transpose
+
+    def _output(self, normalized):
+        """gamma x̂ + beta from x̂ (the compute dtype of the normalisation)."""
+        outputs = normalized
+        if self.gamma is not None:
+            outputs = outputs * tf.cast(self.gamma, outputs.dtype)
+        if self.beta is not None:
+            outputs = outputs + tf.cast(self.beta, outputs.dtype)
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _linearization(self, inputs):
+        """`(x̂, project)` at one example: `project(t)` is the derivative of x̂ along each
+        row of `t` `(K, ...)`, (t - mean(t) - x̂ mean(x̂ t)) / std over each group.
+
+        For layer normalisation (one group) the two projections are two thin matrix
+        products, which TensorFlow runs (and differentiates) faster than broadcast
+        elementwise ops and reductions.
         """
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
         x = ops.cast(inputs, compute_dtype)
-        t = ops.cast(tangents, compute_dtype)
         channels = x.shape[-1]
-        num_tangents = tf.shape(t)[0]
         group_shape = (-1, self.groups, channels // self.groups)
         normalized, inverse_std = _normalize_groups(tf.reshape(x, (1, *group_shape)), self.epsilon)
-        if self.groups == 1:
-            flat = tf.reshape(normalized, (1, -1))
-            flat_t = tf.reshape(t, (num_tangents, -1))
-            basis = tf.concat([tf.ones_like(flat), flat], axis=0)  # (2, N)
-            size = tf.cast(tf.shape(flat)[1], compute_dtype)
-            coefficients = tf.matmul(flat_t, basis, transpose_b=True) / size  # mean(t), mean(x̂ t)
-            projected = flat_t - tf.matmul(coefficients, basis)
-            normalized_t = projected * tf.reshape(inverse_std, (1, 1))
-        else:
-            grouped_t = tf.reshape(t, (num_tangents, *group_shape))
-            projection = tf.reduce_mean(normalized * grouped_t, axis=(1, 3), keepdims=True)
-            normalized_t = (
-                grouped_t - tf.reduce_mean(grouped_t, axis=(1, 3), keepdims=True)
-                - normalized * projection
-            ) * inverse_std
-        outputs = tf.reshape(normalized, tf.shape(x))
-        jvps = tf.reshape(normalized_t, tf.shape(t))
-        if self.gamma is not None:
-            gamma = tf.cast(self.gamma, compute_dtype)
-            outputs, jvps = outputs * gamma, jvps * gamma
-        if self.beta is not None:
-            outputs = outputs + tf.cast(self.beta, compute_dtype)
-        return ops.cast(outputs, self.compute_dtype), ops.cast(jvps, self.compute_dtype)
+
+        def project(t):
+            num_tangents = tf.shape(t)[0]
+            if self.groups == 1:
+                flat = tf.reshape(normalized, (1, -1))
+                flat_t = tf.reshape(t, (num_tangents, -1))
+                basis = tf.concat([tf.ones_like(flat), flat], axis=0)  # (2, N)
+                size = tf.cast(tf.shape(flat)[1], compute_dtype)
+                coefficients = tf.matmul(flat_t, basis, transpose_b=True) / size  # mean(t), mean(x̂ t)
+                projected = flat_t - tf.matmul(coefficients, basis)
+                normalized_t = projected * tf.reshape(inverse_std, (1, 1))
+            else:
+                grouped_t = tf.reshape(t, (num_tangents, *group_shape))
+                projection = tf.reduce_mean(normalized * grouped_t, axis=(1, 3), keepdims=True)
+                normalized_t = (
+                    grouped_t - tf.reduce_mean(grouped_t, axis=(1, 3), keepdims=True)
+                    - normalized * projection
+                ) * inverse_std
+            return tf.reshape(normalized_t, tf.shape(t))
+
+        return tf.reshape(normalized, tf.shape(x)), project
 
     def compute_output_shape(self, input_shape):
         return input_shape

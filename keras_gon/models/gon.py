@@ -65,6 +65,13 @@ class GON(ConvDecoderModel, GradientOriginModel):
     def linearize_decoder(self, latent, training=False):
         return self.decoder.linearize(latent, training=training, inner_pass=True)
 
+    def linearize_decoder_transpose(self, latent, training=False):
+        return self.decoder.linearize_transpose(latent, training=training, inner_pass=True)
+
+    def origin_transposes(self, training: bool) -> bool:
+        """The reverse mode wherever the inner pass treats examples on its own."""
+        return self.decoder.examples_independent(training, inner_pass=True)
+
     def origin_couples_examples(self, training: bool) -> bool:
         return self.decoder.origin_batch_coupled(training, inner_pass=True)
 

@@ -3,25 +3,44 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gon import losses as gon_losses
 from keras_gon.distribute import batch_normal, is_distributed
+from keras_gon.errors import InputError
 from keras_gon.models.latent_model import LatentModel
 from keras_gon.validation import check_choice, check_number, check_positive_int
 
 INNER_BATCH_REDUCTIONS = ("sum", "mean")
 
 
+SHARE_ORIGIN_CHOICES = ("auto", True, False, "reverse")
+"""What `share_origin` takes (see `GradientOriginModel`)."""
 SHARED_ORIGIN_TANGENTS_PER_EXAMPLE = 1.75
-"""`share_origin="auto"` shares the origin while its tangents are at most this many per
-example of the batch: where the two exact computations cost about the same
-(benchmarks/RESULTS.md, "Shared or batched origin")."""
+"""`share_origin="auto"` shares the origin in forward mode while its tangents are at most
+this many per example of the batch, where the batched origin is the alternative (examples
+coupled by batch statistics, or no reverse mode): where the two exact computations cost
+about the same (benchmarks/RESULTS.md, "Shared or batched origin")."""
+FORWARD_ORIGIN_TANGENTS_PER_EXAMPLE = 1.0
+"""`share_origin="auto"` prefers the forward mode to the reverse mode of the shared origin
+while its tangents are at most this many per example of the batch (benchmarks/RESULTS.md,
+"Forward or reverse mode")."""
 REFERENCE_BATCH_SIZE = 64
 """The batch size the cost rule assumes when a step's batch size is not static."""
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
+def check_share_origin(value):
+    """`value` if it is one of `SHARE_ORIGIN_CHOICES` (a bool, numpy's too, or "auto" or
+    "reverse"); anything else (1, None, "true", ...) is refused."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value in SHARE_ORIGIN_CHOICES:
+        return value
+    raise InputError(f"unknown share_origin {value!r}: expected one of {SHARE_ORIGIN_CHOICES}")
+
+
 class GradientOriginModel(LatentModel):
     """A `LatentModel` whose latents are negative loss gradients at the origin (eq. 8).
 
@@ -51,19 +70,27 @@ class GradientOriginModel(LatentModel):
     product: the same latents and gradients, fewer FLOPs. With batch
     statistics at the origin (every example the same), F has two Jacobians
     there, for moves of the whole batch and moves apart
-    (`linearize_decoder_at_origin`). It turns itself off
+    (`linearize_decoder_at_origin`). Where examples are independent the shared
+    origin also has a reverse mode (`linearize_decoder_transpose`): F once at the
+    origin, then the transpose of its Jacobian applied to every example's r_i,
+    the backward pass of the batch without its forward pass. It turns itself off
     for a random origin and when a subclass overrides `decode_latents` or
     `inner_losses` below the class that defines `linearize_decoder` (the
     linearisation would no longer describe the inner pass);
-    `share_origin=False` turns it off. Exact either way, the two computations cost
-    differently: the shared origin pushes one tangent per latent dimension (two
-    under batch statistics) through F, the batched origin a forward and a
-    backward pass of every example. `share_origin="auto"` (the default) shares
-    the origin only while its tangents are at most `SHARED_ORIGIN_TANGENTS_PER_EXAMPLE`
-    times the batch size (a training batch's static size, else `REFERENCE_BATCH_SIZE`,
-    so inference computes a latent the same way whatever the batch); True shares it
-    whenever it is exact. A frozen origin
-    (`freeze_origin`, for serving) is one matrix product and always used.
+    `share_origin=False` turns it off. Exact every way, the computations cost
+    differently (`origin_method`): the forward mode pushes one tangent per latent
+    dimension (two under batch statistics) through F, the reverse mode one
+    cotangent per example, the batched origin a forward and a backward pass of
+    every example. `share_origin="auto"` (the default) uses the forward mode while
+    its tangents are at most `FORWARD_ORIGIN_TANGENTS_PER_EXAMPLE` times the batch
+    size and the reverse mode beyond; where there is no reverse mode (batch
+    statistics), the forward mode while its tangents are at most
+    `SHARED_ORIGIN_TANGENTS_PER_EXAMPLE` times the batch size and the batched
+    origin beyond (the batch size is a training batch's static size, else
+    `REFERENCE_BATCH_SIZE`, so inference computes a latent the same way whatever
+    the batch). True uses the forward mode whenever it is exact, "reverse" the
+    reverse mode. A frozen origin (`freeze_origin`, for serving) is one matrix
+    product and always used.
 
     Args:
         image_shape, latent_dim, outer_loss, outer_target, seed: as
@@ -83,7 +110,8 @@ class GradientOriginModel(LatentModel):
             paper's main one in fig. 11a). The same when z0 = 0.
         inner_batch_reduction: "sum" (per-example latents) or "mean".
         share_origin: "auto" (default): evaluate F once at a shared origin when
-            that is exact and cheaper (see above); True: whenever it is exact;
+            that is exact, in the cheaper mode (see above); True: in forward mode
+            whenever it is exact; "reverse": in reverse mode whenever it is exact;
             False: always the batched origin.
     """
 
@@ -116,7 +144,7 @@ class GradientOriginModel(LatentModel):
             inner_batch_reduction, "inner_batch_reduction", INNER_BATCH_REDUCTIONS
         )
         self.add_origin = bool(add_origin)
-        self.share_origin = share_origin if share_origin == "auto" else bool(share_origin)
+        self.share_origin = check_share_origin(share_origin)
         # === State ===
         self._frozen_origin = None  # (F(0), J) fixed by `freeze_origin`
 
@@ -149,11 +177,13 @@ class GradientOriginModel(LatentModel):
 
     def default_jit_compile(self) -> bool:
         """XLA on one device, except when training steps share an origin whose examples
-        are independent.
+        are independent in forward mode (`origin_method` "forward").
 
         On CPU (benchmarks/RESULTS.md) XLA is faster for the batched origin and for
-        the shared origin under batch statistics; for the shared origin of
-        independent examples its gain does not repay its compilation.
+        the shared origin under batch statistics; for the forward mode of
+        independent examples its gain does not repay its compilation. The reverse
+        mode keeps XLA, as the batched origin whose backward pass it is (measured
+        within noise of XLA off: RESULTS.md, "Forward or reverse mode").
         """
         independent = self.shares_origin_in_training() and not self.origin_couples_examples(True)
         return not is_distributed(self) and not independent
@@ -187,8 +217,11 @@ class GradientOriginModel(LatentModel):
         # Training batches have a static size (full batches); inference decides for the
         # reference size, so an image's latent never depends on how a call was traced.
         batch_size = data.shape[0] if training else None
-        if self._can_share_origin(training, batch_size=batch_size, cheaper=not frozen):
-            gradient, origin_loss = self._shared_origin_gradient(data, training)
+        method = "forward" if frozen and self._shared_origin_is_exact(training) else (
+            self.origin_method(training, batch_size=batch_size))
+        if method != "batched":
+            gradient, origin_loss = self._shared_origin_gradient(data, training,
+                                                                 reverse=method == "reverse")
             latents = latents - self.step_size * tf.cast(gradient, latents.dtype)
             first_step = 1
         for step in range(first_step, self.num_steps):  # unrolled: num_steps is a Python int
@@ -267,25 +300,61 @@ class GradientOriginModel(LatentModel):
         single, jacobian = self.linearize_decoder(latent, training=training)
         return single, jacobian, jacobian
 
+    def linearize_decoder_transpose(self, latent, training=False):
+        """`(F(latent), transpose)` at one latent (1, latent_dim) of the inner pass, the
+        reverse mode of `linearize_decoder`: `transpose(cotangents)` maps cotangents
+        (batch, *output_shape) of F's output to Jᵀ c (batch, latent_dim). Provided by
+        subclasses whose `origin_transposes` can be True."""
+        raise NotImplementedError(f"{type(self).__name__} does not transpose its decoder")
+
+    def origin_transposes(self, training: bool) -> bool:
+        """Whether the shared origin has a reverse mode (`linearize_decoder_transpose`) in
+        this pass: False here; subclasses whose examples are independent at the origin
+        and that implement it return True."""
+        return False
+
     def shares_origin_in_training(self) -> bool:
-        """Whether training steps evaluate F once at a shared origin (see `origin_is_shared`)."""
+        """Whether training steps evaluate F and its Jacobian once at a shared origin, in
+        forward mode (see `origin_is_shared`; `origin_method` also names the reverse mode)."""
         return self._can_share_origin(True)
+
+    def origin_method(self, training: bool, batch_size: int | None = None) -> str:
+        """How the first inner step computes the latents of `batch_size` examples
+        (`REFERENCE_BATCH_SIZE` if None): "forward" (the shared origin's Jacobian,
+        `linearize_decoder`), "reverse" (the shared origin's transposed Jacobian,
+        `linearize_decoder_transpose`) or "batched" (a forward and a backward pass of
+        the batch). See the class docstring for the rule."""
+        if not self._shared_origin_is_exact(training):
+            return "batched"
+        reverse = self.origin_transposes(training) and not self.origin_couples_examples(training)
+        if self.share_origin == "reverse":
+            return "reverse" if reverse else "batched"
+        if self.share_origin is True:
+            return "forward"
+        batch_size = REFERENCE_BATCH_SIZE if batch_size is None else int(batch_size)
+        limit = FORWARD_ORIGIN_TANGENTS_PER_EXAMPLE if reverse else (
+            SHARED_ORIGIN_TANGENTS_PER_EXAMPLE)
+        if self.origin_tangents(training) <= limit * batch_size:
+            return "forward"
+        return "reverse" if reverse else "batched"
 
     def _can_share_origin(self, training: bool, batch_size: int | None = None,
                           cheaper: bool = True) -> bool:
-        """Whether the origin is shared: exact, allowed, and (with `cheaper` under
-        `share_origin="auto"`) cheaper for `batch_size` examples (`origin_tangents`)."""
-        exact = bool(
+        """Whether the origin is shared: exact and allowed, and (with `cheaper`) in the
+        forward mode that `origin_method` chooses for `batch_size` examples."""
+        if not cheaper:
+            return self._shared_origin_is_exact(training)
+        return self.origin_method(training, batch_size=batch_size) == "forward"
+
+    def _shared_origin_is_exact(self, training: bool) -> bool:
+        """Whether sharing the origin is allowed and gives the batched origin's latents."""
+        return bool(
             self.share_origin
             and self.origin_is_shared(training)
             and not (training and self.origin_stddev > 0)  # a random z0 differs per example
             and self._linearization_describes_inner_pass()
             and self.inner_losses_apply_inner_loss(training)
         )
-        if not exact or self.share_origin is True or not cheaper:
-            return exact
-        batch_size = REFERENCE_BATCH_SIZE if batch_size is None else int(batch_size)
-        return self.origin_tangents(training) <= SHARED_ORIGIN_TANGENTS_PER_EXAMPLE * batch_size
 
     def origin_tangents(self, training: bool) -> int:
         """The tangents the shared origin pushes through F: one per latent dimension,
@@ -310,27 +379,36 @@ class GradientOriginModel(LatentModel):
         def definer(name):
             return next(cls for cls in mro if name in vars(cls))
 
-        owners = [definer("linearize_decoder"), definer("linearize_decoder_at_origin")]
-        owner = owners[1] if issubclass(owners[1], owners[0]) else owners[0]  # the most derived
+        owners = [definer(name) for name in (
+            "linearize_decoder", "linearize_decoder_at_origin", "linearize_decoder_transpose")]
+        owner = owners[0]
+        for other in owners[1:]:
+            if issubclass(other, owner):  # the most derived
+                owner = other
         return not any(
             definer(name) is not owner and issubclass(definer(name), owner)
             for name in ("decode_latents", "inner_losses")
         )
 
-    def _shared_origin_gradient(self, data, training):
+    def _shared_origin_gradient(self, data, training, reverse: bool = False):
         """∇z0 L_inner(x, F(z0)) per example, F linearised once at a single origin (eq. 8).
 
         With y0 = F(0) the same for every example, the gradient for example
         i is J^T r_i, J the Jacobian of F at 0 and r_i = ∂L_inner(x_i, y)/∂y
         at y0: one matrix product (batch, D) x (D, latent_dim) once J is
-        known, instead of a forward and a backward pass of the whole batch at
+        known (forward mode), or, with `reverse`, J^T applied to the r_i
+        through the transposed linearisation (`linearize_decoder_transpose`),
+        instead of a forward and a backward pass of the whole batch at
         the origin. Every op is recorded by an enclosing outer tape, so the
         outer loss is differentiated through it as usual (eq. 8).
         Returns the gradients (batch, latent_dim) and the per-example inner losses.
         """
         origin = tf.zeros((1, self.latent_dim), dtype=self.latent_dtype)
         batch_size = tf.shape(data)[0]
-        if self._frozen_origin is not None and not training:
+        transpose = None
+        if reverse:
+            single, transpose = self.linearize_decoder_transpose(origin, training=training)
+        elif self._frozen_origin is not None and not training:
             single, jacobian = self._frozen_origin
             deviation_jacobian = jacobian
         else:
@@ -347,6 +425,8 @@ class GradientOriginModel(LatentModel):
             output_gradients = loss_tape.gradient(total, outputs)
         if self.inner_batch_reduction == "mean":
             output_gradients = output_gradients / tf.cast(batch_size, output_gradients.dtype)
+        if transpose is not None:
+            return transpose(output_gradients), per_example
         output_gradients = tf.reshape(output_gradients, (batch_size, -1))
 
         def times(rows, jacobian):

@@ -113,9 +113,10 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         """Per-example -ELBO terms of a batch, with one z ~ q(z|x) (also at evaluation)."""
         mean, log_variance = self.posterior(data, training=training)
         latents = self.reparameterization([mean, log_variance], training=training, sample=True)
-        outputs = self.decoder(latents, training=training)  # with the log-scale, if any
-        terms = self.elbo_losses(data if target is None else target, outputs, mean, log_variance)
-        return {**terms, "latents": latents, "predictions": self.output_images(outputs),
+        outputs = self.likelihood_outputs(latents, training=training)  # logits or log-scale
+        terms = self.elbo_losses(data if target is None else target, outputs, mean, log_variance,
+                                 logits=self.likelihood_takes_logits)
+        return {**terms, "latents": latents, "predictions": self.likelihood_images(outputs),
                 "targets": data if target is None else target}
 
     def compute_terms(self, data, training=False) -> dict:

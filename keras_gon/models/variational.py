@@ -72,6 +72,24 @@ class VariationalMixin:
         """Sets β, the weight of the KL term in the training loss (not in bits_per_dim)."""
         self.kl_weight_variable.assign(check_kl_weight(value))
 
+    @property
+    def likelihood_takes_logits(self) -> bool:
+        """Whether the likelihood is evaluated on the decoder's logits (the Bernoulli ones,
+        `keras_gon.losses.LOGIT_LIKELIHOODS`): the sigmoid fused into the cross-entropy."""
+        return self.likelihood in gon_losses.LOGIT_LIKELIHOODS
+
+    def likelihood_outputs(self, latents, training=False, **options):
+        """`decoder(latents)` as `elbo_losses` takes it: the logits where the likelihood
+        takes them (`likelihood_takes_logits`), else the decoder's output."""
+        return self.decoder(latents, training=training, logits=self.likelihood_takes_logits,
+                            **options)
+
+    def likelihood_images(self, outputs):
+        """Images in [0, 1] from `likelihood_outputs`."""
+        if self.likelihood_takes_logits:
+            outputs = self.decoder.output_activation(outputs)
+        return self.output_images(outputs)
+
     def output_images(self, outputs):
         """Images in [0, 1] from the decoder's output: the location (clipped to [0, 1] for
         the discretised logistic, whose location is unbounded), without the log-scale."""
@@ -80,8 +98,9 @@ class VariationalMixin:
             images = tf.clip_by_value(images, 0.0, 1.0)
         return images
 
-    def elbo_losses(self, data, reconstruction, mean, log_variance) -> dict:
-        """Per-example negative ELBO terms of `reconstruction` = decoder(z), z ~ N(mean, σ²)."""
+    def elbo_losses(self, data, reconstruction, mean, log_variance, logits: bool = False) -> dict:
+        """Per-example negative ELBO terms of `reconstruction` = decoder(z), z ~ N(mean, σ²)
+        (the decoder's logits with `logits`, see `likelihood_outputs`)."""
         return gon_losses.negative_elbo(
             data,
             reconstruction,
@@ -90,6 +109,7 @@ class VariationalMixin:
             likelihood=self.likelihood,
             likelihood_stddev=self.likelihood_stddev,
             kl_weight=self.kl_weight_variable,
+            logits=logits,
         )
 
     def sample(self, n: int, seed: int | None = None):

@@ -115,12 +115,18 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
             self.decoder.build((None, self.latent_dim))
         self.built = True
 
-    def decode_with_posterior(self, latents, training=False, inner_pass=False, sample=None):
-        """(F(latents), μ, log σ²): the decoded sample z' of N(μ, σ²) and the posterior."""
+    def decode_with_posterior(self, latents, training=False, inner_pass=False, sample=None,
+                              logits: bool = False):
+        """(F(latents), μ, log σ²): the decoded sample z' of N(μ, σ²) and the posterior;
+        with `logits`, F as the likelihood takes it (`likelihood_outputs`)."""
         mean = self.mean_dense(latents)
         log_variance = self.log_variance_dense(latents)
         z = self.reparameterization([mean, log_variance], training=training, sample=sample)
-        return self.decoder(z, training=training, inner_pass=inner_pass), mean, log_variance
+        if logits:
+            outputs = self.likelihood_outputs(z, training=training, inner_pass=inner_pass)
+        else:
+            outputs = self.decoder(z, training=training, inner_pass=inner_pass)
+        return outputs, mean, log_variance
 
     def decode_latents(self, latents, training=False, inner_pass=False):
         """Images F(latents) in [0, 1] (the likelihood's location)."""
@@ -129,10 +135,12 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
 
     def inner_losses(self, data, latents, training=False):
         """-ELBO(x; F(z)) - log N(z; 0, 2I) per example: z = -∇ of this at z0 (eq. 9)."""
+        logits = self.likelihood_takes_logits
         reconstruction, mean, log_variance = self.decode_with_posterior(
-            latents, training=training, inner_pass=True
+            latents, training=training, inner_pass=True, logits=logits
         )
-        negative_elbo = self.elbo_losses(data, reconstruction, mean, log_variance)["loss"]
+        negative_elbo = self.elbo_losses(data, reconstruction, mean, log_variance,
+                                         logits=logits)["loss"]
         prior = gon_losses.gaussian_negative_log_density(latents, ORIGIN_PRIOR_VARIANCE)
         return negative_elbo + keras.ops.cast(prior, negative_elbo.dtype)
 
@@ -142,11 +150,12 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
 
     def outer_terms(self, data, latents, training=False) -> dict:
         """Per-example -ELBO terms at z (eq. 10); z' ~ q at evaluation too (Monte Carlo)."""
+        logits = self.likelihood_takes_logits
         reconstruction, mean, log_variance = self.decode_with_posterior(
-            latents, training=training, inner_pass=False, sample=True
+            latents, training=training, inner_pass=False, sample=True, logits=logits
         )
-        terms = self.elbo_losses(data, reconstruction, mean, log_variance)
-        return {**terms, "reconstructions": self.output_images(reconstruction)}
+        terms = self.elbo_losses(data, reconstruction, mean, log_variance, logits=logits)
+        return {**terms, "reconstructions": self.likelihood_images(reconstruction)}
 
     def get_config(self):
         config = super().get_config()

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_gon.layers import BatchNormalization
 
@@ -47,3 +48,20 @@ def test_config_round_trip():
     layer = BatchNormalization(momentum=0.8, epsilon=1e-4, center=False)
     clone = BatchNormalization.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+
+
+def test_transposed_linearization_scales_cotangents_as_moving_statistics_do():
+    layer = BatchNormalization()
+    layer.build((None, 2, 2, 3))
+    layer.moving_mean.assign([0.2, -0.1, 0.0])
+    layer.moving_variance.assign([0.5, 2.0, 1.5])
+    layer.gamma.assign([1.5, -0.5, 2.0])
+    x = tf.random.normal((1, 2, 2, 3))
+    cotangents = tf.random.normal((4, 2, 2, 3))
+    outputs, transpose = layer.linearize_transpose(x)
+    np.testing.assert_allclose(outputs, layer(x, training=False), rtol=1e-6)
+    copies = tf.repeat(x, 4, axis=0)
+    with tf.GradientTape() as tape:
+        tape.watch(copies)
+        total = tf.reduce_sum(cotangents * layer(copies, training=False))
+    np.testing.assert_allclose(transpose(cotangents), tape.gradient(total, copies), rtol=1e-5)

@@ -53,6 +53,46 @@ def test_linearized_decoder_is_its_forward_pass_and_jacobian(float64):
         decoder.linearize(tf.zeros((1, 3)), training=True)
 
 
+@pytest.mark.parametrize("options", [
+    {"normalization": "layer"}, {"normalization": "group"}, {"normalization": "none"},
+    {"normalization": "batch", "training": False}, {"normalization": "batch_frozen_origin"},
+    {"activation": "gelu"}, {"output_log_scale": True}, {"latent_map_size": 4, "latent_dim": 32},
+], ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items()))
+def test_transposed_linearization_is_the_backward_pass_of_the_batch(float64, options):
+    """ConvDecoder.linearize_transpose: F at one latent, and Jᵀ c for a batch of cotangents
+    equal to tf's gradient of Σ c·F over the batch of copies of that latent."""
+    options = {"image_shape": (16, 16, 2), "latent_dim": 3, "width": 4, "activation": "selu",
+               **options}
+    training = options.pop("training", True)
+    keras.utils.set_random_seed(1)
+    decoder = keras_gon.layers.ConvDecoder(**options)
+    dim = options["latent_dim"]
+    decoder.build((None, dim))
+    for variable in decoder.weights:  # a generic point: non-trivial scales, offsets, statistics
+        variable.assign(variable + 0.3 * np.random.default_rng(2).uniform(0.1, 1.0, variable.shape))
+    rng = np.random.default_rng(3)
+    latent = tf.constant(0.5 * rng.normal(size=(1, dim)), tf.float64)
+    outputs, transpose = decoder.linearize_transpose(latent, training=training, inner_pass=True)
+    np.testing.assert_allclose(outputs, decoder(latent, training=training, inner_pass=True),
+                               rtol=1e-12)
+    cotangents = tf.constant(rng.normal(size=(5, *outputs.shape[1:])), tf.float64)
+    copies = tf.repeat(latent, 5, axis=0)
+    with tf.GradientTape() as tape:
+        tape.watch(copies)
+        total = tf.reduce_sum(cotangents * decoder(copies, training=training, inner_pass=True))
+    expected = tape.gradient(total, copies)
+    products = transpose(cotangents)
+    assert products.shape == (5, dim)
+    np.testing.assert_allclose(products, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_transposed_linearization_refuses_batch_statistics():
+    decoder = keras_gon.layers.ConvDecoder(image_shape=(8, 8, 1), latent_dim=3, width=4,
+                                           normalization="batch")
+    with pytest.raises(ValueError, match="couples the examples"):
+        decoder.linearize_transpose(tf.zeros((1, 3)), training=True)
+
+
 # --- spatial latents (the paper's fig. 10a) ----------------------------------------
 
 

@@ -81,3 +81,23 @@ def test_layer_without_scale_or_offset_has_no_weights_and_normalizes(mnist32):
     assert layer.weights == []
     np.testing.assert_allclose(tf.math.reduce_std(tf.reshape(y, (2, -1)), axis=1), 1.0, rtol=1e-3)
     assert np.isfinite(tape.gradient(loss, x).numpy()).all()
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_transposed_linearization_is_the_vector_jacobian_product(float64, groups):
+    """GroupNormalization.linearize_transpose against tf's gradient at one example."""
+    rng = np.random.default_rng(0)
+    layer = GroupNormalization(groups=groups)
+    layer.build((None, 4, 4, 4))
+    layer.gamma.assign(rng.normal(1.0, 0.3, 4))
+    layer.beta.assign(rng.normal(0.0, 0.3, 4))
+    x = tf.constant(rng.normal(size=(1, 4, 4, 4)), tf.float64)
+    cotangents = tf.constant(rng.normal(size=(3, 4, 4, 4)), tf.float64)
+    outputs, transpose = layer.linearize_transpose(x)
+    np.testing.assert_allclose(outputs, layer(x), rtol=1e-12)
+    copies = tf.repeat(x, 3, axis=0)
+    with tf.GradientTape() as tape:
+        tape.watch(copies)
+        total = tf.reduce_sum(cotangents * layer(copies))
+    np.testing.assert_allclose(transpose(cotangents), tape.gradient(total, copies),
+                               rtol=1e-10, atol=1e-12)

@@ -179,6 +179,44 @@ def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(flo
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"normalization": "group"},
+        {"normalization": "none"},
+        {"normalization": "batch_frozen_origin"},
+        {"activation": "selu"},
+        {"activation": "gelu"},
+        {"num_steps": 3, "step_size": 0.1},
+        {"inner_batch_reduction": "mean"},
+        {"inner_loss": "bce"},
+        {"inner_loss": "mse", "add_origin": False},
+    ],
+    ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items()) or "default",
+)
+def test_reverse_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(
+        float64, mnist10k, options):
+    model = _tiny_model(options.pop("normalization", "layer"), share_origin="reverse", **options)
+    assert model.origin_method(True, batch_size=8) == "reverse"
+    x = digits16(mnist10k, count=8)
+    reverse = origin_step(model, x, True, share_origin="reverse")
+    batched = origin_step(model, x, True, share_origin=False)
+    assert np.abs(reverse[0]).max() > 1e-3
+    np.testing.assert_allclose(reverse[0], batched[0], rtol=1e-10,
+                               atol=1e-10 * np.abs(batched[0]).max())
+    np.testing.assert_allclose(reverse[1], batched[1], rtol=1e-10)
+    for a, b in zip(reverse[2], batched[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
+
+
+def test_reverse_shared_origin_gradient_matches_finite_differences(float64, mnist10k):
+    model = _tiny_model("layer", share_origin="reverse")
+    assert model.origin_method(True, batch_size=8) == "reverse"
+    error = finite_difference_error(model, digits16(mnist10k))
+    assert error < 1e-5, f"relative error {error:.2e}"
+
+
 def test_shared_origin_decodes_a_single_origin_unless_the_origin_differs_per_example(mnist32):
     passes = []
 
@@ -277,6 +315,63 @@ def test_auto_shares_the_origin_only_where_its_tangents_are_cheaper(mnist32):
     assert large.freeze_origin()  # one matrix product per request, whatever the latent size
     np.testing.assert_allclose(large.encode(mnist32[1][:3]), large.encode_latents(
         tf.constant(mnist32[1][:3])), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("value", ["auto", True, False, "reverse", np.bool_(True)])
+def test_share_origin_takes_its_choices_and_round_trips_them(value):
+    model = keras_gon.GON(latent_dim=8, width=2, share_origin=value)
+    assert model.share_origin == value and type(model.share_origin) in (str, bool)
+    config = model.get_config()
+    assert config["share_origin"] == value
+    assert keras_gon.GON.from_config(config).share_origin == model.share_origin
+
+
+@pytest.mark.parametrize("value", [None, 1, 0, "true", "forward", "batched", "Auto"])
+def test_share_origin_refuses_anything_else(value):
+    with pytest.raises(InputError, match="share_origin"):
+        keras_gon.GON(latent_dim=8, width=2, share_origin=value)
+
+
+def test_auto_takes_the_reverse_mode_beyond_one_tangent_per_example(mnist32):
+    """share_origin="auto" with examples independent at the origin: the forward mode while
+    its latent_dim tangents are at most FORWARD_ORIGIN_TANGENTS_PER_EXAMPLE per example,
+    the reverse mode beyond, never the batched origin; batch statistics have no reverse mode."""
+    from keras_gon.models.gradient_origin import FORWARD_ORIGIN_TANGENTS_PER_EXAMPLE as per_example
+
+    small, large = (keras_gon.GON(latent_dim=z, width=2) for z in (32, 256))
+    assert small.origin_method(True, batch_size=64) == "forward"
+    assert large.origin_method(True, batch_size=64) == "reverse"
+    assert large.origin_method(True) == "reverse"  # unknown batch: the reference 64
+    assert large.origin_method(True, batch_size=int(256 / per_example)) == "forward"
+    assert large.origin_method(False) == "reverse"  # inference: the reference batch
+    batch_norm = keras_gon.GON(latent_dim=256, width=2, normalization="batch")
+    assert batch_norm.origin_method(True, batch_size=64) == "batched"
+    assert batch_norm.origin_method(False) == "reverse"  # moving statistics at inference
+    frozen = keras_gon.GON(latent_dim=256, width=2, normalization="batch_frozen_origin")
+    assert frozen.origin_method(True, batch_size=64) == "reverse"
+    random_origin = keras_gon.GON(latent_dim=256, width=2, origin_stddev=0.1)
+    assert random_origin.origin_method(True, batch_size=64) == "batched"
+    assert keras_gon.GON(latent_dim=256, width=2, share_origin=False).origin_method(True) == "batched"
+    assert keras_gon.GON(latent_dim=8, width=2, share_origin="reverse").origin_method(
+        True, batch_size=64) == "reverse"
+    reverse_batch_norm = keras_gon.GON(latent_dim=8, width=2, normalization="batch",
+                                       share_origin="reverse")
+    assert reverse_batch_norm.origin_method(True, batch_size=64) == "batched"
+    # the option is saved and checked
+    clone = keras_gon.GON.from_config(keras_gon.GON(latent_dim=8, width=2,
+                                                    share_origin="reverse").get_config())
+    assert clone.share_origin == "reverse"
+    with pytest.raises(InputError, match="share_origin"):
+        keras_gon.GON(latent_dim=8, width=2, share_origin="sideways")
+    # every mode encodes the same latents
+    x = tf.constant(mnist32[1][:8])
+    chosen = large.origin_latents(x, training=True)[0]
+    for mode in (True, False):
+        forced = origin_step(large, x, True, share_origin=mode)
+        np.testing.assert_allclose(chosen, forced[0], rtol=1e-4,
+                                   atol=1e-4 * float(tf.reduce_max(tf.abs(chosen))))
+    np.testing.assert_allclose(large.encode(mnist32[1][:3]), chosen[:3], rtol=1e-4,
+                               atol=1e-4 * float(tf.reduce_max(tf.abs(chosen))))
 
 
 def test_shared_origin_turns_itself_off_when_a_subclass_changes_the_inner_pass(mnist32):
