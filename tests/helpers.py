@@ -8,12 +8,51 @@ import numpy as np
 
 from keras_gon.registry import MODEL_KINDS
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+"""The real data sets, beside the repository (see ../shared/data/README.md)."""
 MNIST10K = SHARED_DATA / "mnist10k.npz"
 NPZ = str(MNIST10K)
+"""mnist10k as the command line's `--data` argument."""
+MNIST_DIR = SHARED_DATA / "mnist"
 MNIST22K = SHARED_DATA / "mnist22k.npz"
 KIND_NAMES = tuple(MODEL_KINDS)
 TINY_BATCH = 16
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """Runs `keras-gon argv` in-process: `(exit status, stdout, stderr)`. An argparse
+    refusal (SystemExit) gives its exit code as the status."""
+    from keras_gon import cli
+
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as refusal:
+        status = refusal.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_error_line(status, err: str, fragment: str) -> str:
+    """Exit status 2, exactly one `keras-gon: error:` line in `err`, holding `fragment`,
+    and no traceback; returns the line."""
+    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
+    assert status == 2 and len(lines) == 1, (status, err[-3000:])
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in err, err[-3000:]
+    return lines[0]
+
+
+def train_run(tmp_path_factory, kind: str, *argv) -> Path:
+    """The folder of a finished `keras-gon train kind argv` run (a module's shared run)."""
+    from keras_gon import cli
+
+    out = tmp_path_factory.mktemp(kind)
+    assert cli.main(["train", kind, *[str(a) for a in argv], "--out", str(out)]) == 0
+    return out
 
 
 def load_mnist10k() -> dict:

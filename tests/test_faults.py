@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import NPZ, load_mnist10k, tiny_model
+from helpers import NPZ, assert_one_error_line, load_mnist10k, run_cli, tiny_model
 
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -29,21 +29,12 @@ def _files(*folders: Path) -> set:
 def _one_error_line(argv, capsys, fragment: str, *watched: Path) -> str:
     """Runs `keras-gon argv`; asserts one error line holding `fragment`, status 2, nothing
     written in the current folder nor in `watched`. Returns the line."""
-    from keras_gon import cli
-
     folders = (Path.cwd(), *watched)
     before = _files(*folders)
-    try:
-        status = cli.main([str(a) for a in argv])
-    except SystemExit as exit:  # argparse's refusals
-        status = exit.code
-    err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
-    assert status == 2 and len(lines) == 1, err
-    assert fragment in lines[0], lines[0]
-    assert "Traceback" not in err
+    status, _, err = run_cli(argv, capsys)  # (argparse's refusals too)
+    line = assert_one_error_line(status, err, fragment)
     assert _files(*folders) == before, sorted(map(str, _files(*folders) - before))
-    return lines[0]
+    return line
 
 
 @pytest.fixture()
