@@ -20,6 +20,20 @@ KIND_NAMES = tuple(MODEL_KINDS)
 TINY_BATCH = 16
 
 
+def input_error(fn, *args, **kwargs) -> str:
+    """Calls `fn(*args, **kwargs)`, expects a `keras_gon.InputError` with a one-line message
+    and returns the message."""
+    import pytest
+
+    from keras_gon.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        fn(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
+
+
 # --- the command line -------------------------------------------------------------------
 
 
