@@ -224,15 +224,101 @@ def is_image_name(name: str) -> bool:
 def train_on_folder(model, folder, steps: int, lr: float = 1e-3, **load_options):
     """Trains `model` for `steps` Adam steps on an image folder (`load_image_folder`);
     returns its held-out figures `(before, after)` training, and the test pipeline."""
-    import keras
-
     from keras_gon.data import load_image_folder
 
     train, test, _ = load_image_folder(folder, verbose=False, seed=0, **load_options)
-    model.compile(optimizer=keras.optimizers.Adam(lr))
-    before = model.evaluate(test, verbose=0, return_dict=True)
-    model.fit(train.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)
-    return before, model.evaluate(test, verbose=0, return_dict=True), test
+    result = fit_adam(model, train.repeat(), test, lr=lr, before=True, steps_per_epoch=steps)
+    return result["before"], result["held_out"], test
+
+
+def fit_adam(model, train, test, *, lr: float = 1e-3, epsilon: float = 1e-7, jit_compile=None,
+             before: bool = False, validate: bool = False, **fit_options) -> dict:
+    """Compiles `model` with Adam(lr, epsilon), fits it on the `train` pipeline (one epoch
+    unless `fit_options` say otherwise; validating on `test` with `validate`) and evaluates it
+    on `test`: {"held_out": figures, "history": fit's, "before": figures untrained (`before`)}."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(lr, epsilon=epsilon), jit_compile=jit_compile)
+    result = {}
+    if before:
+        result["before"] = model.evaluate(test, verbose=0, return_dict=True)
+    fit_options.setdefault("epochs", 1)
+    history = model.fit(train, validation_data=test if validate else None, verbose=0,
+                        **fit_options)
+    result["history"] = history.history
+    result["held_out"] = model.evaluate(test, verbose=0, return_dict=True)
+    return result
+
+
+def autoencoder_after_steps(model_class, mnist32, make_batches, steps: int, **options):
+    """`(model, held-out figures)`: a seeded `model_class(latent_dim=8, width=4, seed=0,
+    **options)` after `steps` Adam 1e-3 steps of 64 training digits (`fit_adam`)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = model_class(latent_dim=8, width=4, seed=0, **options)
+    result = fit_adam(model, make_batches(mnist32[0][: steps * 64], 64, shuffle=True),
+                      make_batches(mnist32[1], 500, shuffle=False))
+    return model, result["held_out"]
+
+
+def held_out_loss_before_and_after(model, mnist32, steps: int) -> tuple[float, float]:
+    """`model`'s held-out loss on 500 digits (batches of 250) before and after `steps` Adam
+    1e-3 steps of 64 training digits."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    held_out = mnist32[1][:500]
+    before = model.evaluate(held_out, batch_size=250, verbose=0, return_dict=True)["loss"]
+    model.fit(mnist32[0][: steps * 64], batch_size=64, epochs=1, verbose=0)
+    after = model.evaluate(held_out, batch_size=250, verbose=0, return_dict=True)["loss"]
+    return before, after
+
+
+def xla_and_eager_figures(build, x) -> list[dict]:
+    """`[with XLA, without]`: the held-out figures of `build()` on `x` (one batch), then
+    "train_loss", the loss of one Adam 1e-4 step on it; `build` seeds its model."""
+    import keras
+
+    results = []
+    for jit in (True, False):
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit)
+        results.append(model.evaluate(x, batch_size=len(x), verbose=0, return_dict=True))
+        results[-1]["train_loss"] = model.train_on_batch(x, return_dict=True)["loss"]
+    return results
+
+
+# --- saving ------------------------------------------------------------------------------
+
+
+def save_and_load(model, path):
+    """Saves `model` at `path` and loads it back: the same class and config."""
+    import keras
+
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_config() == model.get_config()
+    return loaded
+
+
+def assert_same_outputs(model, loaded, x, sample: bool = False) -> None:
+    """`loaded` gives `model`'s latents and reconstructions of `x` to the bit (and its
+    seeded samples, with `sample`)."""
+    np.testing.assert_array_equal(loaded.encode(x).numpy(), model.encode(x).numpy())
+    np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+    if sample:
+        np.testing.assert_array_equal(loaded.sample(5, seed=3).numpy(),
+                                      model.sample(5, seed=3).numpy())
+
+
+def assert_same_training_state(model, loaded, variables: str = "weights") -> None:
+    """`loaded` has `model`'s `variables` (an attribute: weights, trainable_weights) to the
+    bit, and its optimizer's step count, after some training."""
+    for a, b in zip(getattr(model, variables), getattr(loaded, variables)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
 
 
 def digits16(mnist10k: dict, count: int = 8, dtype: str = "float64"):
