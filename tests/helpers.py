@@ -354,7 +354,10 @@ def outer_loss_and_gradient(model, x):
         def loss_and_gradient(x):
             with tf.GradientTape() as tape:
                 latents, _ = model.origin_latents(x, training=True)
-                loss = tf.reduce_mean(model.outer_losses(x, latents, training=True))
+                losses = model.outer_losses(x, latents, training=True)
+                if isinstance(losses, dict):  # the variational models' ELBO terms
+                    losses = losses["loss"]
+                loss = tf.reduce_mean(losses)
             return loss, tape.gradient(loss, model.trainable_variables)
 
         model._test_loss_and_gradient = tf.function(loss_and_gradient)
