@@ -292,19 +292,6 @@ def test_evaluate_prints_bits_per_dim_for_a_variational_model(in_tmp, capsys):
     assert "bits/dim" in capsys.readouterr().out
 
 
-def test_render_row_labels_fit_in_the_picture(tmp_path):
-    import matplotlib.image
-
-    from keras_gon.plotting import labelled_grid_size, save_labelled_grid, text_width
-
-    labels = ["held-out 28x28 (a long label)", "rendered 256x256"]
-    images = np.zeros((2, 1, 8, 8, 1), "float32")
-    save_labelled_grid(tmp_path / "grid.png", images, "title", row_labels=labels)
-    width, height = labelled_grid_size(2, 1, 8, 8, "title", labels)
-    assert matplotlib.image.imread(tmp_path / "grid.png").shape[:2] == (height, width)
-    assert width - 85 - 10 >= text_width(labels[0], 8)  # the label's room left of the grid
-
-
 def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
