@@ -55,7 +55,7 @@ def test_image_grid_places_each_image_in_its_tile_with_padding():
 def test_image_grid_clips_to_the_unit_interval_and_keeps_colour():
     images = np.array([[[[-0.5, 0.2, 1.7]]]], "float32")  # one 1x1 RGB image
     grid = image_grid(images, columns=1, padding=0)
-    np.testing.assert_array_equal(grid, [[[0.0, 0.2, 1.0]]])
+    np.testing.assert_array_equal(grid, np.array([[[0.0, 0.2, 1.0]]], "float32"))
 
 
 def test_nearest_upscale_repeats_each_pixel():
