@@ -211,7 +211,7 @@ def _export_process(base: Path):
     return subprocess.Popen(
         [sys.executable, str(HERE), "export", str(base)], stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path)},
     )
 
 
