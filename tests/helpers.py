@@ -134,6 +134,35 @@ def one_step(name: str, mnist10k: dict, strategy) -> dict:
             "loss": float(history["loss"][0]), "replicas": strategy.num_replicas_in_sync}
 
 
+def write_mirrored_results(out) -> None:
+    """Writes to the JSON file `out`, for each model kind, `one_step` on one device against
+    `one_step` under MirroredStrategy on 2 logical CPUs. Run in a fresh process (the logical
+    devices are set before TensorFlow initialises): see test_contract's mirrored_results."""
+    import json
+
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    mnist10k = load_mnist10k()
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    results = {}
+    for name in KIND_NAMES:
+        single = one_step(name, mnist10k, tf.distribute.get_strategy())
+        replicated = one_step(name, mnist10k, mirrored)
+        results[name] = {
+            "replicas": replicated["replicas"],
+            "loss": single["loss"],
+            "loss_difference": abs(single["loss"] - replicated["loss"]),
+            "update": max(float(np.max(np.abs(a - b)))
+                          for a, b in zip(single["after"], single["before"])),
+            "max_weight_difference": max(float(np.max(np.abs(a - b)))
+                                         for a, b in zip(single["after"], replicated["after"])),
+        }
+        print(name, results[name], flush=True)
+    Path(out).write_text(json.dumps(results))
+
+
 def origin_step(model, x, training: bool, share_origin: bool):
     """Latents, inner losses, outer gradients and the non-trainable state after one traced
     step of a GradientOriginModel with `share_origin`; its state and option restored."""
