@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-MNIST10K = SHARED_DATA / "mnist10k.npz"
+from helpers import MNIST10K, load_mnist10k
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
@@ -28,8 +25,7 @@ def mnist10k():
     """The real mnist10k split: dict of uint8 x_train (8000) / x_test (2000) and labels."""
     if not MNIST10K.exists():
         pytest.fail(f"real data missing: {MNIST10K} (see ../shared/data/README.md)")
-    with np.load(MNIST10K) as data:
-        return {key: data[key] for key in data.files}
+    return load_mnist10k()
 
 
 @pytest.fixture(scope="session")

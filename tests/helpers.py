@@ -8,12 +8,65 @@ import numpy as np
 
 from keras_gon.registry import MODEL_KINDS
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+"""The real data sets, beside the repository (see ../shared/data/README.md)."""
 MNIST10K = SHARED_DATA / "mnist10k.npz"
 NPZ = str(MNIST10K)
+"""mnist10k as the command line's `--data` argument."""
+MNIST_DIR = SHARED_DATA / "mnist"
 MNIST22K = SHARED_DATA / "mnist22k.npz"
 KIND_NAMES = tuple(MODEL_KINDS)
 TINY_BATCH = 16
+
+
+def input_error(fn, *args, **kwargs) -> str:
+    """Calls `fn(*args, **kwargs)`, expects a `keras_gon.InputError` with a one-line message
+    and returns the message."""
+    import pytest
+
+    from keras_gon.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        fn(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """Runs `keras-gon argv` in-process: `(exit status, stdout, stderr)`. An argparse
+    refusal (SystemExit) gives its exit code as the status."""
+    from keras_gon import cli
+
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as refusal:
+        status = refusal.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_error_line(status, err: str, fragment: str) -> str:
+    """Exit status 2, exactly one `keras-gon: error:` line in `err`, holding `fragment`,
+    and no traceback; returns the line."""
+    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
+    assert status == 2 and len(lines) == 1, (status, err[-3000:])
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in err, err[-3000:]
+    return lines[0]
+
+
+def train_run(tmp_path_factory, kind: str, *argv) -> Path:
+    """The folder of a finished `keras-gon train kind argv` run (a module's shared run)."""
+    from keras_gon import cli
+
+    out = tmp_path_factory.mktemp(kind)
+    assert cli.main(["train", kind, *[str(a) for a in argv], "--out", str(out)]) == 0
+    return out
 
 
 def load_mnist10k() -> dict:
@@ -79,6 +132,35 @@ def one_step(name: str, mnist10k: dict, strategy) -> dict:
     history = model.fit(dataset, epochs=1, verbose=0).history
     return {"before": before, "after": [np.array(w) for w in model.get_weights()],
             "loss": float(history["loss"][0]), "replicas": strategy.num_replicas_in_sync}
+
+
+def write_mirrored_results(out) -> None:
+    """Writes to the JSON file `out`, for each model kind, `one_step` on one device against
+    `one_step` under MirroredStrategy on 2 logical CPUs. Run in a fresh process (the logical
+    devices are set before TensorFlow initialises): see test_contract's mirrored_results."""
+    import json
+
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    mnist10k = load_mnist10k()
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    results = {}
+    for name in KIND_NAMES:
+        single = one_step(name, mnist10k, tf.distribute.get_strategy())
+        replicated = one_step(name, mnist10k, mirrored)
+        results[name] = {
+            "replicas": replicated["replicas"],
+            "loss": single["loss"],
+            "loss_difference": abs(single["loss"] - replicated["loss"]),
+            "update": max(float(np.max(np.abs(a - b)))
+                          for a, b in zip(single["after"], single["before"])),
+            "max_weight_difference": max(float(np.max(np.abs(a - b)))
+                                         for a, b in zip(single["after"], replicated["after"])),
+        }
+        print(name, results[name], flush=True)
+    Path(out).write_text(json.dumps(results))
 
 
 def origin_step(model, x, training: bool, share_origin: bool | str):
@@ -171,15 +253,101 @@ def is_image_name(name: str) -> bool:
 def train_on_folder(model, folder, steps: int, lr: float = 1e-3, **load_options):
     """Trains `model` for `steps` Adam steps on an image folder (`load_image_folder`);
     returns its held-out figures `(before, after)` training, and the test pipeline."""
-    import keras
-
     from keras_gon.data import load_image_folder
 
     train, test, _ = load_image_folder(folder, verbose=False, seed=0, **load_options)
-    model.compile(optimizer=keras.optimizers.Adam(lr))
-    before = model.evaluate(test, verbose=0, return_dict=True)
-    model.fit(train.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)
-    return before, model.evaluate(test, verbose=0, return_dict=True), test
+    result = fit_adam(model, train.repeat(), test, lr=lr, before=True, steps_per_epoch=steps)
+    return result["before"], result["held_out"], test
+
+
+def fit_adam(model, train, test, *, lr: float = 1e-3, epsilon: float = 1e-7, jit_compile=None,
+             before: bool = False, validate: bool = False, **fit_options) -> dict:
+    """Compiles `model` with Adam(lr, epsilon), fits it on the `train` pipeline (one epoch
+    unless `fit_options` say otherwise; validating on `test` with `validate`) and evaluates it
+    on `test`: {"held_out": figures, "history": fit's, "before": figures untrained (`before`)}."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(lr, epsilon=epsilon), jit_compile=jit_compile)
+    result = {}
+    if before:
+        result["before"] = model.evaluate(test, verbose=0, return_dict=True)
+    fit_options.setdefault("epochs", 1)
+    history = model.fit(train, validation_data=test if validate else None, verbose=0,
+                        **fit_options)
+    result["history"] = history.history
+    result["held_out"] = model.evaluate(test, verbose=0, return_dict=True)
+    return result
+
+
+def autoencoder_after_steps(model_class, mnist32, make_batches, steps: int, **options):
+    """`(model, held-out figures)`: a seeded `model_class(latent_dim=8, width=4, seed=0,
+    **options)` after `steps` Adam 1e-3 steps of 64 training digits (`fit_adam`)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = model_class(latent_dim=8, width=4, seed=0, **options)
+    result = fit_adam(model, make_batches(mnist32[0][: steps * 64], 64, shuffle=True),
+                      make_batches(mnist32[1], 500, shuffle=False))
+    return model, result["held_out"]
+
+
+def held_out_loss_before_and_after(model, mnist32, steps: int) -> tuple[float, float]:
+    """`model`'s held-out loss on 500 digits (batches of 250) before and after `steps` Adam
+    1e-3 steps of 64 training digits."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    held_out = mnist32[1][:500]
+    before = model.evaluate(held_out, batch_size=250, verbose=0, return_dict=True)["loss"]
+    model.fit(mnist32[0][: steps * 64], batch_size=64, epochs=1, verbose=0)
+    after = model.evaluate(held_out, batch_size=250, verbose=0, return_dict=True)["loss"]
+    return before, after
+
+
+def xla_and_eager_figures(build, x) -> list[dict]:
+    """`[with XLA, without]`: the held-out figures of `build()` on `x` (one batch), then
+    "train_loss", the loss of one Adam 1e-4 step on it; `build` seeds its model."""
+    import keras
+
+    results = []
+    for jit in (True, False):
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit)
+        results.append(model.evaluate(x, batch_size=len(x), verbose=0, return_dict=True))
+        results[-1]["train_loss"] = model.train_on_batch(x, return_dict=True)["loss"]
+    return results
+
+
+# --- saving ------------------------------------------------------------------------------
+
+
+def save_and_load(model, path):
+    """Saves `model` at `path` and loads it back: the same class and config."""
+    import keras
+
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_config() == model.get_config()
+    return loaded
+
+
+def assert_same_outputs(model, loaded, x, sample: bool = False) -> None:
+    """`loaded` gives `model`'s latents and reconstructions of `x` to the bit (and its
+    seeded samples, with `sample`)."""
+    np.testing.assert_array_equal(loaded.encode(x).numpy(), model.encode(x).numpy())
+    np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+    if sample:
+        np.testing.assert_array_equal(loaded.sample(5, seed=3).numpy(),
+                                      model.sample(5, seed=3).numpy())
+
+
+def assert_same_training_state(model, loaded, variables: str = "weights") -> None:
+    """`loaded` has `model`'s `variables` (an attribute: weights, trainable_weights) to the
+    bit, and its optimizer's step count, after some training."""
+    for a, b in zip(getattr(model, variables), getattr(loaded, variables)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
 
 
 def digits16(mnist10k: dict, count: int = 8, dtype: str = "float64"):
@@ -215,7 +383,10 @@ def outer_loss_and_gradient(model, x):
         def loss_and_gradient(x):
             with tf.GradientTape() as tape:
                 latents, _ = model.origin_latents(x, training=True)
-                loss = tf.reduce_mean(model.outer_losses(x, latents, training=True))
+                losses = model.outer_losses(x, latents, training=True)
+                if isinstance(losses, dict):  # the variational models' ELBO terms
+                    losses = losses["loss"]
+                loss = tf.reduce_mean(losses)
             return loss, tape.gradient(loss, model.trainable_variables)
 
         model._test_loss_and_gradient = tf.function(loss_and_gradient)

@@ -39,13 +39,15 @@ def _kill_during_weights_write(model):
     model.save_weights = half_written
 
 
-def _loads(model, path) -> bool:
+def _load_error(model, path) -> Exception | None:
+    """None when `path`'s weights load into `model`, else the error it raised (the caller
+    asserts which: a missing file must not pass for a corrupt one)."""
     model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(str(path))
-    except Exception:
-        return False
-    return True
+    except Exception as error:  # noqa: BLE001 (returned, and checked by the caller)
+        return error
+    return None
 
 
 def _stock(directory):
@@ -72,18 +74,21 @@ def test_kill_during_a_write_keeps_the_last_checkpoint_and_resume_restores_it(tm
     with pytest.raises(Killed):
         model.fit(images, epochs=3, callbacks=[AtomicBackupAndRestore(backup_dir, {"run": "a"})], verbose=0)
     assert json.loads((backup_dir / "state.json").read_text())["epoch"] == 2
-    assert _loads(_model(), backup_dir / "epoch-0002.weights.h5")
+    assert _load_error(_model(), backup_dir / "epoch-0002.weights.h5") is None
 
     # Keras's own BackupAndRestore writes in place: the same kill corrupts its only checkpoint.
     del model.save_weights
     model._initial_epoch = None  # set by the restore above; Keras never resets it
     keras_dir = tmp_path / "keras-backup"
     model.fit(images, epochs=1, callbacks=[_stock(keras_dir)], verbose=0)
-    assert _loads(_model(), keras_dir / "latest.weights.h5")
+    assert _load_error(_model(), keras_dir / "latest.weights.h5") is None
     _kill_during_weights_write(model)
     with pytest.raises(Killed):
         model.fit(images, epochs=2, callbacks=[_stock(keras_dir)], verbose=0)
-    assert not _loads(_model(), keras_dir / "latest.weights.h5")
+    corrupt = keras_dir / "latest.weights.h5"
+    assert corrupt.stat().st_size == 108  # the half-written file, in place of the checkpoint
+    error = _load_error(_model(), corrupt)
+    assert isinstance(error, OSError), repr(error)  # h5py cannot open it
 
     # A new process restores epoch 2: weights, Adam's state and step count; fit starts at epoch 3.
     resumed = _model()

@@ -13,32 +13,14 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from keras_gon import cli
+from helpers import NPZ, SHARED_DATA, assert_one_error_line, run_cli, train_run
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NPZ = str(SHARED_DATA / "mnist10k.npz")
 SMALL = ["--width", "4", "--latent-dim", "8", "--verbose", "0"]
-
-
-def _run(argv, capsys):
-    status = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def _assert_one_error_line(status, err, fragment):
-    assert status == 2
-    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
-    assert len(lines) == 1, err
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    status = cli.main(["train", "gon", "--data", NPZ, "--steps", "40", "--out", str(out), *SMALL])
-    assert status == 0
-    return out
+    return train_run(tmp_path_factory, "gon", "--data", NPZ, "--steps", "40", *SMALL)
 
 
 def test_train_writes_model_metrics_and_reconstructions(run_dir):
@@ -60,7 +42,7 @@ def test_train_writes_model_metrics_and_reconstructions(run_dir):
 
 
 def test_evaluate_reproduces_the_held_out_loss(run_dir, capsys):
-    status, out, _ = _run(["evaluate", run_dir, "--data", NPZ], capsys)
+    status, out, _ = run_cli(["evaluate", run_dir, "--data", NPZ], capsys)
     assert status == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     evaluation = metrics["evaluations"][-1]
@@ -69,7 +51,8 @@ def test_evaluate_reproduces_the_held_out_loss(run_dir, capsys):
 
 
 def test_train_on_offline_default_data_with_tensorboard(tmp_path, capsys):
-    status, out, _ = _run(["train", "gon", "--epochs", "1", "--out", tmp_path, "--tensorboard", *SMALL], capsys)
+    status, out, _ = run_cli(["train", "gon", "--epochs", "1", "--out", tmp_path,
+                              "--tensorboard", *SMALL], capsys)
     assert status == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["data"] == "mnist5k" and metrics["num_train"] == 4000
@@ -80,7 +63,7 @@ def test_train_on_offline_default_data_with_tensorboard(tmp_path, capsys):
 
 def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=256):
-        status, _, err = _run(
+        status, _, err = run_cli(
             ["train", "gon", "--data", "mnist", "--steps", "3", "--batch-size", "32",
              "--out", tmp_path, *SMALL], capsys)
     assert status == 0, err
@@ -88,8 +71,8 @@ def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
 
 
 def test_idx_directory_source(tmp_path, capsys):
-    status, _, err = _run(["train", "gon", "--data", SHARED_DATA / "mnist", "--steps", "2",
-                           "--out", tmp_path, *SMALL], capsys)
+    status, _, err = run_cli(["train", "gon", "--data", SHARED_DATA / "mnist", "--steps", "2",
+                              "--out", tmp_path, *SMALL], capsys)
     assert status == 0, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_train"] == 8000 and metrics["num_test"] == 2000
@@ -115,42 +98,42 @@ def _npz(path, x_train, x_test):
 )
 def test_bad_data_gives_one_error_line_and_status_2(tmp_path, capsys, make, fragment):
     source = make(tmp_path)
-    status, _, err = _run(["train", "gon", "--data", source, "--steps", "1",
-                           "--out", tmp_path / "run", *SMALL], capsys)
-    _assert_one_error_line(status, err, fragment)
+    status, _, err = run_cli(["train", "gon", "--data", source, "--steps", "1",
+                              "--out", tmp_path / "run", *SMALL], capsys)
+    assert_one_error_line(status, err, fragment)
     assert not (tmp_path / "run" / "model.keras").exists()
 
 
 def test_truncated_idx_directory(tmp_path, capsys):
     data = (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes()
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])
-    status, _, err = _run(["train", "gon", "--data", tmp_path, "--steps", "1",
-                           "--out", tmp_path / "run", *SMALL], capsys)
-    _assert_one_error_line(status, err, "t10k-images-idx3-ubyte.gz")
+    status, _, err = run_cli(["train", "gon", "--data", tmp_path, "--steps", "1",
+                              "--out", tmp_path / "run", *SMALL], capsys)
+    assert_one_error_line(status, err, "t10k-images-idx3-ubyte.gz")
 
 
 def test_evaluate_with_wrong_channel_count(run_dir, tmp_path, capsys):
     rgb = _npz(tmp_path / "rgb.npz", np.zeros((80, 32, 32, 3), "uint8"), np.zeros((10, 32, 32, 3), "uint8"))
-    status, _, err = _run(["evaluate", run_dir, "--data", rgb], capsys)
-    _assert_one_error_line(status, err, "3 channels")
+    status, _, err = run_cli(["evaluate", run_dir, "--data", rgb], capsys)
+    assert_one_error_line(status, err, "3 channels")
 
 
 def test_evaluate_missing_or_broken_run(tmp_path, capsys):
-    status, _, err = _run(["evaluate", tmp_path / "nope"], capsys)
-    _assert_one_error_line(status, err, "no such run folder")
+    status, _, err = run_cli(["evaluate", tmp_path / "nope"], capsys)
+    assert_one_error_line(status, err, "no such run folder")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "model.keras").write_bytes(b"not a zip")
-    status, _, err = _run(["evaluate", tmp_path / "broken", "--data", NPZ], capsys)
-    _assert_one_error_line(status, err, "cannot load")
+    status, _, err = run_cli(["evaluate", tmp_path / "broken", "--data", NPZ], capsys)
+    assert_one_error_line(status, err, "cannot load")
 
 
 def test_non_finite_loss_stops_cleanly_and_keeps_the_saved_model(run_dir, capsys):
     model_file = run_dir / "model.keras"
     before = hashlib.sha256(model_file.read_bytes()).hexdigest()
     files = sorted(p.name for p in run_dir.iterdir())
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
-                           "--out", run_dir, "--overwrite", *SMALL], capsys)
-    _assert_one_error_line(status, err, "nothing was saved")
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
+                              "--out", run_dir, "--overwrite", *SMALL], capsys)
+    assert_one_error_line(status, err, "nothing was saved")
     assert hashlib.sha256(model_file.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in run_dir.iterdir()) == files  # the finished run stays whole
 
@@ -194,14 +177,14 @@ def test_help_is_fast_lists_the_kinds_and_imports_no_tensorflow():
 
 
 def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys):
-    status, _, err = _run(["train", "ae", "--data", NPZ, "--steps", 2, "--encoder", "linear",
-                           "--out", tmp_path / "ae", *SMALL], capsys)
+    status, _, err = run_cli(["train", "ae", "--data", NPZ, "--steps", 2, "--encoder", "linear",
+                              "--out", tmp_path / "ae", *SMALL], capsys)
     assert status == 0, err
     metrics = json.loads((tmp_path / "ae" / "metrics.json").read_text())
     assert metrics["config"]["encoder"] == "linear"
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", 1, "--encoder", "linear",
-                           "--out", tmp_path / "gon", *SMALL], capsys)
-    _assert_one_error_line(status, err, "--encoder: only for the autoencoder baselines")
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 1, "--encoder", "linear",
+                              "--out", tmp_path / "gon", *SMALL], capsys)
+    assert_one_error_line(status, err, "--encoder: only for the autoencoder baselines")
     assert not (tmp_path / "gon").exists()
 
 
@@ -211,8 +194,8 @@ def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys
 def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder, tmp_path,
                                                                   capsys):
     out = tmp_path / "gon"
-    status, printed, _ = _run(["train", "gon", "--data", cifar10_folder, "--steps", "5",
-                               "--batch-size", "32", "--out", out, *SMALL], capsys)
+    status, printed, _ = run_cli(["train", "gon", "--data", cifar10_folder, "--steps", "5",
+                                  "--batch-size", "32", "--out", out, *SMALL], capsys)
     assert status == 0
     assert "found 300 training and 90 held-out images of 3 classes" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -220,36 +203,44 @@ def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder,
     assert metrics["split"] == "the train/ and test/ folders"
     assert metrics["class_names"] == ["airplane", "automobile", "bird"]
     out = tmp_path / "classifier"
-    status, printed, _ = _run(["train", "classifier", "--data", cifar10_folder, "--steps", "5",
-                               "--batch-size", "32", "--num-classes", "3", "--out", out,
-                               *SMALL], capsys)
+    status, printed, _ = run_cli(["train", "classifier", "--data", cifar10_folder, "--steps", "5",
+                                  "--batch-size", "32", "--num-classes", "3", "--out", out,
+                                  *SMALL], capsys)
     assert status == 0  # labels from the subfolders
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["config"]["num_classes"] == 3
-    assert (out / "reconstructions.png").is_file()
+    assert metrics["config"]["num_classes"] == 3 and (out / "reconstructions.png").is_file()
+    # the held-out accuracy counts right answers among all 90 test/ images, and the saved
+    # model's evaluation on them gives it again
+    right = metrics["test_accuracy"] * 90
+    assert right == pytest.approx(round(right), abs=1e-3), metrics["test_accuracy"]
+    status, _, err = run_cli(["evaluate", out, "--data", cifar10_folder], capsys)
+    assert status == 0, err
+    evaluation = json.loads((out / "metrics.json").read_text())["evaluations"][-1]
+    assert evaluation["num_test"] == 90
+    assert evaluation["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
 def test_vgon_on_a_flat_folder_at_64_samples_colour(celeba_folder, tmp_path, capsys):
     import matplotlib.image
 
     out = tmp_path / "vgon"
-    status, printed, _ = _run(["train", "vgon", "--data", celeba_folder, "--image-size", "64",
-                               "--steps", "3", "--batch-size", "32", "--out", out, *SMALL],
-                              capsys)
+    status, printed, _ = run_cli(["train", "vgon", "--data", celeba_folder, "--image-size", "64",
+                                  "--steps", "3", "--batch-size", "32", "--out", out, *SMALL],
+                                 capsys)
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_shape"] == [64, 64, 3] and metrics["class_names"] == []
     assert metrics["split"] == "a fraction 0.1 held out at random, seed 0"
     assert matplotlib.image.imread(out / "samples.png").shape[-1] in (3, 4)  # colour PNG
     sample_png = tmp_path / "faces.png"
-    status, _, _ = _run(["sample", out, "--n", "4", "--out", sample_png], capsys)
+    status, _, _ = run_cli(["sample", out, "--n", "4", "--out", sample_png], capsys)
     assert status == 0 and sample_png.is_file()
 
 
 def test_grey_folder_with_a_non_image_file_and_channels_option(coil20_folder, tmp_path, capsys):
     out = tmp_path / "coil"
-    status, printed, _ = _run(["train", "gon", "--data", coil20_folder, "--image-size", "32",
-                               "--channels", "3", "--steps", "2", "--out", out, *SMALL], capsys)
+    status, printed, _ = run_cli(["train", "gon", "--data", coil20_folder, "--image-size", "32",
+                                  "--channels", "3", "--steps", "2", "--out", out, *SMALL], capsys)
     assert status == 0
     assert "skipped 1 file not an image" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -259,26 +250,26 @@ def test_grey_folder_with_a_non_image_file_and_channels_option(coil20_folder, tm
 def test_channels_first_arrays_are_refused_with_how_to_transpose(tmp_path, capsys, mnist10k):
     path = tmp_path / "nchw.npz"
     np.savez(path, x_train=mnist10k["x_train"][:200, None], x_test=mnist10k["x_test"][:50, None])
-    status, _, err = _run(["train", "gon", "--data", path, "--steps", "1", "--out",
-                           tmp_path / "run", *SMALL], capsys)
-    _assert_one_error_line(status, err, "channels-first (N, C, H, W)")
+    status, _, err = run_cli(["train", "gon", "--data", path, "--steps", "1", "--out",
+                              tmp_path / "run", *SMALL], capsys)
+    assert_one_error_line(status, err, "channels-first (N, C, H, W)")
     assert "np.transpose(x, (0, 2, 3, 1))" in err
     assert not (tmp_path / "run").exists()
 
 
 def test_train_with_a_spatial_latent_and_refuse_it_elsewhere(tmp_path, capsys):
     small = ["--width", "4", "--latent-dim", "16", "--verbose", "0"]
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", 2, "--latent-map-size", 4,
-                           "--out", tmp_path / "gon", *small], capsys)
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 2, "--latent-map-size", 4,
+                              "--out", tmp_path / "gon", *small], capsys)
     assert status == 0, err
     metrics = json.loads((tmp_path / "gon" / "metrics.json").read_text())
     assert metrics["config"]["decoder"]["config"]["latent_map_size"] == 4
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", 1, "--latent-map-size", 4,
-                           "--out", tmp_path / "bad", *SMALL], capsys)
-    _assert_one_error_line(status, err, "latent_dim=8 is not divisible by latent_map_size²=16")
-    status, _, err = _run(["train", "igon", "--data", NPZ, "--steps", 1, "--latent-map-size", 4,
-                           "--out", tmp_path / "igon", *SMALL], capsys)
-    _assert_one_error_line(status, err, "--latent-map-size: only for models with the conv")
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 1, "--latent-map-size", 4,
+                              "--out", tmp_path / "bad", *SMALL], capsys)
+    assert_one_error_line(status, err, "latent_dim=8 is not divisible by latent_map_size²=16")
+    status, _, err = run_cli(["train", "igon", "--data", NPZ, "--steps", 1, "--latent-map-size", 4,
+                              "--out", tmp_path / "igon", *SMALL], capsys)
+    assert_one_error_line(status, err, "--latent-map-size: only for models with the conv")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "igon").exists()
 
 
@@ -288,21 +279,21 @@ def test_train_with_a_spatial_latent_and_refuse_it_elsewhere(tmp_path, capsys):
 def test_a_finished_run_is_refused_without_overwrite(run_dir, capsys):
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir()
                if p.is_file()}
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "2", "--out", run_dir,
-                           *SMALL], capsys)
-    _assert_one_error_line(status, err, "holds a finished run: give another --out, or "
-                           "--overwrite")
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "2", "--out", run_dir,
+                              *SMALL], capsys)
+    assert_one_error_line(status, err, "holds a finished run: give another --out, or "
+                          "--overwrite")
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir()
             if p.is_file()} == digests
 
 
 def test_overwrite_replaces_a_finished_run_whole(tmp_path, capsys):
     out = tmp_path / "run"
-    assert _run(["train", "vgon", "--data", NPZ, "--steps", "2", "--out", out, *SMALL],
-                capsys)[0] == 0
+    assert run_cli(["train", "vgon", "--data", NPZ, "--steps", "2", "--out", out, *SMALL],
+                   capsys)[0] == 0
     assert (out / "samples.png").is_file()
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "2", "--out", out,
-                           "--overwrite", *SMALL], capsys)
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "2", "--out", out,
+                              "--overwrite", *SMALL], capsys)
     assert status == 0, err
     assert json.loads((out / "metrics.json").read_text())["model"] == "gon"
     assert sorted(p.name for p in out.iterdir()) == [
@@ -315,7 +306,7 @@ def test_default_run_names_are_unique_within_a_second(tmp_path, capsys, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(time, "strftime", lambda *_: "20261204-120000")
     for _ in range(2):
-        assert _run(["train", "gon", "--data", NPZ, "--steps", "1", *SMALL], capsys)[0] == 0
+        assert run_cli(["train", "gon", "--data", NPZ, "--steps", "1", *SMALL], capsys)[0] == 0
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert runs == ["gon-20261204-120000", "gon-20261204-120000-2"]
     assert all((tmp_path / "runs" / name / "metrics.json").is_file() for name in runs)
@@ -323,9 +314,9 @@ def test_default_run_names_are_unique_within_a_second(tmp_path, capsys, monkeypa
 
 def test_a_failed_new_run_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "new" / "run"
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
-                           "--out", out, *SMALL], capsys)
-    _assert_one_error_line(status, err, "the loss became non-finite")
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
+                              "--out", out, *SMALL], capsys)
+    assert_one_error_line(status, err, "the loss became non-finite")
     assert not out.exists()
 
 
@@ -333,8 +324,8 @@ def test_a_collapsed_training_is_reported(tmp_path, capsys):
     """An absurd learning rate that saturates every output: one warning line saying what to
     change, and metrics.json says so."""
     out = tmp_path / "run"
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", "20", "--lr", "1e6",
-                           "--out", out, *SMALL], capsys)
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "20", "--lr", "1e6",
+                              "--out", out, *SMALL], capsys)
     assert status == 0
     warnings = [line for line in err.splitlines() if line.startswith("keras-gon: warning:")]
     assert len(warnings) == 1 and "collapsed to a constant output" in warnings[0]
@@ -343,7 +334,7 @@ def test_a_collapsed_training_is_reported(tmp_path, capsys):
 
 
 def test_preset_options_are_refused_by_name(tmp_path, capsys):
-    status, _, err = _run(["train", "gon", "--from-preset", "gon_mnist", "--latent-dim", "64",
-                           "--data", NPZ, "--steps", "1", "--out", tmp_path / "run"], capsys)
-    _assert_one_error_line(status, err, "--latent-dim: the preset gon_mnist fixes the model's")
+    status, _, err = run_cli(["train", "gon", "--from-preset", "gon_mnist", "--latent-dim", "64",
+                              "--data", NPZ, "--steps", "1", "--out", tmp_path / "run"], capsys)
+    assert_one_error_line(status, err, "--latent-dim: the preset gon_mnist fixes the model's")
     assert not (tmp_path / "run").exists()

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from keras_gon import cli
+from helpers import NPZ, assert_one_error_line, run_cli
 
-NPZ = str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist10k.npz")
 TINY = ["--data", NPZ, "--steps", "2", "--batch-size", "32", "--width", "4", "--latent-dim", "8",
         "--no-jit"]
-
-
-def _run(argv, capsys):
-    status = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.mark.parametrize(
@@ -28,8 +20,8 @@ def _run(argv, capsys):
     ],
 )
 def test_experiment_writes_a_table_and_a_plot(name, options, labels, tmp_path, capsys):
-    status, out, err = _run(["experiment", name, *TINY, "--seeds", "0", "1", *options,
-                             "--out", tmp_path], capsys)
+    status, out, err = run_cli(["experiment", name, *TINY, "--seeds", "0", "1", *options,
+                                "--out", tmp_path], capsys)
     assert status == 0, err
     table = (tmp_path / f"{name}.md").read_text()
     for label in labels:
@@ -40,8 +32,8 @@ def test_experiment_writes_a_table_and_a_plot(name, options, labels, tmp_path, c
 
 
 def test_table1_command(tmp_path, capsys):
-    status, _, err = _run(["experiment", "table1", *TINY, "--seeds", "0",
-                           "--glo-inference-steps", "2", "--out", tmp_path], capsys)
+    status, _, err = run_cli(["experiment", "table1", *TINY, "--seeds", "0",
+                              "--glo-inference-steps", "2", "--out", tmp_path], capsys)
     assert status == 0, err
     table = (tmp_path / "table1.md").read_text()
     for label in ("GON", "AE", "tied AE", "1-step detach", "10-step", "10-step detach", "GLO"):
@@ -59,10 +51,8 @@ def test_table1_command(tmp_path, capsys):
     ],
 )
 def test_bad_arguments_give_one_error_line(argv, fragment, tmp_path, capsys):
-    status, _, err = _run([*argv, "--data", NPZ, "--out", tmp_path], capsys)
-    assert status == 2
-    lines = [line for line in err.splitlines() if line.startswith("keras-gon: error:")]
-    assert len(lines) == 1 and fragment in lines[0], err
+    status, _, err = run_cli([*argv, "--data", NPZ, "--out", tmp_path], capsys)
+    assert_one_error_line(status, err, fragment)
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -71,20 +61,18 @@ def test_bad_arguments_give_one_error_line(argv, fragment, tmp_path, capsys):
     (["table1", "--data", NPZ, NPZ], "--data takes one source for `experiment table1`"),
 ])
 def test_experiment_data_arguments(argv, fragment, tmp_path, capsys):
-    status, _, err = _run(["experiment", *argv, "--out", tmp_path], capsys)
-    assert status == 2
-    lines = [line for line in err.splitlines() if line.startswith("keras-gon: error:")]
-    assert len(lines) == 1 and fragment in lines[0], err
+    status, _, err = run_cli(["experiment", *argv, "--out", tmp_path], capsys)
+    assert_one_error_line(status, err, fragment)
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("model", ["ae", "tied_ae"])
 def test_train_baseline(model, tmp_path, capsys):
-    status, _, err = _run(["train", model, "--data", NPZ, "--steps", "3", "--width", "4",
-                           "--latent-dim", "8", "--verbose", "0", "--no-jit", "--out", tmp_path],
-                          capsys)
+    status, _, err = run_cli(["train", model, "--data", NPZ, "--steps", "3", "--width", "4",
+                              "--latent-dim", "8", "--verbose", "0", "--no-jit", "--out", tmp_path],
+                             capsys)
     assert status == 0, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == model and (tmp_path / "model.keras").is_file()
-    status, _, err = _run(["evaluate", tmp_path], capsys)
+    status, _, err = run_cli(["evaluate", tmp_path], capsys)
     assert status == 0, err

@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import matplotlib.image
 import pytest
 
 from keras_gon import cli
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NPZ = str(SHARED_DATA / "mnist10k.npz")
+from helpers import NPZ, assert_one_error_line, run_cli, train_run
+
 SMALL = ["--hidden-units", "16", "--num-layers", "2", "--latent-dim", "8", "--verbose", "0"]
-
-
-def _run(argv, capsys):
-    status = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def _assert_one_error_line(status, err, fragment):
-    assert status == 2
-    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
-    assert len(lines) == 1, err
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("igon")
-    status = cli.main(
-        ["train", "igon", "--data", NPZ, "--steps", "30", "--lr", "1e-3", "--w0", "25",
-         "--coordinate-fraction", "0.5", "--out", str(out), *SMALL]
-    )
-    assert status == 0
-    return out
+    return train_run(tmp_path_factory, "igon", "--data", NPZ, "--steps", "30", "--lr", "1e-3",
+                     "--w0", "25", "--coordinate-fraction", "0.5", *SMALL)
 
 
 def test_train_igon_at_native_size_writes_model_metrics_and_pngs(run_dir):
@@ -57,25 +38,27 @@ def test_train_igon_at_native_size_writes_model_metrics_and_pngs(run_dir):
 
 def test_render_writes_full_resolution_pixels(run_dir, capsys, tmp_path):
     out = tmp_path / "render.png"
-    status, stdout, _ = _run(["render", run_dir, "--resolution", 64, "--count", 3, "--out", out], capsys)
+    status, stdout, _ = run_cli(["render", run_dir, "--resolution", 64, "--count", 3, "--out",
+                                 out], capsys)
     assert status == 0 and "64x64" in stdout
     # Originals (upscaled) above renders: 2 rows x 3 columns of 64x64 drawn pixel for pixel
     # (x2: tiles of at least 84 pixels), 1-pixel padding, plus a title and labels.
     image = matplotlib.image.imread(out)
     assert image.shape[0] >= 2 * 129 + 1 + 34 and image.shape[1] >= 3 * 129 + 1 + 80
-    status, _, _ = _run(["render", run_dir, "--resolution", 256, "--count", 2, "--samples"], capsys)
+    status, _, _ = run_cli(["render", run_dir, "--resolution", 256, "--count", 2, "--samples"],
+                           capsys)
     assert status == 0  # 256x256: drawn at full resolution
     image = matplotlib.image.imread(run_dir / "render.png")
     assert image.shape[0] >= 257 + 1 and image.shape[1] >= 2 * 257 + 1
 
 
 def test_interpolate_writes_rows_from_a_to_b(run_dir, capsys):
-    status, stdout, _ = _run(["interpolate", run_dir, "--pairs", 2, "--steps", 4], capsys)
+    status, stdout, _ = run_cli(["interpolate", run_dir, "--pairs", 2, "--steps", 4], capsys)
     assert status == 0 and "2 pairs" in stdout
     # Each row: original a, 4 decodings, original b (28x28 enlarged x3: legible at 100 %).
     image = matplotlib.image.imread(run_dir / "interpolation.png")
     assert image.shape[0] >= 2 * 85 + 1 + 52 and image.shape[1] >= 6 * 85 + 1 + 80
-    status, _, _ = _run(
+    status, _, _ = run_cli(
         ["interpolate", run_dir, "--pairs", 1, "--steps", 3, "--resolution", 56,
          "--out", run_dir / "big.png"], capsys,
     )
@@ -85,22 +68,22 @@ def test_interpolate_writes_rows_from_a_to_b(run_dir, capsys):
 
 
 def test_render_and_interpolate_refuse_bad_input_with_one_line(run_dir, capsys, tmp_path):
-    status, _, err = _run(["render", run_dir, "--resolution", 5000], capsys)
-    _assert_one_error_line(status, err, "resolution must be between 1 and 4096")
-    status, _, err = _run(["render", run_dir, "--out", tmp_path / "render.jpg"], capsys)
-    _assert_one_error_line(status, err, ".png")
-    status, _, err = _run(["interpolate", run_dir, "--steps", 1], capsys)
-    _assert_one_error_line(status, err, "--steps must be at least 2")
-    status, _, err = _run(["interpolate", tmp_path / "missing"], capsys)
-    _assert_one_error_line(status, err, "no such run folder")
+    status, _, err = run_cli(["render", run_dir, "--resolution", 5000], capsys)
+    assert_one_error_line(status, err, "resolution must be between 1 and 4096")
+    status, _, err = run_cli(["render", run_dir, "--out", tmp_path / "render.jpg"], capsys)
+    assert_one_error_line(status, err, ".png")
+    status, _, err = run_cli(["interpolate", run_dir, "--steps", 1], capsys)
+    assert_one_error_line(status, err, "--steps must be at least 2")
+    status, _, err = run_cli(["interpolate", tmp_path / "missing"], capsys)
+    assert_one_error_line(status, err, "no such run folder")
     # A run of a model without coordinates: say so.
     import keras_gon
 
     gon_dir = tmp_path / "gon"
     gon_dir.mkdir()
     keras_gon.GON(latent_dim=4, width=2).save(gon_dir / "model.keras")
-    status, _, err = _run(["render", gon_dir], capsys)
-    _assert_one_error_line(status, err, "needs an implicit GON")
+    status, _, err = run_cli(["render", gon_dir], capsys)
+    assert_one_error_line(status, err, "needs an implicit GON")
 
 
 @pytest.mark.parametrize(

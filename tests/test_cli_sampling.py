@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import keras
 import matplotlib.image
@@ -13,32 +12,16 @@ import pytest
 
 from keras_gon import cli
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NPZ = str(SHARED_DATA / "mnist10k.npz")
+from helpers import NPZ, assert_one_error_line, run_cli, train_run
+
 SMALL = ["--width", "4", "--latent-dim", "8", "--verbose", "0", "--no-jit"]  # XLA: tested elsewhere
 STEPS = 30
 
 
-def _run(argv, capsys):
-    status = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def _assert_one_error_line(status, err, fragment):
-    assert status == 2
-    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
-    assert len(lines) == 1, err
-    assert fragment in lines[0], lines[0]
-
-
 @pytest.fixture(scope="module")
 def vgon_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vgon")
-    status = cli.main(["train", "vgon", "--data", NPZ, "--steps", str(STEPS), "--out", str(out),
-                       "--kl-warmup-epochs", "1", *SMALL])
-    assert status == 0
-    return out
+    return train_run(tmp_path_factory, "vgon", "--data", NPZ, "--steps", STEPS,
+                     "--kl-warmup-epochs", "1", *SMALL)
 
 
 def test_train_vgon_writes_bits_per_dim_and_a_sample_grid(vgon_run):
@@ -65,8 +48,8 @@ def test_sample_subcommand_is_seeded(vgon_run, tmp_path, capsys):
     paths = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         paths[name] = tmp_path / f"{name}.png"
-        status, out, err = _run(["sample", vgon_run, "--n", 16, "--seed", seed, "--out",
-                                 paths[name]], capsys)
+        status, out, err = run_cli(["sample", vgon_run, "--n", 16, "--seed", seed, "--out",
+                                    paths[name]], capsys)
         assert status == 0, err
         assert str(paths[name]) in out
     a, b, c = (matplotlib.image.imread(paths[name]) for name in "abc")
@@ -76,9 +59,9 @@ def test_sample_subcommand_is_seeded(vgon_run, tmp_path, capsys):
 
 
 def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
-    status, _, err = _run(["train", "vae", "--data", NPZ, "--steps", 20, "--out", tmp_path,
-                           "--likelihood", "gaussian", "--likelihood-stddev", "0.2",
-                           "--kl-weight", "0.5", *SMALL], capsys)
+    status, _, err = run_cli(["train", "vae", "--data", NPZ, "--steps", 20, "--out", tmp_path,
+                              "--likelihood", "gaussian", "--likelihood-stddev", "0.2",
+                              "--kl-weight", "0.5", *SMALL], capsys)
     assert status == 0, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["likelihood"] == "gaussian"
@@ -86,7 +69,7 @@ def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
     # a density on [0, 1], not a probability of 8-bit images: nats, never bits/dim
     assert "test_bits_per_dim" not in metrics
     assert math.isfinite(metrics["test_negative_elbo_nats"]) and (tmp_path / "samples.png").is_file()
-    status, _, err = _run(["evaluate", tmp_path, "--data", NPZ], capsys)
+    status, _, err = run_cli(["evaluate", tmp_path, "--data", NPZ], capsys)
     assert status == 0, err
     evaluation = json.loads((tmp_path / "metrics.json").read_text())["evaluations"][-1]
     for name in ("test_loss", "negative_elbo_nats", "reconstruction_loss", "kl_loss"):
@@ -99,14 +82,14 @@ def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
 
 def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
     run = tmp_path / "gon"
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", 1, "--out", run,
-                           *SMALL], capsys)
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 1, "--out", run,
+                              *SMALL], capsys)
     assert status == 0, err
     assert not (run / "samples.png").exists()
-    _assert_one_error_line(*_run(["sample", run], capsys)[::2], "GON cannot sample")
-    status, _, err = _run(["train", "gon", "--data", NPZ, "--steps", 1, "--kl-weight", 0.5,
-                           "--out", tmp_path / "x", *SMALL], capsys)
-    _assert_one_error_line(status, err, "--kl-weight: only for variational models")
+    assert_one_error_line(*run_cli(["sample", run], capsys)[::2], "GON cannot sample")
+    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 1, "--kl-weight", 0.5,
+                              "--out", tmp_path / "x", *SMALL], capsys)
+    assert_one_error_line(status, err, "--kl-weight: only for variational models")
 
 
 @pytest.mark.parametrize(
@@ -121,8 +104,8 @@ def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
 )
 def test_bad_arguments_give_one_error_line(vgon_run, tmp_path, capsys, argv, fragment):
     argv = [a.format(missing=tmp_path / "missing", run=vgon_run, tmp=tmp_path) for a in argv]
-    status, _, err = _run(argv, capsys)
-    _assert_one_error_line(status, err, fragment)
+    status, _, err = run_cli(argv, capsys)
+    assert_one_error_line(status, err, fragment)
 
 
 @pytest.mark.parametrize("flag, value", [("--kl-weight", "-1"), ("--likelihood", "poisson")])

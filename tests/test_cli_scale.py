@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 from tensorflow.python.framework import config as tf_config
 
-from keras_gon import cli
+from helpers import NPZ, assert_one_error_line, run_cli, train_run
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NPZ = str(SHARED_DATA / "mnist10k.npz")
 EPOCHS = 4
 STEPS_PER_EPOCH = 8000 // 256
 # Small and fast: 16x16 mnist10k, 31 steps per epoch, 4 epochs.
@@ -31,9 +29,7 @@ KILL_TIMEOUT = 300  # seconds; the run is killed or fails, it never hangs CI
 
 
 def _train(argv, capsys):
-    status = cli.main(["train", "gon", *[str(a) for a in argv]])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+    return run_cli(["train", "gon", *argv], capsys)
 
 
 def _metrics(out: Path) -> dict:
@@ -44,17 +40,9 @@ def _weights(out: Path):
     return keras.saving.load_model(out / "model.keras").get_weights()
 
 
-def _one_error(status, err, fragment):
-    assert status == 2
-    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
-    assert len(lines) == 1 and fragment in lines[0], err
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted")
-    assert cli.main(["train", "gon", *RUN, "--out", str(out), "--verbose", "0"]) == 0
-    return out
+    return train_run(tmp_path_factory, "gon", *RUN, "--verbose", "0")
 
 
 def test_deterministic_runs_are_bit_identical(uninterrupted, tmp_path, capsys):
@@ -109,7 +97,7 @@ def test_resume_after_sigkill_completes_the_uninterrupted_step_count(uninterrupt
     assert resumed["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-3)
 
     status, _, err = _train([*RUN, "--out", out, "--resume", "--verbose", "0"], capsys)
-    _one_error(status, err, "nothing to resume")
+    assert_one_error_line(status, err, "nothing to resume")
 
 
 def test_mixed_bfloat16_trains_with_float32_latents(mnist32, tmp_path, capsys):
@@ -136,15 +124,19 @@ def test_mixed_bfloat16_trains_with_float32_latents(mnist32, tmp_path, capsys):
 
 
 def test_resume_and_strategy_errors(tmp_path, capsys, monkeypatch):
-    small = ["--data", NPZ, "--width", "4", "--latent-dim", "8", "--image-size", "16", "--verbose", "0"]
-    _one_error(*_train([*small, "--resume"], capsys)[::2], "--resume needs --out")
-    _one_error(*_train([*small, "--steps", "3", "--resume", "--out", tmp_path], capsys)[::2],
-               "--resume needs --epochs")
+    small = ["--data", NPZ, "--width", "4", "--latent-dim", "8", "--image-size", "16",
+             "--verbose", "0"]
+
+    def refused(argv, fragment):
+        assert_one_error_line(*_train([*small, *argv], capsys)[::2], fragment)
+
+    refused(["--resume"], "--resume needs --out")
+    refused(["--steps", "3", "--resume", "--out", tmp_path], "--resume needs --epochs")
     (tmp_path / "backup").mkdir()
     (tmp_path / "backup" / "state.json").write_text("{}")
-    _one_error(*_train([*small, "--out", tmp_path], capsys)[::2], "holds an interrupted run")
-    _one_error(*_train([*small, "--out", tmp_path, "--resume"], capsys)[::2], "cannot read the backup")
+    refused(["--out", tmp_path], "holds an interrupted run")
+    refused(["--out", tmp_path, "--resume"], "cannot read the backup")
     monkeypatch.delenv("TPU_NAME", raising=False)
-    _one_error(*_train([*small, "--strategy", "tpu"], capsys)[::2], "--strategy tpu: no TPU found")
+    refused(["--strategy", "tpu"], "--strategy tpu: no TPU found")
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    _one_error(*_train([*small, "--strategy", "multiworker"], capsys)[::2], "needs the TF_CONFIG")
+    refused(["--strategy", "multiworker"], "needs the TF_CONFIG")

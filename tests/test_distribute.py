@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve()
-MNIST10K = HERE.parents[1].parent / "shared" / "data" / "mnist10k.npz"
 GLOBAL_BATCH = 32
 # SGD, not Adam: Adam's first update is lr * sign(g) whatever the gradient's
 # scale, so it would hide a missing 1/replicas. With SGD the largest weight
@@ -33,6 +32,8 @@ WORKER_TIMEOUT = 300  # seconds; a hung collective fails the test, never CI
 def global_batch() -> np.ndarray:
     """The first GLOBAL_BATCH real mnist10k digits, float32 (B, 32, 32, 1) in [0, 1]."""
     import tensorflow as tf
+
+    from helpers import MNIST10K  # (as a script too: tests/ is its sys.path[0])
 
     with np.load(MNIST10K) as data:
         images = data["x_train"][:GLOBAL_BATCH]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,7 +18,8 @@ from keras_gon import cli
 from keras_gon.export import SERVING_METHOD, export_saved_model, next_version_dir, serving_endpoints
 from keras_gon.registry import MODEL_KINDS as REGISTERED
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO_ROOT
+
 COMMITTED = REPO_ROOT / "saved_models" / "gon-mnist"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 

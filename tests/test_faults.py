@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import NPZ, load_mnist10k, tiny_model
+from helpers import NPZ, assert_one_error_line, load_mnist10k, run_cli, tiny_model
 
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -29,21 +29,12 @@ def _files(*folders: Path) -> set:
 def _one_error_line(argv, capsys, fragment: str, *watched: Path) -> str:
     """Runs `keras-gon argv`; asserts one error line holding `fragment`, status 2, nothing
     written in the current folder nor in `watched`. Returns the line."""
-    from keras_gon import cli
-
     folders = (Path.cwd(), *watched)
     before = _files(*folders)
-    try:
-        status = cli.main([str(a) for a in argv])
-    except SystemExit as exit:  # argparse's refusals
-        status = exit.code
-    err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
-    assert status == 2 and len(lines) == 1, err
-    assert fragment in lines[0], lines[0]
-    assert "Traceback" not in err
+    status, _, err = run_cli(argv, capsys)  # (argparse's refusals too)
+    line = assert_one_error_line(status, err, fragment)
     assert _files(*folders) == before, sorted(map(str, _files(*folders) - before))
-    return lines[0]
+    return line
 
 
 @pytest.fixture()
@@ -299,19 +290,6 @@ def test_evaluate_prints_bits_per_dim_for_a_variational_model(in_tmp, capsys):
 
     assert cli.main(["evaluate", "vgon_mnist", "--data", NPZ, "--batch-size", "500"]) == 0
     assert "bits/dim" in capsys.readouterr().out
-
-
-def test_render_row_labels_fit_in_the_picture(tmp_path):
-    import matplotlib.image
-
-    from keras_gon.plotting import labelled_grid_size, save_labelled_grid, text_width
-
-    labels = ["held-out 28x28 (a long label)", "rendered 256x256"]
-    images = np.zeros((2, 1, 8, 8, 1), "float32")
-    save_labelled_grid(tmp_path / "grid.png", images, "title", row_labels=labels)
-    width, height = labelled_grid_size(2, 1, 8, 8, "title", labels)
-    assert matplotlib.image.imread(tmp_path / "grid.png").shape[:2] == (height, width)
-    assert width - 85 - 10 >= text_width(labels[0], 8)  # the label's room left of the grid
 
 
 def test_commands_print_no_tensorflow_start_up_lines(tmp_path):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from helpers import MNIST10K, REPO_ROOT
+
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
-DATA = REPO_ROOT.parent / "shared" / "data" / "mnist10k.npz"
 
 
 def test_there_are_notebooks():
@@ -35,7 +34,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     import nbformat
 
     monkeypatch.setenv("KERAS_GON_SMALL_BUDGET", "1")
-    monkeypatch.setenv("KERAS_GON_DATA", str(DATA))
+    monkeypatch.setenv("KERAS_GON_DATA", str(MNIST10K))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     # The kernel runs in a temporary folder: it must import this checkout's keras_gon.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))

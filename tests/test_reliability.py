@@ -25,7 +25,14 @@ import pytest
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
-from helpers import NPZ, load_mnist10k, tiny_model  # noqa: E402
+from helpers import (  # noqa: E402
+    NPZ,
+    assert_one_error_line,
+    load_mnist10k,
+    run_cli,
+    tiny_model,
+    train_run,
+)
 
 SMALL = ["--width", "2", "--latent-dim", "4", "--verbose", "0", "--no-jit"]
 KILLS = 20
@@ -33,11 +40,7 @@ KILLS = 20
 
 @pytest.fixture(scope="module")
 def gon_run(tmp_path_factory):
-    from keras_gon import cli
-
-    out = tmp_path_factory.mktemp("run")
-    assert cli.main(["train", "gon", "--data", NPZ, "--steps", "2", "--out", str(out), *SMALL]) == 0
-    return out
+    return train_run(tmp_path_factory, "gon", "--data", NPZ, "--steps", "2", *SMALL)
 
 
 def _npz(tmp_path, name, x_train, x_test=None):
@@ -82,8 +85,6 @@ CLI_CASES = [
 
 @pytest.mark.parametrize("argv, fragment", CLI_CASES, ids=[" ".join(c[0][:3]) for c in CLI_CASES])
 def test_cli_bad_input_gives_one_error_line(argv, fragment, tmp_path, gon_run, capsys):
-    from keras_gon import cli
-
     (tmp_path / "a-file").write_text("not a folder")
     x = load_mnist10k()["x_train"][:16]
     bad_data = {
@@ -107,12 +108,7 @@ def test_cli_bad_input_gives_one_error_line(argv, fragment, tmp_path, gon_run, c
             args += ["--data", NPZ]
         if "--out" not in args and "--resume" not in args:
             args += ["--out", str(tmp_path / "out")]
-    status = cli.main(args)
-    err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if line.startswith("keras-gon: error:")]
-    assert status == 2 and len(lines) == 1, err
-    assert fragment in lines[0], lines[0]
-    assert "Traceback" not in err
+    assert_one_error_line(*run_cli(args, capsys)[::2], fragment)
 
 
 def test_cli_trains_and_plots_five_channel_images(tmp_path, capsys):
@@ -215,7 +211,7 @@ def _export_process(base: Path):
     return subprocess.Popen(
         [sys.executable, str(HERE), "export", str(base)], stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path)},
     )
 
 

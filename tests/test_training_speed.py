@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,9 +12,8 @@ import tensorflow as tf
 import keras_gon
 from keras_gon.data import load_dataset
 from keras_gon.registry import MODEL_KINDS
-from helpers import tiny_data, tiny_model
 
-MNIST10K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist10k.npz"
+from helpers import MNIST10K, tiny_data, tiny_model
 
 
 class CountingGON(keras_gon.GON):

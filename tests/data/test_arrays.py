@@ -1,7 +1,5 @@
 """Tests of keras_gon.data.arrays (validation and scaling of arrays)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -9,16 +7,7 @@ from keras_gon.data import check_images
 from keras_gon.data import check_labels
 from keras_gon.errors import InputError
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def _error(fn, *args, **kwargs) -> str:
-    """Calls fn, expects an InputError with a one-line message, returns it."""
-    with pytest.raises(InputError) as info:
-        fn(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+from helpers import MNIST10K, input_error
 
 
 def test_input_error_is_value_error():
@@ -60,7 +49,7 @@ def test_float_scaling_threshold_is_a_max_of_1():
 
 
 def test_real_mnist_scaling_matches_uint8_over_255():
-    with np.load(SHARED_DATA / "mnist10k.npz") as data:
+    with np.load(MNIST10K) as data:
         x = data["x_test"][:100]
     out = check_images(x, name="x_test", channels=1)
     assert out.shape == (100, 28, 28, 1)
@@ -78,21 +67,21 @@ def test_lists_are_accepted():
 def test_non_finite_values_are_rejected(bad):
     x = np.zeros((2, 4, 4), dtype=np.float32)
     x[1, 2, 3] = bad
-    message = _error(check_images, x, name="x_train")
+    message = input_error(check_images, x, name="x_train")
     assert "x_train" in message and "non-finite" in message
 
 
 def test_values_above_255_are_rejected_with_the_range_found():
     x = np.zeros((1, 4, 4), dtype=np.int32)
     x[0, 0, 0] = 300
-    message = _error(check_images, x, name="x_train")
+    message = input_error(check_images, x, name="x_train")
     assert "x_train" in message and "[0, 300]" in message and "[0, 255]" in message
 
 
 def test_negative_values_are_rejected_with_the_range_found():
     x = np.full((1, 4, 4), 0.5)
     x[0, 1, 1] = -1.0
-    message = _error(check_images, x)
+    message = input_error(check_images, x)
     assert "-1.0" in message and "0.5" in message
 
 
@@ -107,36 +96,36 @@ def test_negative_values_are_rejected_with_the_range_found():
     ids=["str", "object", "bool", "complex"],
 )
 def test_non_numeric_dtypes_are_rejected(x):
-    message = _error(check_images, x, name="imgs")
+    message = input_error(check_images, x, name="imgs")
     assert f"dtype {x.dtype}" in message and "imgs" in message
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (784,), (1, 2, 28, 28, 1)])
 def test_wrong_rank_is_rejected_with_the_shape(shape):
-    message = _error(check_images, np.zeros(shape, np.uint8))
+    message = input_error(check_images, np.zeros(shape, np.uint8))
     assert "(" + ", ".join(map(str, shape)) in message
     assert "(N, H, W)" in message
 
 
 def test_empty_is_rejected():
-    message = _error(check_images, np.zeros((0, 28, 28), np.uint8))
+    message = input_error(check_images, np.zeros((0, 28, 28), np.uint8))
     assert "(0, 28, 28, 1)" in message
 
 
 def test_ragged_input_is_rejected():
-    _error(check_images, [[[1, 2]], [[1]]])
+    input_error(check_images, [[[1, 2]], [[1]]])
 
 
 def test_channel_mismatch_is_rejected():
     x = np.zeros((2, 8, 8, 3), np.uint8)
-    message = _error(check_images, x, name="x_train", channels=1)
+    message = input_error(check_images, x, name="x_train", channels=1)
     assert message == "x_train has 3 channels, the model expects 1"
     assert check_images(x, channels=3).shape == (2, 8, 8, 3)
     assert check_images(x[..., 0], channels=1).shape == (2, 8, 8, 1)
 
 
 def test_bad_channels_argument_is_rejected():
-    _error(check_images, np.zeros((1, 2, 2)), channels=0)
+    input_error(check_images, np.zeros((1, 2, 2)), channels=0)
 
 
 def test_check_labels():
@@ -148,8 +137,8 @@ def test_check_labels():
 
 
 def test_check_labels_rejects_bad_labels():
-    assert "dtype float64" in _error(check_labels, np.array([1.0, 2.0]), 2)
-    assert "(2, 2)" in _error(check_labels, np.zeros((2, 2), int), 2)
-    message = _error(check_labels, np.arange(3), 4, "y_train")
+    assert "dtype float64" in input_error(check_labels, np.array([1.0, 2.0]), 2)
+    assert "(2, 2)" in input_error(check_labels, np.zeros((2, 2), int), 2)
+    message = input_error(check_labels, np.arange(3), 4, "y_train")
     assert "y_train" in message and "3 labels" in message and "4" in message
-    _error(check_labels, None, 2)
+    input_error(check_labels, None, 2)

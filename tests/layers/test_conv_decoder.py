@@ -28,6 +28,24 @@ def test_channel_mixing_activations_are_refused(activation):
         keras_gon.layers.ConvDecoder(activation=activation)
 
 
+def _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, training):
+    """At a generic point of `decoder`'s weights (non-trivial scales, offsets, statistics),
+    `decoder.linearize(latent)` gives F(latent) and tf's reverse-mode Jacobian, (latent_dim,
+    H, W, C); returns the Jacobian."""
+    decoder.build((None, latent.shape[-1]))
+    for variable in decoder.weights:
+        variable.assign(variable + 0.3 * np.random.default_rng(2).uniform(0.1, 1.0, variable.shape))
+    outputs, jacobian = decoder.linearize(latent, training=training, inner_pass=True)
+    np.testing.assert_allclose(outputs, decoder(latent, training=training, inner_pass=True),
+                               rtol=1e-12)
+    with tf.GradientTape() as tape:
+        tape.watch(latent)
+        reference = decoder(latent, training=training, inner_pass=True)
+    expected = tf.transpose(tape.jacobian(reference, latent)[0, ..., 0, :], (3, 0, 1, 2))
+    np.testing.assert_allclose(jacobian, expected, rtol=1e-9, atol=1e-12)
+    return jacobian
+
+
 def test_linearized_decoder_is_its_forward_pass_and_jacobian(float64):
     """ConvDecoder.linearize against F itself and tf's reverse-mode Jacobian."""
     for normalization, training in [("layer", True), ("group", True), ("none", True),
@@ -36,18 +54,9 @@ def test_linearized_decoder_is_its_forward_pass_and_jacobian(float64):
         decoder = keras_gon.layers.ConvDecoder(
             image_shape=(8, 8, 2), latent_dim=3, width=4, normalization=normalization, activation="selu"
         )
-        decoder.build((None, 3))
-        for variable in decoder.weights:  # a generic point: non-trivial scales, offsets, statistics
-            variable.assign(variable + 0.3 * np.random.default_rng(2).uniform(0.1, 1.0, variable.shape))
         latent = tf.constant([[0.2, -0.5, 0.1]], tf.float64)
-        outputs, jacobian = decoder.linearize(latent, training=training, inner_pass=True)
-        np.testing.assert_allclose(outputs, decoder(latent, training=training, inner_pass=True), rtol=1e-12)
-        with tf.GradientTape() as tape:
-            tape.watch(latent)
-            reference = decoder(latent, training=training, inner_pass=True)
-        expected = tf.transpose(tape.jacobian(reference, latent)[0, ..., 0, :], (3, 0, 1, 2))
+        jacobian = _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, training)
         assert jacobian.shape == (3, 8, 8, 2)
-        np.testing.assert_allclose(jacobian, expected, rtol=1e-9, atol=1e-12)
     decoder = keras_gon.layers.ConvDecoder(image_shape=(8, 8, 1), latent_dim=3, width=4, normalization="batch")
     with pytest.raises(ValueError, match="couples the examples"):
         decoder.linearize(tf.zeros((1, 3)), training=True)
@@ -140,19 +149,9 @@ def test_spatial_latent_linearization_is_its_forward_pass_and_jacobian(float64, 
         image_shape=(16, 16, 2), latent_dim=32, width=4, normalization=normalization,
         activation="selu", latent_map_size=4,
     )
-    decoder.build((None, 32))
-    for variable in decoder.weights:  # a generic point: non-trivial scales, offsets, statistics
-        variable.assign(variable + 0.3 * np.random.default_rng(2).uniform(0.1, 1.0, variable.shape))
     latent = tf.constant(np.random.default_rng(3).normal(size=(1, 32)), tf.float64)
-    outputs, jacobian = decoder.linearize(latent, training=training, inner_pass=True)
-    np.testing.assert_allclose(outputs, decoder(latent, training=training, inner_pass=True),
-                               rtol=1e-12)
-    with tf.GradientTape() as tape:
-        tape.watch(latent)
-        reference = decoder(latent, training=training, inner_pass=True)
-    expected = tf.transpose(tape.jacobian(reference, latent)[0, ..., 0, :], (3, 0, 1, 2))
+    jacobian = _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, training)
     assert jacobian.shape == (32, 16, 16, 2)
-    np.testing.assert_allclose(jacobian, expected, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("options, message", [

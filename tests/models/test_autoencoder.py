@@ -8,7 +8,13 @@ import pytest
 
 import keras_gon
 from keras_gon.errors import InputError
-from helpers import assert_affine_encoder_survives_saving
+from helpers import (
+    assert_affine_encoder_survives_saving,
+    assert_same_outputs,
+    autoencoder_after_steps,
+    held_out_loss_before_and_after,
+    save_and_load,
+)
 
 # 60 steps of mnist10k at batch 64, latent 8, width 4, Adam 1e-3, seed 0.
 # Measured held-out SSE per image: 76.4 (untrained: ~120); with encoder="linear" 72.9.
@@ -18,12 +24,7 @@ HELD_OUT_SSE_THRESHOLD = 90.0
 
 @pytest.fixture(scope="module")
 def trained(mnist32, make_batches):
-    keras.utils.set_random_seed(0)
-    model = keras_gon.ConvAutoencoder(latent_dim=8, width=4, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(make_batches(mnist32[0][: STEPS * 64], 64, shuffle=True), epochs=1, verbose=0)
-    held_out = model.evaluate(make_batches(mnist32[1], 500, shuffle=False), verbose=0, return_dict=True)
-    return model, held_out
+    return autoencoder_after_steps(keras_gon.ConvAutoencoder, mnist32, make_batches, STEPS)
 
 
 def test_trains_and_evaluates_with_the_sse_metric(trained):
@@ -52,12 +53,9 @@ def test_encode_decode_reconstruct(trained, mnist32):
 
 def test_save_and_load_give_identical_outputs(trained, mnist32, tmp_path):
     model, _ = trained
-    model.save(tmp_path / "ae.keras")
-    loaded = keras.saving.load_model(tmp_path / "ae.keras")
+    loaded = save_and_load(model, tmp_path / "ae.keras")
     assert isinstance(loaded, keras_gon.ConvAutoencoder)
-    assert loaded.get_config() == model.get_config()
-    x = mnist32[1][:7]
-    np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+    assert_same_outputs(model, loaded, mnist32[1][:7])
 
 
 def test_refuses_origin_gradient_options():
@@ -67,14 +65,10 @@ def test_refuses_origin_gradient_options():
 
 def test_linear_encoder_trains_and_round_trips(mnist32, make_batches, tmp_path):
     """encoder="linear": z an affine map of the image (the class of a GON's encoder)."""
-    keras.utils.set_random_seed(0)
-    model = keras_gon.ConvAutoencoder(latent_dim=8, width=4, encoder="linear", seed=0)
+    model, held_out = autoencoder_after_steps(keras_gon.ConvAutoencoder, mnist32, make_batches,
+                                              STEPS, encoder="linear")
     assert isinstance(model.encoder, keras_gon.layers.LinearEncoder)
     assert model.get_config()["encoder"] == "linear"
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(make_batches(mnist32[0][: STEPS * 64], 64, shuffle=True), epochs=1, verbose=0)
-    held_out = model.evaluate(make_batches(mnist32[1], 500, shuffle=False), verbose=0,
-                              return_dict=True)
     print("linear-encoder autoencoder held-out SSE", held_out["loss"])
     assert held_out["loss"] < HELD_OUT_SSE_THRESHOLD
     assert_affine_encoder_survives_saving(model, mnist32[1], tmp_path / "linear.keras")
@@ -94,12 +88,7 @@ SPATIAL_STEPS = 30  # of batch 64, Adam 1e-3: held-out SSE per image 229 -> 128 
 def trained_spatial(mnist32):
     keras.utils.set_random_seed(0)
     model = keras_gon.ConvAutoencoder(latent_dim=32, width=4, latent_map_size=4, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    held_out = mnist32[1][:500]
-    before = model.evaluate(held_out, batch_size=250, verbose=0, return_dict=True)["loss"]
-    model.fit(mnist32[0][: SPATIAL_STEPS * 64], batch_size=64, epochs=1, verbose=0)
-    after = model.evaluate(held_out, batch_size=250, verbose=0, return_dict=True)["loss"]
-    return model, before, after
+    return model, *held_out_loss_before_and_after(model, mnist32, SPATIAL_STEPS)
 
 
 def test_spatial_latent_encoder_mirrors_the_decoder(trained_spatial, mnist32):
@@ -119,13 +108,9 @@ def test_spatial_latent_autoencoder_reduces_the_held_out_loss(trained_spatial):
 def test_spatial_latent_autoencoder_save_and_load_give_identical_outputs(trained_spatial, mnist32,
                                                                          tmp_path):
     model, _, _ = trained_spatial
-    model.save(tmp_path / "spatial.keras")
-    loaded = keras.saving.load_model(tmp_path / "spatial.keras")
-    assert loaded.get_config() == model.get_config()
+    loaded = save_and_load(model, tmp_path / "spatial.keras")
     assert loaded.decoder.latent_map_size == loaded.encoder.output_map_size == 4
-    x = mnist32[1][:7]
-    np.testing.assert_array_equal(loaded.encode(x).numpy(), model.encode(x).numpy())
-    np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+    assert_same_outputs(model, loaded, mnist32[1][:7])
 
 
 def test_spatial_latents_with_a_linear_encoder(mnist32):

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_gon
+from helpers import assert_same_outputs, autoencoder_after_steps, save_and_load
 
 # 60 steps of mnist10k at batch 64, latent 8, width 4, Adam 1e-3, seed 0.
 # Measured held-out SSE per image: 75.6 (untrained: ~120).
@@ -17,12 +18,7 @@ HELD_OUT_SSE_THRESHOLD = 90.0
 
 @pytest.fixture(scope="module")
 def trained(mnist32, make_batches):
-    keras.utils.set_random_seed(0)
-    model = keras_gon.TiedAutoencoder(latent_dim=8, width=4, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(make_batches(mnist32[0][: STEPS * 64], 64, shuffle=True), epochs=1, verbose=0)
-    held_out = model.evaluate(make_batches(mnist32[1], 500, shuffle=False), verbose=0, return_dict=True)
-    return model, held_out
+    return autoencoder_after_steps(keras_gon.TiedAutoencoder, mnist32, make_batches, STEPS)
 
 
 def test_trains_and_evaluates(trained):
@@ -67,13 +63,9 @@ def test_encoder_has_no_kernels_of_its_own(trained):
 
 def test_save_and_load_give_identical_outputs(trained, mnist32, tmp_path):
     model, _ = trained
-    model.save(tmp_path / "tied.keras")
-    loaded = keras.saving.load_model(tmp_path / "tied.keras")
+    loaded = save_and_load(model, tmp_path / "tied.keras")
     assert isinstance(loaded, keras_gon.TiedAutoencoder)
-    assert loaded.get_config() == model.get_config()
-    x = mnist32[1][:7]
-    np.testing.assert_array_equal(loaded.encode(x).numpy(), model.encode(x).numpy())
-    np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
+    assert_same_outputs(model, loaded, mnist32[1][:7])
 
 
 def test_spatial_latents_tie_every_kernel_as_a_stride_2_convolution(mnist32):
