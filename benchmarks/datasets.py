@@ -56,14 +56,39 @@ def _pause(pattern: str | None, sig) -> None:
 
 def run_cell(kind: str, source: str, size: int, latent: int, out: Path) -> dict:
     """One `keras-gon train` in a fresh process: its metrics and peak memory."""
-    command = [sys.executable, "-m", "keras_gon", "train", kind, "--data", source,
-               "--image-size", str(size), "--latent-dim", str(latent), "--width", str(WIDTH),
-               "--batch-size", str(BATCH), "--steps", str(STEPS), "--lr", "1e-3",
-               "--verbose", "0", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "keras_gon",
+        "train",
+        kind,
+        "--data",
+        source,
+        "--image-size",
+        str(size),
+        "--latent-dim",
+        str(latent),
+        "--width",
+        str(WIDTH),
+        "--batch-size",
+        str(BATCH),
+        "--steps",
+        str(STEPS),
+        "--lr",
+        "1e-3",
+        "--verbose",
+        "0",
+        "--out",
+        str(out),
+    ]
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as stderr:
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
-                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        child = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         _, status, usage = os.wait4(child.pid, 0)  # this child's own peak memory
         child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
@@ -73,12 +98,19 @@ def run_cell(kind: str, source: str, size: int, latent: int, out: Path) -> dict:
     peak = usage.ru_maxrss  # KiB on Linux
     metrics = json.loads((out / "metrics.json").read_text())
     return {
-        "kind": kind, "steps": metrics["steps"], "steps_per_second": metrics["steps_per_second"],
-        "held_out_sse": metrics["test_loss"], "train_loss": metrics["train_loss"],
-        "parameters": metrics["parameters"], "image_shape": metrics["image_shape"],
-        "num_train": metrics["num_train"], "num_test": metrics["num_test"],
-        "split": metrics["split"], "peak_rss_mib": round(peak / 1024, 1),
-        "wall_seconds": round(wall, 1), "collapsed": metrics.get("collapsed", False),
+        "kind": kind,
+        "steps": metrics["steps"],
+        "steps_per_second": metrics["steps_per_second"],
+        "held_out_sse": metrics["test_loss"],
+        "train_loss": metrics["train_loss"],
+        "parameters": metrics["parameters"],
+        "image_shape": metrics["image_shape"],
+        "num_train": metrics["num_train"],
+        "num_test": metrics["num_test"],
+        "split": metrics["split"],
+        "peak_rss_mib": round(peak / 1024, 1),
+        "wall_seconds": round(wall, 1),
+        "collapsed": metrics.get("collapsed", False),
     }
 
 
@@ -105,23 +137,36 @@ def write_report(results: dict, sources: dict) -> None:
             lines.append(
                 f"| {title} | {size}x{size}x{cell['image_shape'][-1]} | {latent} | "
                 f"{kind.upper()} | {cell['steps_per_second']:.1f} | {cell['held_out_sse']:.2f} | "
-                f"{cell['parameters']:,} | {cell['peak_rss_mib']:.0f} | {cell['wall_seconds']:.0f} |")
-    lines += ["", "Splits: " + "; ".join(
-        f"{title}: {results[f'{dataset}-gon']['num_train']:,} training / "
-        f"{results[f'{dataset}-gon']['num_test']:,} held out ({results[f'{dataset}-gon']['split']})"
-        for dataset, title, *_ in CELLS if f"{dataset}-gon" in results) + ".", ""]
+                f"{cell['parameters']:,} | {cell['peak_rss_mib']:.0f} | {cell['wall_seconds']:.0f} |"
+            )
+    lines += [
+        "",
+        "Splits: "
+        + "; ".join(
+            f"{title}: {results[f'{dataset}-gon']['num_train']:,} training / "
+            f"{results[f'{dataset}-gon']['num_test']:,} held out ({results[f'{dataset}-gon']['split']})"
+            for dataset, title, *_ in CELLS
+            if f"{dataset}-gon" in results
+        )
+        + ".",
+        "",
+    ]
     for dataset, title, *_ in CELLS:
         for kind in KINDS:
             if f"{dataset}-{kind}" in results:
-                lines += [f"**{title}, {kind.upper()}** (held-out images above their "
-                          "reconstructions):", "", f"![{dataset} {kind}](datasets/{dataset}-{kind}.png)",
-                          ""]
+                lines += [
+                    f"**{title}, {kind.upper()}** (held-out images above their reconstructions):",
+                    "",
+                    f"![{dataset} {kind}](datasets/{dataset}-{kind}.png)",
+                    "",
+                ]
     (HERE / "DATASETS.md").write_text("\n".join(lines))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--fashion-mnist", default=str(SHARED / "fashion-mnist"))
     parser.add_argument("--cifar10", required=True, help="extracted cifar10-jpg.tar")
     parser.add_argument("--celeba", required=True, help="extracted celeba-8k.tar's celeba/")
@@ -129,13 +174,17 @@ def main() -> None:
     parser.add_argument("--pause", help="SIGSTOP the processes matching this while running")
     parser.add_argument("--results", type=Path, default=HERE / "datasets_results.json")
     args = parser.parse_args()
-    sources = {"fashion_mnist": args.fashion_mnist, "cifar10": args.cifar10,
-               "celeba": args.celeba, "coil20": args.coil20}
+    sources = {
+        "fashion_mnist": args.fashion_mnist,
+        "cifar10": args.cifar10,
+        "celeba": args.celeba,
+        "coil20": args.coil20,
+    }
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     (HERE / "datasets").mkdir(exist_ok=True)
     _pause(args.pause, signal.SIGSTOP)
     try:
-        for dataset, title, size, latent, _ in CELLS:
+        for dataset, _title, size, latent, _ in CELLS:
             for kind in KINDS:
                 key = f"{dataset}-{kind}"
                 if key in results:

@@ -51,7 +51,10 @@ def _train_one(args, fraction, train_ds, test_ds, info):
     start = time.perf_counter()
     if args.steps:  # a short timing run: --epochs of --steps steps
         history = model.fit(
-            train_ds.repeat(), epochs=args.epochs, steps_per_epoch=args.steps, callbacks=[timer],
+            train_ds.repeat(),
+            epochs=args.epochs,
+            steps_per_epoch=args.steps,
+            callbacks=[timer],
             verbose=args.verbose,
         )
     else:
@@ -75,9 +78,8 @@ def _figures(model, test_ds, out: Path, resolution: int):
     import numpy as np
     import tensorflow as tf
 
-    from keras_gon.plotting import nearest_upscale, save_pixels
     from keras_gon.interpolation import interpolation_grid
-    from keras_gon.plotting import image_grid
+    from keras_gon.plotting import image_grid, nearest_upscale, save_pixels
 
     images = np.concatenate([np.asarray(b) for b in test_ds.take(1)])[:16]
     latents = model.encode(images[:8])
@@ -88,7 +90,9 @@ def _figures(model, test_ds, out: Path, resolution: int):
         out / f"render-{resolution}.png",
         image_grid(np.concatenate([nearest_upscale(images[:8], resolution, resolution), high]), 8),
     )
-    save_pixels(out / "render-28-vs-pooled.png", image_grid(np.concatenate([images[:8], low, pooled]), 8))
+    save_pixels(
+        out / "render-28-vs-pooled.png", image_grid(np.concatenate([images[:8], low, pooled]), 8)
+    )
     grid = interpolation_grid(model, images[:8], images[8:16], steps=10)
     save_pixels(out / "interpolation.png", image_grid(grid.reshape((-1,) + grid.shape[2:]), 10))
     save_pixels(out / "samples.png", image_grid(model.sample(32, seed=0).numpy(), 8))
@@ -130,13 +134,19 @@ def main(argv=None):
             row.update(_figures(model, test_ds, args.out, args.resolution))
         rows.append(row)
         print(json.dumps(row), flush=True)
-    (args.out / "results.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2, default=str))
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2, default=str
+        )
+    )
     print(
         f"\n{args.epochs} epochs{f' of {args.steps} steps' if args.steps else ''} of {args.data} "
         f"at 28x28, batch {args.batch_size}, Adam {args.lr}, "
         f"{args.num_layers} sine layers x {args.hidden_units} units, latent {args.latent_dim}\n"
     )
-    print("| coordinate_fraction | coordinates/step | steps/s | held-out SSE/image | held-out MSE/pixel |")
+    print(
+        "| coordinate_fraction | coordinates/step | steps/s | held-out SSE/image | held-out MSE/pixel |"
+    )
     print("|---|---|---|---|---|")
     for row in rows:
         print(

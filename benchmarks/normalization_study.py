@@ -59,7 +59,10 @@ def run(options: dict, seed: int, epochs: int, train, test, x_probe) -> dict:
     alone = np.concatenate([model.encode(x_probe[i : i + 1]).numpy() for i in range(8)])
     in_batch = model.encode(x_probe).numpy()[:8]
     train_alone = np.concatenate(
-        [model.origin_latents(tf.constant(x_probe[i : i + 1]), training=True)[0].numpy() for i in range(8)]
+        [
+            model.origin_latents(tf.constant(x_probe[i : i + 1]), training=True)[0].numpy()
+            for i in range(8)
+        ]
     )
     train_batch = model.origin_latents(tf.constant(x_probe), training=True)[0].numpy()[:8]
     return {

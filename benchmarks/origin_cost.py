@@ -66,27 +66,34 @@ def main(argv=None):
     parser.add_argument("--latents", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--batches", type=int, nargs="+", default=[64])
     parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--modes", nargs="+", default=["forward", "reverse", "batched"],
-                        choices=("forward", "reverse", "batched"))
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["forward", "reverse", "batched"],
+        choices=("forward", "reverse", "batched"),
+    )
     parser.add_argument("--jit", choices=("on", "off", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.5, help="per timed repeat")
-    parser.add_argument("--steps", type=int, default=0,
-                        help="steps per timed repeat (0: as many as --seconds take)")
+    parser.add_argument(
+        "--steps", type=int, default=0, help="steps per timed repeat (0: as many as --seconds take)"
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", help="append one JSON line per configuration")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
-
     from speed import OtherLoad
 
     other = OtherLoad()
     jits = {"on": [True], "off": [False], "both": [True, False]}[args.jit]
     modes = args.modes if args.model == "gon" else ["batched"]
     rng = np.random.default_rng(0)
-    print(f"{'model':6s} {'image':10s} {'batch':>5s} {'latent':>6s} {'mode':8s} {'xla':4s} "
-          f"{'steps/s':>8s}  repeats", flush=True)
+    print(
+        f"{'model':6s} {'image':10s} {'batch':>5s} {'latent':>6s} {'mode':8s} {'xla':4s} "
+        f"{'steps/s':>8s}  repeats",
+        flush=True,
+    )
     for image in args.images:
         shape = tuple(int(v) for v in image.split("x"))
         for batch_size in args.batches:
@@ -95,8 +102,11 @@ def main(argv=None):
                 steps, counts = {}, {}
                 if args.model == "gon":
                     auto = build(args.model, image, latent, args.width, "auto", None)
-                    print(f"  auto: {auto.origin_method(True, batch_size=batch_size)}, XLA "
-                          f"{'on' if auto.default_jit_compile() else 'off'}", flush=True)
+                    print(
+                        f"  auto: {auto.origin_method(True, batch_size=batch_size)}, XLA "
+                        f"{'on' if auto.default_jit_compile() else 'off'}",
+                        flush=True,
+                    )
                 for mode in modes:
                     for jit in jits:
                         model = build(args.model, image, latent, args.width, mode, jit)
@@ -113,7 +123,8 @@ def main(argv=None):
                         elapsed = time.perf_counter() - start
                         steps[(mode, jit)] = step
                         counts[(mode, jit)] = args.steps or max(
-                            2, round(args.seconds / max(elapsed, 1e-4)))
+                            2, round(args.seconds / max(elapsed, 1e-4))
+                        )
                 rates = {key: [] for key in steps}
                 other.take()
                 for _ in range(args.repeats):
@@ -126,17 +137,31 @@ def main(argv=None):
                 competing = other.take()
                 for (mode, jit), values in rates.items():
                     median = statistics.median(values)
-                    print(f"{args.model:6s} {image:10s} {batch_size:5d} {latent:6d} {mode:8s} "
-                          f"{'on' if jit else 'off':4s} {median:8.2f}  "
-                          + " ".join(f"{v:.1f}" for v in values)
-                          + f"  (others' CPU {competing['mean']:.0f} %)", flush=True)
+                    print(
+                        f"{args.model:6s} {image:10s} {batch_size:5d} {latent:6d} {mode:8s} "
+                        f"{'on' if jit else 'off':4s} {median:8.2f}  "
+                        + " ".join(f"{v:.1f}" for v in values)
+                        + f"  (others' CPU {competing['mean']:.0f} %)",
+                        flush=True,
+                    )
                     if args.out:
                         with open(args.out, "a") as f:
-                            f.write(json.dumps({
-                                "model": args.model, "image": image, "batch": batch_size,
-                                "latent": latent, "mode": mode, "xla": jit,
-                                "steps_per_s": median, "repeats": values,
-                                "other_processes_cpu_percent": competing}) + "\n")
+                            f.write(
+                                json.dumps(
+                                    {
+                                        "model": args.model,
+                                        "image": image,
+                                        "batch": batch_size,
+                                        "latent": latent,
+                                        "mode": mode,
+                                        "xla": jit,
+                                        "steps_per_s": median,
+                                        "repeats": values,
+                                        "other_processes_cpu_percent": competing,
+                                    }
+                                )
+                                + "\n"
+                            )
 
 
 if __name__ == "__main__":

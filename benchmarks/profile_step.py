@@ -35,8 +35,12 @@ def main(argv=None):
     parser.add_argument("--jit", action="store_true", help="XLA-compile the step")
     parser.add_argument("--normalization", default="layer")
     parser.add_argument("--top", type=int, default=20, help="op types to list")
-    parser.add_argument("--model", default="gon", choices=("gon", "vgon", "vgon-dlogistic", "ae"),
-                        help="vgon: the variational GON on BCE; ae: the ConvAutoencoder")
+    parser.add_argument(
+        "--model",
+        default="gon",
+        choices=("gon", "vgon", "vgon-dlogistic", "ae"),
+        help="vgon: the variational GON on BCE; ae: the ConvAutoencoder",
+    )
     parser.add_argument("--image", default="32x32x1", help="HxWxC (random images unless 32x32x1)")
     parser.add_argument("--latent", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=30)
@@ -54,8 +58,9 @@ def main(argv=None):
 
     keras.utils.set_random_seed(0)
     shape = tuple(int(v) for v in args.image.split("x"))
-    common = dict(image_shape=shape, latent_dim=args.latent, width=16,
-                  normalization=args.normalization)
+    common = dict(
+        image_shape=shape, latent_dim=args.latent, width=16, normalization=args.normalization
+    )
     if args.model == "gon":
         share = {"auto": "auto", "forward": True, "reverse": "reverse", "batched": False}
         model = keras_gon.GON(share_origin=share[args.share_origin], **common)
@@ -83,8 +88,10 @@ def main(argv=None):
         walls.append((time.perf_counter() - start) / args.wall_steps * 1e3)
     graph = step.get_concrete_function(batch).graph
     counts = collections.Counter(op.type for op in graph.get_operations())
-    print(f"wall time per step without the profiler: median {statistics.median(walls):.2f} ms "
-          f"({', '.join(f'{w:.2f}' for w in walls)})")
+    print(
+        f"wall time per step without the profiler: median {statistics.median(walls):.2f} ms "
+        f"({', '.join(f'{w:.2f}' for w in walls)})"
+    )
     print(f"traced graph: {sum(counts.values())} ops; most frequent: {counts.most_common(8)}")
 
     with tempfile.TemporaryDirectory() as logdir:
@@ -114,7 +121,9 @@ def main(argv=None):
                         names_total[name] += event.duration_ps
     print(f"\n{'op type':34s} {'ms/step':>8s} {'events/step':>12s}")
     for op_type, picoseconds in total.most_common(args.top):
-        print(f"{op_type:34s} {picoseconds / 1e9 / args.steps:8.3f} {events[op_type] / args.steps:12.1f}")
+        print(
+            f"{op_type:34s} {picoseconds / 1e9 / args.steps:8.3f} {events[op_type] / args.steps:12.1f}"
+        )
     groups = collections.Counter()
     for op_type, picoseconds in total.items():
         if op_type.startswith((" __inference", "Run", "Process")) or op_type.startswith("__"):
@@ -131,8 +140,17 @@ def main(argv=None):
         print(f"{picoseconds / 1e9 / args.steps:8.3f}  {name}")
 
 
-SCOPES = ("normalization", "activation", "output_activation", "conv_transpose", "conv_",
-          "posterior", "reparameterization", "adam", "loss")
+SCOPES = (
+    "normalization",
+    "activation",
+    "output_activation",
+    "conv_transpose",
+    "conv_",
+    "posterior",
+    "reparameterization",
+    "adam",
+    "loss",
+)
 
 
 def op_scope(name: str) -> str:
@@ -153,8 +171,20 @@ def op_group(op_type: str) -> str:
         return "matrix products"
     if name in ("Sum", "Mean", "Max", "Min", "Prod", "BiasAddGrad"):
         return "reductions"
-    if name in ("Tile", "BroadcastTo", "Transpose", "ConcatV2", "Pack", "Slice", "StridedSlice",
-                "Identity", "Reshape", "Fill", "ZerosLike", "OnesLike"):
+    if name in (
+        "Tile",
+        "BroadcastTo",
+        "Transpose",
+        "ConcatV2",
+        "Pack",
+        "Slice",
+        "StridedSlice",
+        "Identity",
+        "Reshape",
+        "Fill",
+        "ZerosLike",
+        "OnesLike",
+    ):
         return "copies and broadcasts"
     if "Variable" in name or name.startswith(("Assign", "Resource")):
         return "variable reads and updates"

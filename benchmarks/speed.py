@@ -4,8 +4,8 @@ In one process, on 32x32 MNIST from ../shared/data/mnist10k.npz (batch 64,
 latent 32, width 16, Adam 1e-4 with epsilon 1e-8 on both sides):
 
 - training: `keras_gon.GON` trained with `model.fit` (the library's
-  defaults: the shared origin, which is faster without XLA on CPU) against an eager PyTorch GON step (zeros latent with
-  requires_grad, `torch.autograd.grad(create_graph=True)`, Adam), with the
+  defaults: the shared origin, which is faster without XLA on CPU) against an eager
+  PyTorch GON step (zeros latent with requires_grad, `torch.autograd.grad(create_graph=True)`, Adam), with the
   same architecture as keras-gon's decoder: per-example layer norm over
   (C, H, W) with per-channel affine (`nn.GroupNorm(1, C)` ≙ keras-gon's
   normalization="layer"), ELU, PyTorch's default init; and the paper's
@@ -89,11 +89,19 @@ VARIANTS = {
     "gon-batch": ("GON", dict(normalization="batch"), dict(kind="gon", normalization="batch")),
     # likelihood "bce": the authors' binary cross-entropy on grey levels, as TorchGON computes it
     # (the library's default, a discretised logistic, is a different and costlier objective)
-    "vgon-layer": ("VariationalGON", dict(normalization="layer", likelihood="bce"),
-                   dict(kind="vgon", normalization="layer")),
+    "vgon-layer": (
+        "VariationalGON",
+        dict(normalization="layer", likelihood="bce"),
+        dict(kind="vgon", normalization="layer"),
+    ),
     "igon": (
         "ImplicitGON",
-        dict(hidden_units=IMPLICIT_HIDDEN, num_layers=IMPLICIT_LAYERS, inner_loss="mse", outer_loss="mse"),
+        dict(
+            hidden_units=IMPLICIT_HIDDEN,
+            num_layers=IMPLICIT_LAYERS,
+            inner_loss="mse",
+            outer_loss="mse",
+        ),
         dict(kind="igon"),
     ),
 }
@@ -115,7 +123,9 @@ def load_arrays():
     from keras_gon.data import load_dataset
 
     train, test, _ = load_dataset(DATA, image_size=SIZE, batch_size=BATCH, shuffle_train=False)
-    return np.concatenate(list(train.as_numpy_iterator())), np.concatenate(list(test.as_numpy_iterator()))
+    return np.concatenate(list(train.as_numpy_iterator())), np.concatenate(
+        list(test.as_numpy_iterator())
+    )
 
 
 # --- PyTorch reference ----------------------------------------------------------------------
@@ -132,8 +142,15 @@ def torch_modules():
         log-scale), as ConvDecoder(output_log_scale=True); else a sigmoid image.
         """
 
-        def __init__(self, latent_dim, width, channels=1, size=32, normalization="layer",
-                     output_log_scale=False):
+        def __init__(
+            self,
+            latent_dim,
+            width,
+            channels=1,
+            size=32,
+            normalization="layer",
+            output_log_scale=False,
+        ):
             super().__init__()
             self.latent_dim = latent_dim
             n = int(math.log2(size // 4))
@@ -143,7 +160,9 @@ def torch_modules():
             for index, out_channels in enumerate(filters):
                 first = index == 0
                 layers.append(
-                    nn.ConvTranspose2d(in_channels, out_channels, 4, 1 if first else 2, 0 if first else 1)
+                    nn.ConvTranspose2d(
+                        in_channels, out_channels, 4, 1 if first else 2, 0 if first else 1
+                    )
                 )
                 if index < len(filters) - 1:
                     if normalization == "layer":
@@ -185,13 +204,26 @@ def torch_modules():
     class TorchVariationalDecoder(nn.Module):
         """keras_gon.VariationalGON's F: Dense -> (μ, log σ²) -> reparameterise -> ConvDecoder."""
 
-        def __init__(self, latent_dim, width, normalization="layer", channels=1, size=32,
-                     output_log_scale=False):
+        def __init__(
+            self,
+            latent_dim,
+            width,
+            normalization="layer",
+            channels=1,
+            size=32,
+            output_log_scale=False,
+        ):
             super().__init__()
             self.mean = nn.Linear(latent_dim, latent_dim)
             self.log_variance = nn.Linear(latent_dim, latent_dim)
-            self.decoder = TorchDecoder(latent_dim, width, channels, size, normalization=normalization,
-                                        output_log_scale=output_log_scale)
+            self.decoder = TorchDecoder(
+                latent_dim,
+                width,
+                channels,
+                size,
+                normalization=normalization,
+                output_log_scale=output_log_scale,
+            )
 
         def forward(self, latents, sample=None):
             mean, log_variance = self.mean(latents), self.log_variance(latents)
@@ -222,14 +254,18 @@ def torch_modules():
             layers.append(SineLayer(hidden, 1, first=False, sine=False))
             self.net = nn.Sequential(*layers)
             centres = (2.0 * torch.arange(size) + 1.0) / size - 1.0
-            grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), dim=-1).reshape(-1, 2)
+            grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), dim=-1).reshape(
+                -1, 2
+            )
             self.register_buffer("grid", grid)
             self.size = size
 
         def forward(self, latents):
             batch = latents.shape[0]
             coordinates = self.grid[None].expand(batch, -1, -1)
-            inputs = torch.cat([coordinates, latents[:, None, :].expand(-1, self.grid.shape[0], -1)], -1)
+            inputs = torch.cat(
+                [coordinates, latents[:, None, :].expand(-1, self.grid.shape[0], -1)], -1
+            )
             return self.net(inputs).view(batch, 1, self.size, self.size)
 
     return TorchDecoder, TorchVariationalDecoder, TorchSiren, TorchEncoder
@@ -288,8 +324,16 @@ class TorchAutoencoder:
 class TorchGON:
     """The GON step as the authors' PyTorch code runs it (eager), for one model kind."""
 
-    def __init__(self, kind, normalization="layer", seed=0, latent_dim=LATENT,
-                 image_shape=(SIZE, SIZE, 1), likelihood="bce", step_size=None):
+    def __init__(
+        self,
+        kind,
+        normalization="layer",
+        seed=0,
+        latent_dim=LATENT,
+        image_shape=(SIZE, SIZE, 1),
+        likelihood="bce",
+        step_size=None,
+    ):
         import torch
 
         torch.manual_seed(seed)
@@ -301,13 +345,19 @@ class TorchGON:
             self.F = TorchDecoder(latent_dim, WIDTH, channels, size, normalization=normalization)
         elif kind == "vgon":
             self.F = TorchVariationalDecoder(
-                latent_dim, WIDTH, normalization=normalization, channels=channels, size=size,
+                latent_dim,
+                WIDTH,
+                normalization=normalization,
+                channels=channels,
+                size=size,
                 output_log_scale=likelihood == "discretized_logistic",
             )
         else:
             self.F = TorchSiren(latent_dim, IMPLICIT_HIDDEN, IMPLICIT_LAYERS)
         # keras_gon.VariationalGON's default step 1/64 (DEFAULT_STEP_SIZE); 1 for the others
-        self.step_size = step_size if step_size is not None else (1.0 / 64 if kind == "vgon" else 1.0)
+        self.step_size = (
+            step_size if step_size is not None else (1.0 / 64 if kind == "vgon" else 1.0)
+        )
         self.optimizer = torch.optim.Adam(self.F.parameters(), lr=LR, eps=ADAM_EPSILON)
         self.torch = torch
 
@@ -331,7 +381,9 @@ class TorchGON:
             g = g.clamp(1e-7, 1 - 1e-7)
             nll = -(x * torch.log(g) + (1 - x) * torch.log(1 - g)).flatten(1).sum(1)
         kl = 0.5 * (log_variance.exp() + mean**2 - 1.0 - log_variance).sum(1)
-        prior = 0.5 * (latents**2).sum(1) / 2.0 + 0.5 * self.latent_dim * math.log(2 * math.pi * 2.0)
+        prior = 0.5 * (latents**2).sum(1) / 2.0 + 0.5 * self.latent_dim * math.log(
+            2 * math.pi * 2.0
+        )
         return nll + kl + prior, nll + kl
 
     def step(self, x):
@@ -385,10 +437,17 @@ class AuthorsBatchNormGON(TorchGON):
         nz, ngf, nc = LATENT, WIDTH, 1
         self.kind, self.torch = "authors-gon", torch
         self.F = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=True), nn.BatchNorm2d(ngf * 4), nn.ELU(),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=True), nn.BatchNorm2d(ngf * 2), nn.ELU(),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=True), nn.BatchNorm2d(ngf), nn.ELU(),
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=True), nn.Sigmoid(),
+            nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=True),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ELU(),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=True),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ELU(),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=True),
+            nn.BatchNorm2d(ngf),
+            nn.ELU(),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=True),
+            nn.Sigmoid(),
         )
         self.optimizer = torch.optim.Adam(lr=LR, params=self.F.parameters())
 
@@ -451,7 +510,9 @@ def keras_model(name, seed=0, jit_compile=None, steps_per_execution=1, share_ori
     if class_name == "ImplicitGON":
         model = cls(image_shape=(SIZE, SIZE, 1), latent_dim=LATENT, seed=seed, **kwargs)
     else:
-        model = cls(image_shape=(SIZE, SIZE, 1), latent_dim=LATENT, width=WIDTH, seed=seed, **kwargs)
+        model = cls(
+            image_shape=(SIZE, SIZE, 1), latent_dim=LATENT, width=WIDTH, seed=seed, **kwargs
+        )
     model.share_origin = share_origin  # False: the batched origin pass, as the paper computes it
     model.compile(
         optimizer=keras.optimizers.Adam(LR, epsilon=ADAM_EPSILON),
@@ -513,7 +574,9 @@ def compare_training(name, x_train, x_test, args, results):
     steps = args.steps if not name.startswith("igon") else max(10, args.steps // 2)
     keras_trainer = KerasTrainer(model)
     torch_gon = TorchGON(seed=0, **VARIANTS[name][2])
-    torch_trainer = TorchTrainer(torch_gon, torch.as_tensor(x_train).permute(0, 3, 1, 2).contiguous())
+    torch_trainer = TorchTrainer(
+        torch_gon, torch.as_tensor(x_train).permute(0, 3, 1, 2).contiguous()
+    )
     # The paper-BatchNorm GON also runs against the authors' own script's step.
     authors_trainer = None
     if name == "gon-batch":
@@ -575,14 +638,17 @@ def compare_training(name, x_train, x_test, args, results):
 
 
 def keras_options(x_train, args, results):
-    """model.fit steps/s of the GON with XLA on/off, shared/batched origin, steps_per_execution (interleaved)."""
+    """model.fit steps/s of the GON with XLA on/off, shared/batched origin and
+    steps_per_execution, interleaved."""
     configs = [
         dict(jit_compile=None, steps_per_execution=1, share_origin=True),  # the library default
         dict(jit_compile=True, steps_per_execution=1, share_origin=True),
         dict(jit_compile=True, steps_per_execution=1, share_origin=False),  # the paper's step, XLA
         dict(jit_compile=False, steps_per_execution=1, share_origin=False),
     ]
-    configs += [dict(jit_compile=None, steps_per_execution=s, share_origin=True) for s in args.spe_values]
+    configs += [
+        dict(jit_compile=None, steps_per_execution=s, share_origin=True) for s in args.spe_values
+    ]
     trainers = {}
     for config in configs:
         model = keras_model("gon-layer", **config)
@@ -602,7 +668,10 @@ def keras_options(x_train, args, results):
         for key, trainer in trainers.items():
             rates[key].append(args.steps / timed(trainer.run, args.steps))
     for key, values in rates.items():
-        results["keras_options"][key] = {"steps_per_s": statistics.median(values), "repeats": values}
+        results["keras_options"][key] = {
+            "steps_per_s": statistics.median(values),
+            "repeats": values,
+        }
         log(f"[options] {key}: {statistics.median(values):.1f} steps/s (load {load_level():.2f})")
 
 
@@ -612,7 +681,9 @@ def compare_encode(model, torch_gon, x_test, args, results):
 
     from keras_gon.export import export_saved_model
 
-    batches = [x_test[i : i + ENCODE_BATCH] for i in range(0, len(x_test) - ENCODE_BATCH + 1, ENCODE_BATCH)]
+    batches = [
+        x_test[i : i + ENCODE_BATCH] for i in range(0, len(x_test) - ENCODE_BATCH + 1, ENCODE_BATCH)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         export_saved_model(model, Path(tmp) / "1")
         signature = tf.saved_model.load(str(Path(tmp) / "1")).signatures["encode"]
@@ -632,8 +703,11 @@ def compare_encode(model, torch_gon, x_test, args, results):
             for b in torch_batches:
                 torch_gon.encode(b).numpy()
 
-        runs = {"keras_encode_in_memory": keras_encode, "saved_model_encode": saved_encode,
-                "torch_encode": torch_encode}
+        runs = {
+            "keras_encode_in_memory": keras_encode,
+            "saved_model_encode": saved_encode,
+            "torch_encode": torch_encode,
+        }
         for fn in runs.values():  # warm-up (tracing)
             fn()
         rates = {key: [] for key in runs}
@@ -659,16 +733,27 @@ def measure_cli(args, results):
     walls = {"train gon --steps 20": [], "--help": []}
     for _ in range(max(3, args.repeats // 2)):
         with tempfile.TemporaryDirectory() as tmp:
-            for key, extra in (("train gon --steps 20", ["train", "gon", "--steps", "20", "--out",
-                                                         str(Path(tmp) / "run")]),
-                               ("--help", ["--help"])):
+            for key, extra in (
+                (
+                    "train gon --steps 20",
+                    ["train", "gon", "--steps", "20", "--out", str(Path(tmp) / "run")],
+                ),
+                ("--help", ["--help"]),
+            ):
                 start = time.perf_counter()
                 done = subprocess.run(command + extra, capture_output=True, text=True)
                 walls[key].append(time.perf_counter() - start)
                 if done.returncode:
-                    raise RuntimeError(f"keras-gon {' '.join(extra)} failed:\n{done.stderr[-2000:]}")
-    results["cli_wall_s"] = {k: {"median": statistics.median(v), "repeats": v} for k, v in walls.items()}
-    log("[cli] " + ", ".join(f"keras-gon {k}: {statistics.median(v):.2f} s" for k, v in walls.items()))
+                    raise RuntimeError(
+                        f"keras-gon {' '.join(extra)} failed:\n{done.stderr[-2000:]}"
+                    )
+    results["cli_wall_s"] = {
+        k: {"median": statistics.median(v), "repeats": v} for k, v in walls.items()
+    }
+    log(
+        "[cli] "
+        + ", ".join(f"keras-gon {k}: {statistics.median(v):.2f} s" for k, v in walls.items())
+    )
 
 
 # --- FLOPs and peak ------------------------------------------------------------------------
@@ -700,7 +785,10 @@ def keras_step_flops(forward_per_sample: int) -> dict:
     passes = 1 + LATENT + BATCH + 2 * BATCH + 2 * LATENT + 2
     matmuls = 3 * 2 * BATCH * SIZE * SIZE * LATENT
     step = passes * forward_per_sample + matmuls
-    return {"keras_step_flops": step, "keras_step_multiple_of_forward": step / (BATCH * forward_per_sample)}
+    return {
+        "keras_step_flops": step,
+        "keras_step_multiple_of_forward": step / (BATCH * forward_per_sample),
+    }
 
 
 def counted_step_flops() -> dict:
@@ -734,7 +822,11 @@ def counted_step_flops() -> dict:
     with Counter() as counter:
         gon.step(x)
     step = counter.flops
-    return {"forward_flops_per_batch": forward, "step_flops": step, "step_multiple_of_forward": step / forward}
+    return {
+        "forward_flops_per_batch": forward,
+        "step_flops": step,
+        "step_multiple_of_forward": step / forward,
+    }
 
 
 def cpu_info() -> dict:
@@ -744,7 +836,9 @@ def cpu_info() -> dict:
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         fields = {k.strip(): v.strip() for k, v in fields.items()}
         info["model_name"] = fields.get("Model name", info["model_name"])
-        info["flags_fma_avx2_avx512"] = [f for f in ("fma", "avx2", "avx512f") if f in fields.get("Flags", "").split()]
+        info["flags_fma_avx2_avx512"] = [
+            f for f in ("fma", "avx2", "avx512f") if f in fields.get("Flags", "").split()
+        ]
         bogomips = float(fields.get("BogoMIPS", "0"))
         info["clock_ghz_estimate"] = bogomips / 2000.0  # BogoMIPS = 2 x clock on x86
     except (OSError, subprocess.CalledProcessError, ValueError):
@@ -828,16 +922,28 @@ def measure_memory(results, steps, x_train):
         np.save(images, x_train)
         for name in ("gon-layer", "gon-batch"):
             for framework in ("keras", "torch"):
-                command = [sys.executable, __file__, "--memory-child", framework, name,
-                           "--steps", str(steps), "--images", images]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--memory-child",
+                    framework,
+                    name,
+                    "--steps",
+                    str(steps),
+                    "--images",
+                    images,
+                ]
                 out = subprocess.run(command, capture_output=True, text=True)
-                line = [l for l in out.stdout.splitlines() if l.startswith("MEMORY ")]
+                line = [s for s in out.stdout.splitlines() if s.startswith("MEMORY ")]
                 if not line:
                     log(f"[memory] {framework} {name} failed: {out.stderr[-500:]}")
                     continue
-                value = json.loads(line[-1][len("MEMORY "):])
+                value = json.loads(line[-1][len("MEMORY ") :])
                 results["memory_mib"][f"{name}/{framework}"] = value
-                log(f"[memory] {name} {framework}: " + ", ".join(f"{k} {v:.0f}" for k, v in value.items()))
+                log(
+                    f"[memory] {name} {framework}: "
+                    + ", ".join(f"{k} {v:.0f}" for k, v in value.items())
+                )
 
 
 # --- the grid (issue 30): latent x image shape x model, the paper's settings -----------------
@@ -882,7 +988,7 @@ def grid_images(image: str, count: int) -> np.ndarray:
         elif channels == 3:
             paths = sorted((SCRATCH_DATA / "celeba").glob("*.jpg"))[:count]
         else:
-            paths = sorted((SCRATCH_DATA / "coil-20-proc").glob("*.png"))[:: 2][:count]
+            paths = sorted((SCRATCH_DATA / "coil-20-proc").glob("*.png"))[::2][:count]
         pictures = [Image.open(path) for path in paths]
     arrays = []
     for picture in pictures:
@@ -897,8 +1003,15 @@ def grid_images(image: str, count: int) -> np.ndarray:
     return np.stack(arrays)
 
 
-def grid_keras_model(model: str, latent: int, image: str, seed: int = 0, jit_compile=None,
-                     steps_per_execution: int = 1, **options):
+def grid_keras_model(
+    model: str,
+    latent: int,
+    image: str,
+    seed: int = 0,
+    jit_compile=None,
+    steps_per_execution: int = 1,
+    **options,
+):
     """The keras-gon model of a grid cell with the library's defaults, compiled as speed.py does."""
     import keras
 
@@ -916,8 +1029,11 @@ def grid_keras_model(model: str, latent: int, image: str, seed: int = 0, jit_com
         instance = keras_gon.VariationalGON(**common, **options)  # the default likelihood
     else:
         raise ValueError(model)
-    instance.compile(optimizer=keras.optimizers.Adam(LR, epsilon=ADAM_EPSILON),
-                     jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    instance.compile(
+        optimizer=keras.optimizers.Adam(LR, epsilon=ADAM_EPSILON),
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
     return instance
 
 
@@ -939,8 +1055,13 @@ class KerasArrayTrainer:
         import tensorflow as tf
 
         self.model = model
-        self.train = (tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=0)
-                      .batch(BATCH, drop_remainder=True).repeat().prefetch(2))
+        self.train = (
+            tf.data.Dataset.from_tensor_slices(x)
+            .shuffle(len(x), seed=0)
+            .batch(BATCH, drop_remainder=True)
+            .repeat()
+            .prefetch(2)
+        )
 
     def run(self, steps):
         history = self.model.fit(self.train, epochs=1, steps_per_epoch=steps, verbose=0)
@@ -973,44 +1094,59 @@ def grid_cell_child(cell: str, images: str, models: list[str], args) -> dict:
         keras_model_ = grid_keras_model(model, latent, image, **options)
         trainers[(model, "keras")] = KerasArrayTrainer(keras_model_, x)
         trainers[(model, "torch")] = TorchTrainer(grid_torch_model(model, latent, image), x_torch)
-        info[model] = {"keras_jit_compile": bool(keras_model_.jit_compile),
-                       "origin": origin_path(keras_model_),
-                       "keras_parameters": int(sum(np.prod(w.shape)
-                                                   for w in keras_model_.trainable_weights)),
-                       "torch_parameters": int(sum(p.numel() for p in
-                                                   trainers[(model, "torch")].gon.F.parameters()))}
+        info[model] = {
+            "keras_jit_compile": bool(keras_model_.jit_compile),
+            "origin": origin_path(keras_model_),
+            "keras_parameters": int(sum(np.prod(w.shape) for w in keras_model_.trainable_weights)),
+            "torch_parameters": int(
+                sum(p.numel() for p in trainers[(model, "torch")].gon.F.parameters())
+            ),
+        }
     warmup, steps = {}, {}
     for key, trainer in trainers.items():
         warmup[key] = timed(trainer.run, args.grid_warmup)  # tracing, XLA compilation
         calibration = timed(trainer.run, args.grid_calibration) / args.grid_calibration
-        steps[key] = int(min(args.grid_max_steps, max(args.grid_min_steps,
-                                                      round(args.grid_seconds / calibration))))
-        log(f"  [{cell} {key[0]} {key[1]}] warm-up {warmup[key]:.1f} s, "
-            f"{1 / calibration:.1f} steps/s -> {steps[key]} steps per repeat")
+        steps[key] = int(
+            min(
+                args.grid_max_steps,
+                max(args.grid_min_steps, round(args.grid_seconds / calibration)),
+            )
+        )
+        log(
+            f"  [{cell} {key[0]} {key[1]}] warm-up {warmup[key]:.1f} s, "
+            f"{1 / calibration:.1f} steps/s -> {steps[key]} steps per repeat"
+        )
     rates = {key: [] for key in trainers}
     for repeat in range(args.grid_repeats):
         for key, trainer in trainers.items():
             rates[key].append(steps[key] / timed(trainer.run, steps[key]))
-        log(f"  [{cell}] repeat {repeat}: " + ", ".join(
-            f"{m} {f} {rates[(m, f)][-1]:.2f}" for m, f in trainers) + f" (load {load_level():.2f})")
+        log(
+            f"  [{cell}] repeat {repeat}: "
+            + ", ".join(f"{m} {f} {rates[(m, f)][-1]:.2f}" for m, f in trainers)
+            + f" (load {load_level():.2f})"
+        )
     result = {}
     for model in models:
         k, t = rates[(model, "keras")], rates[(model, "torch")]
         result[model] = {
             **info[model],
-            "keras_steps_per_s": statistics.median(k), "torch_steps_per_s": statistics.median(t),
+            "keras_steps_per_s": statistics.median(k),
+            "torch_steps_per_s": statistics.median(t),
             "ratio": statistics.median(k) / statistics.median(t),
             "ratio_paired_median": statistics.median(a / b for a, b in zip(k, t)),
-            "keras_repeats": k, "torch_repeats": t,
+            "keras_repeats": k,
+            "torch_repeats": t,
             "keras_steps_per_repeat": steps[(model, "keras")],
             "torch_steps_per_repeat": steps[(model, "torch")],
-            "keras_warmup_s": warmup[(model, "keras")], "torch_warmup_s": warmup[(model, "torch")],
+            "keras_warmup_s": warmup[(model, "keras")],
+            "torch_warmup_s": warmup[(model, "torch")],
         }
     if "gon" in models and "ae" in models:
         g, a = rates[("gon", "keras")], rates[("ae", "keras")]
-        result["gon_over_ae"] = {"ratio": statistics.median(g) / statistics.median(a),
-                                 "ratio_paired_median": statistics.median(
-                                     x / y for x, y in zip(g, a))}
+        result["gon_over_ae"] = {
+            "ratio": statistics.median(g) / statistics.median(a),
+            "ratio_paired_median": statistics.median(x / y for x, y in zip(g, a)),
+        }
     return result
 
 
@@ -1106,7 +1242,7 @@ def child_json(command: list[str], prefix: str) -> dict | None:
     if not lines:
         log(f"  child failed ({' '.join(command[2:])}): {out.stderr[-1500:]}")
         return None
-    return json.loads(lines[-1][len(prefix) + 1:])
+    return json.loads(lines[-1][len(prefix) + 1 :])
 
 
 def versions() -> dict:
@@ -1127,15 +1263,26 @@ def run_grid(args) -> None:
     out = args.grid_out
     results = json.loads(out.read_text()) if out.exists() else {}
     results.setdefault("cells", {})
-    results.setdefault("runs", []).append({
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": cpu_info(),
-        "versions": versions(), "load_average_at_start": os.getloadavg(),
-        "setup": {"batch": BATCH, "width": WIDTH, "lr": LR, "adam_epsilon": ADAM_EPSILON,
-                  "repeats": args.grid_repeats, "seconds_per_repeat": args.grid_seconds,
-                  "warmup_steps": args.grid_warmup, "keras_jit": args.keras_jit,
-                  "sources": GRID_SOURCES},
-    })
+    results.setdefault("runs", []).append(
+        {
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "machine": cpu_info(),
+            "versions": versions(),
+            "load_average_at_start": os.getloadavg(),
+            "setup": {
+                "batch": BATCH,
+                "width": WIDTH,
+                "lr": LR,
+                "adam_epsilon": ADAM_EPSILON,
+                "repeats": args.grid_repeats,
+                "seconds_per_repeat": args.grid_seconds,
+                "warmup_steps": args.grid_warmup,
+                "keras_jit": args.keras_jit,
+                "sources": GRID_SOURCES,
+            },
+        }
+    )
     write_json(out, results)
     cache = Path(tempfile.mkdtemp(prefix="gon-grid-"))
     other = OtherLoad()
@@ -1163,27 +1310,48 @@ def run_grid(args) -> None:
             started = time.time()
             other.take()
             base = [sys.executable, __file__, "--images", str(images)]
-            options = ["--grid-repeats", str(args.grid_repeats), "--grid-seconds",
-                       str(args.grid_seconds), "--grid-warmup", str(args.grid_warmup),
-                       "--grid-calibration", str(args.grid_calibration),
-                       "--grid-min-steps", str(args.grid_min_steps),
-                       "--grid-max-steps", str(args.grid_max_steps), "--keras-jit", args.keras_jit]
+            options = [
+                "--grid-repeats",
+                str(args.grid_repeats),
+                "--grid-seconds",
+                str(args.grid_seconds),
+                "--grid-warmup",
+                str(args.grid_warmup),
+                "--grid-calibration",
+                str(args.grid_calibration),
+                "--grid-min-steps",
+                str(args.grid_min_steps),
+                "--grid-max-steps",
+                str(args.grid_max_steps),
+                "--keras-jit",
+                args.keras_jit,
+            ]
             if args.torch_threads:
                 options += ["--torch-threads", str(args.torch_threads)]
-            timing = child_json(base + options + ["--grid-child", cell, "--grid-models", *models],
-                                "GRID")
+            timing = child_json(
+                base + options + ["--grid-child", cell, "--grid-models", *models], "GRID"
+            )
             if timing is None:
                 continue
             competing = other.take()
-            entry = {"models": {m: timing[m] for m in models}, "measured": time.strftime(
-                "%Y-%m-%d %H:%M:%S %Z"), "run": len(results["runs"]) - 1,
-                "load_average_after": os.getloadavg(), "other_processes_cpu_percent": competing}
+            entry = {
+                "models": {m: timing[m] for m in models},
+                "measured": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                "run": len(results["runs"]) - 1,
+                "load_average_after": os.getloadavg(),
+                "other_processes_cpu_percent": competing,
+            }
             if competing["mean"] > args.grid_max_other_cpu:
                 retries[cell] = retries.get(cell, 0) + 1
-                log(f"[grid] {cell}: other processes used {competing['mean']:.0f} % of a core "
+                log(
+                    f"[grid] {cell}: other processes used {competing['mean']:.0f} % of a core "
                     f"on average (max {competing['max']:.0f} %) during the timing: "
-                    + ("measuring it again" if retries[cell] <= args.grid_retries else
-                       "kept, marked noisy"))
+                    + (
+                        "measuring it again"
+                        if retries[cell] <= args.grid_retries
+                        else "kept, marked noisy"
+                    )
+                )
                 if retries[cell] <= args.grid_retries:
                     queue.append(cell)
                     continue
@@ -1193,17 +1361,32 @@ def run_grid(args) -> None:
             if not args.skip_memory:
                 for model in models:
                     for framework in ("keras", "torch"):
-                        memory = child_json(base + ["--grid-memory-child", framework, cell, model,
-                                                    "--grid-memory-steps", str(args.grid_memory_steps)],
-                                            "MEMORY")
+                        memory = child_json(
+                            base
+                            + [
+                                "--grid-memory-child",
+                                framework,
+                                cell,
+                                model,
+                                "--grid-memory-steps",
+                                str(args.grid_memory_steps),
+                            ],
+                            "MEMORY",
+                        )
                         if memory:
                             entry["models"][model][f"memory_{framework}"] = memory
             entry["seconds"] = time.time() - started
             results["cells"][cell] = entry
             write_json(out, results)
-            log(f"[grid] {cell} done in {entry['seconds']:.0f} s: " + ", ".join(
-                f"{m} {v['ratio']:.2f}x" for m, v in entry["models"].items())
-                + (f", gon/ae {entry['gon_over_ae']['ratio']:.2f}x" if "gon_over_ae" in entry else ""))
+            log(
+                f"[grid] {cell} done in {entry['seconds']:.0f} s: "
+                + ", ".join(f"{m} {v['ratio']:.2f}x" for m, v in entry["models"].items())
+                + (
+                    f", gon/ae {entry['gon_over_ae']['ratio']:.2f}x"
+                    if "gon_over_ae" in entry
+                    else ""
+                )
+            )
     finally:
         other.stop()
         for path in cache.glob("*"):
@@ -1216,7 +1399,7 @@ def run_grid(args) -> None:
 def grid_report(results: dict, markdown: Path, plot: Path | None) -> str:
     """The grid as Markdown tables (ratios and targets, steps/s, peak memory) and a plot."""
     cells = results["cells"]
-    order = [f"{l}/{i}" for l in GRID_LATENTS for i in GRID_IMAGES if f"{l}/{i}" in cells]
+    order = [f"{z}/{i}" for z in GRID_LATENTS for i in GRID_IMAGES if f"{z}/{i}" in cells]
     order += sorted(set(cells) - set(order))
 
     def model(cell, name):
@@ -1228,42 +1411,59 @@ def grid_report(results: dict, markdown: Path, plot: Path | None) -> str:
         text = f"{value['ratio']:.2f}x ({value['ratio_paired_median']:.2f}x)"
         return f"**{text}**" if target is not None and value["ratio"] >= target else text
 
-    lines = ["| latent | image | GON vs PyTorch (>= 1.5x) | GON vs AE (>= 0.8x) | "
-             "VGON vs PyTorch, BCE (>= 1.3x at 32, 256) | VGON vs PyTorch, disc. logistic | "
-             "AE vs PyTorch | GON origin, XLA |",
-             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| latent | image | GON vs PyTorch (>= 1.5x) | GON vs AE (>= 0.8x) | "
+        "VGON vs PyTorch, BCE (>= 1.3x at 32, 256) | VGON vs PyTorch, disc. logistic | "
+        "AE vs PyTorch | GON origin, XLA |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
     for cell in order:
         latent, image = cell.split("/")
         gon, vgon = model(cell, "gon"), model(cell, "vgon")
-        vgon_target = GRID_TARGETS["vgon_vs_torch"] if int(latent) in GRID_VGON_TARGET_LATENTS else None
+        vgon_target = (
+            GRID_TARGETS["vgon_vs_torch"] if int(latent) in GRID_VGON_TARGET_LATENTS else None
+        )
         origin = f"{gon['origin']}, {'on' if gon['keras_jit_compile'] else 'off'}" if gon else "-"
         lines.append(
             f"| {latent} | {image} | {ratio(gon, GRID_TARGETS['gon_vs_torch'])} | "
             f"{ratio(cells[cell].get('gon_over_ae'), GRID_TARGETS['gon_vs_ae'])} | "
             f"{ratio(vgon, vgon_target)} | {ratio(model(cell, 'vgon-dlogistic'))} | "
-            f"{ratio(model(cell, 'ae'))} | {origin} |")
-    lines += ["", "Steps/s (keras-gon `fit` / PyTorch), medians of the repeats; other processes' "
-              "CPU during the cell's timing (percent of one core, mean / max):", "",
-              "| latent | image | GON | AE | VGON, BCE | VGON, disc. logistic | other CPU |",
-              "|---:|---|---:|---:|---:|---:|---:|"]
+            f"{ratio(model(cell, 'ae'))} | {origin} |"
+        )
+    lines += [
+        "",
+        "Steps/s (keras-gon `fit` / PyTorch), medians of the repeats; other processes' "
+        "CPU during the cell's timing (percent of one core, mean / max):",
+        "",
+        "| latent | image | GON | AE | VGON, BCE | VGON, disc. logistic | other CPU |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for cell in order:
         latent, image = cell.split("/")
         values = []
         for name in ("gon", "ae", "vgon", "vgon-dlogistic"):
             m = model(cell, name)
-            values.append("-" if m is None else
-                          f"{m['keras_steps_per_s']:.2f} / {m['torch_steps_per_s']:.2f}")
+            values.append(
+                "-" if m is None else f"{m['keras_steps_per_s']:.2f} / {m['torch_steps_per_s']:.2f}"
+            )
         competing = cells[cell].get("other_processes_cpu_percent")
-        values.append("-" if competing is None else
-                      f"{competing['mean']:.0f} / {competing['max']:.0f}"
-                      + (" (noisy)" if cells[cell].get("noisy") else ""))
+        values.append(
+            "-"
+            if competing is None
+            else f"{competing['mean']:.0f} / {competing['max']:.0f}"
+            + (" (noisy)" if cells[cell].get("noisy") else "")
+        )
         lines.append(f"| {latent} | {image} | " + " | ".join(values) + " |")
     if any("memory_keras" in m for c in cells.values() for m in c["models"].values()):
-        lines += ["", "Peak memory (MiB, fresh process per model and framework: process peak RSS; "
-                  "in brackets model + training, the peak during steps minus the RSS after "
-                  "importing the framework and loading the images), keras-gon / PyTorch:", "",
-                  "| latent | image | GON | AE | VGON, BCE | VGON, disc. logistic |",
-                  "|---:|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "Peak memory (MiB, fresh process per model and framework: process peak RSS; "
+            "in brackets model + training, the peak during steps minus the RSS after "
+            "importing the framework and loading the images), keras-gon / PyTorch:",
+            "",
+            "| latent | image | GON | AE | VGON, BCE | VGON, disc. logistic |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
         for cell in order:
             latent, image = cell.split("/")
             values = []
@@ -1273,8 +1473,10 @@ def grid_report(results: dict, markdown: Path, plot: Path | None) -> str:
                     values.append("-")
                     continue
                 k, t = m["memory_keras"], m["memory_torch"]
-                values.append(f"{k['process_peak_rss_mib']:.0f} ({k['model_and_training_mib']:.0f}) / "
-                              f"{t['process_peak_rss_mib']:.0f} ({t['model_and_training_mib']:.0f})")
+                values.append(
+                    f"{k['process_peak_rss_mib']:.0f} ({k['model_and_training_mib']:.0f}) / "
+                    f"{t['process_peak_rss_mib']:.0f} ({t['model_and_training_mib']:.0f})"
+                )
             lines.append(f"| {latent} | {image} | " + " | ".join(values) + " |")
     text = "\n".join(lines) + "\n"
     markdown.write_text(text)
@@ -1289,11 +1491,16 @@ def grid_plot(cells: dict, order: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("GON / PyTorch", lambda c: cells[c]["models"].get("gon"), GRID_TARGETS["gon_vs_torch"]),
-              ("GON / AE (keras-gon)", lambda c: cells[c].get("gon_over_ae"), GRID_TARGETS["gon_vs_ae"]),
-              ("VGON / PyTorch (BCE)", lambda c: cells[c]["models"].get("vgon"),
-               GRID_TARGETS["vgon_vs_torch"]),
-              ("AE / PyTorch", lambda c: cells[c]["models"].get("ae"), None)]
+    panels = [
+        ("GON / PyTorch", lambda c: cells[c]["models"].get("gon"), GRID_TARGETS["gon_vs_torch"]),
+        ("GON / AE (keras-gon)", lambda c: cells[c].get("gon_over_ae"), GRID_TARGETS["gon_vs_ae"]),
+        (
+            "VGON / PyTorch (BCE)",
+            lambda c: cells[c]["models"].get("vgon"),
+            GRID_TARGETS["vgon_vs_torch"],
+        ),
+        ("AE / PyTorch", lambda c: cells[c]["models"].get("ae"), None),
+    ]
     figure, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), sharex=True)
     positions = np.arange(len(order))
     for axis, (title, get, target) in zip(axes, panels):
@@ -1331,56 +1538,96 @@ def main(argv=None):
     parser.add_argument("--torch-threads", type=int, help="default: the cores TF uses")
     parser.add_argument("--skip-options", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--skip-cli", action="store_true", help="skip timing `keras-gon train gon --steps 20`")
+    parser.add_argument(
+        "--skip-cli", action="store_true", help="skip timing `keras-gon train gon --steps 20`"
+    )
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK", "VARIANT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory-child", nargs=2, metavar=("FRAMEWORK", "VARIANT"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--images", help=argparse.SUPPRESS)
     grid = parser.add_argument_group(
-        "grid (issue 30)", "--grid measures latent x image x model cells instead of the above, "
+        "grid (issue 30)",
+        "--grid measures latent x image x model cells instead of the above, "
         "each cell in fresh subprocesses; --grid-out is resumable (cells measured with every "
-        "model asked for are skipped); --grid-report only writes the table and plot")
+        "model asked for are skipped); --grid-report only writes the table and plot",
+    )
     grid.add_argument("--grid", action="store_true", help="measure the grid")
-    grid.add_argument("--grid-report", action="store_true",
-                      help="write the Markdown table and the plot from --grid-out, no measurement")
+    grid.add_argument(
+        "--grid-report",
+        action="store_true",
+        help="write the Markdown table and the plot from --grid-out, no measurement",
+    )
     grid.add_argument("--grid-out", type=Path, default=Path(__file__).with_name("speed_grid.json"))
     grid.add_argument("--grid-table", type=Path, default=Path(__file__).with_name("speed_grid.md"))
     grid.add_argument("--grid-plot", type=Path, default=Path(__file__).with_name("speed_grid.png"))
-    grid.add_argument("--cells", nargs="*", metavar="LATENT/HxWxC",
-                      help="cells to measure, e.g. 256/64x64x3 (default: every latent x image)")
+    grid.add_argument(
+        "--cells",
+        nargs="*",
+        metavar="LATENT/HxWxC",
+        help="cells to measure, e.g. 256/64x64x3 (default: every latent x image)",
+    )
     grid.add_argument("--grid-latents", type=int, nargs="*", default=list(GRID_LATENTS))
     grid.add_argument("--grid-images", nargs="*", default=list(GRID_IMAGES))
     grid.add_argument("--grid-models", nargs="*", default=list(GRID_MODELS), choices=GRID_MODELS)
     grid.add_argument("--grid-repeats", type=int, default=5)
     grid.add_argument("--grid-seconds", type=float, default=2.5, help="seconds per timed repeat")
-    grid.add_argument("--grid-warmup", type=int, default=5, help="warm-up steps (incl. XLA compile)")
-    grid.add_argument("--grid-calibration", type=int, default=3,
-                      help="steps timed to choose the steps per repeat")
+    grid.add_argument(
+        "--grid-warmup", type=int, default=5, help="warm-up steps (incl. XLA compile)"
+    )
+    grid.add_argument(
+        "--grid-calibration", type=int, default=3, help="steps timed to choose the steps per repeat"
+    )
     grid.add_argument("--grid-min-steps", type=int, default=3)
     grid.add_argument("--grid-max-steps", type=int, default=200)
     grid.add_argument("--grid-images-count", type=int, default=512, help="images held in memory")
     grid.add_argument("--grid-memory-steps", type=int, default=3)
-    grid.add_argument("--keras-jit", choices=("auto", "on", "off"), default="auto",
-                      help="keras-gon's XLA: the library's choice (auto) or forced")
+    grid.add_argument(
+        "--keras-jit",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="keras-gon's XLA: the library's choice (auto) or forced",
+    )
     grid.add_argument("--redo", action="store_true", help="measure cells already in --grid-out")
-    grid.add_argument("--grid-max-other-cpu", type=float, default=25.0,
-                      help="mean CPU (percent of a core) of other processes above which a cell's "
-                           "timing is measured again (--grid-retries times), then marked noisy")
+    grid.add_argument(
+        "--grid-max-other-cpu",
+        type=float,
+        default=25.0,
+        help="mean CPU (percent of a core) of other processes above which a cell's "
+        "timing is measured again (--grid-retries times), then marked noisy",
+    )
     grid.add_argument("--grid-retries", type=int, default=1)
-    grid.add_argument("--grid-budget", type=float, default=0.0,
-                      help="seconds after which no new cell is started (0: no limit)")
+    grid.add_argument(
+        "--grid-budget",
+        type=float,
+        default=0.0,
+        help="seconds after which no new cell is started (0: no limit)",
+    )
     grid.add_argument("--grid-child", help=argparse.SUPPRESS)
-    grid.add_argument("--grid-memory-child", nargs=3, metavar=("FRAMEWORK", "CELL", "MODEL"),
-                      help=argparse.SUPPRESS)
+    grid.add_argument(
+        "--grid-memory-child",
+        nargs=3,
+        metavar=("FRAMEWORK", "CELL", "MODEL"),
+        help=argparse.SUPPRESS,
+    )
     args = parser.parse_args(argv)
 
     if args.grid_child:
-        print("GRID " + json.dumps(grid_cell_child(args.grid_child, args.images, args.grid_models,
-                                                   args)), flush=True)
+        print(
+            "GRID "
+            + json.dumps(grid_cell_child(args.grid_child, args.images, args.grid_models, args)),
+            flush=True,
+        )
         return
     if args.grid_memory_child:
         framework, cell, model = args.grid_memory_child
-        print("MEMORY " + json.dumps(grid_memory_child(framework, cell, model, args.images,
-                                                       args.grid_memory_steps)), flush=True)
+        print(
+            "MEMORY "
+            + json.dumps(
+                grid_memory_child(framework, cell, model, args.images, args.grid_memory_steps)
+            ),
+            flush=True,
+        )
         return
     if args.grid or args.grid_report:
         if args.grid:
@@ -1391,7 +1638,10 @@ def main(argv=None):
     if args.memory_child:
         if args.memory_child[0] == "torch":
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        print("MEMORY " + json.dumps(memory_child(*args.memory_child, args.steps, args.images)), flush=True)
+        print(
+            "MEMORY " + json.dumps(memory_child(*args.memory_child, args.steps, args.images)),
+            flush=True,
+        )
         return
 
     import keras
@@ -1404,14 +1654,23 @@ def main(argv=None):
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": cpu_info(),
         "versions": {
-            "python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
         },
         "threads": {"tf_intra_op": threads, "torch": torch.get_num_threads()},
         "load_average_at_start": os.getloadavg(),
-        "training": {}, "keras_options": {}, "memory_mib": {},
+        "training": {},
+        "keras_options": {},
+        "memory_mib": {},
     }
-    log(json.dumps({k: results[k] for k in ("machine", "versions", "threads", "load_average_at_start")}))
+    log(
+        json.dumps(
+            {k: results[k] for k in ("machine", "versions", "threads", "load_average_at_start")}
+        )
+    )
     x_train, x_test = load_arrays()
 
     flops = counted_step_flops()
@@ -1434,7 +1693,9 @@ def main(argv=None):
             "keras_fit": flops["keras_step_flops"] * gon["keras_fit_steps_per_s"] / 1e9,
             "torch": flops["step_flops"] * gon["torch_steps_per_s"] / 1e9,
             # the paper's step FLOPs per second of work done (same latents, same update)
-            "keras_fit_paper_step_equivalent": flops["step_flops"] * gon["keras_fit_steps_per_s"] / 1e9,
+            "keras_fit_paper_step_equivalent": flops["step_flops"]
+            * gon["keras_fit_steps_per_s"]
+            / 1e9,
         }
         results["gflops_per_s"] = {**achieved, "machine_peak": peak}
         log(

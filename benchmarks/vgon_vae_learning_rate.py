@@ -49,14 +49,18 @@ def run(kind: str, data: str, lr: float, epochs: int) -> dict:
     means = np.concatenate(means)
     samples = model.sample(256, seed=0).numpy()
     return {
-        "kind": kind, "lr": lr, "epochs": epochs, "data": Path(data).name,
+        "kind": kind,
+        "lr": lr,
+        "epochs": epochs,
+        "data": Path(data).name,
         "bits_per_dim": float(results["bits_per_dim"]),
         "reconstruction_nats": float(results["reconstruction_loss"]),
         "kl_nats": float(results["kl_loss"]),
         "posterior_mean_offset_rms": float(np.sqrt((means.mean(0) ** 2).mean())),
         "posterior_mean_offset_max": float(np.abs(means.mean(0)).max()),
         "prior_sample_mean_pixel": float(samples.mean()),
-        "train_seconds": round(seconds, 1), "tensorflow": tf.__version__,
+        "train_seconds": round(seconds, 1),
+        "tensorflow": tf.__version__,
     }
 
 
@@ -66,8 +70,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--kinds", nargs="+", default=["vae", "vgon"])
-    parser.add_argument("--out", type=Path,
-                        default=Path("benchmarks/experiments/vgon_vae_learning_rate.jsonl"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/experiments/vgon_vae_learning_rate.jsonl")
+    )
     args = parser.parse_args()
     done = set()
     if args.out.is_file():

@@ -78,8 +78,10 @@ def main() -> None:
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
     print(f"{args.epochs} epochs of {args.data.name}, latent 32, width 16, batch 64, Adam 1e-4\n")
-    print("| model | parameters | held-out bits/dim | reconstruction (nats) | KL (nats) "
-          "| val bits/dim per epoch | steps/s |")
+    print(
+        "| model | parameters | held-out bits/dim | reconstruction (nats) | KL (nats) "
+        "| val bits/dim per epoch | steps/s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in MODELS:
         rows = [r for r in results if r["model"] == name]

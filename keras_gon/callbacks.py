@@ -278,5 +278,6 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             f"training stopped at step {self._steps}: the loss became {float(loss)}; the model "
             "keeps the weights of the last finite step (check the data for NaN or extreme "
             "values, or lower the learning rate)",
-            RuntimeWarning, stacklevel=2,
+            RuntimeWarning,
+            stacklevel=2,
         )

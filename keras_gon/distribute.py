@@ -134,7 +134,9 @@ def batch_normal(shape, seed_generator, stddev: float = 1.0, dtype="float32"):
     rows = shape[0]
     full = keras.random.normal(
         tf.concat([[replicas * rows], tf.convert_to_tensor(shape)[1:]], axis=0),
-        stddev=stddev, seed=seed_generator, dtype=dtype,
+        stddev=stddev,
+        seed=seed_generator,
+        dtype=dtype,
     )
     start = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
     return full[start : start + rows]

@@ -76,8 +76,9 @@ def serving_endpoints(model, image_dtype: str = "float32") -> dict:
         if spec.name == "images":  # any size; float32 in [0, 1] or uint8 0-255
             return model.prepare_images(check_image_values(tensor, "images"))
         finite = tf.reduce_all(tf.math.is_finite(tensor))
-        with tf.control_dependencies([graph_check(
-                finite, f"{spec.name} contain NaN or infinite (non-finite) values")]):
+        with tf.control_dependencies(
+            [graph_check(finite, f"{spec.name} contain NaN or infinite (non-finite) values")]
+        ):
             return tf.identity(tensor)
 
     def as_images(values):
@@ -107,12 +108,18 @@ def serving_endpoints(model, image_dtype: str = "float32") -> dict:
 
         def sample(count, seed):
             values = tf.cast(count, "int64") * int(np.prod(model.image_shape))
-            with tf.control_dependencies([
-                graph_check(count >= 1, "sample: count must be >= 1, got ", count),
-                graph_check(values <= MAX_SAMPLE_VALUES, "sample: count ", count,
-                            f" makes more than {MAX_SAMPLE_VALUES:,} values: ask for fewer"),
-                graph_check(seed >= 0, "sample: seed must be >= 0, got ", seed),
-            ]):
+            with tf.control_dependencies(
+                [
+                    graph_check(count >= 1, "sample: count must be >= 1, got ", count),
+                    graph_check(
+                        values <= MAX_SAMPLE_VALUES,
+                        "sample: count ",
+                        count,
+                        f" makes more than {MAX_SAMPLE_VALUES:,} values: ask for fewer",
+                    ),
+                    graph_check(seed >= 0, "sample: seed must be >= 0, got ", seed),
+                ]
+            ):
                 count = tf.identity(count)
             if hasattr(model, "sample_images"):
                 return {"images": as_images(model.sample_images(count, seed))}
@@ -143,8 +150,9 @@ def serving_endpoints(model, image_dtype: str = "float32") -> dict:
     return endpoints
 
 
-def export_saved_model(model: keras.Model, path: str | os.PathLike,
-                       image_dtype: str = "float32") -> Path:
+def export_saved_model(
+    model: keras.Model, path: str | os.PathLike, image_dtype: str = "float32"
+) -> Path:
     """Writes `model` as a SavedModel at `path` with named serving signatures.
 
     Each image signature takes NHWC images of any height and width (e.g. a
@@ -184,8 +192,9 @@ FILESYSTEM_FAILURES = {
 """TensorFlow's file errors (tf.errors.OpError) by the strerror in their message."""
 
 
-def _write_archive(model: keras.Model, path: Path, image_dtype: str = "float32",
-                   target: Path | None = None) -> None:
+def _write_archive(
+    model: keras.Model, path: Path, image_dtype: str = "float32", target: Path | None = None
+) -> None:
     """Writes the SavedModel of `model` at `path`; a full disk or a read-only folder is an
     `OSError` naming `target` (the version the user asked for), whichever writes it."""
     model = _serving_copy(model)
@@ -228,8 +237,15 @@ def _serving_copy(model: keras.Model) -> keras.Model:
 
 
 def _versions(base: Path) -> list[int]:
-    return [int(child.name) for child in base.iterdir()
-            if child.is_dir() and re.fullmatch(r"\d+", child.name)] if base.is_dir() else []
+    return (
+        [
+            int(child.name)
+            for child in base.iterdir()
+            if child.is_dir() and re.fullmatch(r"\d+", child.name)
+        ]
+        if base.is_dir()
+        else []
+    )
 
 
 def _claims(base: Path) -> dict[int, Path]:
@@ -280,8 +296,9 @@ def next_version_dir(base: str | os.PathLike) -> Path:
     return base / str(max(taken, default=0) + 1)
 
 
-def export_version(model: keras.Model, base: str | os.PathLike,
-                   image_dtype: str = "float32") -> Path:
+def export_version(
+    model: keras.Model, base: str | os.PathLike, image_dtype: str = "float32"
+) -> Path:
     """Exports `model` as the next version under `base`, safely beside other exports.
 
     Claims the number with an atomic `mkdir` of `base/.claim-<n>` (another

@@ -10,7 +10,7 @@ example); the outer loss reported by `fit` is their mean over the batch.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -219,9 +219,7 @@ def discretized_logistic_negative_log_likelihood(y_true, y_pred):
     middle = inverse_scale * centered
     # Where the bin's mass underflows float32, its density at the centre times the width.
     log_density_mass = middle - log_scale - 2.0 * ops.softplus(middle) - math.log(top)
-    log_bin = ops.where(
-        delta > 1e-5, ops.log(ops.maximum(delta, 1e-12)), log_density_mass
-    )
+    log_bin = ops.where(delta > 1e-5, ops.log(ops.maximum(delta, 1e-12)), log_density_mass)
     log_probability = ops.where(
         levels < 0.5, log_cdf_upper, ops.where(levels > top - 0.5, log_survival_lower, log_bin)
     )
@@ -281,8 +279,9 @@ def check_likelihood(likelihood: str, likelihood_stddev: float) -> tuple[str, fl
     return likelihood, stddev
 
 
-def reconstruction_negative_log_likelihood(y_true, y_pred, likelihood: str,
-                                           likelihood_stddev: float = 0.1, logits: bool = False):
+def reconstruction_negative_log_likelihood(
+    y_true, y_pred, likelihood: str, likelihood_stddev: float = 0.1, logits: bool = False
+):
     """-log p(x|z) per example (nats) of the decoder output `y_pred` under `likelihood`;
     with `logits` (only for `LOGIT_LIKELIHOODS`) `y_pred` is the output before the sigmoid."""
     if logits and likelihood not in LOGIT_LIKELIHOODS:
@@ -299,8 +298,17 @@ def reconstruction_negative_log_likelihood(y_true, y_pred, likelihood: str,
     raise AssertionError(likelihood)
 
 
-def negative_elbo(y_true, y_pred, mean, log_variance, *, likelihood: str = "discretized_logistic",
-                  likelihood_stddev: float = 0.1, kl_weight=1.0, logits: bool = False) -> dict:
+def negative_elbo(
+    y_true,
+    y_pred,
+    mean,
+    log_variance,
+    *,
+    likelihood: str = "discretized_logistic",
+    likelihood_stddev: float = 0.1,
+    kl_weight=1.0,
+    logits: bool = False,
+) -> dict:
     """Per-example negative ELBO of a Gaussian posterior q(z|x) = N(mean, exp(log_variance)).
 
     -ELBO = -log p(x|z) + KL(q(z|x) || N(0, I)) (paper eq. 10), with y_pred = F(z)

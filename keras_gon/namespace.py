@@ -10,15 +10,36 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "keras_gon.models": ("ConvAutoencoder", "GLO", "GON", "GONClassifier", "GradientOriginModel",
-                         "ImplicitGON", "LatentModel", "TiedAutoencoder", "VAE",
-                         "VariationalGON"),
+    "keras_gon.models": (
+        "ConvAutoencoder",
+        "GLO",
+        "GON",
+        "GONClassifier",
+        "GradientOriginModel",
+        "ImplicitGON",
+        "LatentModel",
+        "TiedAutoencoder",
+        "VAE",
+        "VariationalGON",
+    ),
     "keras_gon.errors": ("InputError",),
     "keras_gon.interpolation": ("slerp",),
     "keras_gon.presets": ("list_presets",),
 }
-_SUBMODULES = ("callbacks", "data", "distribute", "experiments", "export", "layers", "losses",
-               "options", "preset_builder", "presets", "registry", "training")
+_SUBMODULES = (
+    "callbacks",
+    "data",
+    "distribute",
+    "experiments",
+    "export",
+    "layers",
+    "losses",
+    "options",
+    "preset_builder",
+    "presets",
+    "registry",
+    "training",
+)
 
 
 def __getattr__(name):
@@ -41,4 +62,8 @@ def __dir__():
 
 
 __all__ = [name for names in _EXPORTS.values() for name in names] + [
-    "__version__", "layers", "losses", "register_with_keras"]  # noqa: F822 (lazy: __getattr__)
+    "__version__",
+    "layers",  # noqa: F822 (lazy: __getattr__)
+    "losses",  # noqa: F822 (lazy: __getattr__)
+    "register_with_keras",
+]

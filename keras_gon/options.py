@@ -17,12 +17,27 @@ LIKELIHOODS = ("discretized_logistic", "bernoulli", "bce", "gaussian")
 ENCODERS = ("conv", "linear")
 """The encoders of the AE and VAE baselines (`keras_gon.models.ConvDecoderModel`)."""
 
-NORMALIZATIONS = ("batch", "batch_outer", "batch_frozen_origin", "group", "layer", "none",
-                  "keras_batch")
+NORMALIZATIONS = (
+    "batch",
+    "batch_outer",
+    "batch_frozen_origin",
+    "group",
+    "layer",
+    "none",
+    "keras_batch",
+)
 """The decoder's normalisations (`keras_gon.layers.ConvDecoder`)."""
 
-VALUE_TYPES = ("positive_int", "positive_float", "non_negative_float", "fraction", "flag",
-               "choice", "text", "none")
+VALUE_TYPES = (
+    "positive_int",
+    "positive_float",
+    "non_negative_float",
+    "fraction",
+    "flag",
+    "choice",
+    "text",
+    "none",
+)
 """How the command line reads an option's value ("none": not a command-line option)."""
 
 
@@ -54,61 +69,137 @@ OPTIONS = (
     Option("name", ("model",)),
     Option("dtype", ("model",)),
     Option("image_shape", ("decoder", "implicit")),
-    Option("latent_dim", ("decoder", "implicit"), ("--latent-dim", "--nz"), "positive_int",
-           help="latent size (32)"),
-    Option("width", ("decoder",), ("--width", "--ngf"), "positive_int",
-           help="decoder width (16)"),
-    Option("activation", ("decoder",), ("--activation",), "text",
-           help="hidden activation (elu)"),
-    Option("normalization", ("decoder",), ("--normalization",), "choice", NORMALIZATIONS,
-           help="decoder normalisation: layer (default), batch (the paper's), group, none, "
-           "..."),
+    Option(
+        "latent_dim",
+        ("decoder", "implicit"),
+        ("--latent-dim", "--nz"),
+        "positive_int",
+        help="latent size (32)",
+    ),
+    Option("width", ("decoder",), ("--width", "--ngf"), "positive_int", help="decoder width (16)"),
+    Option("activation", ("decoder",), ("--activation",), "text", help="hidden activation (elu)"),
+    Option(
+        "normalization",
+        ("decoder",),
+        ("--normalization",),
+        "choice",
+        NORMALIZATIONS,
+        help="decoder normalisation: layer (default), batch (the paper's), group, none, ...",
+    ),
     Option("momentum", ("decoder",)),
     Option("epsilon", ("decoder",)),
-    Option("latent_map_size", ("decoder",), ("--latent-map-size",), "positive_int",
-           help="side k of a spatial k x k x (latent_dim/k²) latent map (fig. 10a); 1: a "
-           "vector (default)"),
+    Option(
+        "latent_map_size",
+        ("decoder",),
+        ("--latent-map-size",),
+        "positive_int",
+        help="side k of a spatial k x k x (latent_dim/k²) latent map (fig. 10a); 1: a "
+        "vector (default)",
+    ),
     Option("inner_loss", ("origin",)),
-    Option("num_steps", ("origin",), ("--num-steps",), "positive_int",
-           help="inner gradient steps (1)"),
-    Option("step_size", ("origin",), ("--step-size",), "positive_float",
-           help="inner step size (1)"),
+    Option(
+        "num_steps", ("origin",), ("--num-steps",), "positive_int", help="inner gradient steps (1)"
+    ),
+    Option(
+        "step_size", ("origin",), ("--step-size",), "positive_float", help="inner step size (1)"
+    ),
     Option("detach", ("origin",), ("--detach",), "flag", help="stop gradients through z"),
-    Option("origin_stddev", ("origin",), ("--origin-stddev",), "non_negative_float",
-           help="z0 ~ N(0, σ²) in training (0)"),
+    Option(
+        "origin_stddev",
+        ("origin",),
+        ("--origin-stddev",),
+        "non_negative_float",
+        help="z0 ~ N(0, σ²) in training (0)",
+    ),
     Option("add_origin", ("origin",)),
-    Option("inner_batch_reduction", ("origin",), ("--inner-batch-reduction",), "choice",
-           ("sum", "mean"),
-           help="sum: batch-independent latents (default); mean: the authors'"),
+    Option(
+        "inner_batch_reduction",
+        ("origin",),
+        ("--inner-batch-reduction",),
+        "choice",
+        ("sum", "mean"),
+        help="sum: batch-independent latents (default); mean: the authors'",
+    ),
     Option("share_origin", ("origin",)),
-    Option("encoder", ("encoder",), ("--encoder",), "choice", ENCODERS,
-           help="ae/vae encoder: conv (default, the paper's baselines) or linear (one affine "
-           "map, the class of a GON's encoder)"),
-    Option("likelihood", ("variational",), ("--likelihood",), "choice", LIKELIHOODS,
-           help="p(x|z): discretized_logistic (default; 8-bit grey levels, real bits/dim), "
-           "bernoulli (binarised images), bce (the authors' cross-entropy on grey levels, "
-           "nats), gaussian (nats)"),
-    Option("likelihood_stddev", ("variational",), ("--likelihood-stddev",), "positive_float",
-           help="gaussian p(x|z) standard deviation (0.1)"),
-    Option("kl_weight", ("variational",), ("--kl-weight", "--beta"), "non_negative_float",
-           help="β, the KL weight (1)"),
-    Option("hidden_units", ("implicit",), ("--hidden-units",), "positive_int",
-           help="units per sine layer (256; keras-gon train: 64, as igon_mnist)"),
-    Option("num_layers", ("implicit",), ("--num-layers",), "positive_int",
-           help="number of sine layers (4)"),
+    Option(
+        "encoder",
+        ("encoder",),
+        ("--encoder",),
+        "choice",
+        ENCODERS,
+        help="ae/vae encoder: conv (default, the paper's baselines) or linear (one affine "
+        "map, the class of a GON's encoder)",
+    ),
+    Option(
+        "likelihood",
+        ("variational",),
+        ("--likelihood",),
+        "choice",
+        LIKELIHOODS,
+        help="p(x|z): discretized_logistic (default; 8-bit grey levels, real bits/dim), "
+        "bernoulli (binarised images), bce (the authors' cross-entropy on grey levels, "
+        "nats), gaussian (nats)",
+    ),
+    Option(
+        "likelihood_stddev",
+        ("variational",),
+        ("--likelihood-stddev",),
+        "positive_float",
+        help="gaussian p(x|z) standard deviation (0.1)",
+    ),
+    Option(
+        "kl_weight",
+        ("variational",),
+        ("--kl-weight", "--beta"),
+        "non_negative_float",
+        help="β, the KL weight (1)",
+    ),
+    Option(
+        "hidden_units",
+        ("implicit",),
+        ("--hidden-units",),
+        "positive_int",
+        help="units per sine layer (256; keras-gon train: 64, as igon_mnist)",
+    ),
+    Option(
+        "num_layers",
+        ("implicit",),
+        ("--num-layers",),
+        "positive_int",
+        help="number of sine layers (4)",
+    ),
     Option("w0", ("implicit",), ("--w0",), "positive_float", help="SIREN frequency factor (30)"),
-    Option("coordinate_fraction", ("implicit",), ("--coordinate-fraction",), "fraction",
-           help="fraction of the pixel coordinates per step (1)"),
+    Option(
+        "coordinate_fraction",
+        ("implicit",),
+        ("--coordinate-fraction",),
+        "fraction",
+        help="fraction of the pixel coordinates per step (1)",
+    ),
     Option("num_examples", ("glo",)),
-    Option("latent_learning_rate", ("glo",), ("--latent-learning-rate",), "positive_float",
-           help="SGD step of the training latents (1)"),
-    Option("inference_steps", ("glo",), ("--inference-steps",), "positive_int",
-           help="Adam steps fitting a held-out latent (50)"),
+    Option(
+        "latent_learning_rate",
+        ("glo",),
+        ("--latent-learning-rate",),
+        "positive_float",
+        help="SGD step of the training latents (1)",
+    ),
+    Option(
+        "inference_steps",
+        ("glo",),
+        ("--inference-steps",),
+        "positive_int",
+        help="Adam steps fitting a held-out latent (50)",
+    ),
     Option("inference_learning_rate", ("glo",)),
-    Option("num_classes", ("classifier",), ("--num-classes",), "positive_int",
-           help="classes (10)"),
-    Option("reconstruction_weight", ("classifier",), ("--reconstruction-weight",),
-           "non_negative_float", help="weight of the SSE term (0)"),
+    Option("num_classes", ("classifier",), ("--num-classes",), "positive_int", help="classes (10)"),
+    Option(
+        "reconstruction_weight",
+        ("classifier",),
+        ("--reconstruction-weight",),
+        "non_negative_float",
+        help="weight of the SSE term (0)",
+    ),
 )
 """Every model option, once."""
 

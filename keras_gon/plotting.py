@@ -35,22 +35,28 @@ def image_grid(images: np.ndarray, columns: int, padding: int = 1) -> np.ndarray
     return grid
 
 
-def image_rows_size(count: int, rows: int = 1, columns: int = 8,
-                    scale: float = 1.0) -> tuple[int, int]:
+def image_rows_size(
+    count: int, rows: int = 1, columns: int = 8, scale: float = 1.0
+) -> tuple[int, int]:
     """(width, height) in pixels of `save_image_rows`'s PNG for `rows` grids of `count`
     images: known from the shapes before any image is made."""
     width, height = image_rows_figsize(count, rows, columns, scale)
     return round(width * 100), round(height * 100)
 
 
-def image_rows_figsize(count: int, rows: int = 1, columns: int = 8,
-                       scale: float = 1.0) -> tuple[float, float]:
+def image_rows_figsize(
+    count: int, rows: int = 1, columns: int = 8, scale: float = 1.0
+) -> tuple[float, float]:
     """`save_image_rows`'s figure size in inches (at 100 dpi) for `rows` grids of `count`."""
     return columns * 0.8 * scale, (rows * 0.9 * -(-count // columns) + 0.3) * scale
 
 
-def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]], columns: int = 8,
-                    scale: float = 1.0):
+def save_image_rows(
+    path: str | os.PathLike,
+    rows: list[tuple[str, np.ndarray]],
+    columns: int = 8,
+    scale: float = 1.0,
+):
     """Saves labelled grids one above the other (e.g. originals above reconstructions);
     `scale` enlarges the figure (each image is drawn about 80 * scale pixels wide)."""
     import matplotlib
@@ -60,7 +66,9 @@ def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]],
 
     heights = [-(-len(images) // columns) for _, images in rows]
     figure, axes = plt.subplots(
-        len(rows), 1, figsize=(columns * 0.8 * scale, (0.9 * sum(heights) + 0.3) * scale),
+        len(rows),
+        1,
+        figsize=(columns * 0.8 * scale, (0.9 * sum(heights) + 0.3) * scale),
         gridspec_kw={"height_ratios": heights},
     )
     axes = np.atleast_1d(axes)
@@ -70,9 +78,14 @@ def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]],
             shown = "the first 3" if channels > 3 else "the first"
             title = f"{title} ({shown} of {channels} channels)"
         grid = image_grid(images, columns)
-        axis.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
-                    interpolation="nearest")
-        axis.set_title(title, fontsize=9 * max(1.0, scale ** 0.5))
+        axis.imshow(
+            grid[..., 0] if grid.shape[-1] == 1 else grid,
+            cmap="gray",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+        )
+        axis.set_title(title, fontsize=9 * max(1.0, scale**0.5))
         axis.axis("off")
     try:
         figure.tight_layout()
@@ -81,7 +94,9 @@ def save_image_rows(path: str | os.PathLike, rows: list[tuple[str, np.ndarray]],
         plt.close(figure)
 
 
-def save_reconstructions(path: str | os.PathLike, originals: np.ndarray, reconstructions: np.ndarray):
+def save_reconstructions(
+    path: str | os.PathLike, originals: np.ndarray, reconstructions: np.ndarray
+):
     """PNG with the originals above their reconstructions."""
     save_image_rows(path, [("original", originals), ("reconstruction", reconstructions)])
 
@@ -118,11 +133,20 @@ def text_width(text: str, fontsize: float, dpi: int = 100) -> float:
     if not text:
         return 0.0
     return TextPath((0, 0), text, prop=FontProperties(size=fontsize)).get_extents().width * (
-        dpi / 72)
+        dpi / 72
+    )
 
 
-def _grid_layout(rows: int, columns: int, height: int, width: int, title: str = "",
-                 row_labels=None, column_labels=None, min_tile: int = 84) -> dict:
+def _grid_layout(
+    rows: int,
+    columns: int,
+    height: int,
+    width: int,
+    title: str = "",
+    row_labels=None,
+    column_labels=None,
+    min_tile: int = 84,
+) -> dict:
     """Where `save_labelled_grid` puts things, in pixels, from the shapes alone."""
     import math
 
@@ -133,22 +157,44 @@ def _grid_layout(rows: int, columns: int, height: int, width: int, title: str = 
     left = max(80, math.ceil(max(text_width(label, 8) for label in labels)) + 14) if labels else 10
     right, top, bottom = 10, 34 + (18 if column_labels is not None else 0), 8
     total_width = max(grid_width + left + right, math.ceil(text_width(title, 10)) + 20)
-    return dict(factor=factor, tile_width=tile_width, tile_height=tile_height,
-                grid_width=grid_width, grid_height=grid_height, left=left, right=right,
-                top=top, bottom=bottom, total_width=total_width,
-                total_height=grid_height + top + bottom)
+    return dict(
+        factor=factor,
+        tile_width=tile_width,
+        tile_height=tile_height,
+        grid_width=grid_width,
+        grid_height=grid_height,
+        left=left,
+        right=right,
+        top=top,
+        bottom=bottom,
+        total_width=total_width,
+        total_height=grid_height + top + bottom,
+    )
 
 
-def labelled_grid_size(rows: int, columns: int, height: int, width: int, title: str = "",
-                       row_labels=None, column_labels=None, min_tile: int = 84):
+def labelled_grid_size(
+    rows: int,
+    columns: int,
+    height: int,
+    width: int,
+    title: str = "",
+    row_labels=None,
+    column_labels=None,
+    min_tile: int = 84,
+):
     """(width, height) in pixels of `save_labelled_grid`'s PNG, from the shapes alone."""
-    layout = _grid_layout(rows, columns, height, width, title, row_labels, column_labels,
-                          min_tile)
+    layout = _grid_layout(rows, columns, height, width, title, row_labels, column_labels, min_tile)
     return layout["total_width"], layout["total_height"]
 
 
-def save_labelled_grid(path: str | os.PathLike, images: np.ndarray, title: str,
-                       row_labels=None, column_labels=None, min_tile: int = 84) -> None:
+def save_labelled_grid(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    title: str,
+    row_labels=None,
+    column_labels=None,
+    min_tile: int = 84,
+) -> None:
     """A (rows, columns, H, W, C) array of images as a titled PNG with labelled rows and columns.
 
     Pixels are drawn as they are (no resampling; images smaller than
@@ -165,30 +211,49 @@ def save_labelled_grid(path: str | os.PathLike, images: np.ndarray, title: str,
 
     images = np.asarray(images, "float32")
     rows, columns, height, width = images.shape[:4]
-    layout = _grid_layout(rows, columns, height, width, title, row_labels, column_labels,
-                          min_tile)
+    layout = _grid_layout(rows, columns, height, width, title, row_labels, column_labels, min_tile)
     factor = layout["factor"]
-    tiles = nearest_upscale(images.reshape((-1,) + images.shape[2:]), height * factor,
-                            width * factor)
+    tiles = nearest_upscale(
+        images.reshape((-1,) + images.shape[2:]), height * factor, width * factor
+    )
     grid = image_grid(tiles, columns=columns)
     grid_height = grid.shape[0]
     left, bottom = layout["left"], layout["bottom"]
     total_width, total_height = layout["total_width"], layout["total_height"]
     figure = plt.figure(figsize=(total_width / 100, total_height / 100), dpi=100)
-    figure.figimage(grid[..., 0] if grid.shape[-1] == 1 else grid, xo=left, yo=bottom,
-                    cmap="gray", vmin=0, vmax=1, origin="upper")
+    figure.figimage(
+        grid[..., 0] if grid.shape[-1] == 1 else grid,
+        xo=left,
+        yo=bottom,
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        origin="upper",
+    )
     figure.text(0.5, 1 - 12 / total_height, title, ha="center", va="top", fontsize=10)
     tile_width, tile_height = layout["tile_width"], layout["tile_height"]
     if column_labels is not None:
         for column, label in enumerate(column_labels):
             x = left + 1 + column * tile_width + tile_width / 2
-            figure.text(x / total_width, (bottom + grid_height + 4) / total_height, label,
-                        ha="center", va="bottom", fontsize=8)
+            figure.text(
+                x / total_width,
+                (bottom + grid_height + 4) / total_height,
+                label,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     if row_labels is not None:
         for row, label in enumerate(row_labels):
             y = bottom + grid_height - 1 - row * tile_height - tile_height / 2
-            figure.text((left - 6) / total_width, y / total_height, label, ha="right",
-                        va="center", fontsize=8)
+            figure.text(
+                (left - 6) / total_width,
+                y / total_height,
+                label,
+                ha="right",
+                va="center",
+                fontsize=8,
+            )
     try:
         atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
     finally:

@@ -16,8 +16,8 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -44,9 +44,11 @@ PRESET_DATASETS = {
 }
 """The data each preset trains on, by name (`--data NAME=PATH`)."""
 
-MEANINGS = {"accuracy": "classification accuracy",
-            "bits_per_dim": "bits/dim (8-bit, discretised logistic)",
-            "loss": "SSE per image"}
+MEANINGS = {
+    "accuracy": "classification accuracy",
+    "bits_per_dim": "bits/dim (8-bit, discretised logistic)",
+    "loss": "SSE per image",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,37 +81,72 @@ class PresetRecipe:
 
 
 def _recipe(kind: str, epochs: int, lr: float = 1e-4, image_size: int = 32, **options):
-    return TrainingRecipe(kind, data=None, options=options, epochs=epochs, lr=lr,
-                          image_size=image_size)
+    return TrainingRecipe(
+        kind, data=None, options=options, epochs=epochs, lr=lr, image_size=image_size
+    )
 
 
 PRESET_RECIPES = {
     preset.name: preset
     for preset in (
-        PresetRecipe("gon_mnist", "convolutional GON, MNIST 32x32, latent 32", "mnist",
-                     _recipe("gon", 30, latent_dim=32, width=16), baseline="ae"),
-        PresetRecipe("vgon_mnist", "variational GON (samples), MNIST 32x32, latent 32", "mnist",
-                     _recipe("vgon", 30, lr=1e-3, latent_dim=32, width=16),
-                     picture="samples"),  # VGON vs VAE on MNIST: benchmarks/REPRODUCTION.md
-        PresetRecipe("igon_mnist", "implicit GON (SIREN, any resolution), MNIST 28x28, latent 32",
-                     "mnist", _recipe("igon", 20, lr=1e-3, image_size=28, latent_dim=32,
-                                      hidden_units=64, num_layers=4)),
-        PresetRecipe("gon_classifier_mnist",
-                     "GON classifier (eq. 13) on the origin gradient, MNIST 32x32, latent 32",
-                     "mnist", _recipe("classifier", 30, lr=1e-3, latent_dim=32, width=16)),
-        PresetRecipe("gon_fashion_mnist", "convolutional GON, Fashion-MNIST 32x32, latent 32",
-                     "fashion_mnist", _recipe("gon", 10, latent_dim=32, width=16),
-                     baseline="ae"),
-        PresetRecipe("gon_cifar10", "convolutional GON, CIFAR-10 32x32 colour, latent 256",
-                     "cifar10", _recipe("gon", 12, latent_dim=256, width=32), baseline="ae"),
-        PresetRecipe("vgon_cifar10",
-                     "variational GON (samples), CIFAR-10 32x32 colour, latent 256", "cifar10",
-                     _recipe("vgon", 10, lr=1e-3, latent_dim=256, width=32), baseline="vae",
-                     picture="samples"),
-        PresetRecipe("vgon_celeba64",
-                     "variational GON (samples), CelebA 64x64 faces, latent 128", "celeba",
-                     _recipe("vgon", 15, lr=1e-3, image_size=64, latent_dim=128, width=16),
-                     baseline="vae", picture="samples"),
+        PresetRecipe(
+            "gon_mnist",
+            "convolutional GON, MNIST 32x32, latent 32",
+            "mnist",
+            _recipe("gon", 30, latent_dim=32, width=16),
+            baseline="ae",
+        ),
+        PresetRecipe(
+            "vgon_mnist",
+            "variational GON (samples), MNIST 32x32, latent 32",
+            "mnist",
+            _recipe("vgon", 30, lr=1e-3, latent_dim=32, width=16),
+            picture="samples",
+        ),  # VGON vs VAE on MNIST: benchmarks/REPRODUCTION.md
+        PresetRecipe(
+            "igon_mnist",
+            "implicit GON (SIREN, any resolution), MNIST 28x28, latent 32",
+            "mnist",
+            _recipe(
+                "igon", 20, lr=1e-3, image_size=28, latent_dim=32, hidden_units=64, num_layers=4
+            ),
+        ),
+        PresetRecipe(
+            "gon_classifier_mnist",
+            "GON classifier (eq. 13) on the origin gradient, MNIST 32x32, latent 32",
+            "mnist",
+            _recipe("classifier", 30, lr=1e-3, latent_dim=32, width=16),
+        ),
+        PresetRecipe(
+            "gon_fashion_mnist",
+            "convolutional GON, Fashion-MNIST 32x32, latent 32",
+            "fashion_mnist",
+            _recipe("gon", 10, latent_dim=32, width=16),
+            baseline="ae",
+        ),
+        PresetRecipe(
+            "gon_cifar10",
+            "convolutional GON, CIFAR-10 32x32 colour, latent 256",
+            "cifar10",
+            _recipe("gon", 12, latent_dim=256, width=32),
+            baseline="ae",
+        ),
+        PresetRecipe(
+            "vgon_cifar10",
+            "variational GON (samples), CIFAR-10 32x32 colour, latent 256",
+            "cifar10",
+            _recipe("vgon", 10, lr=1e-3, latent_dim=256, width=32),
+            baseline="vae",
+            picture="samples",
+        ),
+        PresetRecipe(
+            "vgon_celeba64",
+            "variational GON (samples), CelebA 64x64 faces, latent 128",
+            "celeba",
+            _recipe("vgon", 15, lr=1e-3, image_size=64, latent_dim=128, width=16),
+            baseline="vae",
+            picture="samples",
+        ),
     )
 }
 """Every built-in preset by name."""
@@ -121,11 +158,14 @@ def parse_data(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not path:
-            raise InputError(f"--data takes NAME=PATH items (NAME one of "
-                             f"{', '.join(PRESET_DATASETS)}), got {item!r}")
+            raise InputError(
+                f"--data takes NAME=PATH items (NAME one of "
+                f"{', '.join(PRESET_DATASETS)}), got {item!r}"
+            )
         if name not in PRESET_DATASETS:
-            raise InputError(f"unknown preset data {name!r}: expected one of "
-                             f"{', '.join(PRESET_DATASETS)}")
+            raise InputError(
+                f"unknown preset data {name!r}: expected one of {', '.join(PRESET_DATASETS)}"
+            )
         data[name] = path
     return data
 
@@ -170,8 +210,7 @@ def _train_and_evaluate(recipe: TrainingRecipe, work: Path, log) -> tuple:
         backup.check_fingerprint(backup.read_state())
         log(f"{work.parent.name}: resuming {work.name} after epoch {backup.read_state()['epoch']}")
     clock = _TrainingTime(backup)
-    train(recipe, model=model, data=data, callbacks=[clock, backup], validate=False,
-          evaluate=False)
+    train(recipe, model=model, data=data, callbacks=[clock, backup], validate=False, evaluate=False)
     staging = work / "preset"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -195,11 +234,17 @@ def _save_picture(path: Path, preset: PresetRecipe, model, recipe: TrainingRecip
     if preset.picture == "samples":
         rows = [("samples: z ~ N(0, I), one decoder pass", np.asarray(model.sample(32, seed=0)))]
     else:
-        rows = [("held-out images", images),
-                ("reconstructions", np.asarray(model.reconstruct(images)))]
+        rows = [
+            ("held-out images", images),
+            ("reconstructions", np.asarray(model.reconstruct(images))),
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda target: save_image_rows(target, rows, columns=8,
-                                                      scale=1.5 if recipe.size < 64 else 2.0))
+    atomic_write(
+        path,
+        lambda target: save_image_rows(
+            target, rows, columns=8, scale=1.5 if recipe.size < 64 else 2.0
+        ),
+    )
 
 
 def build_presets(
@@ -237,8 +282,10 @@ def build_presets(
         raise InputError(f"unknown presets {unknown}: expected some of {sorted(known)}")
     missing = sorted({known[n].dataset for n in names} - set(data))
     if missing:
-        raise InputError(f"give --data for {', '.join(f'{m}=PATH' for m in missing)} "
-                         f"({'; '.join(PRESET_DATASETS[m] for m in missing)})")
+        raise InputError(
+            f"give --data for {', '.join(f'{m}=PATH' for m in missing)} "
+            f"({'; '.join(PRESET_DATASETS[m] for m in missing)})"
+        )
     rows = []
     for name in names:
         preset = known[name]
@@ -292,10 +339,15 @@ def _baseline(preset: PresetRecipe, recipe: TrainingRecipe, work: Path, log) -> 
         return json.loads(stored.read_text())
     baseline_recipe = dataclasses.replace(preset, recipe=recipe).baseline_recipe()
     model, staging, metric, value, seconds, steps, _ = _train_and_evaluate(
-        baseline_recipe, work / "baseline", log)
-    baseline = {"baseline_kind": preset.baseline, "baseline_value": value,
-                "baseline_parameters": count_parameters(model),
-                "baseline_training_seconds": round(seconds, 1), "baseline_steps": steps}
+        baseline_recipe, work / "baseline", log
+    )
+    baseline = {
+        "baseline_kind": preset.baseline,
+        "baseline_value": value,
+        "baseline_parameters": count_parameters(model),
+        "baseline_training_seconds": round(seconds, 1),
+        "baseline_steps": steps,
+    }
     write_json(stored, baseline)
     shutil.rmtree(staging, ignore_errors=True)
     log(f"{preset.name}: baseline {preset.baseline} held-out {metric} {value:.4f}")
@@ -310,8 +362,7 @@ def _holds_optimizer_state(folder: Path) -> bool:
         return "optimizer" in weights
 
 
-def _complete(preset: PresetRecipe, recipe: TrainingRecipe, target: Path, work: Path,
-              log) -> dict:
+def _complete(preset: PresetRecipe, recipe: TrainingRecipe, target: Path, work: Path, log) -> dict:
     """A preset already built: its baseline added if missing, and saved again as the model
     alone (no optimiser state) if it was not; the weights and figure unchanged."""
     metadata = json.loads((target / METADATA_FILE).read_text())
@@ -321,32 +372,50 @@ def _complete(preset: PresetRecipe, recipe: TrainingRecipe, target: Path, work: 
         return {**metadata, "bytes": sum(f.stat().st_size for f in target.iterdir())}
     if needs_baseline:
         metadata.update(_baseline(preset, recipe, work, log))
-    saved = {k: v for k, v in metadata.items() if k not in (
-        "class_name", "parameters", "keras_gon_version", "keras_version")}
+    saved = {
+        k: v
+        for k, v in metadata.items()
+        if k not in ("class_name", "parameters", "keras_gon_version", "keras_version")
+    }
     _replace_preset(load_preset(target), target, saved)
     shutil.rmtree(work, ignore_errors=True)
-    log(f"{preset.name}: already built in {target}; saved again as the model alone"
-        + (" with its baseline's figure" if needs_baseline else ""))
+    log(
+        f"{preset.name}: already built in {target}; saved again as the model alone"
+        + (" with its baseline's figure" if needs_baseline else "")
+    )
     metadata = json.loads((target / METADATA_FILE).read_text())
     return {**metadata, "bytes": sum(f.stat().st_size for f in target.iterdir())}
 
 
-def _build_one(preset: PresetRecipe, recipe: TrainingRecipe, out: Path, work: Path,
-               pictures: Path | None, log) -> dict:
+def _build_one(
+    preset: PresetRecipe, recipe: TrainingRecipe, out: Path, work: Path, pictures: Path | None, log
+) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     baseline = _baseline(preset, recipe, work, log)
     model, staging, metric, value, seconds, steps, info = _train_and_evaluate(
-        recipe, work / "model", log)
+        recipe, work / "model", log
+    )
     metadata = {
-        "name": preset.name, "kind": recipe.kind, "description": preset.description,
-        "data": Path(str(recipe.data)).name, "dataset": preset.dataset,
-        "num_train": info.num_train, "num_test": info.num_test, "split": info.split,
-        "image_size": recipe.size, "epochs": recipe.epochs, "steps": steps,
-        "batch_size": recipe.batch_size, "lr": recipe.lr, "seed": recipe.seed,
+        "name": preset.name,
+        "kind": recipe.kind,
+        "description": preset.description,
+        "data": Path(str(recipe.data)).name,
+        "dataset": preset.dataset,
+        "num_train": info.num_train,
+        "num_test": info.num_test,
+        "split": info.split,
+        "image_size": recipe.size,
+        "epochs": recipe.epochs,
+        "steps": steps,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "seed": recipe.seed,
         "training_seconds": round(seconds, 1),
-        "held_out_metric": metric, "held_out_value": value,
-        "held_out_meaning": ("MSE per pixel" if recipe.kind == "igon" and metric == "loss"
-                             else MEANINGS[metric]),
+        "held_out_metric": metric,
+        "held_out_value": value,
+        "held_out_meaning": (
+            "MSE per pixel" if recipe.kind == "igon" and metric == "loss" else MEANINGS[metric]
+        ),
         "evaluation": f"keras evaluate, batches of {EVALUATION_BATCH}, no XLA",
         **baseline,
     }
@@ -356,8 +425,10 @@ def _build_one(preset: PresetRecipe, recipe: TrainingRecipe, out: Path, work: Pa
     size = sum(f.stat().st_size for f in target.iterdir())
     if pictures is not None:
         _save_picture(Path(pictures) / f"{preset.name}.png", preset, model, recipe)
-    versus = (f"; {preset.baseline} {baseline['baseline_value']:.4f}" if baseline else "")
-    log(f"{preset.name}: held-out {metric} {value:.4f}{versus} after {steps} steps "
-        f"({seconds:.0f} s), {size / 2**20:.2f} MiB")
+    versus = f"; {preset.baseline} {baseline['baseline_value']:.4f}" if baseline else ""
+    log(
+        f"{preset.name}: held-out {metric} {value:.4f}{versus} after {steps} steps "
+        f"({seconds:.0f} s), {size / 2**20:.2f} MiB"
+    )
     shutil.rmtree(work, ignore_errors=True)
     return {**metadata, "bytes": size}

@@ -53,8 +53,10 @@ def _resolve(source) -> tuple[str, Path]:
                 raise InputError(f"no such file: {path}")
             return "keras", path
     names = ", ".join(sorted(available_presets())) or "(none built)"
-    raise InputError(f"unknown preset {source!r}: the presets are {names}, or give a preset "
-                     "folder or a .keras file")
+    raise InputError(
+        f"unknown preset {source!r}: the presets are {names}, or give a preset "
+        "folder or a .keras file"
+    )
 
 
 def available_presets() -> list[str]:
@@ -69,22 +71,39 @@ def list_presets() -> list[dict]:
     rows = []
     for name in available_presets():
         metadata = json.loads((PRESET_DIR / name / METADATA_FILE).read_text())
-        rows.append({key: metadata.get(key) for key in (
-            "name", "kind", "description", "held_out_metric", "held_out_value",
-            "held_out_meaning", "parameters", "data", "epochs", "steps", "baseline_kind",
-            "baseline_value")})
+        rows.append(
+            {
+                key: metadata.get(key)
+                for key in (
+                    "name",
+                    "kind",
+                    "description",
+                    "held_out_metric",
+                    "held_out_value",
+                    "held_out_meaning",
+                    "parameters",
+                    "data",
+                    "epochs",
+                    "steps",
+                    "baseline_kind",
+                    "baseline_value",
+                )
+            }
+        )
     return rows
 
 
-def load_keras_file(path) -> "keras.Model":
+def load_keras_file(path) -> keras.Model:
     """`keras.saving.load_model(path)`, or an `InputError` naming what is wrong with the file."""
     import zipfile
 
     import keras  # (importing Keras registers keras_gon's classes: keras_gon/__init__.py)
 
     if not zipfile.is_zipfile(path):
-        raise InputError(f"cannot load {path}: it is not a Keras model archive (a .keras file is "
-                         "a zip archive; this one is truncated or corrupt)")
+        raise InputError(
+            f"cannot load {path}: it is not a Keras model archive (a .keras file is "
+            "a zip archive; this one is truncated or corrupt)"
+        )
     try:
         return keras.saving.load_model(path)
     except Exception as error:  # a foreign or damaged archive: name it, not a traceback
@@ -105,7 +124,9 @@ def load_preset(source):
         model = keras.saving.deserialize_keras_object(config)
         model.load_weights(path / WEIGHTS_FILE)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(f"cannot load the preset in {path}: {str(error).splitlines()[0]}") from None
+        raise InputError(
+            f"cannot load the preset in {path}: {str(error).splitlines()[0]}"
+        ) from None
     return model
 
 
@@ -129,7 +150,9 @@ def save_to_preset(model, directory, metadata: dict | None = None) -> Path:
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
-        raise InputError(f"{directory} exists and is not empty: a preset is written to a new folder")
+        raise InputError(
+            f"{directory} exists and is not empty: a preset is written to a new folder"
+        )
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.parent / f".partial-{directory.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -170,5 +193,6 @@ def held_out_figure(model, test_data) -> tuple[str, float]:
     results = model.evaluate(test_data, verbose=0, return_dict=True)
     kind = kind_of(model).name
     metric = {"classifier": "accuracy", "vgon": "bits_per_dim", "vae": "bits_per_dim"}.get(
-        kind, "loss")
+        kind, "loss"
+    )
     return metric, float(results[metric])

@@ -54,19 +54,24 @@ def check_memory(num_bytes: float, what: str, hint: str = "") -> None:
     """Refuses `what` when its `num_bytes` exceed the memory available now."""
     available = available_memory()
     if num_bytes > available:
-        raise InputError(f"{what} needs {format_bytes(num_bytes)}, more than the "
-                         f"{format_bytes(available)} of memory available{hint}")
+        raise InputError(
+            f"{what} needs {format_bytes(num_bytes)}, more than the "
+            f"{format_bytes(available)} of memory available{hint}"
+        )
 
 
 def check_weights(count: int, what: str, bytes_per_value: int = 4) -> None:
     """Refuses a layer or model of `count` weights (float32 by default) that cannot fit in
     memory: `what` names it with the options that set its size."""
-    check_memory(count * bytes_per_value, f"{what} has {count:,} weights and",
-                 ": choose smaller sizes")
+    check_memory(
+        count * bytes_per_value, f"{what} has {count:,} weights and", ": choose smaller sizes"
+    )
 
 
 def check_picture_side(pixels: float, what: str, hint: str = "") -> None:
     """Refuses a picture whose side would be `pixels` (more than `MAX_PICTURE_SIDE`)."""
     if pixels > MAX_PICTURE_SIDE:
-        raise InputError(f"{what} would be {int(pixels):,} pixels a side, more than the "
-                         f"{MAX_PICTURE_SIDE:,} a PNG can be drawn at{hint}")
+        raise InputError(
+            f"{what} would be {int(pixels):,} pixels a side, more than the "
+            f"{MAX_PICTURE_SIDE:,} a PNG can be drawn at{hint}"
+        )

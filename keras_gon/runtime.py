@@ -21,7 +21,9 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @contextlib.contextmanager
-def run_settings(seed: int | None = None, deterministic: bool = False, precision: str | None = None):
+def run_settings(
+    seed: int | None = None, deterministic: bool = False, precision: str | None = None
+):
     """Seeds every generator, optionally makes ops deterministic and sets the dtype policy.
 
     Args:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -91,8 +92,10 @@ class TrainingRecipe:
             raise InputError(f"{kind.name} takes no {', '.join(unknown)}")
         fixed = sorted({"image_shape", "seed", "num_examples"} & set(dict(self.options)))
         if fixed:
-            raise InputError(f"a recipe sets {', '.join(fixed)} itself (image_size, seed, the "
-                             "data's size): give those, not the model option")
+            raise InputError(
+                f"a recipe sets {', '.join(fixed)} itself (image_size, seed, the "
+                "data's size): give those, not the model option"
+            )
         check_positive_int(self.batch_size, "batch_size")
         check_positive_int(self.epochs, "epochs")
         for name in ("image_size", "steps", "steps_per_epoch", "train_images"):
@@ -112,7 +115,7 @@ class TrainingRecipe:
         """The side of the images the model trains at."""
         return self.image_size or self.model_kind.image_size
 
-    def replace(self, **changes) -> "TrainingRecipe":
+    def replace(self, **changes) -> TrainingRecipe:
         """A copy with `changes` (e.g. `recipe.replace(seed=1)`)."""
         return dataclasses.replace(self, **changes)
 
@@ -122,10 +125,16 @@ class TrainingRecipe:
         kind = self.model_kind
         indexed = kind.data == "indexed"
         train, test, info = load_dataset(
-            self.data, image_size=self.size, channels=self.channels,
-            batch_size=self.batch_size, seed=self.seed, data_dir=self.data_dir,
-            manual_dir=self.manual_dir, with_labels=kind.data == "labelled",
-            shuffle_train=shuffle and not indexed, train_images=self.train_images,
+            self.data,
+            image_size=self.size,
+            channels=self.channels,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            data_dir=self.data_dir,
+            manual_dir=self.manual_dir,
+            with_labels=kind.data == "labelled",
+            shuffle_train=shuffle and not indexed,
+            train_images=self.train_images,
         )
         if indexed:
             train = with_example_indices(train, self.batch_size, seed=self.seed)
@@ -192,8 +201,11 @@ def count_parameters(model) -> int:
 def _held_out_figures(history) -> dict | None:
     """The held-out figures of fit's validation after its last epoch (the final weights on
     the whole test set: what `evaluate` would give again), or None."""
-    figures = {key[len("val_"):]: values[-1] for key, values in history.history.items()
-               if key.startswith("val_") and values}
+    figures = {
+        key[len("val_") :]: values[-1]
+        for key, values in history.history.items()
+        if key.startswith("val_") and values
+    }
     return figures if "loss" in figures and history.epoch else None
 
 
@@ -244,25 +256,39 @@ def train(
     timer, guard = StepTimer(), StopOnNonFiniteLoss()
     indexed = recipe.model_kind.data == "indexed"
     validation = test_data if validate and not indexed else None
-    fit = dict(validation_data=validation, callbacks=[timer, guard, *callbacks],
-               verbose=verbose, initial_epoch=initial_epoch)
+    fit = dict(
+        validation_data=validation,
+        callbacks=[timer, guard, *callbacks],
+        verbose=verbose,
+        initial_epoch=initial_epoch,
+    )
     if recipe.steps:
         history = model.fit(train_data.repeat(), epochs=1, steps_per_epoch=recipe.steps, **fit)
     elif recipe.steps_per_epoch:
-        history = model.fit(train_data.repeat(), epochs=recipe.epochs,
-                            steps_per_epoch=recipe.steps_per_epoch, **fit)
+        history = model.fit(
+            train_data.repeat(), epochs=recipe.epochs, steps_per_epoch=recipe.steps_per_epoch, **fit
+        )
     else:
         history = model.fit(train_data, epochs=recipe.epochs, **fit)
     if guard.stopped_at_step is not None:
         raise NonFiniteLossError(
             f"training stopped at step {guard.stopped_at_step}: the loss became non-finite "
-            f"(try a lower learning rate than {recipe.lr:g})")
+            f"(try a lower learning rate than {recipe.lr:g})"
+        )
     held_out = {}
     if evaluate:
         held_out = _held_out_figures(history) if validation is not None else None
         if held_out is None:
             held_out = model.evaluate(test_data, verbose=0, return_dict=True)
         held_out = {name: float(value) for name, value in held_out.items()}
-    return TrainingRun(recipe=recipe, model=model, info=info, train_data=train_data,
-                       test_data=test_data, history=history, timer=timer, held_out=held_out,
-                       collapsed=bool(getattr(history, "collapsed", False)))
+    return TrainingRun(
+        recipe=recipe,
+        model=model,
+        info=info,
+        train_data=train_data,
+        test_data=test_data,
+        history=history,
+        timer=timer,
+        held_out=held_out,
+        collapsed=bool(getattr(history, "collapsed", False)),
+    )

@@ -7,7 +7,8 @@ with one line naming the argument, what was given and what is expected.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,14 @@ def check_seed(value: Any, name: str = "seed") -> int:
     return int(value)
 
 
-def check_number(value: Any, name: str, *, minimum: float = -math.inf,
-                 maximum: float = math.inf, strict_minimum: bool = False) -> float:
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float = -math.inf,
+    maximum: float = math.inf,
+    strict_minimum: bool = False,
+) -> float:
     """`value` as a finite float in [minimum, maximum] (or (minimum, maximum] if strict)."""
     if not _is_number(value) or not math.isfinite(float(value)):
         raise InputError(f"{name} must be a finite number, got {value!r}")

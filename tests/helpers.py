@@ -103,8 +103,13 @@ def tiny_data(name: str, mnist10k: dict, count: int = TINY_BATCH):
     import tensorflow as tf
 
     size = tiny_options(name)["image_shape"][0]
-    x = tf.image.resize(mnist10k["x_test"][:count, :, :, None].astype("float32") / 255.0,
-                        (size, size)).numpy().clip(0.0, 1.0)
+    x = (
+        tf.image.resize(
+            mnist10k["x_test"][:count, :, :, None].astype("float32") / 255.0, (size, size)
+        )
+        .numpy()
+        .clip(0.0, 1.0)
+    )
     data = MODEL_KINDS[name].data
     if data == "labelled":
         return x, mnist10k["y_test"][:count].astype("int32")
@@ -130,8 +135,12 @@ def one_step(name: str, mnist10k: dict, strategy) -> dict:
     items = x if y is None else (x, y)
     dataset = tf.data.Dataset.from_tensor_slices(items).batch(len(x))
     history = model.fit(dataset, epochs=1, verbose=0).history
-    return {"before": before, "after": [np.array(w) for w in model.get_weights()],
-            "loss": float(history["loss"][0]), "replicas": strategy.num_replicas_in_sync}
+    return {
+        "before": before,
+        "after": [np.array(w) for w in model.get_weights()],
+        "loss": float(history["loss"][0]),
+        "replicas": strategy.num_replicas_in_sync,
+    }
 
 
 def write_mirrored_results(out) -> None:
@@ -154,10 +163,12 @@ def write_mirrored_results(out) -> None:
             "replicas": replicated["replicas"],
             "loss": single["loss"],
             "loss_difference": abs(single["loss"] - replicated["loss"]),
-            "update": max(float(np.max(np.abs(a - b)))
-                          for a, b in zip(single["after"], single["before"])),
-            "max_weight_difference": max(float(np.max(np.abs(a - b)))
-                                         for a, b in zip(single["after"], replicated["after"])),
+            "update": max(
+                float(np.max(np.abs(a - b))) for a, b in zip(single["after"], single["before"])
+            ),
+            "max_weight_difference": max(
+                float(np.max(np.abs(a - b))) for a, b in zip(single["after"], replicated["after"])
+            ),
         }
         print(name, results[name], flush=True)
     Path(out).write_text(json.dumps(results))
@@ -192,9 +203,12 @@ def assert_affine_encoder_survives_saving(model, images, path) -> None:
     import keras
 
     a, b = images[:3], images[3:6]
-    np.testing.assert_allclose(model.encode(0.3 * a + 0.7 * b).numpy(),
-                               0.3 * model.encode(a).numpy() + 0.7 * model.encode(b).numpy(),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        model.encode(0.3 * a + 0.7 * b).numpy(),
+        0.3 * model.encode(a).numpy() + 0.7 * model.encode(b).numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.get_config() == model.get_config()
@@ -214,8 +228,12 @@ def extract_members(tar_name: str, wanted, destination: Path) -> Path:
     return destination
 
 
-def cifar10_subset(destination: Path, classes=("airplane", "automobile", "bird"),
-                   train_per_class: int = 100, test_per_class: int = 30) -> Path:
+def cifar10_subset(
+    destination: Path,
+    classes=("airplane", "automobile", "bird"),
+    train_per_class: int = 100,
+    test_per_class: int = 30,
+) -> Path:
     """A CIFAR-10 folder of `classes` with train/ and test/ subfolders (the real JPEGs)."""
 
     def wanted(name: str) -> bool:
@@ -230,9 +248,11 @@ def cifar10_subset(destination: Path, classes=("airplane", "automobile", "bird")
 
 def celeba_subset(destination: Path, count: int = 320) -> Path:
     """A flat folder of the first `count` CelebA faces (89x109 RGB JPEGs)."""
-    extract_members("celeba-8k.tar",
-                    lambda name: name.endswith(".jpg") and int(name[-10:-4]) <= count,
-                    destination)
+    extract_members(
+        "celeba-8k.tar",
+        lambda name: name.endswith(".jpg") and int(name[-10:-4]) <= count,
+        destination,
+    )
     return destination / "celeba"
 
 
@@ -240,9 +260,11 @@ def coil20_subset(destination: Path, objects=(1, 2, 3, 4)) -> Path:
     """A flat folder of COIL-20's 72 poses of `objects` (grey 128x128 PNGs) and its
     non-image file `Icon\\r`."""
     prefixes = tuple(f"coil-20-proc/obj{k}__" for k in objects)
-    extract_members("coil-20-proc.tar",
-                    lambda name: name.startswith(prefixes) or not is_image_name(name),
-                    destination)
+    extract_members(
+        "coil-20-proc.tar",
+        lambda name: name.startswith(prefixes) or not is_image_name(name),
+        destination,
+    )
     return destination / "coil-20-proc"
 
 
@@ -260,8 +282,18 @@ def train_on_folder(model, folder, steps: int, lr: float = 1e-3, **load_options)
     return result["before"], result["held_out"], test
 
 
-def fit_adam(model, train, test, *, lr: float = 1e-3, epsilon: float = 1e-7, jit_compile=None,
-             before: bool = False, validate: bool = False, **fit_options) -> dict:
+def fit_adam(
+    model,
+    train,
+    test,
+    *,
+    lr: float = 1e-3,
+    epsilon: float = 1e-7,
+    jit_compile=None,
+    before: bool = False,
+    validate: bool = False,
+    **fit_options,
+) -> dict:
     """Compiles `model` with Adam(lr, epsilon), fits it on the `train` pipeline (one epoch
     unless `fit_options` say otherwise; validating on `test` with `validate`) and evaluates it
     on `test`: {"held_out": figures, "history": fit's, "before": figures untrained (`before`)}."""
@@ -272,8 +304,7 @@ def fit_adam(model, train, test, *, lr: float = 1e-3, epsilon: float = 1e-7, jit
     if before:
         result["before"] = model.evaluate(test, verbose=0, return_dict=True)
     fit_options.setdefault("epochs", 1)
-    history = model.fit(train, validation_data=test if validate else None, verbose=0,
-                        **fit_options)
+    history = model.fit(train, validation_data=test if validate else None, verbose=0, **fit_options)
     result["history"] = history.history
     result["held_out"] = model.evaluate(test, verbose=0, return_dict=True)
     return result
@@ -286,8 +317,11 @@ def autoencoder_after_steps(model_class, mnist32, make_batches, steps: int, **op
 
     keras.utils.set_random_seed(0)
     model = model_class(latent_dim=8, width=4, seed=0, **options)
-    result = fit_adam(model, make_batches(mnist32[0][: steps * 64], 64, shuffle=True),
-                      make_batches(mnist32[1], 500, shuffle=False))
+    result = fit_adam(
+        model,
+        make_batches(mnist32[0][: steps * 64], 64, shuffle=True),
+        make_batches(mnist32[1], 500, shuffle=False),
+    )
     return model, result["held_out"]
 
 
@@ -338,8 +372,9 @@ def assert_same_outputs(model, loaded, x, sample: bool = False) -> None:
     np.testing.assert_array_equal(loaded.encode(x).numpy(), model.encode(x).numpy())
     np.testing.assert_array_equal(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy())
     if sample:
-        np.testing.assert_array_equal(loaded.sample(5, seed=3).numpy(),
-                                      model.sample(5, seed=3).numpy())
+        np.testing.assert_array_equal(
+            loaded.sample(5, seed=3).numpy(), model.sample(5, seed=3).numpy()
+        )
 
 
 def assert_same_training_state(model, loaded, variables: str = "weights") -> None:
@@ -393,8 +428,9 @@ def outer_loss_and_gradient(model, x):
     return model._test_loss_and_gradient(x)
 
 
-def finite_difference_error(model, x, directions: int = 3, step: float = 1e-6,
-                            seed: int = 0) -> float:
+def finite_difference_error(
+    model, x, directions: int = 3, step: float = 1e-6, seed: int = 0
+) -> float:
     """Max relative error of the outer loss's directional derivatives (`outer_loss_and_gradient`)
     against central differences; the model's non-trainable state is restored after each pass."""
     rng = np.random.default_rng(seed)

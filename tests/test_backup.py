@@ -72,7 +72,12 @@ def test_kill_during_a_write_keeps_the_last_checkpoint_and_resume_restores_it(tm
     # Epoch 3 ends; the process dies while writing its weights.
     _kill_during_weights_write(model)
     with pytest.raises(Killed):
-        model.fit(images, epochs=3, callbacks=[AtomicBackupAndRestore(backup_dir, {"run": "a"})], verbose=0)
+        model.fit(
+            images,
+            epochs=3,
+            callbacks=[AtomicBackupAndRestore(backup_dir, {"run": "a"})],
+            verbose=0,
+        )
     assert json.loads((backup_dir / "state.json").read_text())["epoch"] == 2
     assert _load_error(_model(), backup_dir / "epoch-0002.weights.h5") is None
 

@@ -26,8 +26,17 @@ def run_dir(tmp_path_factory):
 def test_train_writes_model_metrics_and_reconstructions(run_dir):
     assert (run_dir / "model.keras").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for key in ("model", "data", "steps", "epochs", "train_loss", "test_loss", "seconds",
-                "steps_per_second", "parameters"):
+    for key in (
+        "model",
+        "data",
+        "steps",
+        "epochs",
+        "train_loss",
+        "test_loss",
+        "seconds",
+        "steps_per_second",
+        "parameters",
+    ):
         assert key in metrics, key
     assert metrics["model"] == "gon" and metrics["steps"] == 40
     assert metrics["epochs"] == pytest.approx(40 / 125)
@@ -51,8 +60,9 @@ def test_evaluate_reproduces_the_held_out_loss(run_dir, capsys):
 
 
 def test_train_on_offline_default_data_with_tensorboard(tmp_path, capsys):
-    status, out, _ = run_cli(["train", "gon", "--epochs", "1", "--out", tmp_path,
-                              "--tensorboard", *SMALL], capsys)
+    status, out, _ = run_cli(
+        ["train", "gon", "--epochs", "1", "--out", tmp_path, "--tensorboard", *SMALL], capsys
+    )
     assert status == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["data"] == "mnist5k" and metrics["num_train"] == 4000
@@ -64,23 +74,53 @@ def test_train_on_offline_default_data_with_tensorboard(tmp_path, capsys):
 def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=256):
         status, _, err = run_cli(
-            ["train", "gon", "--data", "mnist", "--steps", "3", "--batch-size", "32",
-             "--out", tmp_path, *SMALL], capsys)
+            [
+                "train",
+                "gon",
+                "--data",
+                "mnist",
+                "--steps",
+                "3",
+                "--batch-size",
+                "32",
+                "--out",
+                tmp_path,
+                *SMALL,
+            ],
+            capsys,
+        )
     assert status == 0, err
     assert json.loads((tmp_path / "metrics.json").read_text())["data"] == "mnist"
 
 
 def test_idx_directory_source(tmp_path, capsys):
-    status, _, err = run_cli(["train", "gon", "--data", SHARED_DATA / "mnist", "--steps", "2",
-                              "--out", tmp_path, *SMALL], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "gon",
+            "--data",
+            SHARED_DATA / "mnist",
+            "--steps",
+            "2",
+            "--out",
+            tmp_path,
+            *SMALL,
+        ],
+        capsys,
+    )
     assert status == 0, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_train"] == 8000 and metrics["num_test"] == 2000
 
 
 def _npz(path, x_train, x_test):
-    np.savez(path, x_train=x_train, y_train=np.zeros(len(x_train), "uint8"),
-             x_test=x_test, y_test=np.zeros(len(x_test), "uint8"))
+    np.savez(
+        path,
+        x_train=x_train,
+        y_train=np.zeros(len(x_train), "uint8"),
+        x_test=x_test,
+        y_test=np.zeros(len(x_test), "uint8"),
+    )
     return path
 
 
@@ -88,18 +128,32 @@ def _npz(path, x_train, x_test):
     "make, fragment",
     [
         (lambda d: d / "missing.npz", "no such file"),
-        (lambda d: (d / "cut.npz").write_bytes(Path(NPZ).read_bytes()[:5000]) and d / "cut.npz", "cut.npz"),
-        (lambda d: _npz(d / "big.npz", np.full((80, 28, 28), 300.0), np.zeros((10, 28, 28))), "300"),
-        (lambda d: _npz(d / "nan.npz", np.full((80, 28, 28), np.nan), np.zeros((10, 28, 28))), "non-finite"),
+        (
+            lambda d: (d / "cut.npz").write_bytes(Path(NPZ).read_bytes()[:5000]) and d / "cut.npz",
+            "cut.npz",
+        ),
+        (
+            lambda d: _npz(d / "big.npz", np.full((80, 28, 28), 300.0), np.zeros((10, 28, 28))),
+            "300",
+        ),
+        (
+            lambda d: _npz(d / "nan.npz", np.full((80, 28, 28), np.nan), np.zeros((10, 28, 28))),
+            "non-finite",
+        ),
         (lambda d: _npz(d / "rank.npz", np.zeros((80, 784)), np.zeros((10, 784))), "shape"),
-        (lambda d: _npz(d / "text.npz", np.full((80, 28, 28), "a"), np.zeros((10, 28, 28))), "dtype"),
+        (
+            lambda d: _npz(d / "text.npz", np.full((80, 28, 28), "a"), np.zeros((10, 28, 28))),
+            "dtype",
+        ),
         (lambda d: "no_such_tfds_dataset", "unknown TFDS dataset"),
     ],
 )
 def test_bad_data_gives_one_error_line_and_status_2(tmp_path, capsys, make, fragment):
     source = make(tmp_path)
-    status, _, err = run_cli(["train", "gon", "--data", source, "--steps", "1",
-                              "--out", tmp_path / "run", *SMALL], capsys)
+    status, _, err = run_cli(
+        ["train", "gon", "--data", source, "--steps", "1", "--out", tmp_path / "run", *SMALL],
+        capsys,
+    )
     assert_one_error_line(status, err, fragment)
     assert not (tmp_path / "run" / "model.keras").exists()
 
@@ -107,13 +161,17 @@ def test_bad_data_gives_one_error_line_and_status_2(tmp_path, capsys, make, frag
 def test_truncated_idx_directory(tmp_path, capsys):
     data = (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes()
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])
-    status, _, err = run_cli(["train", "gon", "--data", tmp_path, "--steps", "1",
-                              "--out", tmp_path / "run", *SMALL], capsys)
+    status, _, err = run_cli(
+        ["train", "gon", "--data", tmp_path, "--steps", "1", "--out", tmp_path / "run", *SMALL],
+        capsys,
+    )
     assert_one_error_line(status, err, "t10k-images-idx3-ubyte.gz")
 
 
 def test_evaluate_with_wrong_channel_count(run_dir, tmp_path, capsys):
-    rgb = _npz(tmp_path / "rgb.npz", np.zeros((80, 32, 32, 3), "uint8"), np.zeros((10, 32, 32, 3), "uint8"))
+    rgb = _npz(
+        tmp_path / "rgb.npz", np.zeros((80, 32, 32, 3), "uint8"), np.zeros((10, 32, 32, 3), "uint8")
+    )
     status, _, err = run_cli(["evaluate", run_dir, "--data", rgb], capsys)
     assert_one_error_line(status, err, "3 channels")
 
@@ -131,8 +189,23 @@ def test_non_finite_loss_stops_cleanly_and_keeps_the_saved_model(run_dir, capsys
     model_file = run_dir / "model.keras"
     before = hashlib.sha256(model_file.read_bytes()).hexdigest()
     files = sorted(p.name for p in run_dir.iterdir())
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
-                              "--out", run_dir, "--overwrite", *SMALL], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "gon",
+            "--data",
+            NPZ,
+            "--steps",
+            "30",
+            "--lr",
+            "1e30",
+            "--out",
+            run_dir,
+            "--overwrite",
+            *SMALL,
+        ],
+        capsys,
+    )
     assert_one_error_line(status, err, "nothing was saved")
     assert hashlib.sha256(model_file.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in run_dir.iterdir()) == files  # the finished run stays whole
@@ -140,14 +213,34 @@ def test_non_finite_loss_stops_cleanly_and_keeps_the_saved_model(run_dir, capsys
 
 def test_console_script_and_module_entry_points(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "keras_gon", "train", "gon", "--data",
-                             str(tmp_path / "missing.npz")], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_gon",
+            "train",
+            "gon",
+            "--data",
+            str(tmp_path / "missing.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 2
     assert "keras-gon: error: no such file" in result.stderr
     assert "Traceback" not in result.stderr
-    help_text = subprocess.run([sys.executable, "-m", "keras_gon", "train", "--help"],
-                               capture_output=True, text=True, env=env)
-    assert help_text.returncode == 0 and "--latent-dim" in help_text.stdout and "--nz" in help_text.stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "keras_gon", "train", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert (
+        help_text.returncode == 0
+        and "--latent-dim" in help_text.stdout
+        and "--nz" in help_text.stdout
+    )
 
 
 def test_help_is_fast_lists_the_kinds_and_imports_no_tensorflow():
@@ -159,31 +252,71 @@ def test_help_is_fast_lists_the_kinds_and_imports_no_tensorflow():
 
     for argv in (["--help"], ["train", "--help"]):
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "keras_gon", *argv], capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "keras_gon", *argv], capture_output=True, text=True, timeout=60
+        )
         seconds = time.perf_counter() - start
         assert result.returncode == 0 and seconds < 1.5, (argv, seconds)
-        assert result.stdout.startswith("usage: keras-gon"), result.stdout[:200]  # no TF noise first
+        assert result.stdout.startswith("usage: keras-gon"), result.stdout[
+            :200
+        ]  # no TF noise first
         for kind in MODEL_KINDS.values():
             assert kind.name in result.stdout and kind.description in result.stdout
     assert "(default: 64)" in result.stdout  # train --help shows defaults
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, keras_gon.cli; keras_gon.cli.build_parser(); "
-         "print('tensorflow' in sys.modules)"], capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sys, keras_gon.cli; keras_gon.cli.build_parser(); "
+            "print('tensorflow' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert probe.stdout.strip() == "False"
-    version = subprocess.run([sys.executable, "-m", "keras_gon", "--version"],
-                             capture_output=True, text=True, timeout=60)
+    version = subprocess.run(
+        [sys.executable, "-m", "keras_gon", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert version.stdout.strip() == f"keras-gon {__import__('keras_gon').__version__}"
 
 
 def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys):
-    status, _, err = run_cli(["train", "ae", "--data", NPZ, "--steps", 2, "--encoder", "linear",
-                              "--out", tmp_path / "ae", *SMALL], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "ae",
+            "--data",
+            NPZ,
+            "--steps",
+            2,
+            "--encoder",
+            "linear",
+            "--out",
+            tmp_path / "ae",
+            *SMALL,
+        ],
+        capsys,
+    )
     assert status == 0, err
     metrics = json.loads((tmp_path / "ae" / "metrics.json").read_text())
     assert metrics["config"]["encoder"] == "linear"
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 1, "--encoder", "linear",
-                              "--out", tmp_path / "gon", *SMALL], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "gon",
+            "--data",
+            NPZ,
+            "--steps",
+            1,
+            "--encoder",
+            "linear",
+            "--out",
+            tmp_path / "gon",
+            *SMALL,
+        ],
+        capsys,
+    )
     assert_one_error_line(status, err, "--encoder: only for the autoencoder baselines")
     assert not (tmp_path / "gon").exists()
 
@@ -191,11 +324,24 @@ def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys
 # --- image folders --------------------------------------------------------------------
 
 
-def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder, tmp_path,
-                                                                  capsys):
+def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder, tmp_path, capsys):
     out = tmp_path / "gon"
-    status, printed, _ = run_cli(["train", "gon", "--data", cifar10_folder, "--steps", "5",
-                                  "--batch-size", "32", "--out", out, *SMALL], capsys)
+    status, printed, _ = run_cli(
+        [
+            "train",
+            "gon",
+            "--data",
+            cifar10_folder,
+            "--steps",
+            "5",
+            "--batch-size",
+            "32",
+            "--out",
+            out,
+            *SMALL,
+        ],
+        capsys,
+    )
     assert status == 0
     assert "found 300 training and 90 held-out images of 3 classes" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -203,9 +349,24 @@ def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder,
     assert metrics["split"] == "the train/ and test/ folders"
     assert metrics["class_names"] == ["airplane", "automobile", "bird"]
     out = tmp_path / "classifier"
-    status, printed, _ = run_cli(["train", "classifier", "--data", cifar10_folder, "--steps", "5",
-                                  "--batch-size", "32", "--num-classes", "3", "--out", out,
-                                  *SMALL], capsys)
+    status, printed, _ = run_cli(
+        [
+            "train",
+            "classifier",
+            "--data",
+            cifar10_folder,
+            "--steps",
+            "5",
+            "--batch-size",
+            "32",
+            "--num-classes",
+            "3",
+            "--out",
+            out,
+            *SMALL,
+        ],
+        capsys,
+    )
     assert status == 0  # labels from the subfolders
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["num_classes"] == 3 and (out / "reconstructions.png").is_file()
@@ -224,9 +385,24 @@ def test_vgon_on_a_flat_folder_at_64_samples_colour(celeba_folder, tmp_path, cap
     import matplotlib.image
 
     out = tmp_path / "vgon"
-    status, printed, _ = run_cli(["train", "vgon", "--data", celeba_folder, "--image-size", "64",
-                                  "--steps", "3", "--batch-size", "32", "--out", out, *SMALL],
-                                 capsys)
+    status, printed, _ = run_cli(
+        [
+            "train",
+            "vgon",
+            "--data",
+            celeba_folder,
+            "--image-size",
+            "64",
+            "--steps",
+            "3",
+            "--batch-size",
+            "32",
+            "--out",
+            out,
+            *SMALL,
+        ],
+        capsys,
+    )
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_shape"] == [64, 64, 3] and metrics["class_names"] == []
@@ -239,8 +415,24 @@ def test_vgon_on_a_flat_folder_at_64_samples_colour(celeba_folder, tmp_path, cap
 
 def test_grey_folder_with_a_non_image_file_and_channels_option(coil20_folder, tmp_path, capsys):
     out = tmp_path / "coil"
-    status, printed, _ = run_cli(["train", "gon", "--data", coil20_folder, "--image-size", "32",
-                                  "--channels", "3", "--steps", "2", "--out", out, *SMALL], capsys)
+    status, printed, _ = run_cli(
+        [
+            "train",
+            "gon",
+            "--data",
+            coil20_folder,
+            "--image-size",
+            "32",
+            "--channels",
+            "3",
+            "--steps",
+            "2",
+            "--out",
+            out,
+            *SMALL,
+        ],
+        capsys,
+    )
     assert status == 0
     assert "skipped 1 file not an image" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -250,8 +442,9 @@ def test_grey_folder_with_a_non_image_file_and_channels_option(coil20_folder, tm
 def test_channels_first_arrays_are_refused_with_how_to_transpose(tmp_path, capsys, mnist10k):
     path = tmp_path / "nchw.npz"
     np.savez(path, x_train=mnist10k["x_train"][:200, None], x_test=mnist10k["x_test"][:50, None])
-    status, _, err = run_cli(["train", "gon", "--data", path, "--steps", "1", "--out",
-                              tmp_path / "run", *SMALL], capsys)
+    status, _, err = run_cli(
+        ["train", "gon", "--data", path, "--steps", "1", "--out", tmp_path / "run", *SMALL], capsys
+    )
     assert_one_error_line(status, err, "channels-first (N, C, H, W)")
     assert "np.transpose(x, (0, 2, 3, 1))" in err
     assert not (tmp_path / "run").exists()
@@ -259,16 +452,58 @@ def test_channels_first_arrays_are_refused_with_how_to_transpose(tmp_path, capsy
 
 def test_train_with_a_spatial_latent_and_refuse_it_elsewhere(tmp_path, capsys):
     small = ["--width", "4", "--latent-dim", "16", "--verbose", "0"]
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 2, "--latent-map-size", 4,
-                              "--out", tmp_path / "gon", *small], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "gon",
+            "--data",
+            NPZ,
+            "--steps",
+            2,
+            "--latent-map-size",
+            4,
+            "--out",
+            tmp_path / "gon",
+            *small,
+        ],
+        capsys,
+    )
     assert status == 0, err
     metrics = json.loads((tmp_path / "gon" / "metrics.json").read_text())
     assert metrics["config"]["decoder"]["config"]["latent_map_size"] == 4
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 1, "--latent-map-size", 4,
-                              "--out", tmp_path / "bad", *SMALL], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "gon",
+            "--data",
+            NPZ,
+            "--steps",
+            1,
+            "--latent-map-size",
+            4,
+            "--out",
+            tmp_path / "bad",
+            *SMALL,
+        ],
+        capsys,
+    )
     assert_one_error_line(status, err, "latent_dim=8 is not divisible by latent_map_size²=16")
-    status, _, err = run_cli(["train", "igon", "--data", NPZ, "--steps", 1, "--latent-map-size", 4,
-                              "--out", tmp_path / "igon", *SMALL], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "igon",
+            "--data",
+            NPZ,
+            "--steps",
+            1,
+            "--latent-map-size",
+            4,
+            "--out",
+            tmp_path / "igon",
+            *SMALL,
+        ],
+        capsys,
+    )
     assert_one_error_line(status, err, "--latent-map-size: only for models with the conv")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "igon").exists()
 
@@ -277,27 +512,35 @@ def test_train_with_a_spatial_latent_and_refuse_it_elsewhere(tmp_path, capsys):
 
 
 def test_a_finished_run_is_refused_without_overwrite(run_dir, capsys):
-    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir()
-               if p.is_file()}
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "2", "--out", run_dir,
-                              *SMALL], capsys)
-    assert_one_error_line(status, err, "holds a finished run: give another --out, or "
-                          "--overwrite")
-    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir()
-            if p.is_file()} == digests
+    digests = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir() if p.is_file()
+    }
+    status, _, err = run_cli(
+        ["train", "gon", "--data", NPZ, "--steps", "2", "--out", run_dir, *SMALL], capsys
+    )
+    assert_one_error_line(status, err, "holds a finished run: give another --out, or --overwrite")
+    assert {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir() if p.is_file()
+    } == digests
 
 
 def test_overwrite_replaces_a_finished_run_whole(tmp_path, capsys):
     out = tmp_path / "run"
-    assert run_cli(["train", "vgon", "--data", NPZ, "--steps", "2", "--out", out, *SMALL],
-                   capsys)[0] == 0
+    assert (
+        run_cli(["train", "vgon", "--data", NPZ, "--steps", "2", "--out", out, *SMALL], capsys)[0]
+        == 0
+    )
     assert (out / "samples.png").is_file()
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "2", "--out", out,
-                              "--overwrite", *SMALL], capsys)
+    status, _, err = run_cli(
+        ["train", "gon", "--data", NPZ, "--steps", "2", "--out", out, "--overwrite", *SMALL], capsys
+    )
     assert status == 0, err
     assert json.loads((out / "metrics.json").read_text())["model"] == "gon"
     assert sorted(p.name for p in out.iterdir()) == [
-        "metrics.json", "model.keras", "reconstructions.png"]  # the vgon's samples went too
+        "metrics.json",
+        "model.keras",
+        "reconstructions.png",
+    ]  # the vgon's samples went too
 
 
 def test_default_run_names_are_unique_within_a_second(tmp_path, capsys, monkeypatch):
@@ -314,8 +557,10 @@ def test_default_run_names_are_unique_within_a_second(tmp_path, capsys, monkeypa
 
 def test_a_failed_new_run_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "new" / "run"
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30",
-                              "--out", out, *SMALL], capsys)
+    status, _, err = run_cli(
+        ["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30", "--out", out, *SMALL],
+        capsys,
+    )
     assert_one_error_line(status, err, "the loss became non-finite")
     assert not out.exists()
 
@@ -324,8 +569,10 @@ def test_a_collapsed_training_is_reported(tmp_path, capsys):
     """An absurd learning rate that saturates every output: one warning line saying what to
     change, and metrics.json says so."""
     out = tmp_path / "run"
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", "20", "--lr", "1e6",
-                              "--out", out, *SMALL], capsys)
+    status, _, err = run_cli(
+        ["train", "gon", "--data", NPZ, "--steps", "20", "--lr", "1e6", "--out", out, *SMALL],
+        capsys,
+    )
     assert status == 0
     warnings = [line for line in err.splitlines() if line.startswith("keras-gon: warning:")]
     assert len(warnings) == 1 and "collapsed to a constant output" in warnings[0]
@@ -334,7 +581,22 @@ def test_a_collapsed_training_is_reported(tmp_path, capsys):
 
 
 def test_preset_options_are_refused_by_name(tmp_path, capsys):
-    status, _, err = run_cli(["train", "gon", "--from-preset", "gon_mnist", "--latent-dim", "64",
-                              "--data", NPZ, "--steps", "1", "--out", tmp_path / "run"], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "gon",
+            "--from-preset",
+            "gon_mnist",
+            "--latent-dim",
+            "64",
+            "--data",
+            NPZ,
+            "--steps",
+            "1",
+            "--out",
+            tmp_path / "run",
+        ],
+        capsys,
+    )
     assert_one_error_line(status, err, "--latent-dim: the preset gon_mnist fixes the model's")
     assert not (tmp_path / "run").exists()

@@ -8,8 +8,19 @@ import pytest
 
 from helpers import NPZ, assert_one_error_line, run_cli
 
-TINY = ["--data", NPZ, "--steps", "2", "--batch-size", "32", "--width", "4", "--latent-dim", "8",
-        "--no-jit"]
+TINY = [
+    "--data",
+    NPZ,
+    "--steps",
+    "2",
+    "--batch-size",
+    "32",
+    "--width",
+    "4",
+    "--latent-dim",
+    "8",
+    "--no-jit",
+]
 
 
 @pytest.mark.parametrize(
@@ -20,8 +31,9 @@ TINY = ["--data", NPZ, "--steps", "2", "--batch-size", "32", "--width", "4", "--
     ],
 )
 def test_experiment_writes_a_table_and_a_plot(name, options, labels, tmp_path, capsys):
-    status, out, err = run_cli(["experiment", name, *TINY, "--seeds", "0", "1", *options,
-                                "--out", tmp_path], capsys)
+    status, out, err = run_cli(
+        ["experiment", name, *TINY, "--seeds", "0", "1", *options, "--out", tmp_path], capsys
+    )
     assert status == 0, err
     table = (tmp_path / f"{name}.md").read_text()
     for label in labels:
@@ -32,8 +44,20 @@ def test_experiment_writes_a_table_and_a_plot(name, options, labels, tmp_path, c
 
 
 def test_table1_command(tmp_path, capsys):
-    status, _, err = run_cli(["experiment", "table1", *TINY, "--seeds", "0",
-                              "--glo-inference-steps", "2", "--out", tmp_path], capsys)
+    status, _, err = run_cli(
+        [
+            "experiment",
+            "table1",
+            *TINY,
+            "--seeds",
+            "0",
+            "--glo-inference-steps",
+            "2",
+            "--out",
+            tmp_path,
+        ],
+        capsys,
+    )
     assert status == 0, err
     table = (tmp_path / "table1.md").read_text()
     for label in ("GON", "AE", "tied AE", "1-step detach", "10-step", "10-step detach", "GLO"):
@@ -46,8 +70,7 @@ def test_table1_command(tmp_path, capsys):
         (["experiment", "activations", "--activations", "nope"], "unknown activation 'nope'"),
         (["experiment", "origin", "--stddevs", "-1"], "must be >= 0"),
         (["train", "ae", "--detach"], "GON options"),
-        (["experiment", "reproduce", "--dataset", "cifar10", "coil20"],
-         "2 --dataset but 1 --data"),
+        (["experiment", "reproduce", "--dataset", "cifar10", "coil20"], "2 --dataset but 1 --data"),
     ],
 )
 def test_bad_arguments_give_one_error_line(argv, fragment, tmp_path, capsys):
@@ -55,11 +78,16 @@ def test_bad_arguments_give_one_error_line(argv, fragment, tmp_path, capsys):
     assert_one_error_line(status, err, fragment)
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["reproduce", "--dataset", "fashion_mnist"], "give --data for each --dataset, in order: "
-     "fashion_mnist (the Fashion-MNIST IDX folder"),
-    (["table1", "--data", NPZ, NPZ], "--data takes one source for `experiment table1`"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (
+            ["reproduce", "--dataset", "fashion_mnist"],
+            "give --data for each --dataset, in order: fashion_mnist (the Fashion-MNIST IDX folder",
+        ),
+        (["table1", "--data", NPZ, NPZ], "--data takes one source for `experiment table1`"),
+    ],
+)
 def test_experiment_data_arguments(argv, fragment, tmp_path, capsys):
     status, _, err = run_cli(["experiment", *argv, "--out", tmp_path], capsys)
     assert_one_error_line(status, err, fragment)
@@ -68,9 +96,26 @@ def test_experiment_data_arguments(argv, fragment, tmp_path, capsys):
 
 @pytest.mark.parametrize("model", ["ae", "tied_ae"])
 def test_train_baseline(model, tmp_path, capsys):
-    status, _, err = run_cli(["train", model, "--data", NPZ, "--steps", "3", "--width", "4",
-                              "--latent-dim", "8", "--verbose", "0", "--no-jit", "--out", tmp_path],
-                             capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            model,
+            "--data",
+            NPZ,
+            "--steps",
+            "3",
+            "--width",
+            "4",
+            "--latent-dim",
+            "8",
+            "--verbose",
+            "0",
+            "--no-jit",
+            "--out",
+            tmp_path,
+        ],
+        capsys,
+    )
     assert status == 0, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == model and (tmp_path / "model.keras").is_file()

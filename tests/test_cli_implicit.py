@@ -16,8 +16,21 @@ SMALL = ["--hidden-units", "16", "--num-layers", "2", "--latent-dim", "8", "--ve
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    return train_run(tmp_path_factory, "igon", "--data", NPZ, "--steps", "30", "--lr", "1e-3",
-                     "--w0", "25", "--coordinate-fraction", "0.5", *SMALL)
+    return train_run(
+        tmp_path_factory,
+        "igon",
+        "--data",
+        NPZ,
+        "--steps",
+        "30",
+        "--lr",
+        "1e-3",
+        "--w0",
+        "25",
+        "--coordinate-fraction",
+        "0.5",
+        *SMALL,
+    )
 
 
 def test_train_igon_at_native_size_writes_model_metrics_and_pngs(run_dir):
@@ -38,15 +51,17 @@ def test_train_igon_at_native_size_writes_model_metrics_and_pngs(run_dir):
 
 def test_render_writes_full_resolution_pixels(run_dir, capsys, tmp_path):
     out = tmp_path / "render.png"
-    status, stdout, _ = run_cli(["render", run_dir, "--resolution", 64, "--count", 3, "--out",
-                                 out], capsys)
+    status, stdout, _ = run_cli(
+        ["render", run_dir, "--resolution", 64, "--count", 3, "--out", out], capsys
+    )
     assert status == 0 and "64x64" in stdout
     # Originals (upscaled) above renders: 2 rows x 3 columns of 64x64 drawn pixel for pixel
     # (x2: tiles of at least 84 pixels), 1-pixel padding, plus a title and labels.
     image = matplotlib.image.imread(out)
     assert image.shape[0] >= 2 * 129 + 1 + 34 and image.shape[1] >= 3 * 129 + 1 + 80
-    status, _, _ = run_cli(["render", run_dir, "--resolution", 256, "--count", 2, "--samples"],
-                           capsys)
+    status, _, _ = run_cli(
+        ["render", run_dir, "--resolution", 256, "--count", 2, "--samples"], capsys
+    )
     assert status == 0  # 256x256: drawn at full resolution
     image = matplotlib.image.imread(run_dir / "render.png")
     assert image.shape[0] >= 257 + 1 and image.shape[1] >= 2 * 257 + 1
@@ -59,8 +74,19 @@ def test_interpolate_writes_rows_from_a_to_b(run_dir, capsys):
     image = matplotlib.image.imread(run_dir / "interpolation.png")
     assert image.shape[0] >= 2 * 85 + 1 + 52 and image.shape[1] >= 6 * 85 + 1 + 80
     status, _, _ = run_cli(
-        ["interpolate", run_dir, "--pairs", 1, "--steps", 3, "--resolution", 56,
-         "--out", run_dir / "big.png"], capsys,
+        [
+            "interpolate",
+            run_dir,
+            "--pairs",
+            1,
+            "--steps",
+            3,
+            "--resolution",
+            56,
+            "--out",
+            run_dir / "big.png",
+        ],
+        capsys,
     )
     assert status == 0
     image = matplotlib.image.imread(run_dir / "big.png")

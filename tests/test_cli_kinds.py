@@ -17,8 +17,10 @@ import pytest
 
 from helpers import KIND_NAMES, NPZ
 
-TINY = {"igon": ["--hidden-units", "8", "--num-layers", "2"],
-        "glo": ["--width", "2", "--inference-steps", "3"]}
+TINY = {
+    "igon": ["--hidden-units", "8", "--num-layers", "2"],
+    "glo": ["--width", "2", "--inference-steps", "3"],
+}
 """Each kind's tiny model options (the conv kinds: `CONV_TINY`)."""
 CONV_TINY = ["--width", "2"]
 FIGURES = {"vgon": "bits_per_dim", "vae": "bits_per_dim", "classifier": "accuracy"}
@@ -43,8 +45,24 @@ def test_every_kind_trains_evaluates_and_exports_through_the_cli(kind, tmp_path,
     from keras_gon.registry import kind_of
 
     run = tmp_path / "run"
-    argv = ["train", kind, "--data", NPZ, "--steps", "2", "--latent-dim", "4", "--batch-size",
-            "16", "--verbose", "0", "--no-jit", "--out", str(run), *TINY.get(kind, CONV_TINY)]
+    argv = [
+        "train",
+        kind,
+        "--data",
+        NPZ,
+        "--steps",
+        "2",
+        "--latent-dim",
+        "4",
+        "--batch-size",
+        "16",
+        "--verbose",
+        "0",
+        "--no-jit",
+        "--out",
+        str(run),
+        *TINY.get(kind, CONV_TINY),
+    ]
     assert cli.main(argv) == 0, capsys.readouterr().err
 
     model = keras.saving.load_model(run / "model.keras")
@@ -70,14 +88,17 @@ def test_every_kind_trains_evaluates_and_exports_through_the_cli(kind, tmp_path,
     evaluation = json.loads((run / "metrics.json").read_text())["evaluations"][-1]
     assert f"{evaluation['test_loss']:.4f}" in out
     if figure:
-        assert math.isfinite(evaluation[figure]) and {"accuracy": "accuracy"}.get(
-            figure, "bits/dim") in out
+        assert (
+            math.isfinite(evaluation[figure])
+            and {"accuracy": "accuracy"}.get(figure, "bits/dim") in out
+        )
 
     assert cli.main(["export", str(run), "--to", str(tmp_path / "served")]) == 0
     loaded = tf.saved_model.load(str(tmp_path / "served" / "1"))
     expected = {"serving_default", "reconstruct", "encode", "decode"}
-    expected |= {"sample"} if hasattr(model, "sample_images") or hasattr(
-        model, "sample_latents") else set()
+    expected |= (
+        {"sample"} if hasattr(model, "sample_images") or hasattr(model, "sample_latents") else set()
+    )
     expected |= {"render"} if hasattr(model, "render_latents") else set()
     expected |= {"classify"} if hasattr(model, "classify") else set()
     assert set(loaded.signatures) == expected
@@ -85,25 +106,49 @@ def test_every_kind_trains_evaluates_and_exports_through_the_cli(kind, tmp_path,
     images = tf.zeros((2, height, width, channels))
     latents = loaded.signatures["encode"](images=images)["latents"]
     assert latents.shape == (2, model.latent_dim)
-    assert loaded.signatures["decode"](latents=latents)["images"].shape == (2, height, width,
-                                                                           channels)
+    assert loaded.signatures["decode"](latents=latents)["images"].shape == (
+        2,
+        height,
+        width,
+        channels,
+    )
 
 
-@pytest.mark.parametrize(("kind", "flags", "lr", "hidden_units"), [
-    ("vgon", CONV_TINY, 1e-3, None),            # as vgon_mnist was trained
-    ("igon", ["--num-layers", "2"], 1e-3, 64),  # igon_mnist's width, not the paper's 256
-    ("igon", ["--num-layers", "2", "--hidden-units", "8", "--lr", "2e-4"], 2e-4, 8),
-    ("gon", CONV_TINY, 1e-4, None),
-])
-def test_train_defaults_are_each_kinds_preset_settings(kind, flags, lr, hidden_units, tmp_path,
-                                                       capsys):
+@pytest.mark.parametrize(
+    ("kind", "flags", "lr", "hidden_units"),
+    [
+        ("vgon", CONV_TINY, 1e-3, None),  # as vgon_mnist was trained
+        ("igon", ["--num-layers", "2"], 1e-3, 64),  # igon_mnist's width, not the paper's 256
+        ("igon", ["--num-layers", "2", "--hidden-units", "8", "--lr", "2e-4"], 2e-4, 8),
+        ("gon", CONV_TINY, 1e-4, None),
+    ],
+)
+def test_train_defaults_are_each_kinds_preset_settings(
+    kind, flags, lr, hidden_units, tmp_path, capsys
+):
     import keras
 
     from keras_gon import cli
 
     run = tmp_path / "run"
-    argv = ["train", kind, "--data", NPZ, "--steps", "1", "--latent-dim", "4", "--batch-size",
-            "8", "--verbose", "0", "--no-jit", "--out", str(run), *flags]
+    argv = [
+        "train",
+        kind,
+        "--data",
+        NPZ,
+        "--steps",
+        "1",
+        "--latent-dim",
+        "4",
+        "--batch-size",
+        "8",
+        "--verbose",
+        "0",
+        "--no-jit",
+        "--out",
+        str(run),
+        *flags,
+    ]
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert json.loads((run / "metrics.json").read_text())["lr"] == lr
     if hidden_units is not None:

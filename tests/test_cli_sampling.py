@@ -20,8 +20,9 @@ STEPS = 30
 
 @pytest.fixture(scope="module")
 def vgon_run(tmp_path_factory):
-    return train_run(tmp_path_factory, "vgon", "--data", NPZ, "--steps", STEPS,
-                     "--kl-warmup-epochs", "1", *SMALL)
+    return train_run(
+        tmp_path_factory, "vgon", "--data", NPZ, "--steps", STEPS, "--kl-warmup-epochs", "1", *SMALL
+    )
 
 
 def test_train_vgon_writes_bits_per_dim_and_a_sample_grid(vgon_run):
@@ -48,8 +49,9 @@ def test_sample_subcommand_is_seeded(vgon_run, tmp_path, capsys):
     paths = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         paths[name] = tmp_path / f"{name}.png"
-        status, out, err = run_cli(["sample", vgon_run, "--n", 16, "--seed", seed, "--out",
-                                    paths[name]], capsys)
+        status, out, err = run_cli(
+            ["sample", vgon_run, "--n", 16, "--seed", seed, "--out", paths[name]], capsys
+        )
         assert status == 0, err
         assert str(paths[name]) in out
     a, b, c = (matplotlib.image.imread(paths[name]) for name in "abc")
@@ -59,16 +61,35 @@ def test_sample_subcommand_is_seeded(vgon_run, tmp_path, capsys):
 
 
 def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
-    status, _, err = run_cli(["train", "vae", "--data", NPZ, "--steps", 20, "--out", tmp_path,
-                              "--likelihood", "gaussian", "--likelihood-stddev", "0.2",
-                              "--kl-weight", "0.5", *SMALL], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "vae",
+            "--data",
+            NPZ,
+            "--steps",
+            20,
+            "--out",
+            tmp_path,
+            "--likelihood",
+            "gaussian",
+            "--likelihood-stddev",
+            "0.2",
+            "--kl-weight",
+            "0.5",
+            *SMALL,
+        ],
+        capsys,
+    )
     assert status == 0, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["likelihood"] == "gaussian"
     assert metrics["config"]["likelihood_stddev"] == 0.2 and metrics["config"]["kl_weight"] == 0.5
     # a density on [0, 1], not a probability of 8-bit images: nats, never bits/dim
     assert "test_bits_per_dim" not in metrics
-    assert math.isfinite(metrics["test_negative_elbo_nats"]) and (tmp_path / "samples.png").is_file()
+    assert (
+        math.isfinite(metrics["test_negative_elbo_nats"]) and (tmp_path / "samples.png").is_file()
+    )
     status, _, err = run_cli(["evaluate", tmp_path, "--data", NPZ], capsys)
     assert status == 0, err
     evaluation = json.loads((tmp_path / "metrics.json").read_text())["evaluations"][-1]
@@ -82,13 +103,28 @@ def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
 
 def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
     run = tmp_path / "gon"
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 1, "--out", run,
-                              *SMALL], capsys)
+    status, _, err = run_cli(
+        ["train", "gon", "--data", NPZ, "--steps", 1, "--out", run, *SMALL], capsys
+    )
     assert status == 0, err
     assert not (run / "samples.png").exists()
     assert_one_error_line(*run_cli(["sample", run], capsys)[::2], "GON cannot sample")
-    status, _, err = run_cli(["train", "gon", "--data", NPZ, "--steps", 1, "--kl-weight", 0.5,
-                              "--out", tmp_path / "x", *SMALL], capsys)
+    status, _, err = run_cli(
+        [
+            "train",
+            "gon",
+            "--data",
+            NPZ,
+            "--steps",
+            1,
+            "--kl-weight",
+            0.5,
+            "--out",
+            tmp_path / "x",
+            *SMALL,
+        ],
+        capsys,
+    )
     assert_one_error_line(status, err, "--kl-weight: only for variational models")
 
 
@@ -98,8 +134,10 @@ def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
         (["sample", "{missing}"], "no such run folder"),
         (["sample", "{run}", "--out", "{tmp}/samples.jpg"], "must name a .png"),
         (["sample", "{run}", "--out", "{tmp}/no/such/dir/s.png"], "no such folder"),
-        (["train", "vae", "--data", NPZ, "--num-steps", "2", "--out", "{tmp}/r"],
-         "--num-steps: the vae has no origin gradient"),
+        (
+            ["train", "vae", "--data", NPZ, "--num-steps", "2", "--out", "{tmp}/r"],
+            "--num-steps: the vae has no origin gradient",
+        ),
     ],
 )
 def test_bad_arguments_give_one_error_line(vgon_run, tmp_path, capsys, argv, fragment):

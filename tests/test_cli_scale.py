@@ -21,8 +21,21 @@ EPOCHS = 4
 STEPS_PER_EPOCH = 8000 // 256
 # Small and fast: 16x16 mnist10k, 31 steps per epoch, 4 epochs.
 RUN = [
-    "--data", NPZ, "--epochs", str(EPOCHS), "--batch-size", "256", "--image-size", "16",
-    "--width", "4", "--latent-dim", "8", "--seed", "0", "--deterministic",
+    "--data",
+    NPZ,
+    "--epochs",
+    str(EPOCHS),
+    "--batch-size",
+    "256",
+    "--image-size",
+    "16",
+    "--width",
+    "4",
+    "--latent-dim",
+    "8",
+    "--seed",
+    "0",
+    "--deterministic",
 ]
 KILL_AFTER_EPOCH = 2
 KILL_TIMEOUT = 300  # seconds; the run is killed or fails, it never hangs CI
@@ -59,10 +72,23 @@ def test_deterministic_runs_are_bit_identical(uninterrupted, tmp_path, capsys):
     assert not tf_config.is_op_determinism_enabled()  # the command puts the setting back
 
 
-def test_resume_after_sigkill_completes_the_uninterrupted_step_count(uninterrupted, tmp_path, capsys):
+def test_resume_after_sigkill_completes_the_uninterrupted_step_count(
+    uninterrupted, tmp_path, capsys
+):
     out = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_gon", "train", "gon", *RUN, "--out", str(out), "--verbose", "2"],
+        [
+            sys.executable,
+            "-m",
+            "keras_gon",
+            "train",
+            "gon",
+            *RUN,
+            "--out",
+            str(out),
+            "--verbose",
+            "2",
+        ],
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -71,7 +97,10 @@ def test_resume_after_sigkill_completes_the_uninterrupted_step_count(uninterrupt
     deadline = time.monotonic() + KILL_TIMEOUT
     try:
         while process.poll() is None and time.monotonic() < deadline:
-            if state_path.is_file() and json.loads(state_path.read_text())["epoch"] >= KILL_AFTER_EPOCH:
+            if (
+                state_path.is_file()
+                and json.loads(state_path.read_text())["epoch"] >= KILL_AFTER_EPOCH
+            ):
                 process.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.05)
@@ -102,8 +131,24 @@ def test_resume_after_sigkill_completes_the_uninterrupted_step_count(uninterrupt
 
 def test_mixed_bfloat16_trains_with_float32_latents(mnist32, tmp_path, capsys):
     status, _, err = _train(
-        ["--data", NPZ, "--steps", "40", "--image-size", "16", "--width", "4", "--latent-dim", "8",
-         "--mixed-precision", "mixed_bfloat16", "--out", tmp_path, "--verbose", "0"],
+        [
+            "--data",
+            NPZ,
+            "--steps",
+            "40",
+            "--image-size",
+            "16",
+            "--width",
+            "4",
+            "--latent-dim",
+            "8",
+            "--mixed-precision",
+            "mixed_bfloat16",
+            "--out",
+            tmp_path,
+            "--verbose",
+            "0",
+        ],
         capsys,
     )
     assert status == 0, err
@@ -124,8 +169,18 @@ def test_mixed_bfloat16_trains_with_float32_latents(mnist32, tmp_path, capsys):
 
 
 def test_resume_and_strategy_errors(tmp_path, capsys, monkeypatch):
-    small = ["--data", NPZ, "--width", "4", "--latent-dim", "8", "--image-size", "16",
-             "--verbose", "0"]
+    small = [
+        "--data",
+        NPZ,
+        "--width",
+        "4",
+        "--latent-dim",
+        "8",
+        "--image-size",
+        "16",
+        "--verbose",
+        "0",
+    ]
 
     def refused(argv, fragment):
         assert_one_error_line(*_train([*small, *argv], capsys)[::2], fragment)

@@ -70,11 +70,18 @@ def one_step(strategy, normalization: str = "layer") -> dict:
 
 
 def _weights(result, prefix):
-    return [result[k] for k in sorted((k for k in result if k.startswith(prefix)), key=lambda k: int(k.split("_")[1]))]
+    return [
+        result[k]
+        for k in sorted(
+            (k for k in result if k.startswith(prefix)), key=lambda k: int(k.split("_")[1])
+        )
+    ]
 
 
 def _max_difference(a, b, prefix="after_"):
-    return max(float(np.max(np.abs(x - y))) for x, y in zip(_weights(a, prefix), _weights(b, prefix)))
+    return max(
+        float(np.max(np.abs(x - y))) for x, y in zip(_weights(a, prefix), _weights(b, prefix))
+    )
 
 
 def _load(path) -> dict:
@@ -135,7 +142,9 @@ def test_mirrored_step_on_two_devices_equals_single_device_step(tmp_path, single
     # Measured: max |Δw| 1.5e-8, |Δloss| 0 (loss 195.335).
     assert _max_difference(single, mirrored) < TOLERANCE
     assert float(mirrored["loss"]) == pytest.approx(float(single["loss"]), rel=TOLERANCE)
-    assert float(mirrored["inner_loss"]) == pytest.approx(float(single["inner_loss"]), rel=TOLERANCE)
+    assert float(mirrored["inner_loss"]) == pytest.approx(
+        float(single["inner_loss"]), rel=TOLERANCE
+    )
 
 
 def test_multiworker_workers_end_identical_and_equal_the_single_process_step(tmp_path, single):
@@ -173,7 +182,10 @@ def test_make_strategy_names_and_errors(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(InputError, match="TF_CONFIG is not valid JSON"):
         make_strategy("multiworker")
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}))
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
+    )
     with pytest.raises(InputError, match="task 'worker' #3 is not in its cluster"):
         make_strategy("multiworker")
     monkeypatch.delenv("TPU_NAME", raising=False)
@@ -186,7 +198,9 @@ def _main(mode: str, out: Path) -> None:
 
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     else:
         from keras_gon.distribute import make_strategy

@@ -71,8 +71,16 @@ def test_signatures_match_the_in_memory_model_in_a_fresh_process(trained_gon, mn
                 expected[f"{signature}:{name}:{batch}"] = value
     np.savez(tmp_path / "inputs.npz", **inputs)
     subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, str(path), str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
-        check=True, env=ENV,
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS,
+            str(path),
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        check=True,
+        env=ENV,
     )
     with np.load(tmp_path / "out.npz") as results:
         assert sorted(results.files) == sorted(expected)
@@ -83,7 +91,11 @@ def test_signatures_match_the_in_memory_model_in_a_fresh_process(trained_gon, mn
 def test_saved_model_cli_show_and_run(trained_gon, mnist32, tmp_path):
     path = export_saved_model(trained_gon, tmp_path / "export")
     shown = subprocess.run(
-        ["saved_model_cli", "show", "--dir", str(path), "--all"], capture_output=True, text=True, env=ENV, check=True
+        ["saved_model_cli", "show", "--dir", str(path), "--all"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
     ).stdout
     for name in ("serving_default", "reconstruct", "encode", "decode"):
         assert f"signature_def['{name}']" in shown
@@ -92,12 +104,29 @@ def test_saved_model_cli_show_and_run(trained_gon, mnist32, tmp_path):
     assert "outputs['reconstructions']" in shown and "output_0" not in shown
     np.save(tmp_path / "x.npy", mnist32[1][:3])
     subprocess.run(
-        ["saved_model_cli", "run", "--dir", str(path), "--tag_set", "serve", "--signature_def", "reconstruct",
-         "--inputs", f"images={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, env=ENV, check=True,
+        [
+            "saved_model_cli",
+            "run",
+            "--dir",
+            str(path),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "reconstruct",
+            "--inputs",
+            f"images={tmp_path / 'x.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
     )
     result = np.load(tmp_path / "out" / "reconstructions.npy")
-    np.testing.assert_allclose(result, trained_gon.reconstruct(mnist32[1][:3]).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        result, trained_gon.reconstruct(mnist32[1][:3]).numpy(), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_predict_request_round_trip(trained_gon, mnist32, tmp_path):
@@ -124,10 +153,15 @@ def test_predict_request_round_trip(trained_gon, mnist32, tmp_path):
     np.testing.assert_allclose(latents, trained_gon.encode(x).numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((2, 32, 32, 3), "float32"), np.zeros((32, 32, 1), "float32")])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((2, 32, 32, 3), "float32"), np.zeros((32, 32, 1), "float32")]
+)
 def test_wrong_rank_or_channels_is_refused_clearly(trained_gon, tmp_path, bad):
     loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"is not compatible with expected shape \[\?,\?,\?,1\]"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"is not compatible with expected shape \[\?,\?,\?,1\]",
+    ):
         loaded.signatures["encode"](images=tf.constant(bad))
 
 
@@ -143,23 +177,29 @@ def test_non_finite_requests_are_refused(trained_gon, tmp_path):
 
 def test_a_28x28_grey_level_request_reaches_the_32x32_model(trained_gon, mnist10k, tmp_path):
     digits = mnist10k["x_test"][:5, :, :, None]  # uint8 28x28, as a client sends them
-    grey = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "uint8",
-                                                      image_dtype="uint8")))
+    grey = tf.saved_model.load(
+        str(export_saved_model(trained_gon, tmp_path / "uint8", image_dtype="uint8"))
+    )
     served = grey.signatures["encode"](images=tf.constant(digits))["latents"]
-    np.testing.assert_allclose(served.numpy(), trained_gon.encode(digits).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        served.numpy(), trained_gon.encode(digits).numpy(), rtol=1e-5, atol=1e-5
+    )
     loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
     scaled = loaded.signatures["encode"](images=tf.constant(digits / 255.0, tf.float32))["latents"]
     np.testing.assert_allclose(served.numpy(), scaled.numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("values, fragment", [
-    ([-5.0, 0.5], "float values in [-5, 0.5]"),
-    ([0.0, 300.0], "float values in [0, 300]"),
-    ([0.0, 1.0 + 1e-3], "must be in [0, 1]"),  # a 0-255 image whose brightest pixel is 1.001
-])
+@pytest.mark.parametrize(
+    "values, fragment",
+    [
+        ([-5.0, 0.5], "float values in [-5, 0.5]"),
+        ([0.0, 300.0], "float values in [0, 300]"),
+        ([0.0, 1.0 + 1e-3], "must be in [0, 1]"),  # a 0-255 image whose brightest pixel is 1.001
+    ],
+)
 def test_requests_outside_the_pixel_range_are_refused_as_the_python_api_refuses_them(
-        trained_gon, tmp_path, values, fragment):
+    trained_gon, tmp_path, values, fragment
+):
     from keras_gon.data.preprocessing import graph_error_message
 
     loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
@@ -217,7 +257,12 @@ def test_committed_model_loads_and_matches_current_signatures(trained_gon):
         expected = tf.function(function).get_concrete_function(*specs).structured_outputs
         assert sorted(outputs) == sorted(expected), name
     x = np.zeros((2, 32, 32, 1), "float32")
-    assert loaded.signatures["reconstruct"](images=tf.constant(x))["reconstructions"].shape == (2, 32, 32, 1)
+    assert loaded.signatures["reconstruct"](images=tf.constant(x))["reconstructions"].shape == (
+        2,
+        32,
+        32,
+        1,
+    )
     readme = (REPO_ROOT / "saved_models" / "README.md").read_text()
     assert "tensorflow/serving" in readme and ":predict" in readme
 
@@ -249,7 +294,9 @@ EXPORT_OPTIONS = {
     "glo": dict(latent_dim=8, width=4, num_examples=16, inference_steps=5),
 }
 MODEL_KINDS = {
-    kind: functools.partial(keras_gon.models.build_model, kind, **EXPORT_OPTIONS.get(kind, dict(latent_dim=8, width=4)))
+    kind: functools.partial(
+        keras_gon.models.build_model, kind, **EXPORT_OPTIONS.get(kind, dict(latent_dim=8, width=4))
+    )
     for kind in REGISTERED
 }
 
@@ -297,7 +344,10 @@ def exported_kinds(mnist32, mnist10k, tmp_path_factory):
         model = build()
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         size = model.image_shape[0]
-        native = {k: mnist10k[k][:128, :, :, None].astype("float32") / 255.0 for k in ("x_train", "x_test")}
+        native = {
+            k: mnist10k[k][:128, :, :, None].astype("float32") / 255.0
+            for k in ("x_train", "x_test")
+        }
         train = mnist32[0][:128] if size == 32 else native["x_train"]
         held_out = mnist32[1][:7] if size == 32 else native["x_test"][:7]
         if kind == "glo":
@@ -326,8 +376,16 @@ def exported_kinds(mnist32, mnist10k, tmp_path_factory):
                     inputs[f"{kind}|{signature}|{case}|{name}"] = value
     np.savez(root / "inputs.npz", **inputs)
     subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_CALLS, str(root / "inputs.npz"), str(root), str(root / "out.npz")],
-        check=True, env=ENV,
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS_CALLS,
+            str(root / "inputs.npz"),
+            str(root),
+            str(root / "out.npz"),
+        ],
+        check=True,
+        env=ENV,
     )
     with np.load(root / "out.npz") as results:
         outputs = {key: results[key] for key in results.files}
@@ -344,11 +402,13 @@ def test_every_model_kind_serves_what_the_python_api_returns(exported_kinds, kin
     for signature in EXPECTED_SIGNATURES[kind]:
         for case in ("batch1", "batch7"):
             prefix = f"{kind}|{signature}|{case}|"
-            arguments = {k[len(prefix):]: v for k, v in inputs.items() if k.startswith(prefix)}
+            arguments = {k[len(prefix) :]: v for k, v in inputs.items() if k.startswith(prefix)}
             for name, value in _in_memory(model, signature, arguments).items():
                 served = outputs[prefix + name]
                 assert served.shape == tuple(value.shape), (prefix, name)
-                np.testing.assert_allclose(served, np.asarray(value), rtol=1e-5, atol=1e-5, err_msg=prefix + name)
+                np.testing.assert_allclose(
+                    served, np.asarray(value), rtol=1e-5, atol=1e-5, err_msg=prefix + name
+                )
                 compared += 1
     assert compared == 2 * len(EXPECTED_SIGNATURES[kind])
 
@@ -368,7 +428,8 @@ def _graph_ops(concrete_function) -> set:
 
 
 def test_the_exported_gon_encoder_is_a_matrix_product_of_the_frozen_origin(
-        trained_gon, mnist32, tmp_path):
+    trained_gon, mnist32, tmp_path
+):
     """The serving copy freezes F(0) and its Jacobian (weights never change in serving): the
     encode signature runs no layer of the decoder, and gives the in-memory latents."""
     export_saved_model(trained_gon, tmp_path / "1")
@@ -376,8 +437,12 @@ def test_the_exported_gon_encoder_is_a_matrix_product_of_the_frozen_origin(
     ops = _graph_ops(encode)
     assert "MatMul" in ops and not {"Conv2DBackpropInput", "Conv2D", "Elu", "Sigmoid"} & ops, ops
     x = mnist32[1][:64]
-    np.testing.assert_allclose(encode(images=tf.constant(x))["latents"].numpy(),
-                               trained_gon.encode(x).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        encode(images=tf.constant(x))["latents"].numpy(),
+        trained_gon.encode(x).numpy(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     batch_norm = keras_gon.GON(latent_dim=8, width=4, normalization="batch")
     assert batch_norm.freeze_origin()  # moving statistics at inference: independent examples
     batch_norm.unfreeze_origin()

@@ -58,10 +58,18 @@ def digits() -> dict:
 
 
 def test_cli_refuses_labels_outside_the_classes(in_tmp, capsys, digits):
-    data = _save_npz(in_tmp / "labels.npz", x_train=digits["x_train"], y_train=digits["y_train"],
-                     x_test=digits["x_test"], y_test=digits["y_test"] + 1)  # a 10 among them
-    _one_error_line(["evaluate", "gon_classifier_mnist", "--data", data], capsys,
-                    "labels must be in [0, 10) (num_classes=10), got 10")
+    data = _save_npz(
+        in_tmp / "labels.npz",
+        x_train=digits["x_train"],
+        y_train=digits["y_train"],
+        x_test=digits["x_test"],
+        y_test=digits["y_test"] + 1,
+    )  # a 10 among them
+    _one_error_line(
+        ["evaluate", "gon_classifier_mnist", "--data", data],
+        capsys,
+        "labels must be in [0, 10) (num_classes=10), got 10",
+    )
 
 
 @pytest.mark.parametrize("as_dataset", [False, True])
@@ -75,8 +83,11 @@ def test_classifier_refuses_labels_outside_the_classes(method, as_dataset, digit
     model.compile(optimizer="adam", jit_compile=False)
     x, y = digits["x_test"][:8], np.array([0, 1, 2, 0, 1, -2, 0, 1])
     data = (tf.data.Dataset.from_tensor_slices((x, y)).batch(4),) if as_dataset else (x, y)
-    with pytest.raises(keras_gon.InputError, match=r"labels must be in \[0, 3\) "
-                       r"\(num_classes=3\), got -2"):
+    with pytest.raises(
+        keras_gon.InputError,
+        match=r"labels must be in \[0, 3\) "
+        r"\(num_classes=3\), got -2",
+    ):
         getattr(model, method)(*data, verbose=0)
 
 
@@ -88,18 +99,36 @@ def test_a_latent_too_large_for_memory_is_refused_before_anything_is_built(in_tm
 
     with pytest.raises(keras_gon.InputError, match="latent_dim=100000000.*memory available"):
         keras_gon.GON(latent_dim=100_000_000)
-    _one_error_line(["train", "gon", "--latent-dim", "100000000", "--steps", "1", "--data", NPZ,
-                     "--out", in_tmp / "run"], capsys, "memory available")
+    _one_error_line(
+        [
+            "train",
+            "gon",
+            "--latent-dim",
+            "100000000",
+            "--steps",
+            "1",
+            "--data",
+            NPZ,
+            "--out",
+            in_tmp / "run",
+        ],
+        capsys,
+        "memory available",
+    )
 
 
 def test_too_many_samples_are_refused_from_the_shapes(in_tmp, capsys):
-    _one_error_line(["sample", "vgon_mnist", "--n", "100000"], capsys,
-                    "at most 5,816 samples fit in one PNG")
+    _one_error_line(
+        ["sample", "vgon_mnist", "--n", "100000"], capsys, "at most 5,816 samples fit in one PNG"
+    )
 
 
 def test_a_render_picture_too_large_is_refused(in_tmp, capsys):
-    _one_error_line(["render", "igon_mnist", "--samples", "--count", "64", "--resolution", "4096"],
-                    capsys, "pixels a side")
+    _one_error_line(
+        ["render", "igon_mnist", "--samples", "--count", "64", "--resolution", "4096"],
+        capsys,
+        "pixels a side",
+    )
 
 
 # --- item 5: filesystem faults ------------------------------------------------------------
@@ -121,23 +150,34 @@ def read_only_folder(tmp_path) -> Path:
 
 
 def test_sample_and_export_into_a_read_only_folder(in_tmp, capsys, read_only_folder):
-    _one_error_line(["sample", "vgon_mnist", "--n", "4", "--out", read_only_folder / "s.png"],
-                    capsys, str(read_only_folder))
-    _one_error_line(["export", "gon_mnist", "--to", read_only_folder / "gon"], capsys,
-                    str(read_only_folder / "gon"))
+    _one_error_line(
+        ["sample", "vgon_mnist", "--n", "4", "--out", read_only_folder / "s.png"],
+        capsys,
+        str(read_only_folder),
+    )
+    _one_error_line(
+        ["export", "gon_mnist", "--to", read_only_folder / "gon"],
+        capsys,
+        str(read_only_folder / "gon"),
+    )
 
 
 def test_a_file_in_the_output_path(in_tmp, capsys):
     (in_tmp / "a_file").write_text("not a folder")
-    _one_error_line(["sample", "vgon_mnist", "--out", "a_file/sub/s.png"], capsys,
-                    "a_file is a file, not a folder")
-    _one_error_line(["export", "gon_mnist", "--to", "a_file/sub"], capsys,
-                    "a_file is a file, not a folder")
+    _one_error_line(
+        ["sample", "vgon_mnist", "--out", "a_file/sub/s.png"],
+        capsys,
+        "a_file is a file, not a folder",
+    )
+    _one_error_line(
+        ["export", "gon_mnist", "--to", "a_file/sub"], capsys, "a_file is a file, not a folder"
+    )
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC, errno.EDQUOT])
-def test_sample_on_a_full_or_read_only_disk_leaves_no_temporary_file(in_tmp, capsys,
-                                                                      monkeypatch, code):
+def test_sample_on_a_full_or_read_only_disk_leaves_no_temporary_file(
+    in_tmp, capsys, monkeypatch, code
+):
     import matplotlib.figure
 
     def fail_midway(self, path, *args, **kwargs):
@@ -145,8 +185,9 @@ def test_sample_on_a_full_or_read_only_disk_leaves_no_temporary_file(in_tmp, cap
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", fail_midway)
-    line = _one_error_line(["sample", "vgon_mnist", "--n", "4", "--out", "s.png"], capsys,
-                           "s.png: ")
+    line = _one_error_line(
+        ["sample", "vgon_mnist", "--n", "4", "--out", "s.png"], capsys, "s.png: "
+    )
     assert errno.errorcode[code] in line
 
 
@@ -166,8 +207,9 @@ def test_export_on_a_full_disk_leaves_no_version_nor_claim(in_tmp, capsys, monke
 
     monkeypatch.setattr(_archive_class(), "write_out", fail_midway)
     (in_tmp / "models").mkdir()
-    line = _one_error_line(["export", "gon_mnist", "--to", "models/gon"], capsys,
-                           "models/gon/1: ", in_tmp / "models")
+    line = _one_error_line(
+        ["export", "gon_mnist", "--to", "models/gon"], capsys, "models/gon/1: ", in_tmp / "models"
+    )
     assert errno.errorcode[code] in line
 
 
@@ -178,8 +220,9 @@ def test_export_with_tensorflows_own_file_error(in_tmp, capsys, monkeypatch):
         raise tf.errors.ResourceExhaustedError(None, None, f"{path}: No space left on device")
 
     monkeypatch.setattr(_archive_class(), "write_out", fail)
-    _one_error_line(["export", "gon_mnist", "--to", "gon"], capsys,
-                    "gon/1: no space left on device (ENOSPC)")
+    _one_error_line(
+        ["export", "gon_mnist", "--to", "gon"], capsys, "gon/1: no space left on device (ENOSPC)"
+    )
 
 
 def test_presets_build_on_a_full_disk(in_tmp, capsys, monkeypatch, digits):
@@ -189,9 +232,18 @@ def test_presets_build_on_a_full_disk(in_tmp, capsys, monkeypatch, digits):
     from keras_gon.training import TrainingRecipe
 
     recipe = preset_builder.PresetRecipe(
-        "tiny_gon", "a tiny GON", "mnist",
-        TrainingRecipe("gon", data=None, options={"latent_dim": 4, "width": 2}, epochs=1,
-                       image_size=16, batch_size=32))
+        "tiny_gon",
+        "a tiny GON",
+        "mnist",
+        TrainingRecipe(
+            "gon",
+            data=None,
+            options={"latent_dim": 4, "width": 2},
+            epochs=1,
+            image_size=16,
+            batch_size=32,
+        ),
+    )
     monkeypatch.setattr(preset_builder, "PRESET_RECIPES", {"tiny_gon": recipe})
 
     def full(self, path, *args, **kwargs):
@@ -203,8 +255,12 @@ def test_presets_build_on_a_full_disk(in_tmp, capsys, monkeypatch, digits):
     data = _save_npz(in_tmp / "small.npz", x_train=x, x_test=x[:64])
     out = in_tmp / "presets"
     out.mkdir()
-    _one_error_line(["presets", "build", "--data", f"mnist={data}", "--out", out, "--work",
-                     in_tmp / "work"], capsys, "no space left on device (ENOSPC)", out)
+    _one_error_line(
+        ["presets", "build", "--data", f"mnist={data}", "--out", out, "--work", in_tmp / "work"],
+        capsys,
+        "no space left on device (ENOSPC)",
+        out,
+    )
 
 
 # --- item 6: seeds -------------------------------------------------------------------------
@@ -227,16 +283,22 @@ def test_model_sample_refuses_a_negative_seed():
 
 def test_random_bytes_named_npz(in_tmp, capsys):
     (in_tmp / "random.npz").write_bytes(np.random.default_rng(0).bytes(4096))
-    line = _one_error_line(["evaluate", "gon_mnist", "--data", "random.npz"], capsys,
-                           "not a valid .npz file: not a zip archive")
+    line = _one_error_line(
+        ["evaluate", "gon_mnist", "--data", "random.npz"],
+        capsys,
+        "not a valid .npz file: not a zip archive",
+    )
     assert "pickle" not in line
 
 
 def test_an_npz_of_object_arrays(in_tmp, capsys):
     objects = np.array([None, "a"], dtype=object)
     np.savez(in_tmp / "objects.npz", x_train=objects, x_test=objects)
-    _one_error_line(["evaluate", "gon_mnist", "--data", "objects.npz"], capsys,
-                    "holds Python objects (dtype object), not images")
+    _one_error_line(
+        ["evaluate", "gon_mnist", "--data", "objects.npz"],
+        capsys,
+        "holds Python objects (dtype object), not images",
+    )
 
 
 def test_evaluate_takes_a_batch_larger_than_the_held_out_data(in_tmp, capsys):
@@ -248,10 +310,12 @@ def test_evaluate_takes_a_batch_larger_than_the_held_out_data(in_tmp, capsys):
 
 
 def test_interpolate_names_what_it_needs(in_tmp, capsys, digits):
-    data = _save_npz(in_tmp / "one.npz", x_train=digits["x_train"][:1],
-                     x_test=digits["x_test"][:1])
-    line = _one_error_line(["interpolate", "igon_mnist", "--data", data], capsys,
-                           "has 1 held-out images, 2 x --pairs needs 16")
+    data = _save_npz(in_tmp / "one.npz", x_train=digits["x_train"][:1], x_test=digits["x_test"][:1])
+    line = _one_error_line(
+        ["interpolate", "igon_mnist", "--data", data],
+        capsys,
+        "has 1 held-out images, 2 x --pairs needs 16",
+    )
     assert "batch" not in line
 
 
@@ -269,10 +333,10 @@ def test_preset_names_write_their_pictures_in_the_current_folder(in_tmp, capsys)
     from keras_gon import cli
 
     assert cli.main(["sample", "vgon_mnist", "--n", "4"]) == 0
-    assert cli.main(["render", "igon_mnist", "--data", NPZ, "--count", "2",
-                     "--resolution", "32"]) == 0
-    assert {p.name for p in in_tmp.iterdir()} == {"vgon_mnist-samples.png",
-                                                   "igon_mnist-render.png"}
+    assert (
+        cli.main(["render", "igon_mnist", "--data", NPZ, "--count", "2", "--resolution", "32"]) == 0
+    )
+    assert {p.name for p in in_tmp.iterdir()} == {"vgon_mnist-samples.png", "igon_mnist-render.png"}
 
 
 def test_preprocess_images_is_where_the_readme_says():
@@ -295,8 +359,14 @@ def test_evaluate_prints_bits_per_dim_for_a_variational_model(in_tmp, capsys):
 def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    result = subprocess.run([sys.executable, "-m", "keras_gon", "presets"], capture_output=True,
-                            text=True, env=env, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_gon", "presets"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "absl::InitializeLog" not in result.stderr, result.stderr
     assert not [line for line in result.stderr.splitlines() if line.startswith("I0000")]
@@ -307,8 +377,11 @@ def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
 
 
 def test_train_refuses_a_negative_seed(in_tmp, capsys):
-    _one_error_line(["train", "gon", "--seed", "-1", "--steps", "1", "--data", NPZ,
-                     "--out", in_tmp / "run"], capsys, "integer seed in [0, ")
+    _one_error_line(
+        ["train", "gon", "--seed", "-1", "--steps", "1", "--data", NPZ, "--out", in_tmp / "run"],
+        capsys,
+        "integer seed in [0, ",
+    )
 
 
 def test_experiment_refuses_negative_seeds(in_tmp, capsys):
@@ -316,11 +389,35 @@ def test_experiment_refuses_negative_seeds(in_tmp, capsys):
 
 
 def test_train_with_bad_labels_leaves_no_run_folder(in_tmp, capsys, digits):
-    data = _save_npz(in_tmp / "l.npz", x_train=digits["x_train"], y_train=digits["y_train"] + 1,
-                     x_test=digits["x_test"], y_test=digits["y_test"])
-    _one_error_line(["train", "classifier", "--data", data, "--steps", "1", "--width", "2",
-                     "--latent-dim", "4", "--batch-size", "16", "--verbose", "0",
-                     "--out", in_tmp / "run"], capsys, "labels must be in [0, 10)")
+    data = _save_npz(
+        in_tmp / "l.npz",
+        x_train=digits["x_train"],
+        y_train=digits["y_train"] + 1,
+        x_test=digits["x_test"],
+        y_test=digits["y_test"],
+    )
+    _one_error_line(
+        [
+            "train",
+            "classifier",
+            "--data",
+            data,
+            "--steps",
+            "1",
+            "--width",
+            "2",
+            "--latent-dim",
+            "4",
+            "--batch-size",
+            "16",
+            "--verbose",
+            "0",
+            "--out",
+            in_tmp / "run",
+        ],
+        capsys,
+        "labels must be in [0, 10)",
+    )
     assert not (in_tmp / "run").exists()
 
 
@@ -331,9 +428,26 @@ def test_train_on_a_full_disk_leaves_no_partial_run(in_tmp, capsys, monkeypatch)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(keras_gon.files, "write_json", full)
-    _one_error_line(["train", "gon", "--data", NPZ, "--steps", "1", "--width", "2",
-                     "--latent-dim", "4", "--verbose", "0", "--out", in_tmp / "run"],
-                    capsys, "no space left on device (ENOSPC)")
+    _one_error_line(
+        [
+            "train",
+            "gon",
+            "--data",
+            NPZ,
+            "--steps",
+            "1",
+            "--width",
+            "2",
+            "--latent-dim",
+            "4",
+            "--verbose",
+            "0",
+            "--out",
+            in_tmp / "run",
+        ],
+        capsys,
+        "no space left on device (ENOSPC)",
+    )
     assert not (in_tmp / "run").exists()
 
 
@@ -341,6 +455,22 @@ def test_train_refuses_training_that_cannot_fit(in_tmp, capsys, monkeypatch):
     import keras_gon.resources
 
     monkeypatch.setattr(keras_gon.resources, "available_memory", lambda: 2**20)
-    _one_error_line(["train", "gon", "--data", NPZ, "--steps", "1", "--width", "2",
-                     "--latent-dim", "4", "--out", in_tmp / "run"], capsys, "--batch-size 64")
+    _one_error_line(
+        [
+            "train",
+            "gon",
+            "--data",
+            NPZ,
+            "--steps",
+            "1",
+            "--width",
+            "2",
+            "--latent-dim",
+            "4",
+            "--out",
+            in_tmp / "run",
+        ],
+        capsys,
+        "--batch-size 64",
+    )
     assert not (in_tmp / "run").exists()

@@ -70,7 +70,11 @@ def test_interpolation_grid_rows_start_and_end_at_the_reconstructions(mnist10k):
     np.testing.assert_allclose(grid[:, 0], model.reconstruct(images[:3]).numpy(), atol=1e-6)
     np.testing.assert_allclose(grid[:, -1], model.reconstruct(images[3:]).numpy(), atol=1e-6)
     assert interpolation_grid(model, images[:1], images[1:2], steps=2, resolution=40).shape == (
-        1, 2, 40, 40, 1,
+        1,
+        2,
+        40,
+        40,
+        1,
     )
     with pytest.raises(InputError, match="steps"):
         interpolation_grid(model, images[:1], images[1:2], steps=1)

@@ -40,6 +40,7 @@ def _discretized_logistic_numpy(x, location, log_scale):
     Open edge bins; a bin whose mass is below 1e-5 counts as its density at the
     centre times the bin width (PixelCNN++'s rule, which the loss documents).
     """
+
     def log_sigmoid(v):
         return -np.logaddexp(0.0, -v)
 
@@ -77,7 +78,8 @@ def test_discretized_logistic_is_a_probability_of_8_bit_images():
     y_pred = np.concatenate([location, log_scale], axis=-1)
     np.testing.assert_allclose(
         losses.discretized_logistic_negative_log_likelihood(x, y_pred).numpy(),
-        _discretized_logistic_numpy(x, location, log_scale), rtol=1e-6,
+        _discretized_logistic_numpy(x, location, log_scale),
+        rtol=1e-6,
     )
 
 
@@ -107,8 +109,10 @@ def test_cross_entropy_from_logits_is_the_cross_entropy_of_the_sigmoid(float64):
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    logits = tf.constant(np.concatenate(
-        [rng.normal(0.0, 4.0, (3, 20)), [[20.0, -20.0, 16.5, -16.5] + [0.3] * 16]]), tf.float64)
+    logits = tf.constant(
+        np.concatenate([rng.normal(0.0, 4.0, (3, 20)), [[20.0, -20.0, 16.5, -16.5] + [0.3] * 16]]),
+        tf.float64,
+    )
     targets = tf.constant(rng.uniform(size=(4, 20)), tf.float64)
     weights = tf.constant([1.0, 2.0, 3.0, 4.0], tf.float64)
     direction = tf.constant(rng.normal(size=(4, 20)), tf.float64)
@@ -124,8 +128,8 @@ def test_cross_entropy_from_logits_is_the_cross_entropy_of_the_sigmoid(float64):
             projected = tf.reduce_sum(gradient * direction)
         return values, gradient, outer.gradient(projected, logits)
 
-    expected = derivatives(lambda l: losses.binary_crossentropy(targets, tf.sigmoid(l)))
-    fused = derivatives(lambda l: losses.binary_crossentropy_from_logits(targets, l))
+    expected = derivatives(lambda v: losses.binary_crossentropy(targets, tf.sigmoid(v)))
+    fused = derivatives(lambda v: losses.binary_crossentropy_from_logits(targets, v))
     for a, b in zip(fused, expected):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert float(tf.reduce_max(tf.abs(expected[2]))) > 0.1  # a second derivative to compare
@@ -137,10 +141,12 @@ def test_negative_elbo_takes_logits_for_the_bernoulli_likelihoods():
     logits = rng.normal(0.0, 3.0, size=(3, 4, 4, 1)).astype("float32")
     mean, log_variance = (rng.normal(size=(3, 5)).astype("float32") for _ in range(2))
     for likelihood in losses.LOGIT_LIKELIHOODS:
-        from_logits = losses.negative_elbo(x, logits, mean, log_variance, likelihood=likelihood,
-                                           logits=True)
-        from_images = losses.negative_elbo(x, 1.0 / (1.0 + np.exp(-logits)), mean, log_variance,
-                                           likelihood=likelihood)
+        from_logits = losses.negative_elbo(
+            x, logits, mean, log_variance, likelihood=likelihood, logits=True
+        )
+        from_images = losses.negative_elbo(
+            x, 1.0 / (1.0 + np.exp(-logits)), mean, log_variance, likelihood=likelihood
+        )
         for name, value in from_images.items():
             np.testing.assert_allclose(from_logits[name], value, rtol=1e-5)
     with pytest.raises(ValueError, match="does not take logits"):

@@ -37,18 +37,26 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_GON_DATA", str(MNIST10K))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     # The kernel runs in a temporary folder: it must import this checkout's keras_gon.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    )
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
     )
     start = time.perf_counter()
     client.execute()  # raises CellExecutionError on any error
     seconds = time.perf_counter() - start
     print(f"{path.name}: {seconds:.0f} s")
     images = [
-        output for cell in notebook.cells if cell.cell_type == "code"
-        for output in cell.get("outputs", []) if "image/png" in output.get("data", {})
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
     ]
     assert images, f"{path.name} drew no figure"
 

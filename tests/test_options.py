@@ -38,8 +38,7 @@ def test_the_decoder_options_are_the_decoders_arguments():
 def test_the_command_line_flags_come_from_the_list():
     from keras_gon.cli.train import MODEL_FLAGS
 
-    assert [name for _, name, _, _ in MODEL_FLAGS] == [
-        o.name for o in options.OPTIONS if o.flags]
+    assert [name for _, name, _, _ in MODEL_FLAGS] == [o.name for o in options.OPTIONS if o.flags]
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     flags = {flag for action in train._actions for flag in action.option_strings}
     for option in options.command_line_options():

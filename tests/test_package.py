@@ -23,11 +23,14 @@ print(type(model).__module__, "tensorflow" in sys.modules)
 """
 
 
-@pytest.mark.parametrize("imports", [
-    "import keras\nimport keras_gon",  # Keras first: registered at once
-    "import keras_gon\nimport keras\nkeras_gon.register_with_keras()",  # no import hook
-    "import keras_gon\nimport keras\nkeras_gon.GON",  # the first use of a model
-])
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import keras\nimport keras_gon",  # Keras first: registered at once
+        "import keras_gon\nimport keras\nkeras_gon.register_with_keras()",  # no import hook
+        "import keras_gon\nimport keras\nkeras_gon.GON",  # the first use of a model
+    ],
+)
 def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32):
     keras.utils.set_random_seed(0)
     model = keras_gon.GON(latent_dim=8, width=4)
@@ -36,9 +39,18 @@ def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32
     model.save(tmp_path / "gon.keras")
     np.save(tmp_path / "x.npy", x)
     result = subprocess.run(
-        [sys.executable, "-c", LOAD.format(imports=imports), str(tmp_path / "gon.keras"),
-         str(tmp_path / "out.npy"), str(tmp_path / "x.npy")],
-        capture_output=True, text=True, env=ENV, cwd=tmp_path,
+        [
+            sys.executable,
+            "-c",
+            LOAD.format(imports=imports),
+            str(tmp_path / "gon.keras"),
+            str(tmp_path / "out.npy"),
+            str(tmp_path / "x.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["keras_gon.models.gon", "True"]
@@ -48,15 +60,22 @@ def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32
 def test_any_module_imports_first_in_a_fresh_process():
     """No import hook: a layer module imported first (before Keras) loads (with the old
     hook it re-entered the half-imported layers package)."""
-    for module in ("keras_gon.layers.conv_decoder", "keras_gon.training", "keras_gon.models",
-                   "keras_gon.experiments.reproduce", "keras_gon.preset_builder"):
-        result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
-                                text=True, env=ENV)
+    for module in (
+        "keras_gon.layers.conv_decoder",
+        "keras_gon.training",
+        "keras_gon.models",
+        "keras_gon.experiments.reproduce",
+        "keras_gon.preset_builder",
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, env=ENV
+        )
         assert result.returncode == 0, (module, result.stderr[-1500:])
 
 
 def test_importing_keras_gon_alone_does_not_import_tensorflow():
     code = "import sys, keras_gon; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=ENV, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True
+    )
     assert result.stdout.split() == ["False", "False"]

@@ -65,13 +65,14 @@ def test_nearest_upscale_repeats_each_pixel():
     np.testing.assert_array_equal(big, images.repeat(2, axis=1).repeat(3, axis=2))
 
 
-@pytest.mark.parametrize("count, rows, columns, scale", [(16, 2, 8, 1.0), (5, 1, 4, 1.0),
-                                                         (10, 3, 4, 1.5)])
-def test_save_image_rows_writes_a_png_of_the_announced_size(tmp_path, count, rows, columns,
-                                                           scale):
+@pytest.mark.parametrize(
+    "count, rows, columns, scale", [(16, 2, 8, 1.0), (5, 1, 4, 1.0), (10, 3, 4, 1.5)]
+)
+def test_save_image_rows_writes_a_png_of_the_announced_size(tmp_path, count, rows, columns, scale):
     path = tmp_path / "rows.png"
-    save_image_rows(path, [(f"row {r}", _ramp(count, 8, 8)) for r in range(rows)],
-                    columns=columns, scale=scale)
+    save_image_rows(
+        path, [(f"row {r}", _ramp(count, 8, 8)) for r in range(rows)], columns=columns, scale=scale
+    )
     width, height = image_rows_size(count, rows=rows, columns=columns, scale=scale)
     assert matplotlib.image.imread(path).shape[:2] == (height, width)
 
@@ -97,8 +98,9 @@ def test_save_pixels_writes_the_grid_pixel_for_pixel(tmp_path):
 def test_labelled_grid_draws_enlarged_tiles_in_the_announced_size(tmp_path):
     images = _ramp(6, 8, 8).reshape(2, 3, 8, 8, 1)
     path = tmp_path / "grid.png"
-    save_labelled_grid(path, images, "a title", row_labels=["a", "b"],
-                       column_labels=["1", "2", "3"])
+    save_labelled_grid(
+        path, images, "a title", row_labels=["a", "b"], column_labels=["1", "2", "3"]
+    )
     width, height = labelled_grid_size(2, 3, 8, 8, "a title", ["a", "b"], ["1", "2", "3"])
     png = matplotlib.image.imread(path)
     assert png.shape[:2] == (height, width)

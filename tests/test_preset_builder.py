@@ -7,7 +7,6 @@ import json
 import h5py
 import pytest
 
-from helpers import NPZ
 from keras_gon.errors import InputError
 from keras_gon.preset_builder import (
     PRESET_DATASETS,
@@ -19,25 +18,40 @@ from keras_gon.preset_builder import (
 from keras_gon.presets import load_preset, save_to_preset
 from keras_gon.training import TrainingRecipe
 
+from helpers import NPZ
+
 TINY = {
     "tiny_gon": PresetRecipe(
-        "tiny_gon", "a tiny GON", "mnist",
-        TrainingRecipe("gon", data=None, options={"latent_dim": 4, "width": 2}, epochs=2,
-                       train_images=256, lr=1e-3), baseline="ae"),
+        "tiny_gon",
+        "a tiny GON",
+        "mnist",
+        TrainingRecipe(
+            "gon",
+            data=None,
+            options={"latent_dim": 4, "width": 2},
+            epochs=2,
+            train_images=256,
+            lr=1e-3,
+        ),
+        baseline="ae",
+    ),
 }
 
 
 def test_every_preset_has_data_a_recipe_and_a_baseline_where_it_has_a_rival():
     for name, preset in PRESET_RECIPES.items():
         assert preset.dataset in PRESET_DATASETS and preset.recipe.kind in (
-            "gon", "vgon", "igon", "classifier")
+            "gon",
+            "vgon",
+            "igon",
+            "classifier",
+        )
         expected = {"gon": "ae", "vgon": "vae"}.get(preset.recipe.kind)
         assert preset.baseline == expected, name
         if preset.baseline:
             baseline = preset.baseline_recipe()
             assert baseline.kind == preset.baseline and baseline.epochs == preset.recipe.epochs
-            assert dict(baseline.options)["latent_dim"] == dict(preset.recipe.options)[
-                "latent_dim"]
+            assert dict(baseline.options)["latent_dim"] == dict(preset.recipe.options)["latent_dim"]
     assert PRESET_RECIPES["vgon_celeba64"].recipe.size == 64
     assert dict(PRESET_RECIPES["gon_cifar10"].recipe.options)["latent_dim"] == 256
 
@@ -45,8 +59,9 @@ def test_every_preset_has_data_a_recipe_and_a_baseline_where_it_has_a_rival():
 def test_a_build_writes_the_preset_its_baseline_and_picture_and_resumes(tmp_path):
     out, work, pictures = tmp_path / "out", tmp_path / "work", tmp_path / "pictures"
     lines = []
-    rows = build_presets({"mnist": NPZ}, out=out, work=work, pictures=pictures, recipes=TINY,
-                         log=lines.append)
+    rows = build_presets(
+        {"mnist": NPZ}, out=out, work=work, pictures=pictures, recipes=TINY, log=lines.append
+    )
     metadata = json.loads((out / "tiny_gon" / "metadata.json").read_text())
     assert rows[0]["held_out_value"] == metadata["held_out_value"] > 0
     assert metadata["baseline_kind"] == "ae" and metadata["baseline_value"] > 0
@@ -83,10 +98,13 @@ def test_an_older_preset_is_saved_again_without_optimizer_state(tmp_path):
     assert json.loads((out / "tiny_gon" / "metadata.json").read_text())["baseline_value"] == 2.0
 
 
-@pytest.mark.parametrize("items, message", [
-    (["cifar10"], "--data takes NAME=PATH items"),
-    (["svhn=/tmp"], "unknown preset data 'svhn'"),
-])
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        (["cifar10"], "--data takes NAME=PATH items"),
+        (["svhn=/tmp"], "unknown preset data 'svhn'"),
+    ],
+)
 def test_data_items_are_checked(items, message):
     with pytest.raises(InputError, match=message):
         parse_data(items)

@@ -19,11 +19,16 @@ from keras_gon.presets import (
     load_preset,
     preset_metadata,
 )
+
 from helpers import NPZ, SHARED_DATA
 
 MNIST22K = str(SHARED_DATA / "mnist22k.npz")
-CLASSES = {"gon": keras_gon.GON, "vgon": keras_gon.VariationalGON,
-           "igon": keras_gon.ImplicitGON, "classifier": keras_gon.GONClassifier}
+CLASSES = {
+    "gon": keras_gon.GON,
+    "vgon": keras_gon.VariationalGON,
+    "igon": keras_gon.ImplicitGON,
+    "classifier": keras_gon.GONClassifier,
+}
 
 
 def test_every_recipe_is_built_and_ships_small():
@@ -46,9 +51,12 @@ def test_recorded_held_out_figure_matches_a_fresh_evaluation(name):
 
     metadata = preset_metadata(name)
     model = CLASSES[metadata["kind"]].from_preset(name)
-    _, test, info = load_dataset(MNIST22K, image_size=metadata["image_size"],
-                                 batch_size=EVALUATION_BATCH,
-                                 with_labels=metadata["kind"] == "classifier")
+    _, test, info = load_dataset(
+        MNIST22K,
+        image_size=metadata["image_size"],
+        batch_size=EVALUATION_BATCH,
+        with_labels=metadata["kind"] == "classifier",
+    )
     assert info.num_test == metadata["num_test"] == 10000
     metric, value = held_out_figure(model, test)
     assert metric == metadata["held_out_metric"]
@@ -62,11 +70,15 @@ def test_save_to_preset_round_trip_gives_identical_outputs(name, tmp_path, mnist
     digits = mnist10k["x_test"][:6]
     folder = model.save_to_preset(tmp_path / "mine", metadata={"note": "copy"})
     assert sorted(p.name for p in folder.iterdir()) == [
-        "config.json", "metadata.json", "model.weights.h5"]
+        "config.json",
+        "metadata.json",
+        "model.weights.h5",
+    ]
     again = keras_gon.LatentModel.from_preset(str(folder))
     np.testing.assert_array_equal(again.encode(digits).numpy(), model.encode(digits).numpy())
-    np.testing.assert_array_equal(again.reconstruct(digits).numpy(),
-                                  model.reconstruct(digits).numpy())
+    np.testing.assert_array_equal(
+        again.reconstruct(digits).numpy(), model.reconstruct(digits).numpy()
+    )
     assert json.loads((folder / "metadata.json").read_text())["note"] == "copy"
     model.save(tmp_path / "model.keras")  # a .keras file is a preset source too
     from_file = keras_gon.LatentModel.from_preset(str(tmp_path / "model.keras"))
@@ -76,7 +88,7 @@ def test_save_to_preset_round_trip_gives_identical_outputs(name, tmp_path, mnist
 def test_presets_are_useful_models(mnist10k):
     digits, labels = mnist10k["x_test"][:200], mnist10k["y_test"][:200]
     gon = keras_gon.GON.from_preset("gon_mnist")
-    sse = ((gon.reconstruct(digits).numpy() - gon.prepare_images(digits).numpy()) ** 2)
+    sse = (gon.reconstruct(digits).numpy() - gon.prepare_images(digits).numpy()) ** 2
     assert sse.reshape(200, -1).sum(1).mean() < 20  # a blank image scores ~100
     probabilities = keras_gon.GONClassifier.from_preset("gon_classifier_mnist").classify(digits)
     assert (np.argmax(probabilities, axis=-1) == labels).mean() > 0.9
@@ -94,9 +106,26 @@ def test_fine_tuning_a_preset(tmp_path, mnist10k, capsys):
     before = [np.array(w) for w in model.trainable_weights]
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
     model.fit(mnist10k["x_train"][:128], batch_size=64, epochs=1, verbose=0)
-    assert any(not np.array_equal(a, np.asarray(b)) for a, b in zip(before, model.trainable_weights))
-    status = cli.main(["train", "gon", "--from-preset", "gon_mnist", "--data", NPZ, "--steps",
-                       "3", "--verbose", "0", "--no-jit", "--out", str(tmp_path / "run")])
+    assert any(
+        not np.array_equal(a, np.asarray(b)) for a, b in zip(before, model.trainable_weights)
+    )
+    status = cli.main(
+        [
+            "train",
+            "gon",
+            "--from-preset",
+            "gon_mnist",
+            "--data",
+            NPZ,
+            "--steps",
+            "3",
+            "--verbose",
+            "0",
+            "--no-jit",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test_loss"] < 20  # starts from the trained weights, not from scratch
@@ -111,8 +140,23 @@ def test_cli_lists_presets_and_commands_take_a_preset_name(tmp_path, capsys):
     assert cli.main(["evaluate", "gon_mnist", "--data", NPZ]) == 0
     assert cli.main(["export", "gon_mnist", "--to", str(tmp_path / "served")]) == 0
     assert (tmp_path / "served" / "1" / "saved_model.pb").is_file()
-    assert cli.main(["render", "igon_mnist", "--data", NPZ, "--resolution", "56", "--count",
-                     "2", "--out", str(tmp_path / "r.png")]) == 0
+    assert (
+        cli.main(
+            [
+                "render",
+                "igon_mnist",
+                "--data",
+                NPZ,
+                "--resolution",
+                "56",
+                "--count",
+                "2",
+                "--out",
+                str(tmp_path / "r.png"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_unknown_or_mismatched_presets_are_refused():

@@ -43,8 +43,10 @@ TINY_MODEL = ("--width", "2", "--latent-dim", "4")
 
 def blocks(text: str) -> list[tuple[str, str]]:
     """`(language, body)` of every fenced block of a Markdown text."""
-    return [(m.group(1).strip().lower(), m.group(2))
-            for m in re.finditer(r"^```([^\n]*)\n(.*?)^```", text, re.MULTILINE | re.DOTALL)]
+    return [
+        (m.group(1).strip().lower(), m.group(2))
+        for m in re.finditer(r"^```([^\n]*)\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    ]
 
 
 def commands(body: str) -> list[str]:
@@ -122,8 +124,10 @@ def offline_mnist(monkeypatch):
     import keras
 
     with np.load(MNIST10K) as data:
-        split = ((data["x_train"][:256], data["y_train"][:256]),
-                 (data["x_test"][:64], data["y_test"][:64]))
+        split = (
+            (data["x_train"][:256], data["y_train"][:256]),
+            (data["x_test"][:64], data["y_test"][:64]),
+        )
     monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda *args, **kwargs: split)
 
 
@@ -139,8 +143,9 @@ def example_folders(tmp_path, celeba_folder, cifar10_folder) -> dict:
     return {"~/pictures/faces": celeba_folder, "~/pictures/pets": pets}
 
 
-def test_every_readme_command_and_snippet_runs_as_written(tmp_path, monkeypatch, capsys,
-                                                         offline_mnist, example_folders):
+def test_every_readme_command_and_snippet_runs_as_written(
+    tmp_path, monkeypatch, capsys, offline_mnist, example_folders
+):
     from keras_gon import cli
 
     monkeypatch.chdir(tmp_path)
@@ -151,9 +156,12 @@ def test_every_readme_command_and_snippet_runs_as_written(tmp_path, monkeypatch,
             exec(compile(step, "README.md", "exec"), namespace)  # noqa: S102 (the README's)
             if "x_served" in namespace:  # the reloaded Keras export equals model.predict
                 model, x_test = namespace["model"], namespace["x_test"]
-                np.testing.assert_allclose(np.asarray(namespace["x_served"]),
-                                           model.predict(x_test[:16], verbose=0),
-                                           rtol=1e-5, atol=1e-5)
+                np.testing.assert_allclose(
+                    np.asarray(namespace["x_served"]),
+                    model.predict(x_test[:16], verbose=0),
+                    rtol=1e-5,
+                    atol=1e-5,
+                )
             ran.append("python")
             continue
         if kind == "skip" or step[0] == "experiment":
@@ -171,8 +179,9 @@ def test_every_readme_command_and_snippet_runs_as_written(tmp_path, monkeypatch,
         err = capsys.readouterr().err
         assert status == 0, (step, err)
         ran.append(step[0])
-    assert {"train", "evaluate", "sample", "render", "interpolate", "export",
-            "python"} <= set(ran), ran
+    assert {"train", "evaluate", "sample", "render", "interpolate", "export", "python"} <= set(
+        ran
+    ), ran
     assert (tmp_path / "samples.png").is_file()
     assert (tmp_path / "igon_mnist-render.png").is_file()
     assert (tmp_path / "igon_mnist-interpolation.png").is_file()

@@ -118,8 +118,21 @@ def test_cli_trains_and_plots_five_channel_images(tmp_path, capsys):
     x = rng.integers(0, 256, size=(96, 16, 16, 5), dtype=np.uint8)
     data = _npz(tmp_path, "five.npz", x, x[:16])
     out = tmp_path / "run"
-    status = cli.main(["train", "gon", "--data", str(data), "--steps", "2", "--image-size", "16",
-                       "--out", str(out), *SMALL])
+    status = cli.main(
+        [
+            "train",
+            "gon",
+            "--data",
+            str(data),
+            "--steps",
+            "2",
+            "--image-size",
+            "16",
+            "--out",
+            str(out),
+            *SMALL,
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     assert (out / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -139,8 +152,11 @@ PYTHON_CASES = [
     (_gon, lambda m, x: m.fit(np.zeros((8, 28, 28, 3), "float32"), verbose=0), "3 channels"),
     (_gon, lambda m, x: m.fit(np.zeros((8, 28), "float32"), verbose=0), "(N, H, W)"),
     (_gon, lambda m, x: m.fit(np.array(["a", "b"]), verbose=0), "dtype"),
-    (_gon, lambda m, x: m.evaluate(np.full((8, 16, 16), np.inf, "float32"), verbose=0),
-     "non-finite"),
+    (
+        _gon,
+        lambda m, x: m.evaluate(np.full((8, 16, 16), np.inf, "float32"), verbose=0),
+        "non-finite",
+    ),
     (_gon, lambda m, x: m.encode(np.full((2, 16, 16, 1), np.nan, "float32")), "non-finite"),
     (_gon, lambda m, x: m.encode(np.zeros((2, 16, 16, 2), "float32")), "2 channels"),
     (_gon, lambda m, x: m.decode(np.zeros((2, 5), "float32")), "latents have shape (2, 5)"),
@@ -148,16 +164,25 @@ PYTHON_CASES = [
     (_gon, lambda m, x: m.compile(loss="mse"), "takes no loss"),
     (_glo, lambda m, x: m.fit(x, np.arange(8) + 100, verbose=0), "indices must be in"),
     (_glo, lambda m, x: m.fit(x, verbose=0), "needs y"),
-    (lambda: tiny_model("classifier"), lambda m, x: m.fit(x, np.zeros(8, "float32"), verbose=0),
-     "integer labels"),
+    (
+        lambda: tiny_model("classifier"),
+        lambda m, x: m.fit(x, np.zeros(8, "float32"), verbose=0),
+        "integer labels",
+    ),
     (lambda: tiny_model("vgon"), lambda m, x: m.sample(0), "number of samples"),
-    (lambda: tiny_model("igon"), lambda m, x: m.render(np.zeros((1, 4), "float32"), 5000),
-     "between 1 and 4096"),
+    (
+        lambda: tiny_model("igon"),
+        lambda m, x: m.render(np.zeros((1, 4), "float32"), 5000),
+        "between 1 and 4096",
+    ),
 ]
 
 
-@pytest.mark.parametrize("build, call, fragment", PYTHON_CASES,
-                         ids=[f"{i}-{c[2][:20]}" for i, c in enumerate(PYTHON_CASES)])
+@pytest.mark.parametrize(
+    "build, call, fragment",
+    PYTHON_CASES,
+    ids=[f"{i}-{c[2][:20]}" for i, c in enumerate(PYTHON_CASES)],
+)
 def test_python_bad_input_raises_a_clear_input_error(build, call, fragment):
     from keras_gon.errors import InputError
 
@@ -209,8 +234,10 @@ def test_uint8_fit_trains_on_scaled_pixels():
 
 def _export_process(base: Path):
     return subprocess.Popen(
-        [sys.executable, str(HERE), "export", str(base)], stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, str(HERE), "export", str(base)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path)},
     )
 
@@ -227,8 +254,11 @@ def _wait_for(process, word: str, timeout: float = 120.0) -> float:
 
 
 def _numeric_versions(base: Path) -> list[Path]:
-    return sorted((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) \
-        if base.is_dir() else []
+    return (
+        sorted((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+        if base.is_dir()
+        else []
+    )
 
 
 def _load_all(base: Path) -> list[int]:
@@ -287,7 +317,6 @@ def _export_main(base: Path) -> None:
     print("ready", flush=True)
     export_version(model, base)
     print("done", flush=True)
-
 
 
 def test_run_files_are_whole_and_have_the_users_permissions(gon_run):

@@ -8,9 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import NPZ
 from keras_gon.errors import InputError, NonFiniteLossError
 from keras_gon.training import TrainingRecipe, count_parameters, train
+
+from helpers import NPZ
 
 TINY = dict(data=NPZ, options={"latent_dim": 4, "width": 2}, steps=20, batch_size=32, lr=1e-3)
 
@@ -37,11 +38,15 @@ def test_the_same_recipe_gives_the_same_run():
 
 
 def test_glo_counts_its_latent_table_and_the_classifier_gets_labels():
-    glo = train(TrainingRecipe("glo", **{**TINY, "options": {"latent_dim": 4, "width": 2,
-                                                             "inference_steps": 2}}))
+    glo = train(
+        TrainingRecipe(
+            "glo", **{**TINY, "options": {"latent_dim": 4, "width": 2, "inference_steps": 2}}
+        )
+    )
     table = int(np.prod(glo.model.latent_table.shape))
     assert table == 8000 * 4 and glo.parameters == table + sum(
-        int(np.prod(v.shape)) for v in glo.model.trainable_variables)
+        int(np.prod(v.shape)) for v in glo.model.trainable_variables
+    )
     classifier = train(TrainingRecipe("classifier", **TINY))
     # the held-out accuracy is the share of test images whose most probable class is their label
     right = total = 0
@@ -53,14 +58,17 @@ def test_glo_counts_its_latent_table_and_the_classifier_gets_labels():
     assert classifier.held_out["accuracy"] == pytest.approx(right / total, abs=1e-6)
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(kind="nope"), "unknown model 'nope'"),
-    (dict(options={"detach": True}, kind="ae"), "ae takes no detach"),
-    (dict(options={"image_shape": (8, 8, 1)}), "a recipe sets image_shape itself"),
-    (dict(lr=0.0), "lr must be in (0"),
-    (dict(seed=-1), "seed must be an integer in [0, 2**31)"),
-    (dict(batch_size=0), "batch_size must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(kind="nope"), "unknown model 'nope'"),
+        (dict(options={"detach": True}, kind="ae"), "ae takes no detach"),
+        (dict(options={"image_shape": (8, 8, 1)}), "a recipe sets image_shape itself"),
+        (dict(lr=0.0), "lr must be in (0"),
+        (dict(seed=-1), "seed must be an integer in [0, 2**31)"),
+        (dict(batch_size=0), "batch_size must be a positive integer"),
+    ],
+)
 def test_bad_recipes_are_refused_by_name(changes, message):
     with pytest.raises(InputError, match=re.escape(message)):
         TrainingRecipe(**{"kind": "gon", **TINY, **changes})

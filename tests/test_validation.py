@@ -43,7 +43,8 @@ def test_check_seed_accepts_int32_seeds(value):
 @pytest.mark.parametrize("value", [-1, MAX_SEED + 1, 2**40, 1.0, "0", None, False])
 def test_check_seed_refuses_the_rest_by_name(value):
     assert input_error(check_seed, value) == (
-        f"seed must be an integer in [0, 2147483647], got {value!r}")
+        f"seed must be an integer in [0, 2147483647], got {value!r}"
+    )
     assert input_error(check_seed, value, "--seed").startswith("--seed must be an integer")
 
 
@@ -56,17 +57,20 @@ def test_check_number_accepts_finite_numbers_within_bounds():
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "1e-3", None, True])
 def test_check_number_refuses_what_is_not_a_finite_number(value):
-    assert input_error(check_number, value, "lr") == (
-        f"lr must be a finite number, got {value!r}")
+    assert input_error(check_number, value, "lr") == (f"lr must be a finite number, got {value!r}")
 
 
 def test_check_number_names_the_interval_it_expects():
     assert input_error(check_number, -0.5, "kl_weight", minimum=0.0) == (
-        "kl_weight must be in [0, inf], got -0.5")
+        "kl_weight must be in [0, inf], got -0.5"
+    )
     assert input_error(check_number, 0.0, "lr", minimum=0.0, strict_minimum=True) == (
-        "lr must be in (0, inf], got 0")
-    assert input_error(check_number, 1.5, "fraction", minimum=0.0, maximum=1.0,
-                       strict_minimum=True) == "fraction must be in (0, 1], got 1.5"
+        "lr must be in (0, inf], got 0"
+    )
+    assert (
+        input_error(check_number, 1.5, "fraction", minimum=0.0, maximum=1.0, strict_minimum=True)
+        == "fraction must be in (0, 1], got 1.5"
+    )
 
 
 def test_check_choice():
@@ -75,9 +79,14 @@ def test_check_choice():
     assert message == "unknown likelihood 'poisson': expected one of ('logistic', 'gaussian')"
 
 
-@pytest.mark.parametrize("shape, expected", [
-    ((28, 28, 1), (28, 28, 1)), ([64, 48, 3], (64, 48, 3)), (np.array([8, 8, 5]), (8, 8, 5)),
-])
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ((28, 28, 1), (28, 28, 1)),
+        ([64, 48, 3], (64, 48, 3)),
+        (np.array([8, 8, 5]), (8, 8, 5)),
+    ],
+)
 def test_check_image_shape_accepts_three_positive_sizes(shape, expected):
     assert check_image_shape(shape) == expected
 
@@ -85,21 +94,26 @@ def test_check_image_shape_accepts_three_positive_sizes(shape, expected):
 @pytest.mark.parametrize("shape", [(28, 28), (1, 28, 28, 1), (28, 0, 1), 28, None, ("a", 2, 1)])
 def test_check_image_shape_refuses_the_rest_by_name(shape):
     assert input_error(check_image_shape, shape) == (
-        f"image_shape must be (height, width, channels), got {shape!r}")
+        f"image_shape must be (height, width, channels), got {shape!r}"
+    )
 
 
 def test_check_square_image_shape():
     assert check_square_image_shape([32, 32, 3]) == (32, 32, 3)
     assert check_square_image_shape((8, 8, 1)) == (8, 8, 1)
     assert input_error(check_square_image_shape, (32, 16, 1)) == (
-        "image_shape must be square, got 32x16")
+        "image_shape must be square, got 32x16"
+    )
     for size in (4, 24, 0):
         assert input_error(check_square_image_shape, (size, size, 1)) == (
-            f"image size must be a power of two >= 8 (8, 16, 32, 64, 128, ...), got {size}")
+            f"image size must be a power of two >= 8 (8, 16, 32, 64, 128, ...), got {size}"
+        )
     assert input_error(check_square_image_shape, (16, 16, 0)) == (
-        "image_shape needs at least one channel, got 0")
+        "image_shape needs at least one channel, got 0"
+    )
     assert input_error(check_square_image_shape, (16, 16)).startswith(
-        "image_shape must be (height, width, channels)")
+        "image_shape must be (height, width, channels)"
+    )
 
 
 def test_channels_first_error_recognises_pytorch_layouts_only():
@@ -108,6 +122,12 @@ def test_channels_first_error_recognises_pytorch_layouts_only():
     assert str(error).startswith("the shape (None, 1, 28, 28) of x_train is channels-first")
     assert "np.transpose(x, (0, 2, 3, 1))" in str(error)
     assert channels_first_error((10, 3, 32, 32)) is not None  # RGB
-    for channels_last in [(10, 28, 28, 1), (10, 32, 32, 3), (10, 4, 4, 4), (10, 1, 28, None),
-                          (10, 2, 28, 28), (28, 28, 1)]:
+    for channels_last in [
+        (10, 28, 28, 1),
+        (10, 32, 32, 3),
+        (10, 4, 4, 4),
+        (10, 1, 28, None),
+        (10, 2, 28, 28),
+        (28, 28, 1),
+    ]:
         assert channels_first_error(channels_last) is None, channels_last

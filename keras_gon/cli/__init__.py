@@ -20,7 +20,7 @@ import errno
 import os
 import sys
 import tempfile
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from keras_gon.cli import experiment, images, presets, runs, train
 from keras_gon.cli.common import ArgumentParser, NonFiniteLossError
@@ -96,8 +96,7 @@ copies of TSL (in libtensorflow_framework.so and _pywrap_profiler_plugin.so) pri
 
 def _is_startup_noise(line: str) -> bool:
     """Pre-initialisation INFO lines (`I0000 00:00:...`) and absl's warning about them."""
-    return line.startswith(NATIVE_STARTUP_NOISE) or (
-        line.startswith("I0000 ") and "] " in line)
+    return line.startswith(NATIVE_STARTUP_NOISE) or (line.startswith("I0000 ") and "] " in line)
 
 
 @contextlib.contextmanager
@@ -124,8 +123,7 @@ def quiet_native_startup() -> Iterator[None]:
             os.close(saved)
             capture.seek(0)
             text = capture.read().decode(errors="replace")
-            kept = [line for line in text.splitlines(keepends=True)
-                    if not _is_startup_noise(line)]
+            kept = [line for line in text.splitlines(keepends=True) if not _is_startup_noise(line)]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()

@@ -28,8 +28,12 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text
-                and "default" not in text and action.option_strings):
+        if (
+            action.default not in (None, False, argparse.SUPPRESS)
+            and "%(default)" not in text
+            and "default" not in text
+            and action.option_strings
+        ):
             text += " (default: %(default)s)"
         return text
 
@@ -65,7 +69,8 @@ seed = _number_type(int, lambda v: 0 <= v <= MAX_SEED, f"an integer seed in [0, 
 def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     """`--data`, `--data-dir`, `--manual-dir`: where images come from."""
     parser.add_argument(
-        "--data", default=default,
+        "--data",
+        default=default,
         help="a folder of images (PNG, JPEG, BMP, GIF; flat or one subfolder per class, with "
         "or without train/ and test/), mnist5k (offline), keras:NAME (keras.datasets: mnist, "
         "fashion_mnist, cifar10), a TFDS name (mnist, fashion_mnist, cifar10, ...), a .npz in "
@@ -103,7 +108,9 @@ def check_run(run_dir: Path) -> Path:
     if not Path(run_dir).is_dir():
         raise InputError(f"no such run folder or preset: {run_dir}")
     if not path.is_file():
-        raise InputError(f"no model.keras in {run_dir}: is it a folder written by `keras-gon train`?")
+        raise InputError(
+            f"no model.keras in {run_dir}: is it a folder written by `keras-gon train`?"
+        )
     return path
 
 
@@ -142,8 +149,13 @@ def held_out_images(args, model, count: int, option: str = "the command"):
         raise InputError(f"no --data given and {args.run_dir} does not name its data (give --data)")
     height, _, channels = model.image_shape
     _, test_ds, info = load_dataset(
-        data, image_size=height, channels=channels, batch_size=min(256, max(count, 1)),
-        data_dir=args.data_dir, manual_dir=args.manual_dir, held_out_only=True,
+        data,
+        image_size=height,
+        channels=channels,
+        batch_size=min(256, max(count, 1)),
+        data_dir=args.data_dir,
+        manual_dir=args.manual_dir,
+        held_out_only=True,
     )
     if info.num_test < count:
         raise InputError(f"{data} has {info.num_test} held-out images, {option} needs {count}")

@@ -10,7 +10,8 @@ def add_parser(commands) -> None:
     from keras_gon.experiments.arguments import add_arguments
 
     experiment = commands.add_parser(
-        "experiment", formatter_class=HelpFormatter,
+        "experiment",
+        formatter_class=HelpFormatter,
         help="the paper's comparisons: tables of held-out figures, plots, verdicts",
     )
     add_arguments(experiment, positive_int, positive_float, seed)

@@ -1,8 +1,8 @@
 """`keras-gon sample`, `render` and `interpolate`: pictures from a trained run.
 
-    keras-gon sample /tmp/vgon --n 64 --seed 0 --out samples.png
-    keras-gon render /tmp/igon --resolution 256 [--out render.png] [--samples]
-    keras-gon interpolate /tmp/igon [--out interpolation.png] [--pairs 8 --steps 10]
+keras-gon sample /tmp/vgon --n 64 --seed 0 --out samples.png
+keras-gon render /tmp/igon --resolution 256 [--out render.png] [--samples]
+keras-gon interpolate /tmp/igon [--out interpolation.png] [--pairs 8 --steps 10]
 """
 
 from __future__ import annotations
@@ -29,43 +29,64 @@ GRID_COLUMNS = 8
 
 def add_parsers(commands) -> None:
     """Registers `keras-gon sample`, `render` and `interpolate`."""
-    sample = commands.add_parser("sample", help="write a PNG grid of a run's samples z ~ N(0, I)",
-                                 formatter_class=HelpFormatter)
+    sample = commands.add_parser(
+        "sample",
+        help="write a PNG grid of a run's samples z ~ N(0, I)",
+        formatter_class=HelpFormatter,
+    )
     sample.add_argument("run_dir", type=Path)
     sample.add_argument("--n", type=positive_int, default=SAMPLE_COUNT, help="number of samples")
     sample.add_argument("--seed", type=seed, default=0, help="same seed, same samples")
-    sample.add_argument("--out", type=Path, help="PNG file (default RUN_DIR/samples.png; for a "
-                        "preset, PRESET-samples.png in the current folder)")
+    sample.add_argument(
+        "--out",
+        type=Path,
+        help="PNG file (default RUN_DIR/samples.png; for a "
+        "preset, PRESET-samples.png in the current folder)",
+    )
     sample.set_defaults(func=sample_command)
 
     render = commands.add_parser(
-        "render", help="decode held-out images (or samples) of an implicit GON at any resolution",
+        "render",
+        help="decode held-out images (or samples) of an implicit GON at any resolution",
         formatter_class=HelpFormatter,
     )
     render.add_argument("run_dir", type=Path)
     render.add_argument("--resolution", type=positive_int, default=256)
-    render.add_argument("--out", type=Path, help="PNG to write (default RUN_DIR/render.png; for "
-                        "a preset, PRESET-render.png in the current folder)")
+    render.add_argument(
+        "--out",
+        type=Path,
+        help="PNG to write (default RUN_DIR/render.png; for "
+        "a preset, PRESET-render.png in the current folder)",
+    )
     render.add_argument("--count", type=positive_int, default=8, help="images to render")
-    render.add_argument("--samples", action="store_true",
-                        help="render samples (appendix D) instead of held-out images")
+    render.add_argument(
+        "--samples",
+        action="store_true",
+        help="render samples (appendix D) instead of held-out images",
+    )
     render.add_argument("--seed", type=seed, default=0, help="seed of the samples")
     add_data_arguments(render)
     render.set_defaults(func=render_command)
 
     interpolate = commands.add_parser(
-        "interpolate", help="slerp between the latents of pairs of held-out images (fig. 6)",
+        "interpolate",
+        help="slerp between the latents of pairs of held-out images (fig. 6)",
         formatter_class=HelpFormatter,
     )
     interpolate.add_argument("run_dir", type=Path)
-    interpolate.add_argument("--out", type=Path,
-                             help="PNG to write (default RUN_DIR/interpolation.png; for a "
-                             "preset, PRESET-interpolation.png in the current folder)")
+    interpolate.add_argument(
+        "--out",
+        type=Path,
+        help="PNG to write (default RUN_DIR/interpolation.png; for a "
+        "preset, PRESET-interpolation.png in the current folder)",
+    )
     interpolate.add_argument("--pairs", type=positive_int, default=8, help="rows")
-    interpolate.add_argument("--steps", type=positive_int, default=10,
-                             help="images per row, endpoints included")
-    interpolate.add_argument("--resolution", type=positive_int,
-                             help="decoding resolution (default: the training size)")
+    interpolate.add_argument(
+        "--steps", type=positive_int, default=10, help="images per row, endpoints included"
+    )
+    interpolate.add_argument(
+        "--resolution", type=positive_int, help="decoding resolution (default: the training size)"
+    )
     add_data_arguments(interpolate)
     interpolate.set_defaults(func=interpolate_command)
 
@@ -88,11 +109,14 @@ def check_sample_count(model, count: int) -> None:
     from keras_gon.resources import MAX_PICTURE_SIDE, check_memory, check_picture_side
 
     most = GRID_COLUMNS * int((MAX_PICTURE_SIDE / 100 - 0.3) / 0.9)
-    check_picture_side(image_rows_size(count, 1, GRID_COLUMNS)[1],
-                       f"--n {count}: the grid of {count:,} samples",
-                       f": at most {most:,} samples fit in one PNG")
-    check_memory(decoding_bytes(model, count), f"--n {count}: decoding {count:,} samples",
-                 ": ask for fewer")
+    check_picture_side(
+        image_rows_size(count, 1, GRID_COLUMNS)[1],
+        f"--n {count}: the grid of {count:,} samples",
+        f": at most {most:,} samples fit in one PNG",
+    )
+    check_memory(
+        decoding_bytes(model, count), f"--n {count}: decoding {count:,} samples", ": ask for fewer"
+    )
 
 
 def sample_command(args) -> Path:
@@ -121,12 +145,17 @@ def _check_grid(rows: int, columns: int, size: int, title: str, row_labels, opti
     from keras_gon.resources import check_memory, check_picture_side
 
     width, height = labelled_grid_size(rows, columns, size, size, title, row_labels, [""])
-    check_picture_side(max(width, height), f"{options}: the picture of {rows} x {columns} "
-                       f"images of {size}x{size}", ": ask for fewer or smaller images")
+    check_picture_side(
+        max(width, height),
+        f"{options}: the picture of {rows} x {columns} images of {size}x{size}",
+        ": ask for fewer or smaller images",
+    )
     # the decoded images and their tiles (float32, 3 channels), the RGBA picture
-    check_memory(rows * columns * size * size * 4 * 3 * 2 + width * height * 4 * 2,
-                 f"{options}: {rows} x {columns} images of {size}x{size}",
-                 ": ask for fewer or smaller images")
+    check_memory(
+        rows * columns * size * size * 4 * 3 * 2 + width * height * 4 * 2,
+        f"{options}: {rows} x {columns} images of {size}x{size}",
+        ": ask for fewer or smaller images",
+    )
 
 
 def _load_implicit_run(run_dir: Path):
@@ -153,8 +182,11 @@ def render_command(args) -> Path:
     size = args.resolution
     title = f"Implicit GON ({args.run_dir}): decoded at {size}x{size}"
     height = model.image_shape[0]
-    rows = ([f"samples, {size}x{size}"] if args.samples
-            else [f"held-out {height}x{height}", f"rendered {size}x{size}"])
+    rows = (
+        [f"samples, {size}x{size}"]
+        if args.samples
+        else [f"held-out {height}x{height}", f"rendered {size}x{size}"]
+    )
     _check_grid(len(rows), args.count, size, title, rows, "--count and --resolution")
     if args.samples:
         rendered = np.asarray(model.sample(args.count, seed=args.seed, resolution=size))
@@ -163,8 +195,9 @@ def render_command(args) -> Path:
         originals = held_out_images(args, model, args.count, "--count")
         rendered = np.asarray(model.render(model.encode(originals), size))
         grid = np.stack([nearest_upscale(originals, size, size), rendered])
-    save_labelled_grid(out, grid, title, row_labels=rows,
-                       column_labels=[str(i + 1) for i in range(args.count)])
+    save_labelled_grid(
+        out, grid, title, row_labels=rows, column_labels=[str(i + 1) for i in range(args.count)]
+    )
     what = "samples" if args.samples else "held-out images"
     print(f"rendered {args.count} {what} at {size}x{size}; wrote {out}")
     return out
@@ -189,8 +222,14 @@ def interpolate_command(args) -> Path:
     out = check_png_out(args.out or default_png(args.run_dir, "interpolation"))
     model = _load_implicit_run(args.run_dir)
     size = args.resolution or model.image_shape[0]
-    _check_grid(args.pairs, args.steps + 2, size, "", [f"pair {args.pairs}"],
-                "--pairs, --steps and --resolution")
+    _check_grid(
+        args.pairs,
+        args.steps + 2,
+        size,
+        "",
+        [f"pair {args.pairs}"],
+        "--pairs, --steps and --resolution",
+    )
     images = held_out_images(args, model, 2 * args.pairs, "2 x --pairs")
     first, second = images[: args.pairs], images[args.pairs :]
     decoded = interpolation_grid(model, first, second, steps=args.steps, resolution=args.resolution)
@@ -205,7 +244,9 @@ def interpolate_command(args) -> Path:
     )
     ts = np.linspace(0.0, 1.0, args.steps)
     save_labelled_grid(
-        out, rows, f"slerp between held-out digits, decoded at {size[0]}x{size[1]} (fig. 6)",
+        out,
+        rows,
+        f"slerp between held-out digits, decoded at {size[0]}x{size[1]} (fig. 6)",
         row_labels=[f"pair {i + 1}" for i in range(args.pairs)],
         column_labels=["image a", *[f"t = {t:.2f}" for t in ts], "image b"],
     )

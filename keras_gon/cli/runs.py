@@ -17,25 +17,38 @@ from keras_gon.errors import InputError
 
 def add_parsers(commands) -> None:
     """Registers `keras-gon evaluate` and `keras-gon export`."""
-    evaluate = commands.add_parser("evaluate", help="held-out loss of a trained run",
-                                   formatter_class=HelpFormatter)
+    evaluate = commands.add_parser(
+        "evaluate", help="held-out loss of a trained run", formatter_class=HelpFormatter
+    )
     evaluate.add_argument("run_dir", type=Path, help="a run folder or a preset name")
     add_data_arguments(evaluate)
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
-    evaluate.add_argument("--bn-statistics", choices=("moving", "batch"), default="moving",
-                          help="how batch norms are evaluated: moving statistics (Keras's "
-                          "inference) or each batch's own, as the authors' code does")
+    evaluate.add_argument(
+        "--bn-statistics",
+        choices=("moving", "batch"),
+        default="moving",
+        help="how batch norms are evaluated: moving statistics (Keras's "
+        "inference) or each batch's own, as the authors' code does",
+    )
     evaluate.set_defaults(func=evaluate_command)
     export = commands.add_parser(
-        "export", help="export a run's model as a versioned SavedModel for TF-Serving",
+        "export",
+        help="export a run's model as a versioned SavedModel for TF-Serving",
         formatter_class=HelpFormatter,
     )
     export.add_argument("run_dir", type=Path, help="a run folder or a preset name")
-    export.add_argument("--to", type=Path, required=True,
-                        help="model base path, e.g. saved_models/NAME; writes NAME/<next version>/")
-    export.add_argument("--image-dtype", choices=("float32", "uint8"), default="float32",
-                        help="what the image signatures take: float32 in [0, 1], or uint8 grey "
-                        "levels 0-255")
+    export.add_argument(
+        "--to",
+        type=Path,
+        required=True,
+        help="model base path, e.g. saved_models/NAME; writes NAME/<next version>/",
+    )
+    export.add_argument(
+        "--image-dtype",
+        choices=("float32", "uint8"),
+        default="float32",
+        help="what the image signatures take: float32 in [0, 1], or uint8 grey levels 0-255",
+    )
     export.set_defaults(func=export_command)
 
 
@@ -65,29 +78,47 @@ def evaluate_command(args) -> dict:
         raise InputError(f"no --data given and {args.run_dir} does not name its data (give --data)")
     height, _, channels = model.image_shape
     _, test_ds, info = load_dataset(
-        data, image_size=height, channels=channels, batch_size=args.batch_size,
-        data_dir=args.data_dir, manual_dir=args.manual_dir,
-        with_labels=kind_of(model).data == "labelled", held_out_only=True,
+        data,
+        image_size=height,
+        channels=channels,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        manual_dir=args.manual_dir,
+        with_labels=kind_of(model).data == "labelled",
+        held_out_only=True,
     )
     batch = min(args.batch_size, info.num_test) if info.num_test > 0 else args.batch_size
     # a batch's forward pass and the origin gradient's backward pass, from the shapes
-    check_memory(3 * decoding_bytes(model, batch),
-                 f"--batch-size {args.batch_size}: evaluating the held-out images of {data} "
-                 f"in batches of {batch:,}", ": give a smaller --batch-size")
-    print(f"evaluating {args.run_dir} on the {info.num_test:,} held-out images of {data}...",
-          flush=True)
+    check_memory(
+        3 * decoding_bytes(model, batch),
+        f"--batch-size {args.batch_size}: evaluating the held-out images of {data} "
+        f"in batches of {batch:,}",
+        ": give a smaller --batch-size",
+    )
+    print(
+        f"evaluating {args.run_dir} on the {info.num_test:,} held-out images of {data}...",
+        flush=True,
+    )
     with inference_statistics(model, args.bn_statistics):
         results = model.evaluate(test_ds, verbose=0, return_dict=True)
-    evaluation = {"data": data, "num_test": info.num_test, "test_loss": float(results["loss"]),
-                  "bn_statistics": args.bn_statistics}
+    evaluation = {
+        "data": data,
+        "num_test": info.num_test,
+        "test_loss": float(results["loss"]),
+        "bn_statistics": args.bn_statistics,
+    }
     evaluation.update({k: float(v) for k, v in results.items() if k != "loss"})
     if not is_preset(args.run_dir):  # (a preset's files belong to the installation)
         metrics.setdefault("evaluations", []).append(evaluation)
         write_json(args.run_dir / "metrics.json", metrics)
-    figures = "".join(f", {label} {evaluation[name]:.4f}" for name, label in HEADLINE_FIGURES
-                      if name in evaluation)
-    print(f"held-out loss on {data} ({info.num_test} images): {evaluation['test_loss']:.4f}"
-          f"{figures}")
+    figures = "".join(
+        f", {label} {evaluation[name]:.4f}"
+        for name, label in HEADLINE_FIGURES
+        if name in evaluation
+    )
+    print(
+        f"held-out loss on {data} ({info.num_test} images): {evaluation['test_loss']:.4f}{figures}"
+    )
     return evaluation
 
 
@@ -101,8 +132,10 @@ def export_command(args) -> Path:
     if existing is not None and not existing.is_dir():
         raise InputError(f"--to {args.to}: {existing} is a file, not a folder")
     model = load_run(args.run_dir)
-    print(f"exporting {args.run_dir} to {args.to}/<next version> ({args.image_dtype} images)...",
-          flush=True)
+    print(
+        f"exporting {args.run_dir} to {args.to}/<next version> ({args.image_dtype} images)...",
+        flush=True,
+    )
     target = export_version(model, args.to, image_dtype=args.image_dtype)
     print(f"exported {args.run_dir} to {target}")
     return target

@@ -34,8 +34,12 @@ from keras_gon.registry import MODEL_KINDS
 RECONSTRUCTION_COUNT = 16
 SAMPLE_COUNT = 64
 
-_VALUE_TYPES = {"positive_int": positive_int, "positive_float": positive_float,
-                "non_negative_float": non_negative_float, "fraction": fraction}
+_VALUE_TYPES = {
+    "positive_int": positive_int,
+    "positive_float": positive_float,
+    "non_negative_float": non_negative_float,
+    "fraction": fraction,
+}
 
 
 def _flag(option) -> tuple:
@@ -73,7 +77,9 @@ def add_parser(commands) -> None:
     """Registers `keras-gon train`."""
     kinds = "\n".join(f"  {k.name:<11} {k.description}" for k in MODEL_KINDS.values())
     train = commands.add_parser(
-        "train", help="train a model and write a run folder", formatter_class=_RawDescription,
+        "train",
+        help="train a model and write a run folder",
+        formatter_class=_RawDescription,
         description=f"Train a model of one of these kinds and write a run folder:\n{kinds}",
     )
     train.add_argument("model", choices=tuple(MODEL_KINDS), help="the model kind (listed above)")
@@ -81,42 +87,74 @@ def add_parser(commands) -> None:
     train.add_argument("--epochs", type=positive_int, default=10, help="training epochs")
     train.add_argument("--steps", type=positive_int, help="train this many steps instead of epochs")
     train.add_argument("--batch-size", type=positive_int, default=64, help="global batch size")
-    train.add_argument("--image-size", type=positive_int,
-                       help="image size (default: the kind's, 32; 28 for igon)")
-    train.add_argument("--train-images", type=positive_int, metavar="N",
-                       help="train on a fixed random subset of N training images (seed 0)")
-    train.add_argument("--channels", type=int, choices=(1, 3),
-                       help="image folders: 1 (grey) or 3 (colour) (default: colour if any "
-                       "image has it)")
-    train.add_argument("--lr", type=positive_float,
-                       help="Adam learning rate (default: the kind's, as its preset was "
-                       "trained: 1e-3 for vgon, igon and classifier, 1e-4 for the others)")
+    train.add_argument(
+        "--image-size", type=positive_int, help="image size (default: the kind's, 32; 28 for igon)"
+    )
+    train.add_argument(
+        "--train-images",
+        type=positive_int,
+        metavar="N",
+        help="train on a fixed random subset of N training images (seed 0)",
+    )
+    train.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        help="image folders: 1 (grey) or 3 (colour) (default: colour if any image has it)",
+    )
+    train.add_argument(
+        "--lr",
+        type=positive_float,
+        help="Adam learning rate (default: the kind's, as its preset was "
+        "trained: 1e-3 for vgon, igon and classifier, 1e-4 for the others)",
+    )
     train.add_argument("--seed", type=seed, default=0, help="seed of data order and weights")
     train.add_argument("--out", type=Path, help="run folder (default runs/<model>-<time>)")
-    train.add_argument("--from-preset", metavar="PRESET",
-                       help="fine-tune a pretrained preset (a name from `keras-gon presets`, a "
-                       "preset folder or a .keras file) instead of a new model")
+    train.add_argument(
+        "--from-preset",
+        metavar="PRESET",
+        help="fine-tune a pretrained preset (a name from `keras-gon presets`, a "
+        "preset folder or a .keras file) instead of a new model",
+    )
     for flags, _, keywords, _ in MODEL_FLAGS:
         train.add_argument(*flags, **keywords)
-    train.add_argument("--kl-warmup-epochs", type=positive_int,
-                       help="vgon/vae: raise β from 0 over this many epochs")
+    train.add_argument(
+        "--kl-warmup-epochs",
+        type=positive_int,
+        help="vgon/vae: raise β from 0 over this many epochs",
+    )
     train.add_argument("--no-jit", action="store_true", help="turn XLA compilation off")
-    train.add_argument("--strategy", choices=("default", "mirrored", "multiworker", "tpu"),
-                       default="default",
-                       help="tf.distribute strategy: mirrored (local GPUs), multiworker "
-                       "(TF_CONFIG), tpu")
+    train.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multiworker", "tpu"),
+        default="default",
+        help="tf.distribute strategy: mirrored (local GPUs), multiworker (TF_CONFIG), tpu",
+    )
     train.add_argument("--tpu", help="--strategy tpu: TPU name or grpc:// address")
-    train.add_argument("--mixed-precision", choices=("mixed_float16", "mixed_bfloat16"),
-                       help="Keras mixed-precision dtype policy")
-    train.add_argument("--deterministic", action="store_true",
-                       help="deterministic ops: the same --seed gives bit-identical losses")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its last finished epoch")
-    train.add_argument("--overwrite", action="store_true",
-                       help="replace the finished run in --out (refused without it)")
+    train.add_argument(
+        "--mixed-precision",
+        choices=("mixed_float16", "mixed_bfloat16"),
+        help="Keras mixed-precision dtype policy",
+    )
+    train.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic ops: the same --seed gives bit-identical losses",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last finished epoch",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the finished run in --out (refused without it)",
+    )
     train.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
-    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                       help="Keras's progress output")
+    train.add_argument(
+        "--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras's progress output"
+    )
     train.set_defaults(func=train_command, settings=True)
 
 
@@ -150,13 +188,17 @@ def _preset_model(args, kind, strategy):
 
     given = [flags[0] for flags, name, _, _ in MODEL_FLAGS if getattr(args, name) is not None]
     if given:
-        raise InputError(f"{', '.join(given)}: the preset {args.from_preset} fixes the model's "
-                         "options (train a new model to change them)")
+        raise InputError(
+            f"{', '.join(given)}: the preset {args.from_preset} fixes the model's "
+            "options (train a new model to change them)"
+        )
     with strategy.scope():
         model = load_preset(args.from_preset)
     if kind_of(model).name != kind.name:
-        raise InputError(f"--from-preset {args.from_preset} holds a {kind_of(model).name} "
-                         f"model: train it with `keras-gon train {kind_of(model).name}`")
+        raise InputError(
+            f"--from-preset {args.from_preset} holds a {kind_of(model).name} "
+            f"model: train it with `keras-gon train {kind_of(model).name}`"
+        )
     return model
 
 
@@ -168,12 +210,21 @@ def _backup(args, model, info, out: Path):
         raise InputError("--resume needs --out, the folder of the run to continue")
     if args.steps:
         if args.resume:
-            raise InputError("--resume needs --epochs: a --steps run is one epoch, backed up at its end")
+            raise InputError(
+                "--resume needs --epochs: a --steps run is one epoch, backed up at its end"
+            )
         return None
-    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+    config = {
+        k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")
+    }
     fingerprint = {
-        "model": args.model, "config": config, "data": args.data, "image_shape": info.image_shape,
-        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "model": args.model,
+        "config": config,
+        "data": args.data,
+        "image_shape": info.image_shape,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
         "mixed_precision": args.mixed_precision,
     }
     backup = AtomicBackupAndRestore(out / "backup", fingerprint=fingerprint)
@@ -206,8 +257,10 @@ def run_folder(args) -> tuple[Path, bool]:
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} is a file, not a folder")
         if (out / "metrics.json").exists() and not (args.overwrite or args.resume):
-            raise InputError(f"--out {out} holds a finished run: give another --out, or "
-                             "--overwrite to replace it")
+            raise InputError(
+                f"--out {out} holds a finished run: give another --out, or "
+                "--overwrite to replace it"
+            )
         created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         return out, created
@@ -245,10 +298,19 @@ def train_command(args) -> dict:
         args.image_size = args.image_size or preset.image_shape[0]
         args.channels = args.channels or preset.image_shape[-1]
     recipe = TrainingRecipe(
-        kind=args.model, data=args.data, options=model_options(args),
-        image_size=args.image_size, channels=args.channels, train_images=args.train_images,
-        batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, steps=args.steps,
-        seed=args.seed, data_dir=args.data_dir, manual_dir=args.manual_dir,
+        kind=args.model,
+        data=args.data,
+        options=model_options(args),
+        image_size=args.image_size,
+        channels=args.channels,
+        train_images=args.train_images,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        epochs=args.epochs,
+        steps=args.steps,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        manual_dir=args.manual_dir,
         # None: the model's fastest choice, off under a strategy; Keras turns it off under
         # op determinism too (not every XLA kernel is deterministic).
         jit_compile=False if args.no_jit or args.deterministic else None,
@@ -301,9 +363,11 @@ def _train_into(args, recipe, data, preset, strategy, out: Path) -> dict:
         model = preset if preset is not None else recipe.build(info)
     # weights, gradients and Adam's two moments, and a batch's passes, from the shapes
     weights = sum(int(np.prod(v.shape)) for v in model.weights)
-    check_memory(4 * 4 * weights + 3 * decoding_bytes(model, args.batch_size),
-                 f"training {args.model} with --batch-size {args.batch_size}",
-                 ": choose a smaller --latent-dim, --width or --batch-size")
+    check_memory(
+        4 * 4 * weights + 3 * decoding_bytes(model, args.batch_size),
+        f"training {args.model} with --batch-size {args.batch_size}",
+        ": choose a smaller --latent-dim, --width or --batch-size",
+    )
     backup = _backup(args, model, info, out)
     batches_per_epoch = info.num_train // args.batch_size
     callbacks = [*([backup] if backup else [])]
@@ -314,16 +378,23 @@ def _train_into(args, recipe, data, preset, strategy, out: Path) -> dict:
     if args.kl_warmup_epochs:
         callbacks.append(KLWarmup(args.kl_warmup_epochs * max(batches_per_epoch, 1)))
     with warnings.catch_warnings():  # (reported below as one line)
-        warnings.filterwarnings("ignore", "every image of the first training batch",
-                                RuntimeWarning)
-        run = train(recipe, model=model, data=data, strategy=strategy, callbacks=callbacks,
-                    verbose=args.verbose)
+        warnings.filterwarnings("ignore", "every image of the first training batch", RuntimeWarning)
+        run = train(
+            recipe,
+            model=model,
+            data=data,
+            strategy=strategy,
+            callbacks=callbacks,
+            verbose=args.verbose,
+        )
     reconstructions = np.asarray(model.reconstruct_batch(sample))  # eager: no trace for 16
     collapsed = run.collapsed
     if collapsed:
-        print("keras-gon: warning: every training image gets the same reconstruction: training "
-              f"collapsed to a constant output; try a lower --lr than {args.lr:g}",
-              file=sys.stderr)
+        print(
+            "keras-gon: warning: every training image gets the same reconstruction: training "
+            f"collapsed to a constant output; try a lower --lr than {args.lr:g}",
+            file=sys.stderr,
+        )
     stage = out / f".staging-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
@@ -341,8 +412,9 @@ def _train_into(args, recipe, data, preset, strategy, out: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def _write_run(args, run, stage: Path, sample, reconstructions, collapsed, backup,
-               out: Path) -> None:
+def _write_run(
+    args, run, stage: Path, sample, reconstructions, collapsed, backup, out: Path
+) -> None:
     """Writes the run's files into `stage`."""
     import keras
     import numpy as np
@@ -353,15 +425,19 @@ def _write_run(args, run, stage: Path, sample, reconstructions, collapsed, backu
 
     model, info = run.model, run.info
     atomic_write(stage / "model.keras", model.save)
-    atomic_write(stage / "reconstructions.png",
-                 lambda path: save_reconstructions(path, sample, reconstructions))
+    atomic_write(
+        stage / "reconstructions.png",
+        lambda path: save_reconstructions(path, sample, reconstructions),
+    )
     if hasattr(model, "sample"):  # models that can sample also write a sample grid
         images = np.asarray(model.sample(SAMPLE_COUNT, seed=args.seed))
-        atomic_write(stage / "samples.png",
-                     lambda path: save_image_rows(path, [("samples", images)]))
+        atomic_write(
+            stage / "samples.png", lambda path: save_image_rows(path, [("samples", images)])
+        )
     # (a run resumed after its last epoch trains no epoch: the backup has its loss)
-    train_loss = run.train_loss if run.history.history.get("loss") else float(
-        backup.restored_logs["loss"])
+    train_loss = (
+        run.train_loss if run.history.history.get("loss") else float(backup.restored_logs["loss"])
+    )
     steps = backup.steps if backup else run.steps
     batches_per_epoch = info.num_train // args.batch_size
     held_out = run.held_out

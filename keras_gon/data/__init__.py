@@ -17,26 +17,19 @@
 Every bad input raises `keras_gon.errors.InputError` with a one-line message.
 """
 
-from keras_gon.data.arrays import check_images
-from keras_gon.data.folders import ImageFolder
-from keras_gon.data.folders import scan_image_folder
-from keras_gon.data.arrays import check_labels
-from keras_gon.data.idx import load_idx_directory
-from keras_gon.data.idx import read_idx
-from keras_gon.data.pairs import mask_half
-from keras_gon.data.pairs import masked_pairs
-from keras_gon.data.pairs import with_example_indices
-from keras_gon.data.pipelines import MNIST5K
-from keras_gon.data.pipelines import DataInfo
-from keras_gon.data.pipelines import load_dataset
-from keras_gon.data.pipelines import load_image_folder
-from keras_gon.data.pipelines import make_dataset
-from keras_gon.data.preprocessing import check_image_values
-from keras_gon.data.preprocessing import preprocess_images
-from keras_gon.data.sources import TfdsData
-from keras_gon.data.sources import load_mnist5k
-from keras_gon.data.sources import load_npz
-from keras_gon.data.sources import load_tfds
+from keras_gon.data.arrays import check_images, check_labels
+from keras_gon.data.folders import ImageFolder, scan_image_folder
+from keras_gon.data.idx import load_idx_directory, read_idx
+from keras_gon.data.pairs import mask_half, masked_pairs, with_example_indices
+from keras_gon.data.pipelines import (
+    MNIST5K,
+    DataInfo,
+    load_dataset,
+    load_image_folder,
+    make_dataset,
+)
+from keras_gon.data.preprocessing import check_image_values, preprocess_images
+from keras_gon.data.sources import TfdsData, load_mnist5k, load_npz, load_tfds
 
 __all__ = [
     "MNIST5K",

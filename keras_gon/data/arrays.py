@@ -21,9 +21,7 @@ def _as_array(x: Any, name: str) -> np.ndarray:
         return np.asarray(x)
     except (ValueError, TypeError) as err:
         # Ragged nested lists and the like.
-        raise InputError(
-            f"{name} cannot be converted to an array: {err}"
-        ) from None
+        raise InputError(f"{name} cannot be converted to an array: {err}") from None
 
 
 def _check_positive_int(value: Any, name: str) -> int:
@@ -63,17 +61,14 @@ def validate_images(
         channels = _check_positive_int(channels, "channels")
     x = _as_array(x, name)
     if x.dtype == np.bool_ or not (
-        np.issubdtype(x.dtype, np.integer)
-        or np.issubdtype(x.dtype, np.floating)
+        np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
     ):
         raise InputError(
-            f"{name} has dtype {x.dtype}, expected a numeric (integer or "
-            "float) image array"
+            f"{name} has dtype {x.dtype}, expected a numeric (integer or float) image array"
         )
     if x.ndim not in (3, 4):
         raise InputError(
-            f"{name} has shape {_shape_str(x.shape)}, expected (N, H, W) or "
-            "(N, H, W, C)"
+            f"{name} has shape {_shape_str(x.shape)}, expected (N, H, W) or (N, H, W, C)"
         )
     layout_error = channels_first_error(x.shape, name)
     if layout_error is not None:
@@ -86,9 +81,7 @@ def validate_images(
             "image with non-zero height, width and channels"
         )
     if channels is not None and x.shape[-1] != channels:
-        raise InputError(
-            f"{name} has {x.shape[-1]} channels, the model expects {channels}"
-        )
+        raise InputError(f"{name} has {x.shape[-1]} channels, the model expects {channels}")
     if scale == "dtype":  # the models' one rule, run as the exported signatures run it
         from keras_gon.data.preprocessing import check_image_values, input_errors_from_graph
 
@@ -169,24 +162,16 @@ def check_labels(y: Any, n: int, name: str = "labels") -> np.ndarray:
     """
     y = _as_array(y, name)
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
-        raise InputError(
-            f"{name} has dtype {y.dtype}, expected integer class labels"
-        )
+        raise InputError(f"{name} has dtype {y.dtype}, expected integer class labels")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise InputError(
-            f"{name} has shape {_shape_str(y.shape)}, expected a 1-D array "
-            f"of {n} labels"
+            f"{name} has shape {_shape_str(y.shape)}, expected a 1-D array of {n} labels"
         )
     if y.shape[0] != n:
-        raise InputError(
-            f"{name} has {y.shape[0]} labels, expected {n} (one per image)"
-        )
+        raise InputError(f"{name} has {y.shape[0]} labels, expected {n} (one per image)")
     info = np.iinfo(np.int32)
     if y.size and (y.min() < info.min or y.max() > info.max):
-        raise InputError(
-            f"{name} has values in [{y.min()}, {y.max()}], which do not fit "
-            "in int32"
-        )
+        raise InputError(f"{name} has values in [{y.min()}, {y.max()}], which do not fit in int32")
     return y.astype(np.int32)

@@ -69,10 +69,13 @@ class ImageFolder:
 
     def summary(self) -> str:
         """One line: how many images of how many classes, the split, what was skipped."""
-        classes = (f" of {self.num_classes} classes" if self.num_classes
-                   else " (a flat folder: no labels)")
-        text = (f"found {len(self.train_files):,} training and {len(self.test_files):,} "
-                f"held-out images{classes} in {self.root}; split: {self.split}")
+        classes = (
+            f" of {self.num_classes} classes" if self.num_classes else " (a flat folder: no labels)"
+        )
+        text = (
+            f"found {len(self.train_files):,} training and {len(self.test_files):,} "
+            f"held-out images{classes} in {self.root}; split: {self.split}"
+        )
         skipped = []
         if self.not_images:
             skipped.append(_files_phrase(self.not_images, "not an image"))
@@ -146,8 +149,7 @@ def _list_split(folder: Path, root: Path, class_names: tuple[str, ...] | None):
         unknown = sorted({d.name for d in classes} - set(class_names))
         if unknown:
             raise InputError(
-                f"{folder} has class folders the training folder has not: "
-                f"{', '.join(unknown[:5])}"
+                f"{folder} has class folders the training folder has not: {', '.join(unknown[:5])}"
             )
         if class_names and any(is_image_file(p) for p in loose):
             raise InputError(f"{folder} holds images outside the class subfolders")
@@ -196,8 +198,11 @@ def _verify(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def _held_out_split(files, labels, fraction: float, seed: int):
     """Train and held-out index arrays: `fraction` of each class held out, a fixed seed."""
     rng = np.random.default_rng(seed)
-    groups = [np.arange(len(files))] if labels is None else [
-        np.flatnonzero(np.asarray(labels) == c) for c in np.unique(labels)]
+    groups = (
+        [np.arange(len(files))]
+        if labels is None
+        else [np.flatnonzero(np.asarray(labels) == c) for c in np.unique(labels)]
+    )
     train, test = [], []
     for group in groups:
         group = rng.permutation(group)
@@ -253,7 +258,7 @@ def scan_image_folder(
         train_files, train_labels, class_names, skipped = _list_split(train_dir, root, None)
         test_files, test_labels, _, skipped_test = _list_split(test_dir, root, class_names)
         skipped += skipped_test
-        split = (f"the {train_dir.name}/ and {test_dir.name}/ folders")
+        split = f"the {train_dir.name}/ and {test_dir.name}/ folders"
     else:
         files, all_labels, class_names, skipped = _list_split(root, root, None)
         train_files, test_files = files, []
@@ -262,9 +267,7 @@ def scan_image_folder(
         class_names = ()
         train_labels = test_labels = None
     elif labels and not class_names:
-        raise InputError(
-            f"{root} is a flat folder: labels need one subfolder of images per class"
-        )
+        raise InputError(f"{root} is a flat folder: labels need one subfolder of images per class")
     found = train_files + test_files
     if not found:
         raise InputError(
@@ -274,7 +277,7 @@ def scan_image_folder(
     readable, channels = _verify(found)
     corrupt = tuple(str(Path(f).relative_to(root)) for f, ok in zip(found, readable) if not ok)
     keep_train = readable[: len(train_files)]
-    keep_test = readable[len(train_files):]
+    keep_test = readable[len(train_files) :]
     train_files = [f for f, ok in zip(train_files, keep_train) if ok]
     test_files = [f for f, ok in zip(test_files, keep_test) if ok]
     if train_labels is not None:
@@ -282,21 +285,25 @@ def scan_image_folder(
     if test_labels is not None and split_folders is not None:
         test_labels = [y for y, ok in zip(test_labels, keep_test) if ok]
     if not readable.any():
-        raise InputError(f"none of the {len(found)} image files in {root} could be decoded "
-                         f"(e.g. {corrupt[0]!r})")
+        raise InputError(
+            f"none of the {len(found)} image files in {root} could be decoded (e.g. {corrupt[0]!r})"
+        )
     if split_folders is None:
-        train_index, test_index = _held_out_split(train_files, train_labels,
-                                                  float(validation_split), split_seed)
+        train_index, test_index = _held_out_split(
+            train_files, train_labels, float(validation_split), split_seed
+        )
         if len(test_index) == 0:
-            raise InputError(f"{root} has {len(train_files)} readable image(s): too few to hold "
-                             f"out a fraction {validation_split:g} for evaluation")
+            raise InputError(
+                f"{root} has {len(train_files)} readable image(s): too few to hold "
+                f"out a fraction {validation_split:g} for evaluation"
+            )
         files = np.asarray(train_files, dtype=object)
         train_files, test_files = list(files[train_index]), list(files[test_index])
         if train_labels is not None:
             all_labels = np.asarray(train_labels)
             train_labels, test_labels = list(all_labels[train_index]), list(all_labels[test_index])
         each = " of each class" if train_labels is not None else ""
-        split = (f"a fraction {validation_split:g}{each} held out at random, seed {split_seed}")
+        split = f"a fraction {validation_split:g}{each} held out at random, seed {split_seed}"
     elif not test_files:
         raise InputError(f"{test_dir} holds no readable images")
     colour = int(channels[readable].max()) >= 3
@@ -323,11 +330,13 @@ def decode_image_file(path, channels: int):
     image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
     found = tf.shape(image)[-1]
     if channels == 1:
-        image = tf.cond(found >= 3, lambda: tf.image.rgb_to_grayscale(image[..., :3]),
-                        lambda: image[..., :1])
+        image = tf.cond(
+            found >= 3, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: image[..., :1]
+        )
     else:
-        image = tf.cond(found >= 3, lambda: image[..., :3],
-                        lambda: tf.tile(image[..., :1], [1, 1, 3]))
+        image = tf.cond(
+            found >= 3, lambda: image[..., :3], lambda: tf.tile(image[..., :1], [1, 1, 3])
+        )
     return tf.ensure_shape(image, (None, None, channels))
 
 
@@ -344,7 +353,10 @@ def file_dataset(files, labels, channels: int, *, shuffle: bool, seed: int | Non
 
     @tf.autograph.experimental.do_not_convert
     def read(path, *label):
-        return (decode_image_file(path, channels), *label) if label else decode_image_file(
-            path, channels)
+        return (
+            (decode_image_file(path, channels), *label)
+            if label
+            else decode_image_file(path, channels)
+        )
 
     return ds.map(read, num_parallel_calls=max(1, os.cpu_count() or 1))

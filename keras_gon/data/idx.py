@@ -42,20 +42,15 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise InputError(f"IDX file not found: {path}") from None
     except IsADirectoryError:
-        raise InputError(
-            f"expected an IDX file, got a directory: {path}"
-        ) from None
+        raise InputError(f"expected an IDX file, got a directory: {path}") from None
     except OSError as err:
-        raise InputError(
-            f"cannot read IDX file {path}: {err.strerror or err}"
-        ) from None
+        raise InputError(f"cannot read IDX file {path}: {err.strerror or err}") from None
     if path.name.endswith(".gz") or data[:2] == _GZIP_MAGIC:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as err:
             raise InputError(
-                f"{path} is not a valid gzip file ({type(err).__name__}: "
-                f"{err})"
+                f"{path} is not a valid gzip file ({type(err).__name__}: {err})"
             ) from None
     return data
 
@@ -84,8 +79,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     data = _read_bytes(path)
     if len(data) < 4:
         raise InputError(
-            f"{path} is not an IDX file: {len(data)} bytes, expected at least "
-            "a 4-byte header"
+            f"{path} is not an IDX file: {len(data)} bytes, expected at least a 4-byte header"
         )
     zero0, zero1, type_code, ndim = data[:4]
     if zero0 != 0 or zero1 != 0 or type_code not in _IDX_DTYPES or ndim == 0:
@@ -100,9 +94,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"{path} is truncated: {len(data)} bytes, expected a header of "
             f"{header_size} bytes for {ndim} dimensions"
         )
-    dims = tuple(
-        int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4)
-    )
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[type_code]
     expected = math.prod(dims) * dtype.itemsize
     found = len(data) - header_size
@@ -124,15 +116,10 @@ def _find(directory: Path, names: list[str]) -> Path | None:
     return None
 
 
-def _read_pair(
-    images_path: Path, labels_path: Path | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_pair(images_path: Path, labels_path: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
     x = read_idx(images_path)
     if x.ndim != 3:
-        raise InputError(
-            f"{images_path} has shape {x.shape}, expected images of shape "
-            "(N, H, W)"
-        )
+        raise InputError(f"{images_path} has shape {x.shape}, expected images of shape (N, H, W)")
     if labels_path is None:
         return x, None
     y = read_idx(labels_path)
@@ -174,9 +161,7 @@ def load_idx_directory(directory: str | os.PathLike):
     if not directory.exists():
         raise InputError(f"no such file or directory: {directory}")
     if not directory.is_dir():
-        raise InputError(
-            f"expected a directory of IDX files, got a file: {directory}"
-        )
+        raise InputError(f"expected a directory of IDX files, got a file: {directory}")
     pairs = {}
     for prefix in _PREFIXES:
         images = _find(directory, _candidates(prefix, "images", 3))
@@ -185,12 +170,10 @@ def load_idx_directory(directory: str | os.PathLike):
             pairs[prefix] = _read_pair(images, labels)
     if not pairs:
         looked_for = ", ".join(
-            f"{_candidates(prefix, 'images', 3)[0]}[.gz]"
-            for prefix in _PREFIXES
+            f"{_candidates(prefix, 'images', 3)[0]}[.gz]" for prefix in _PREFIXES
         )
         raise InputError(
-            f"no IDX images file in {directory}: looked for {looked_for} "
-            "(also with '.idx3-ubyte')"
+            f"no IDX images file in {directory}: looked for {looked_for} (also with '.idx3-ubyte')"
         )
     if len(pairs) == 2:
         return pairs["train"], pairs["t10k"]

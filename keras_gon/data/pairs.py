@@ -31,13 +31,16 @@ def with_example_indices(
     if int(batch_size) < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size}")
     if ds.cardinality() == tf.data.INFINITE_CARDINALITY:
-        raise InputError("with_example_indices needs a finite dataset (one pass numbers the "
-                         "images), got a repeated one: call .repeat() after it")
+        raise InputError(
+            "with_example_indices needs a finite dataset (one pass numbers the "
+            "images), got a repeated one: call .repeat() after it"
+        )
     # Cached first: counting is the pass that fills the cache, the epochs read it.
     images = _images_only(ds).cache()
     # unbatch() loses the count; knowing it, Keras sizes epochs up front.
-    count = int(images.reduce(tf.constant(0, tf.int64),
-                              lambda n, x: n + tf.shape(x, out_type=tf.int64)[0]))
+    count = int(
+        images.reduce(tf.constant(0, tf.int64), lambda n, x: n + tf.shape(x, out_type=tf.int64)[0])
+    )
     pairs = images.unbatch().enumerate().map(lambda i, x: (x, tf.cast(i, tf.int32)))
     pairs = pairs.apply(tf.data.experimental.assert_cardinality(count))
     if shuffle:

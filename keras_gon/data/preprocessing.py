@@ -26,16 +26,22 @@ def graph_check(condition, *message) -> tf.Operation:
             parts.append(part)
         else:
             part = tf.convert_to_tensor(part)
-            parts.append(part if part.dtype == tf.string else tf.strings.as_string(
-                part, shortest=True) if part.dtype.is_floating else tf.strings.as_string(part))
+            parts.append(
+                part
+                if part.dtype == tf.string
+                else tf.strings.as_string(part, shortest=True)
+                if part.dtype.is_floating
+                else tf.strings.as_string(part)
+            )
     return tf.debugging.Assert(condition, [tf.strings.join(parts)])
 
 
 def graph_error_message(error: Exception) -> str | None:
     """The one-line reason of an error raised by `graph_check`, or None for another error."""
     # in a graph: `assertion failed: [<marker><reason>]`; eagerly: `... data: b'<marker><reason>'`
-    match = re.search(re.escape(GRAPH_ERROR_MARKER) + r"(.*?)['\"]?\]?\s*$", str(error),
-                      re.MULTILINE)
+    match = re.search(
+        re.escape(GRAPH_ERROR_MARKER) + r"(.*?)['\"]?\]?\s*$", str(error), re.MULTILINE
+    )
     return match.group(1).strip() if match else None
 
 
@@ -74,24 +80,41 @@ def check_image_values(images, name: str = "images"):
     """
     images = tf.convert_to_tensor(images)
     if images.dtype == tf.bool or not (images.dtype.is_integer or images.dtype.is_floating):
-        raise InputError(f"{name} have dtype {images.dtype.name}, expected integer grey levels "
-                         "(e.g. uint8) or floats in [0, 1]")
+        raise InputError(
+            f"{name} have dtype {images.dtype.name}, expected integer grey levels "
+            "(e.g. uint8) or floats in [0, 1]"
+        )
     if images.dtype.is_integer:
         low, high = tf.reduce_min(images), tf.reduce_max(images)
         in_range = (tf.size(images) == 0) | ((low >= INTEGER_RANGE[0]) & (high <= INTEGER_RANGE[1]))
-        checks = [graph_check(in_range, f"{name} have grey levels in [", low, ", ", high,
-                              "]: integer images must be in [0, 255]")]
+        checks = [
+            graph_check(
+                in_range,
+                f"{name} have grey levels in [",
+                low,
+                ", ",
+                high,
+                "]: integer images must be in [0, 255]",
+            )
+        ]
     else:
         finite = tf.reduce_all(tf.math.is_finite(images))
         values = tf.where(tf.math.is_finite(images), images, tf.zeros_like(images))
         low, high = tf.reduce_min(values), tf.reduce_max(values)
         in_range = (tf.size(images) == 0) | (
-            (low >= FLOAT_RANGE[0] - FLOAT_TOLERANCE) & (high <= FLOAT_RANGE[1] + FLOAT_TOLERANCE))
+            (low >= FLOAT_RANGE[0] - FLOAT_TOLERANCE) & (high <= FLOAT_RANGE[1] + FLOAT_TOLERANCE)
+        )
         checks = [
             graph_check(finite, f"{name} contain NaN or infinite (non-finite) values"),
-            graph_check(in_range | ~finite, f"{name} have float values in [", low, ", ", high,
-                        "]: float images must be in [0, 1] (send grey levels 0-255 as integers, "
-                        "e.g. uint8, or divide them by 255)"),
+            graph_check(
+                in_range | ~finite,
+                f"{name} have float values in [",
+                low,
+                ", ",
+                high,
+                "]: float images must be in [0, 1] (send grey levels 0-255 as integers, "
+                "e.g. uint8, or divide them by 255)",
+            ),
         ]
     with tf.control_dependencies(checks):
         return tf.identity(images)
@@ -138,8 +161,11 @@ def resize_images(images, size: tuple[int, int]):
         # A size known only at run time (a serving request) is resampled only
         # when it differs from the model's: the resampling kernel is most of
         # an exported encoder's time otherwise.
-        upsampling = x.shape[-3] is not None and x.shape[-3] <= height and (
-            x.shape[-2] is not None and x.shape[-2] <= width)
+        upsampling = (
+            x.shape[-3] is not None
+            and x.shape[-3] <= height
+            and (x.shape[-2] is not None and x.shape[-2] <= width)
+        )
         static = x.shape[-3] is not None and x.shape[-2] is not None
         if static:
             x = tf.image.resize(x, (height, width), method="bilinear", antialias=not upsampling)

@@ -67,9 +67,7 @@ def load_npz(path: str | os.PathLike) -> NumpySplits:
     try:
         data = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as err:
-        raise InputError(
-            f"{path} is not a valid .npz file ({type(err).__name__}: {err})"
-        ) from None
+        raise InputError(f"{path} is not a valid .npz file ({type(err).__name__}: {err})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise InputError(
             f"{path} holds a single array of shape {data.shape}, expected a "
@@ -92,8 +90,10 @@ def load_npz(path: str | os.PathLike) -> NumpySplits:
                 arrays[key] = data[key]
             except ValueError as err:
                 if "Object arrays" not in str(err):
-                    raise InputError(f"cannot read array '{key}' of {path}: the file is "
-                                     f"corrupt or truncated ({err})") from None
+                    raise InputError(
+                        f"cannot read array '{key}' of {path}: the file is "
+                        f"corrupt or truncated ({err})"
+                    ) from None
                 raise InputError(
                     f"array '{key}' of {path} holds Python objects (dtype object), not "
                     "images: store numeric arrays (e.g. uint8 (N, H, W))"
@@ -210,9 +210,18 @@ def _download_cause(err: BaseException) -> str:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
     text = " ".join(f"{type(e).__name__} {e}" for e in chain)
-    if any(word in text for word in ("NameResolution", "Name or service not known",
-                                     "ConnectionError", "Connection refused", "timed out",
-                                     "Network is unreachable", "URLError")):
+    if any(
+        word in text
+        for word in (
+            "NameResolution",
+            "Name or service not known",
+            "ConnectionError",
+            "Connection refused",
+            "timed out",
+            "Network is unreachable",
+            "URLError",
+        )
+    ):
         return f"no network: {_first_line(err)}"
     return _first_line(err)
 
@@ -291,9 +300,7 @@ def _tfds_builder(name: str, data_dir: str | os.PathLike | None):
         raise InputError(f"unknown TFDS dataset '{name}'{hint}") from None
     except (ValueError, AssertionError) as err:
         # Bad name syntax, unknown config or version.
-        raise InputError(
-            f"cannot load TFDS dataset '{name}': {_first_line(err)}"
-        ) from None
+        raise InputError(f"cannot load TFDS dataset '{name}': {_first_line(err)}") from None
 
 
 def _choose_splits(name: str, splits: list[str]) -> tuple[str, str]:
@@ -303,8 +310,7 @@ def _choose_splits(name: str, splits: list[str]) -> tuple[str, str]:
         return "train", "test"
     if "train" not in splits:
         raise InputError(
-            f"TFDS dataset '{name}' has no 'train' split (splits: "
-            f"{', '.join(splits)})"
+            f"TFDS dataset '{name}' has no 'train' split (splits: {', '.join(splits)})"
         )
     for test in ("test", "validation"):
         if test in splits:
@@ -371,19 +377,16 @@ def load_tfds(
     features = builder.info.features
     if "image" not in features.keys():
         raise InputError(
-            f"TFDS dataset '{name}' has no 'image' feature (features: "
-            f"{', '.join(features.keys())})"
+            f"TFDS dataset '{name}' has no 'image' feature (features: {', '.join(features.keys())})"
         )
     image_shape = tuple(features["image"].shape)
     if len(image_shape) != 3:
         raise InputError(
-            f"TFDS dataset '{name}' has images of shape {image_shape}, "
-            "expected (H, W, C)"
+            f"TFDS dataset '{name}' has images of shape {image_shape}, expected (H, W, C)"
         )
     if channels is not None and image_shape[-1] != channels:
         raise InputError(
-            f"TFDS dataset '{name}' has {image_shape[-1]} channels, the model "
-            f"expects {channels}"
+            f"TFDS dataset '{name}' has {image_shape[-1]} channels, the model expects {channels}"
         )
     label_key = next((k for k in _LABEL_KEYS if k in features.keys()), None)
 
@@ -399,7 +402,8 @@ def load_tfds(
             manual_dir=None if manual_dir is None else os.fspath(manual_dir)
         )
         mocked = getattr(type(builder).download_and_prepare, "__module__", "").startswith(
-            "tensorflow_datasets.testing")  # under tfds.testing.mock_data nothing downloads
+            "tensorflow_datasets.testing"
+        )  # under tfds.testing.mock_data nothing downloads
         if manual_dir is None and not mocked:
             _check_network(name, where)
         try:
@@ -416,9 +420,7 @@ def load_tfds(
                 "or the downloaded files (manual_dir=..., or --manual-dir)"
             ) from err
 
-    train_split, test_split = _choose_splits(
-        name, list(builder.info.splits.keys())
-    )
+    train_split, test_split = _choose_splits(name, list(builder.info.splits.keys()))
 
     def select(example):
         if label_key is None:
@@ -437,9 +439,7 @@ def load_tfds(
         datasets.append(ds)
     num_train = _num_examples(datasets[0], builder, train_split)
     num_test = _num_examples(datasets[1], builder, test_split)
-    train, test = (
-        ds.map(select, num_parallel_calls=tf.data.AUTOTUNE) for ds in datasets
-    )
+    train, test = (ds.map(select, num_parallel_calls=tf.data.AUTOTUNE) for ds in datasets)
     return TfdsData(
         name=name,
         train=train,

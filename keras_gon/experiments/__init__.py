@@ -13,10 +13,21 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "comparisons": ("Budget", "Variant", "activation_variants", "markdown_table",
-                    "origin_variants", "plot_curves", "run_experiment", "summarize",
-                    "table1_variants", "train_variant", "EXPERIMENTS", "DEFAULT_ACTIVATIONS",
-                    "DEFAULT_ORIGIN_STDDEVS"),
+    "comparisons": (
+        "Budget",
+        "Variant",
+        "activation_variants",
+        "markdown_table",
+        "origin_variants",
+        "plot_curves",
+        "run_experiment",
+        "summarize",
+        "table1_variants",
+        "train_variant",
+        "EXPERIMENTS",
+        "DEFAULT_ACTIVATIONS",
+        "DEFAULT_ORIGIN_STDDEVS",
+    ),
     "reproduce": ("BUDGETS", "GROUPS", "reproduce", "reproduction_specs"),
     "study": ("SETTINGS", "RunSpec", "StudyData", "run_study"),
 }
@@ -53,8 +64,10 @@ def main(args) -> dict:
             raise InputError(f"give --data for each --dataset, in order: {wanted}")
         args.data = ["mnist5k"]
     if len(args.data) != len(datasets):
-        raise InputError(f"{len(datasets)} --dataset but {len(args.data)} --data: give one "
-                         "source per dataset, in the same order")
+        raise InputError(
+            f"{len(datasets)} --dataset but {len(args.data)} --data: give one "
+            "source per dataset, in the same order"
+        )
     out = args.out or Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
     results = {}
     for dataset, data in zip(datasets, args.data):
@@ -62,17 +75,26 @@ def main(args) -> dict:
         if len(datasets) > 1:  # one study folder and one report per dataset
             folder = out / dataset
             report = report and Path(report).with_name(
-                f"{Path(report).stem}_{dataset}{Path(report).suffix}")
-        results[dataset] = reproduce(data, folder, budget=args.budget, report=report,
-                                     groups=args.groups, report_only=args.report_only,
-                                     dataset=dataset)
+                f"{Path(report).stem}_{dataset}{Path(report).suffix}"
+            )
+        results[dataset] = reproduce(
+            data,
+            folder,
+            budget=args.budget,
+            report=report,
+            groups=args.groups,
+            report_only=args.report_only,
+            dataset=dataset,
+        )
     if len(datasets) > 1 and args.report:
         from keras_gon.experiments.report import write_summary
 
         report = Path(args.report)
-        write_summary(report.with_name(f"{report.stem}_summary{report.suffix}"),
-                      {d: (out / d, data) for d, data in zip(datasets, args.data)},
-                      budget=args.budget)
+        write_summary(
+            report.with_name(f"{report.stem}_summary{report.suffix}"),
+            {d: (out / d, data) for d, data in zip(datasets, args.data)},
+            budget=args.budget,
+        )
     return results if len(datasets) > 1 else results[datasets[0]]
 
 

@@ -20,15 +20,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from keras_gon.errors import InputError
-from keras_gon.files import write_json, write_text
-
 from keras_gon.experiments.arguments import DEFAULT_ACTIVATIONS, DEFAULT_ORIGIN_STDDEVS  # noqa
+from keras_gon.files import write_json, write_text
 
 EXPERIMENTS = ("table1", "activations", "origin")
 
@@ -41,23 +40,35 @@ class Variant:
     kind: str = "gon"
     options: tuple = ()
 
-    def recipe(self, budget: "Budget", seed: int):
+    def recipe(self, budget: Budget, seed: int):
         """The variant's `keras_gon.training.TrainingRecipe` for one run."""
         from keras_gon.registry import get_kind
         from keras_gon.training import TrainingRecipe
 
         kind = get_kind(self.kind)
-        options = dict(latent_dim=budget.latent_dim, width=budget.width,
-                       activation=budget.activation, normalization=budget.normalization)
+        options = dict(
+            latent_dim=budget.latent_dim,
+            width=budget.width,
+            activation=budget.activation,
+            normalization=budget.normalization,
+        )
         if "origin" in kind.option_groups:
             options["inner_batch_reduction"] = budget.inner_batch_reduction
         if self.kind == "glo":
             options["inference_steps"] = budget.glo_inference_steps
         options.update(dict(self.options))
-        return TrainingRecipe(self.kind, data=budget.data, options=options,
-                              image_size=budget.image_size, batch_size=budget.batch_size,
-                              lr=budget.lr, epochs=budget.epochs, steps=budget.steps, seed=seed,
-                              jit_compile=budget.jit_compile)
+        return TrainingRecipe(
+            self.kind,
+            data=budget.data,
+            options=options,
+            image_size=budget.image_size,
+            batch_size=budget.batch_size,
+            lr=budget.lr,
+            epochs=budget.epochs,
+            steps=budget.steps,
+            seed=seed,
+            jit_compile=budget.jit_compile,
+        )
 
     @property
     def indexed(self) -> bool:
@@ -100,7 +111,9 @@ def table1_variants(budget: Budget) -> list[Variant]:
         Variant("GLO", "glo"),
         # Last: ten inner steps cost about ten GON steps each.
         Variant("10-step", options=(("num_steps", 10), ("step_size", 0.1))),
-        Variant("10-step detach", options=(("num_steps", 10), ("step_size", 0.1), ("detach", True))),
+        Variant(
+            "10-step detach", options=(("num_steps", 10), ("step_size", 0.1), ("detach", True))
+        ),
     ]
 
 
@@ -117,10 +130,14 @@ def origin_variants(budget: Budget, stddevs: Sequence[float]) -> list[Variant]:
     """
     variants = []
     for stddev in stddevs:
-        for add_origin in ((True,) if stddev == 0 else (False, True)):
+        for add_origin in (True,) if stddev == 0 else (False, True):
             name = "" if stddev == 0 else (" (b)" if add_origin else " (a)")
-            variants.append(Variant(f"σ = {stddev:g}{name}", options=(
-                ("origin_stddev", float(stddev)), ("add_origin", add_origin))))
+            variants.append(
+                Variant(
+                    f"σ = {stddev:g}{name}",
+                    options=(("origin_stddev", float(stddev)), ("add_origin", add_origin)),
+                )
+            )
     return variants
 
 
@@ -144,12 +161,26 @@ def train_variant(variant: Variant, budget: Budget, seed: int, verbose: int = 0)
         callbacks.append(epochs)
     start = time.perf_counter()
     try:
-        train(recipe, model=model, data=data, callbacks=callbacks, validate=False,
-              evaluate=False, verbose=verbose)
+        train(
+            recipe,
+            model=model,
+            data=data,
+            callbacks=callbacks,
+            validate=False,
+            evaluate=False,
+            verbose=verbose,
+        )
     except NonFiniteLossError:
-        return {"label": variant.label, "seed": seed, "held_out_sse": float("nan"),
-                "train_sse": float("nan"), "parameters": count_parameters(model),
-                "train_losses": curve.losses, "epochs": [], "seconds": 0.0}
+        return {
+            "label": variant.label,
+            "seed": seed,
+            "held_out_sse": float("nan"),
+            "train_sse": float("nan"),
+            "parameters": count_parameters(model),
+            "train_losses": curve.losses,
+            "epochs": [],
+            "seconds": 0.0,
+        }
     seconds = time.perf_counter() - start
     if epochs is not None:
         last = epochs.history[-1]
@@ -177,14 +208,16 @@ def summarize(runs: list[dict], labels: Sequence[str]) -> list[dict]:
         chosen = [r for r in runs if r["label"] == label]
         values = np.array([r["held_out_sse"] for r in chosen], "float64")
         train = np.array([r.get("train_sse", np.nan) for r in chosen], "float64")
-        rows.append({
-            "label": label,
-            "mean": float(values.mean()),
-            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "train_mean": float(train.mean()) if len(train) else float("nan"),
-            "seeds": int(len(values)),
-            "parameters": int(chosen[0]["parameters"]),
-        })
+        rows.append(
+            {
+                "label": label,
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                "train_mean": float(train.mean()) if len(train) else float("nan"),
+                "seeds": int(len(values)),
+                "parameters": int(chosen[0]["parameters"]),
+            }
+        )
     return rows
 
 
@@ -207,8 +240,10 @@ def markdown_table(rows: list[dict], title: str, budget: Budget) -> str:
     for row in rows:
         train = row.get("train_mean", float("nan"))
         train_text = "—" if not np.isfinite(train) else f"{train:.2f}"
-        lines.append(f"| {row['label']} | {row['mean']:.2f} ± {row['std']:.2f} | {train_text} | "
-                     f"{row['parameters']:,} |")
+        lines.append(
+            f"| {row['label']} | {row['mean']:.2f} ± {row['std']:.2f} | {train_text} | "
+            f"{row['parameters']:,} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -239,9 +274,16 @@ def plot_curves(path: Path, runs: list[dict], labels: Sequence[str], title: str)
     plt.close(figure)
 
 
-def run_experiment(name: str, variants: list[Variant], budget: Budget, seeds: Sequence[int],
-                   out: Path, title: str, verbose: int = 0,
-                   sweep: Sequence[tuple[int, int]] | None = None) -> dict:
+def run_experiment(
+    name: str,
+    variants: list[Variant],
+    budget: Budget,
+    seeds: Sequence[int],
+    out: Path,
+    title: str,
+    verbose: int = 0,
+    sweep: Sequence[tuple[int, int]] | None = None,
+) -> dict:
     """Trains every variant for every seed (and sweep cell) and writes `<name>.md/.png/.json`.
 
     `sweep` lists `(latent_dim, width)` cells (default: the budget's own).
@@ -265,15 +307,19 @@ def run_experiment(name: str, variants: list[Variant], budget: Budget, seeds: Se
                 if not np.isfinite(run["held_out_sse"]):
                     print(f"{variant.label} (seed {seed}): the loss became non-finite")
                 else:
-                    print(f"{variant.label} (latent {latent_dim}, width {width}, seed {seed}): "
-                          f"held-out SSE {run['held_out_sse']:.2f} ({run['seconds']:.0f} s)",
-                          flush=True)
+                    print(
+                        f"{variant.label} (latent {latent_dim}, width {width}, seed {seed}): "
+                        f"held-out SSE {run['held_out_sse']:.2f} ({run['seconds']:.0f} s)",
+                        flush=True,
+                    )
                 runs.append(run)
                 write_json(partial, {"runs": runs})  # partial results survive a kill
     labels = [v.label for v in variants]
     tables, cells = [], []
     for latent_dim, width in sweep:
-        cell_runs = [r for r in runs if (r.get("latent_dim"), r.get("width")) == (latent_dim, width)]
+        cell_runs = [
+            r for r in runs if (r.get("latent_dim"), r.get("width")) == (latent_dim, width)
+        ]
         rows = summarize(cell_runs, labels)
         cell = dataclasses.replace(budget, latent_dim=latent_dim, width=width)
         tables.append(markdown_table(rows, title, cell))
@@ -281,9 +327,15 @@ def run_experiment(name: str, variants: list[Variant], budget: Budget, seeds: Se
     table = "\n".join(tables)
     write_text(out / f"{name}.md", table)
     plot_curves(out / f"{name}.png", runs, labels, title)
-    payload = {"experiment": name, "budget": dataclasses.asdict(budget), "seeds": list(seeds),
-               "sweep": [list(c) for c in sweep], "cells": cells,
-               "rows": cells[0]["rows"], "runs": runs}
+    payload = {
+        "experiment": name,
+        "budget": dataclasses.asdict(budget),
+        "seeds": list(seeds),
+        "sweep": [list(c) for c in sweep],
+        "cells": cells,
+        "rows": cells[0]["rows"],
+        "runs": runs,
+    }
     write_json(out / f"{name}.json", payload)
     partial.unlink(missing_ok=True)
     print(table)
@@ -295,11 +347,19 @@ def main(args) -> dict:
     import keras
 
     budget = Budget(
-        data=args.data, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
-        latent_dim=args.latent_dim[0], width=args.width[0], image_size=args.image_size,
-        lr=args.lr, jit_compile=False if args.no_jit else None,
-        glo_inference_steps=args.glo_inference_steps, activation=args.activation,
-        normalization=args.normalization, inner_batch_reduction=args.inner_batch_reduction,
+        data=args.data,
+        epochs=args.epochs,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        latent_dim=args.latent_dim[0],
+        width=args.width[0],
+        image_size=args.image_size,
+        lr=args.lr,
+        jit_compile=False if args.no_jit else None,
+        glo_inference_steps=args.glo_inference_steps,
+        activation=args.activation,
+        normalization=args.normalization,
+        inner_batch_reduction=args.inner_batch_reduction,
         statistics=args.bn_statistics,
     )
     if args.name == "table1":
@@ -314,8 +374,12 @@ def main(args) -> dict:
     else:
         if any(not np.isfinite(s) or s < 0 for s in args.stddevs):
             raise InputError(f"origin standard deviations must be >= 0, got {args.stddevs}")
-        variants, title = origin_variants(budget, args.stddevs), "GON origin z0 ~ N(0, σ²) (fig. 11)"
+        variants, title = (
+            origin_variants(budget, args.stddevs),
+            "GON origin z0 ~ N(0, σ²) (fig. 11)",
+        )
     out = args.out or Path("runs") / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     sweep = [(z, w) for z in args.latent_dim for w in args.width]
-    return run_experiment(args.name, variants, budget, args.seeds, out, title, args.verbose,
-                          sweep=sweep)
+    return run_experiment(
+        args.name, variants, budget, args.seeds, out, title, args.verbose, sweep=sweep
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from keras_gon.errors import InputError
 from keras_gon.experiments.arguments import STUDY_GROUPS as GROUPS
@@ -66,13 +66,31 @@ BUDGETS = {
     "full": ReproductionBudget("full"),
     # What CI runs: every group and code path, a few steps each.
     "tiny": ReproductionBudget(
-        "tiny", decisive_epochs=2, decisive_seeds=(0, 1), decisive_latents=(4,),
-        table1_epochs=2, table1_seeds=(0,), ablation_latent=4, activation_epochs=1,
-        activation_latents=(4,), activations=("elu", "relu"), origin_epochs=1,
-        origin_stddevs=(0.0, 0.5), diagnostic_epochs=1, diagnostic_seeds=(0,),
+        "tiny",
+        decisive_epochs=2,
+        decisive_seeds=(0, 1),
+        decisive_latents=(4,),
+        table1_epochs=2,
+        table1_seeds=(0,),
+        ablation_latent=4,
+        activation_epochs=1,
+        activation_latents=(4,),
+        activations=("elu", "relu"),
+        origin_epochs=1,
+        origin_stddevs=(0.0, 0.5),
+        diagnostic_epochs=1,
+        diagnostic_seeds=(0,),
         diagnostic_latents=(4,),
-        paper_vgon_epochs=1, multistep_epochs=1, width=2, eval_images=64, steps_per_epoch=2,
-        sweep_epochs=1, sweep_latent=16, widths=(2, 4), sweep_latents=(4, 16), map_sizes=(1, 4),
+        paper_vgon_epochs=1,
+        multistep_epochs=1,
+        width=2,
+        eval_images=64,
+        steps_per_epoch=2,
+        sweep_epochs=1,
+        sweep_latent=16,
+        widths=(2, 4),
+        sweep_latents=(4, 16),
+        map_sizes=(1, 4),
         remedy_epochs=1,
     ),
 }
@@ -104,39 +122,64 @@ class DatasetPlan:
 
 
 _OTHER_COLUMNS = dict(
-    decisive_seeds=(0, 1, 2), variational_seeds=(0, 1), decisive_latents=(32, 256),
-    table1_seeds=(0,), table1_latents=(32, 256), table1_settings=("ours",),
-    multistep_settings=("ours",), eval_images=2000,
+    decisive_seeds=(0, 1, 2),
+    variational_seeds=(0, 1),
+    decisive_latents=(32, 256),
+    table1_seeds=(0,),
+    table1_latents=(32, 256),
+    table1_settings=("ours",),
+    multistep_settings=("ours",),
+    eval_images=2000,
 )
 """What the Fashion-MNIST, COIL-20 and CIFAR-10 columns share: GON vs AE at three seeds,
 VGON vs VAE at two, the Table 1 ablations at latents 32 and 256 with the library's
 default, one seed."""
 
 DATASETS = {
-    "mnist": DatasetPlan("mnist", "MNIST", BUDGETS["full"],
-                         ("decisive", "table1", "multistep", "activations", "origin",
-                          "diagnostics"),
-                         data="a .npz of MNIST, e.g. ../shared/data/mnist22k.npz"),
+    "mnist": DatasetPlan(
+        "mnist",
+        "MNIST",
+        BUDGETS["full"],
+        ("decisive", "table1", "multistep", "activations", "origin", "diagnostics"),
+        data="a .npz of MNIST, e.g. ../shared/data/mnist22k.npz",
+    ),
     "fashion_mnist": DatasetPlan(
-        "fashion_mnist", "Fashion-MNIST",
+        "fashion_mnist",
+        "Fashion-MNIST",
         ReproductionBudget("full", decisive_epochs=10, table1_epochs=10, **_OTHER_COLUMNS),
-        ("decisive", "table1"), train_images=12000,
-        data="the Fashion-MNIST IDX folder, e.g. ../shared/data/fashion-mnist"),
+        ("decisive", "table1"),
+        train_images=12000,
+        data="the Fashion-MNIST IDX folder, e.g. ../shared/data/fashion-mnist",
+    ),
     "coil20": DatasetPlan(
-        "coil20", "COIL-20",
+        "coil20",
+        "COIL-20",
         ReproductionBudget("full", decisive_epochs=50, table1_epochs=50, **_OTHER_COLUMNS),
         ("decisive", "table1"),
-        data="the folder of COIL-20's processed PNGs (coil-20-proc; 10 % held out, seed 0)"),
+        data="the folder of COIL-20's processed PNGs (coil-20-proc; 10 % held out, seed 0)",
+    ),
     "cifar10": DatasetPlan(
-        "cifar10", "CIFAR-10",
-        ReproductionBudget("full", decisive_epochs=6, table1_epochs=6, multistep_epochs=3,
-                           multistep_seeds=(0,), sweep_epochs=4, sweep_seeds=(0,),
-                           sweep_latent=256, widths=(4, 8, 16, 32),
-                           sweep_latents=(16, 32, 64, 128, 256, 512), map_sizes=(1, 4, 8),
-                           remedy_epochs=4, **_OTHER_COLUMNS),
+        "cifar10",
+        "CIFAR-10",
+        ReproductionBudget(
+            "full",
+            decisive_epochs=6,
+            table1_epochs=6,
+            multistep_epochs=3,
+            multistep_seeds=(0,),
+            sweep_epochs=4,
+            sweep_seeds=(0,),
+            sweep_latent=256,
+            widths=(4, 8, 16, 32),
+            sweep_latents=(16, 32, 64, 128, 256, 512),
+            map_sizes=(1, 4, 8),
+            remedy_epochs=4,
+            **_OTHER_COLUMNS,
+        ),
         ("decisive", "table1", "multistep", "widths", "latents", "spatial", "remedies"),
         train_images=12000,
-        data="a CIFAR-10 folder with train/ and test/ class folders (cifar10-jpg.tar)"),
+        data="a CIFAR-10 folder with train/ and test/ class folders (cifar10-jpg.tar)",
+    ),
 }
 """The datasets `keras-gon experiment reproduce --dataset` knows, by name."""
 
@@ -165,89 +208,177 @@ def reproduction_specs(budget: ReproductionBudget, groups: Sequence[str] = GROUP
             for latent in b.decisive_latents:
                 for setting in settings():
                     kinds = (("gon", "ae") if seed in b.decisive_seeds else ()) + (
-                        ("vgon", "vae") if seed in b.vgon_seeds else ())
+                        ("vgon", "vae") if seed in b.vgon_seeds else ()
+                    )
                     for kind in kinds:
-                        specs.append(RunSpec(kind, setting, latent, b.decisive_epochs, seed,
-                                             group="decisive", **base))
+                        specs.append(
+                            RunSpec(
+                                kind,
+                                setting,
+                                latent,
+                                b.decisive_epochs,
+                                seed,
+                                group="decisive",
+                                **base,
+                            )
+                        )
     z = b.ablation_latent
     if "table1" in groups:
         for seed in b.table1_seeds:
             for latent in b.ablation_latents:
                 for setting in b.table1_settings:
                     for kind in ("tied_ae", "gon_detach", "glo"):
-                        specs.append(RunSpec(kind, setting, latent, b.table1_epochs, seed,
-                                             group="table1", **base))
+                        specs.append(
+                            RunSpec(
+                                kind, setting, latent, b.table1_epochs, seed, group="table1", **base
+                            )
+                        )
     if "multistep" in groups:
         for seed in b.multistep_seeds:
             for setting in b.multistep_settings:
                 for kind in ("gon_10step", "gon_10step_detach"):
-                    specs.append(RunSpec(kind, setting, z, b.multistep_epochs, seed,
-                                         group="multistep", **base))
+                    specs.append(
+                        RunSpec(
+                            kind, setting, z, b.multistep_epochs, seed, group="multistep", **base
+                        )
+                    )
     sweep = dict(setting="ours", epochs=b.sweep_epochs)
     if "widths" in groups:  # fig. 10b
         for seed in b.sweep_seeds:
             for width in b.widths:
                 for kind in ("gon", "ae"):
-                    specs.append(RunSpec(kind, latent_dim=b.sweep_latent, seed=seed, width=width,
-                                         group="widths", **sweep))
+                    specs.append(
+                        RunSpec(
+                            kind,
+                            latent_dim=b.sweep_latent,
+                            seed=seed,
+                            width=width,
+                            group="widths",
+                            **sweep,
+                        )
+                    )
     if "latents" in groups:  # fig. 10c
         for seed in b.sweep_seeds:
             for latent in b.sweep_latents:
                 for kind in ("gon", "ae"):
-                    specs.append(RunSpec(kind, latent_dim=latent, seed=seed, group="latents",
-                                         **sweep, **base))
+                    specs.append(
+                        RunSpec(
+                            kind, latent_dim=latent, seed=seed, group="latents", **sweep, **base
+                        )
+                    )
     if "spatial" in groups:  # fig. 10a
         for seed in b.sweep_seeds:
             for size in b.map_sizes:
                 for kind in ("gon", "ae"):
                     options = () if size == 1 else (("latent_map_size", size),)
-                    specs.append(RunSpec(kind, latent_dim=b.sweep_latent, seed=seed,
-                                         options=options, group="spatial",
-                                         label=f"{size}x{size} latent map", **sweep, **base))
+                    specs.append(
+                        RunSpec(
+                            kind,
+                            latent_dim=b.sweep_latent,
+                            seed=seed,
+                            options=options,
+                            group="spatial",
+                            label=f"{size}x{size} latent map",
+                            **sweep,
+                            **base,
+                        )
+                    )
     if "remedies" in groups:  # the variational GON's remedies the paper points to
         for seed in b.remedy_seeds:
             for latent in b.decisive_latents:
                 for label, kind, options in VGON_REMEDIES:
-                    specs.append(RunSpec(kind, "ours", latent, b.remedy_epochs, seed,
-                                         options=options, group="remedies", label=label,
-                                         **base))
+                    specs.append(
+                        RunSpec(
+                            kind,
+                            "ours",
+                            latent,
+                            b.remedy_epochs,
+                            seed,
+                            options=options,
+                            group="remedies",
+                            label=label,
+                            **base,
+                        )
+                    )
     if "activations" in groups:
         for latent in b.activation_latents:
             for setting in settings():
                 for activation in b.activations:
-                    specs.append(RunSpec("gon", setting, latent, b.activation_epochs, 0,
-                                         activation=activation, group="activations", **base))
+                    specs.append(
+                        RunSpec(
+                            "gon",
+                            setting,
+                            latent,
+                            b.activation_epochs,
+                            0,
+                            activation=activation,
+                            group="activations",
+                            **base,
+                        )
+                    )
     if "origin" in groups:
         for setting in settings():
             for stddev in b.origin_stddevs:
-                for add_origin in ((True,) if stddev == 0 else (False, True)):
-                    specs.append(RunSpec("gon", setting, z, b.origin_epochs, 0,
-                                         origin_stddev=stddev, add_origin=add_origin,
-                                         group="origin", **base))
+                for add_origin in (True,) if stddev == 0 else (False, True):
+                    specs.append(
+                        RunSpec(
+                            "gon",
+                            setting,
+                            z,
+                            b.origin_epochs,
+                            0,
+                            origin_stddev=stddev,
+                            add_origin=add_origin,
+                            group="origin",
+                            **base,
+                        )
+                    )
     if "diagnostics" in groups:
         # The variational GON at the library's default without its 1/64 step: latents
         # 64x the authors' (the summed inner -ELBO against their batch mean).
         for seed in b.diagnostic_seeds:
             for latent in b.diagnostic_latents:
-                specs.append(RunSpec("vgon", "ours", latent, b.diagnostic_epochs, seed,
-                                     options=(("step_size", 1.0),), group="diagnostics",
-                                     label="VGON, step 1 (latents 64x)", **base))
+                specs.append(
+                    RunSpec(
+                        "vgon",
+                        "ours",
+                        latent,
+                        b.diagnostic_epochs,
+                        seed,
+                        options=(("step_size", 1.0),),
+                        group="diagnostics",
+                        label="VGON, step 1 (latents 64x)",
+                        **base,
+                    )
+                )
         # The GON's and variational GON's encoders are affine maps of the image: the same
         # baselines with a linear encoder (free, not tied to the decoder's Jacobian).
         for seed in b.diagnostic_seeds:
             for latent in b.decisive_latents:
                 for kind, kind_settings in (("ae", settings()), ("vae", ("ours",))):
                     for setting in kind_settings:
-                        specs.append(RunSpec(kind, setting, latent, b.decisive_epochs, seed,
-                                             options=LINEAR_ENCODER,
-                                             group="diagnostics",
-                                             label=f"{kind.upper()}, linear encoder", **base))
+                        specs.append(
+                            RunSpec(
+                                kind,
+                                setting,
+                                latent,
+                                b.decisive_epochs,
+                                seed,
+                                options=LINEAR_ENCODER,
+                                group="diagnostics",
+                                label=f"{kind.upper()}, linear encoder",
+                                **base,
+                            )
+                        )
         # The authors' own variational GON (latent 48, width 32, BCE) against the same VAE.
         width = PAPER_VGON["width"] if budget.name == "full" else b.width
         latent = PAPER_VGON["latent_dim"] if budget.name == "full" else b.ablation_latent
         for kind in ("vgon_bce", "vae_bce"):
-            specs.append(RunSpec(kind, "paper", latent, b.paper_vgon_epochs, 0, width=width,
-                                 group="diagnostics"))
+            specs.append(
+                RunSpec(
+                    kind, "paper", latent, b.paper_vgon_epochs, 0, width=width, group="diagnostics"
+                )
+            )
     return sorted(specs, key=lambda spec: run_priority(spec, budget))
 
 
@@ -261,8 +392,6 @@ def run_priority(spec: RunSpec, budget: ReproductionBudget) -> int:
     if spec.group == "diagnostics":
         return 2
     return 1 if spec.seed == 0 else 4
-
-
 
 
 LINEAR_ENCODER = (("encoder", "linear"),)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -43,10 +43,16 @@ def decisive_rows(results: Results, setting: str, latent: int) -> list[tuple[str
     baseline followed by its linear-encoder diagnostic where the study has one."""
     rows = []
     for kind in ("gon", "ae", "vgon", "vae"):
-        rows.append((kind.upper(), dict(kind=kind, setting=setting, latent_dim=latent,
-                                        group="decisive")))
-        linear = dict(kind=kind, setting=setting, latent_dim=latent, group="diagnostics",
-                      options=LINEAR_ENCODER)
+        rows.append(
+            (kind.upper(), dict(kind=kind, setting=setting, latent_dim=latent, group="decisive"))
+        )
+        linear = dict(
+            kind=kind,
+            setting=setting,
+            latent_dim=latent,
+            group="diagnostics",
+            options=LINEAR_ENCODER,
+        )
         if kind in ("ae", "vae") and results.select(**linear):
             rows.append((f"{kind.upper()}, linear encoder", linear))
     return rows
@@ -58,9 +64,16 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list
     return lines
 
 
-def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: ReproductionBudget,
-                    data: StudyData, command: str, analysis: str = "",
-                    plan: DatasetPlan | None = None, figure_path: Path | None = None) -> str:
+def report_markdown(
+    specs: Sequence[RunSpec],
+    stored: dict,
+    budget: ReproductionBudget,
+    data: StudyData,
+    command: str,
+    analysis: str = "",
+    plan: DatasetPlan | None = None,
+    figure_path: Path | None = None,
+) -> str:
     """The Markdown report of what is stored (see the module docstring); `figure_path`
     names the plot of the fig. 10 sweeps, written beside it (see `write_report`)."""
     specs = list(dict.fromkeys(specs))
@@ -70,13 +83,21 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
     missing = list({s.key: s for s in results.missing()}.values())
     total = len({s.key for s in specs})
     on = "" if plan is None or plan.name == "mnist" else f" on {plan.title}"
-    subset = "" if data.train_images is None else (
-        f" (a fixed random subset of {data.train_images:,} training images)")
+    subset = (
+        ""
+        if data.train_images is None
+        else (f" (a fixed random subset of {data.train_images:,} training images)")
+    )
     seconds = [r["seconds"] for r in stored.values() if "seconds" in r]
-    timing = "" if not seconds else (
-        f" Seconds per run (training and per-epoch evaluation; one thread, other work on the "
-        f"same 2 cores): median {sorted(seconds)[len(seconds) // 2]:.0f}, total "
-        f"{sum(seconds) / 3600:.1f} h.")
+    timing = (
+        ""
+        if not seconds
+        else (
+            f" Seconds per run (training and per-epoch evaluation; one thread, other work on the "
+            f"same 2 cores): median {sorted(seconds)[len(seconds) // 2]:.0f}, total "
+            f"{sum(seconds) / 3600:.1f} h."
+        )
+    )
     lines = [
         f"# Reproducing the paper's claims{on}",
         "",
@@ -119,19 +140,42 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
             for name, fields in decisive_rows(results, setting, latent):
                 kind = fields["kind"]
                 final = results.final(**fields)
-                moving = results.final(**fields) if setting == "ours" else [
-                    r.get("test_moving", {}).get(r["metric"], float("nan"))
-                    for _, r in results.select(**fields) if r is not None]
+                moving = (
+                    results.final(**fields)
+                    if setting == "ours"
+                    else [
+                        r.get("test_moving", {}).get(r["metric"], float("nan"))
+                        for _, r in results.select(**fields)
+                        if r is not None
+                    ]
+                )
                 seconds = [r["seconds"] for _, r in results.select(**fields) if r is not None]
                 digits = 3 if kind in ("vgon", "vae") else 2
-                drows.append([
-                    name, setting, latent, format_values(final, digits),
-                    format_values(moving, digits) if setting == "paper" else "(same)",
-                    results.parameters(**fields) or "", format_values(seconds, 0),
-                    f"{len(final)}/{len(results.select(**fields))}",
-                ])
-    lines += markdown_table(["model", "setting", "latent", "held-out (as the setting evaluates)",
-                     "held-out, moving BN statistics", "parameters", "seconds", "seeds"], drows)
+                drows.append(
+                    [
+                        name,
+                        setting,
+                        latent,
+                        format_values(final, digits),
+                        format_values(moving, digits) if setting == "paper" else "(same)",
+                        results.parameters(**fields) or "",
+                        format_values(seconds, 0),
+                        f"{len(final)}/{len(results.select(**fields))}",
+                    ]
+                )
+    lines += markdown_table(
+        [
+            "model",
+            "setting",
+            "latent",
+            "held-out (as the setting evaluates)",
+            "held-out, moving BN statistics",
+            "parameters",
+            "seconds",
+            "seeds",
+        ],
+        drows,
+    )
     lines += ["", "## Per-epoch held-out figure of the decisive runs (fixed test images)", ""]
     epochs = sorted({1, 3, 10, b.decisive_epochs} & set(range(1, b.decisive_epochs + 1)))
     erows = []
@@ -140,97 +184,182 @@ def report_markdown(specs: Sequence[RunSpec], stored: dict, budget: Reproduction
             for name, fields in decisive_rows(results, setting, latent):
                 digits = 3 if fields["kind"] in ("vgon", "vae") else 2
                 cells = [format_values(results.at_epoch(e, **fields), digits) for e in epochs]
-                train = format_values(results.at_epoch(b.decisive_epochs, prefix="train_eval",
-                                                 **fields), digits)
+                train = format_values(
+                    results.at_epoch(b.decisive_epochs, prefix="train_eval", **fields), digits
+                )
                 erows.append([name, setting, latent, *cells, train])
-    lines += markdown_table(["model", "setting", "latent", *[f"epoch {e}" for e in epochs],
-                     f"train, epoch {b.decisive_epochs}"], erows)
+    lines += markdown_table(
+        [
+            "model",
+            "setting",
+            "latent",
+            *[f"epoch {e}" for e in epochs],
+            f"train, epoch {b.decisive_epochs}",
+        ],
+        erows,
+    )
     if "table1" in groups or "multistep" in groups:
         lines += ["", "## Table 1 ablations (held-out SSE on the fixed test images)", ""]
         trows = []
-        rows_of = [("gon", "decisive", b.table1_epochs), ("ae", "decisive", b.table1_epochs),
-                   ("tied_ae", "table1", b.table1_epochs), ("gon_detach", "table1",
-                                                             b.table1_epochs),
-                   ("glo", "table1", b.table1_epochs), ("gon", "decisive", b.multistep_epochs),
-                   ("gon_10step", "multistep", b.multistep_epochs),
-                   ("gon_10step_detach", "multistep", b.multistep_epochs)]
+        rows_of = [
+            ("gon", "decisive", b.table1_epochs),
+            ("ae", "decisive", b.table1_epochs),
+            ("tied_ae", "table1", b.table1_epochs),
+            ("gon_detach", "table1", b.table1_epochs),
+            ("glo", "table1", b.table1_epochs),
+            ("gon", "decisive", b.multistep_epochs),
+            ("gon_10step", "multistep", b.multistep_epochs),
+            ("gon_10step_detach", "multistep", b.multistep_epochs),
+        ]
         for latent in b.ablation_latents:
             for setting in settings():
                 for kind, group, epoch in rows_of:
                     fields = dict(kind=kind, setting=setting, latent_dim=latent, group=group)
                     if group != "decisive" and not results.select(**fields):
                         continue  # not in the plan
-                    trows.append([kind, setting, latent, epoch,
-                                  format_values(results.at_epoch(epoch, **fields)),
-                                  results.parameters(**fields) or ""])
-        lines += markdown_table(["model", "setting", "latent", "epochs", "held-out SSE", "parameters"],
-                        trows)
+                    trows.append(
+                        [
+                            kind,
+                            setting,
+                            latent,
+                            epoch,
+                            format_values(results.at_epoch(epoch, **fields)),
+                            results.parameters(**fields) or "",
+                        ]
+                    )
+        lines += markdown_table(
+            ["model", "setting", "latent", "epochs", "held-out SSE", "parameters"], trows
+        )
     if "activations" in groups:
-        lines += ["", f"## Activations (fig. 3): held-out SSE after {b.activation_epochs} "
-                  "epochs", ""]
+        lines += [
+            "",
+            f"## Activations (fig. 3): held-out SSE after {b.activation_epochs} epochs",
+            "",
+        ]
         arows = []
         for setting in settings():
             for activation in b.activations:
-                arows.append([setting, activation, *[
-                    format_values(results.at_epoch(b.activation_epochs, kind="gon", setting=setting,
-                                             latent_dim=latent, activation=activation,
-                                             group="activations"))
-                    for latent in b.activation_latents]])
-        lines += markdown_table(["setting", "activation",
-                         *[f"latent {latent}" for latent in b.activation_latents]], arows)
+                arows.append(
+                    [
+                        setting,
+                        activation,
+                        *[
+                            format_values(
+                                results.at_epoch(
+                                    b.activation_epochs,
+                                    kind="gon",
+                                    setting=setting,
+                                    latent_dim=latent,
+                                    activation=activation,
+                                    group="activations",
+                                )
+                            )
+                            for latent in b.activation_latents
+                        ],
+                    ]
+                )
+        lines += markdown_table(
+            ["setting", "activation", *[f"latent {latent}" for latent in b.activation_latents]],
+            arows,
+        )
     if "origin" in groups:
-        lines += ["", f"## Origin (fig. 11): held-out SSE after {b.origin_epochs} epochs, "
-                  "z0 ~ N(0, σ²) in training", ""]
+        lines += [
+            "",
+            f"## Origin (fig. 11): held-out SSE after {b.origin_epochs} epochs, "
+            "z0 ~ N(0, σ²) in training",
+            "",
+        ]
         orows = []
         for setting in settings():
             figures = origin_figures(results, setting, b)
             for stddev in b.origin_stddevs:
-                a = figures.get((stddev, False),
-                                figures.get((stddev, True)) if stddev == 0 else [])
+                a = figures.get((stddev, False), figures.get((stddev, True)) if stddev == 0 else [])
                 c = figures.get((stddev, True), [])
                 orows.append([setting, f"{stddev:g}", format_values(a or []), format_values(c)])
         lines += markdown_table(["setting", "σ", "(a) z = -∇z0 L", "(b) z = z0 - ∇z0 L"], orows)
     sweeps = [g for g in SWEEPS if g in groups]
     if sweeps:
-        lines += ["", f"## Fig. 10: GON against AE, library default, {b.sweep_epochs} epochs "
-                  "(held-out SSE, whole test set)", ""]
+        lines += [
+            "",
+            f"## Fig. 10: GON against AE, library default, {b.sweep_epochs} epochs "
+            "(held-out SSE, whole test set)",
+            "",
+        ]
         if figure_path is not None:
             lines += [f"![fig. 10]({figure_path.name})", ""]
         for group in sweeps:
             _, figure, name = SWEEPS[group]
-            srows = [[value, format_values(gon), format_values(ae), f"{len(gon)}/{len(b.sweep_seeds)}"]
-                     for value, (gon, ae) in sweep_values(results, group).items()]
-            lines += [f"**{figure}** ({name}; latent {b.sweep_latent} where it is not the "
-                      "value swept):", ""]
+            srows = [
+                [value, format_values(gon), format_values(ae), f"{len(gon)}/{len(b.sweep_seeds)}"]
+                for value, (gon, ae) in sweep_values(results, group).items()
+            ]
+            lines += [
+                f"**{figure}** ({name}; latent {b.sweep_latent} where it is not the value swept):",
+                "",
+            ]
             lines += markdown_table([name, "GON", "AE", "seeds"], srows) + [""]
     if "remedies" in groups:
-        lines += ["", f"## Variational GON remedies ({b.remedy_epochs} epochs, library default,"
-                  " held-out bits/dim)", ""]
+        lines += [
+            "",
+            f"## Variational GON remedies ({b.remedy_epochs} epochs, library default,"
+            " held-out bits/dim)",
+            "",
+        ]
         rrows = []
         for latent in b.decisive_latents:
-            for name, fields in (("VGON", dict(kind="vgon", group="decisive")),
-                                 ("VAE", dict(kind="vae", group="decisive")),
-                                 *((label, dict(kind=kind, group="remedies", options=options))
-                                   for label, kind, options in VGON_REMEDIES)):
+            for name, fields in (
+                ("VGON", dict(kind="vgon", group="decisive")),
+                ("VAE", dict(kind="vae", group="decisive")),
+                *(
+                    (label, dict(kind=kind, group="remedies", options=options))
+                    for label, kind, options in VGON_REMEDIES
+                ),
+            ):
                 unit = "nats" if "gaussian" in fields["kind"] else "bits/dim"
-                rrows.append([name, latent, unit, format_values(results.at_epoch(
-                    b.remedy_epochs, setting="ours", latent_dim=latent, **fields), 3)])
-        lines += markdown_table(["model", "latent", "figure", f"-ELBO at epoch {b.remedy_epochs} "
-                         "(fixed test images)"], rrows)
+                rrows.append(
+                    [
+                        name,
+                        latent,
+                        unit,
+                        format_values(
+                            results.at_epoch(
+                                b.remedy_epochs, setting="ours", latent_dim=latent, **fields
+                            ),
+                            3,
+                        ),
+                    ]
+                )
+        lines += markdown_table(
+            ["model", "latent", "figure", f"-ELBO at epoch {b.remedy_epochs} (fixed test images)"],
+            rrows,
+        )
     if "diagnostics" in groups:
         lines += ["", "## Diagnostics", ""]
         grows = []
         for spec, result in Results(specs, stored).select(group="diagnostics"):
             if spec.options == LINEAR_ENCODER:  # shown beside the decisive runs
                 continue
-            figure = "missing" if result is None else (
-                f"{result.get('test', {}).get(result['metric'], float('nan')):.4f}")
+            figure = (
+                "missing"
+                if result is None
+                else (f"{result.get('test', {}).get(result['metric'], float('nan')):.4f}")
+            )
             name = spec.label or spec.kind
-            grows.append([name, spec.setting, spec.latent_dim, spec.width, spec.seed,
-                          spec.epochs, "missing" if result is None else result["metric"],
-                          figure])
-        lines += markdown_table(["run", "setting", "latent", "width", "seed", "epochs", "metric",
-                         "held-out"], grows)
+            grows.append(
+                [
+                    name,
+                    spec.setting,
+                    spec.latent_dim,
+                    spec.width,
+                    spec.seed,
+                    spec.epochs,
+                    "missing" if result is None else result["metric"],
+                    figure,
+                ]
+            )
+        lines += markdown_table(
+            ["run", "setting", "latent", "width", "seed", "epochs", "metric", "held-out"], grows
+        )
     lines += ["", ANALYSIS_START, analysis.strip(), ANALYSIS_END]
     if missing:  # last: the list the next `reproduce` run works through
         lines += ["", f"## Missing cells ({len(missing)} runs not yet stored)", ""]
@@ -244,13 +373,20 @@ def budget_text(b: ReproductionBudget, groups: Sequence[str]) -> str:
     """The budget of each group run, in words."""
     parts = []
     if "decisive" in groups:
-        variational = "" if b.vgon_seeds == b.decisive_seeds else (
-            f" (VGON and VAE seeds {list(b.vgon_seeds)})")
-        parts.append(f"decisive runs {b.decisive_epochs} epochs x seeds "
-                     f"{list(b.decisive_seeds)}{variational}")
+        variational = (
+            ""
+            if b.vgon_seeds == b.decisive_seeds
+            else (f" (VGON and VAE seeds {list(b.vgon_seeds)})")
+        )
+        parts.append(
+            f"decisive runs {b.decisive_epochs} epochs x seeds "
+            f"{list(b.decisive_seeds)}{variational}"
+        )
     if "table1" in groups:
-        parts.append(f"Table 1 ablations {b.table1_epochs} epochs x seeds {list(b.table1_seeds)}"
-                     f" at latents {list(b.ablation_latents)}")
+        parts.append(
+            f"Table 1 ablations {b.table1_epochs} epochs x seeds {list(b.table1_seeds)}"
+            f" at latents {list(b.ablation_latents)}"
+        )
     if "multistep" in groups:
         parts.append(f"multi-step {b.multistep_epochs} epochs x seeds {list(b.multistep_seeds)}")
     if "activations" in groups:
@@ -259,8 +395,10 @@ def budget_text(b: ReproductionBudget, groups: Sequence[str]) -> str:
         parts.append(f"origin {b.origin_epochs} epochs, seed 0")
     sweeps = [g for g in ("widths", "latents", "spatial") if g in groups]
     if sweeps:
-        parts.append(f"fig. 10 sweeps ({', '.join(sweeps)}) {b.sweep_epochs} epochs x seeds "
-                     f"{list(b.sweep_seeds)}")
+        parts.append(
+            f"fig. 10 sweeps ({', '.join(sweeps)}) {b.sweep_epochs} epochs x seeds "
+            f"{list(b.sweep_seeds)}"
+        )
     if "remedies" in groups:
         parts.append(f"VGON remedies {b.remedy_epochs} epochs x seeds {list(b.remedy_seeds)}")
     return "; ".join(parts)
@@ -270,8 +408,9 @@ def existing_analysis(path: Path) -> str:
     if not path.is_file():
         return ""
     text = path.read_text()
-    match = re.search(re.escape(ANALYSIS_START) + r"(.*?)" + re.escape(ANALYSIS_END), text,
-                      re.DOTALL)
+    match = re.search(
+        re.escape(ANALYSIS_START) + r"(.*?)" + re.escape(ANALYSIS_END), text, re.DOTALL
+    )
     return match.group(1).strip() if match else ""
 
 
@@ -290,8 +429,7 @@ def plot_sweeps(path: Path, results: Results, groups: Sequence[str]) -> None:
         _, title, name = SWEEPS[group]
         table = sweep_values(results, group)
         for index, (label, marker) in enumerate((("GON", "o"), ("AE", "s"))):
-            points = [(v, *mean_std(pair[index])[:2]) for v, pair in table.items()
-                      if pair[index]]
+            points = [(v, *mean_std(pair[index])[:2]) for v, pair in table.items() if pair[index]]
             if points:
                 x, mean, std = (np.asarray(column, float) for column in zip(*points))
                 axis.errorbar(x, mean, yerr=std, marker=marker, capsize=3, label=label)
@@ -306,8 +444,9 @@ def plot_sweeps(path: Path, results: Results, groups: Sequence[str]) -> None:
     plt.close(figure)
 
 
-def write_report(path: Path, specs, stored, budget, data, command,
-                 plan: DatasetPlan | None = None) -> None:
+def write_report(
+    path: Path, specs, stored, budget, data, command, plan: DatasetPlan | None = None
+) -> None:
     """Writes the report to `path` (atomically), keeping its analysis section, and the plot
     of the fig. 10 sweeps beside it (`<name>_fig10.png`) when the study has them."""
     path = Path(path)
@@ -317,39 +456,73 @@ def write_report(path: Path, specs, stored, budget, data, command,
     if groups & set(SWEEPS):
         figure = path.with_name(f"{path.stem}_fig10.png")
         plot_sweeps(figure, Results(list(specs), stored), [g for g in GROUPS if g in groups])
-    write_text(path, report_markdown(specs, stored, budget, data, command,
-                                     existing_analysis(path), plan=plan, figure_path=figure))
+    write_text(
+        path,
+        report_markdown(
+            specs,
+            stored,
+            budget,
+            data,
+            command,
+            existing_analysis(path),
+            plan=plan,
+            figure_path=figure,
+        ),
+    )
 
 
 def summary_markdown(summaries: dict[str, tuple[DatasetPlan, dict]]) -> str:
     """The summary rows of Tables 1 and 2 over the datasets studied, as the paper states
     them ("GON lowest of the single-step methods on k of n datasets", "VGON below VAE on k
     of n"), beside the paper's own."""
-    lines = ["# The paper's summary rows, over the datasets studied here", "",
-             "Generated by `keras-gon experiment reproduce` with several `--dataset`s from their "
-             "stored runs (each dataset's report has the cells). 'yes': clearly (every "
-             "comparison beyond twice its standard error, or 5 % with one seed); 'lowest "
-             "mean': lowest but not clearly; 'missing': runs not yet stored.", ""]
+    lines = [
+        "# The paper's summary rows, over the datasets studied here",
+        "",
+        "Generated by `keras-gon experiment reproduce` with several `--dataset`s from their "
+        "stored runs (each dataset's report has the cells). 'yes': clearly (every "
+        "comparison beyond twice its standard error, or 5 % with one seed); 'lowest "
+        "mean': lowest but not clearly; 'missing': runs not yet stored.",
+        "",
+    ]
     latents = sorted({latent for _, cells in summaries.values() for latent in cells["table1"]})
     header = ["dataset", *[f"GON lowest single-step, latent {z}" for z in latents]]
-    rows = [[plan.title, *[cells["table1"].get(z, "not run") for z in latents]]
-            for plan, cells in summaries.values()]
+    rows = [
+        [plan.title, *[cells["table1"].get(z, "not run") for z in latents]]
+        for plan, cells in summaries.values()
+    ]
     lines += markdown_table(header, rows)
     for latent in latents:
-        lines += ["", count_line(
-            [c["table1"].get(latent) for _, c in summaries.values()], "lowest mean",
-            f"**Table 1, latent {latent}, library default**: GON lowest of the single-step "
-            "methods", PAPER_SUMMARY["table1"])]
+        lines += [
+            "",
+            count_line(
+                [c["table1"].get(latent) for _, c in summaries.values()],
+                "lowest mean",
+                f"**Table 1, latent {latent}, library default**: GON lowest of the single-step "
+                "methods",
+                PAPER_SUMMARY["table1"],
+            ),
+        ]
     keys = sorted({key for _, cells in summaries.values() for key in cells["table2"]})
-    lines += ["", *markdown_table(["dataset", *[f"VGON < VAE, latent {z}, {SETTING_TITLES[s]}"
-                                        for z, s in keys]],
-                          [[plan.title, *[cells["table2"].get(k, "not run") for k in keys]]
-                           for plan, cells in summaries.values()])]
+    lines += [
+        "",
+        *markdown_table(
+            ["dataset", *[f"VGON < VAE, latent {z}, {SETTING_TITLES[s]}" for z, s in keys]],
+            [
+                [plan.title, *[cells["table2"].get(k, "not run") for k in keys]]
+                for plan, cells in summaries.values()
+            ],
+        ),
+    ]
     for key in keys:
-        lines += ["", count_line(
-            [c["table2"].get(key) for _, c in summaries.values()], "lower mean",
-            f"**Table 2, latent {key[0]}, {SETTING_TITLES[key[1]]}**: VGON below VAE",
-            PAPER_SUMMARY["table2"])]
+        lines += [
+            "",
+            count_line(
+                [c["table2"].get(key) for _, c in summaries.values()],
+                "lower mean",
+                f"**Table 2, latent {key[0]}, {SETTING_TITLES[key[1]]}**: VGON below VAE",
+                PAPER_SUMMARY["table2"],
+            ),
+        ]
     return "\n".join(lines + [""])
 
 
@@ -357,10 +530,12 @@ def count_line(cells: list, weaker: str, claim: str, paper: str) -> str:
     """'<claim> on k of n datasets clearly, <weaker> on m of n (j missing); the paper: ...'."""
     counted = [c for c in cells if c in ("yes", weaker, "no")]
     missing = len(cells) - len(counted)
-    return (f"{claim} on {sum(c == 'yes' for c in counted)} of {len(counted)} datasets "
-            f"clearly, {weaker} on {sum(c in ('yes', weaker) for c in counted)} of "
-            f"{len(counted)}{f' ({missing} missing)' if missing else ''}; the paper: "
-            f"\"{paper}\".")
+    return (
+        f"{claim} on {sum(c == 'yes' for c in counted)} of {len(counted)} datasets "
+        f"clearly, {weaker} on {sum(c in ('yes', weaker) for c in counted)} of "
+        f"{len(counted)}{f' ({missing} missing)' if missing else ''}; the paper: "
+        f'"{paper}".'
+    )
 
 
 def write_summary(path: Path, studies: dict[str, tuple[Path, str]], budget: str = "full") -> None:
@@ -370,6 +545,8 @@ def write_summary(path: Path, studies: dict[str, tuple[Path, str]], budget: str 
         plan = get_dataset_plan(dataset)
         b = plan.budget if budget == "full" else BUDGETS[budget]
         specs = reproduction_specs(b, plan.groups)
-        summaries[dataset] = (plan, dataset_summary(Results(specs, stored_results(folder, specs)),
-                                                    b))
+        summaries[dataset] = (
+            plan,
+            dataset_summary(Results(specs, stored_results(folder, specs)), b),
+        )
     write_text(Path(path), summary_markdown(summaries))

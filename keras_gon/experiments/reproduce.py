@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from keras_gon.errors import InputError
 from keras_gon.experiments.plan import (  # noqa: F401 (the study's names, in one place)
@@ -69,10 +69,17 @@ from keras_gon.experiments.verdicts import (  # noqa: F401
 )
 
 
-def reproduce(data: str, out: Path, budget: str = "full", report: Path | None = None,
-              groups: Sequence[str] | None = None, report_only: bool = False,
-              command: str = "keras-gon experiment reproduce", log=print,
-              dataset: str = "mnist") -> dict:
+def reproduce(
+    data: str,
+    out: Path,
+    budget: str = "full",
+    report: Path | None = None,
+    groups: Sequence[str] | None = None,
+    report_only: bool = False,
+    command: str = "keras-gon experiment reproduce",
+    log=print,
+    dataset: str = "mnist",
+) -> dict:
     """Runs (or continues) the study of `dataset` on the images of `data` in `out` and
     writes the report; returns the results. `groups` None runs the dataset's own
     (`DATASETS`); the `full` budget is the dataset's, `tiny` the same for all."""
@@ -81,19 +88,27 @@ def reproduce(data: str, out: Path, budget: str = "full", report: Path | None = 
     dataset_plan = get_dataset_plan(dataset)
     plan = dataset_plan.budget if budget == "full" else BUDGETS[budget]
     groups = dataset_plan.groups if groups is None else tuple(groups)
-    study_data = StudyData(source=str(data), eval_images=plan.eval_images,
-                           steps_per_epoch=plan.steps_per_epoch,
-                           image_size=dataset_plan.image_size,
-                           train_images=dataset_plan.train_images)
+    study_data = StudyData(
+        source=str(data),
+        eval_images=plan.eval_images,
+        steps_per_epoch=plan.steps_per_epoch,
+        image_size=dataset_plan.image_size,
+        train_images=dataset_plan.train_images,
+    )
     specs = reproduction_specs(plan, groups)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report_paths = [out / "REPRODUCTION.md"] + ([Path(report)] if report else [])
-    write_json_atomically(out / "study.json", {
-        "dataset": dataset, "budget": dataclasses.asdict(plan),
-        "data": dataclasses.asdict(study_data), "groups": list(groups),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-    })
+    write_json_atomically(
+        out / "study.json",
+        {
+            "dataset": dataset,
+            "budget": dataclasses.asdict(plan),
+            "data": dataclasses.asdict(study_data),
+            "groups": list(groups),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    )
 
     def rewrite(*_):
         stored = stored_results(out, specs)
@@ -105,8 +120,12 @@ def reproduce(data: str, out: Path, budget: str = "full", report: Path | None = 
         return stored_results(out, specs)
     from keras_gon.data import load_dataset
 
-    load_dataset(study_data.source, image_size=study_data.image_size,  # checks the data
-                 batch_size=study_data.batch_size, train_images=study_data.train_images)
+    load_dataset(
+        study_data.source,
+        image_size=study_data.image_size,  # checks the data
+        batch_size=study_data.batch_size,
+        train_images=study_data.train_images,
+    )
     results = run_study(specs, study_data, out, on_result=rewrite, log=log)
     rewrite()
     return results

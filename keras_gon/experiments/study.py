@@ -19,8 +19,8 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from keras_gon.errors import InputError
 from keras_gon.files import write_json
@@ -76,8 +76,11 @@ VARIANTS = {
 variant (the multi-step GON's ten steps of 0.1, the detached GON, the likelihoods)."""
 
 REPORTED_METRIC = {
-    name: {"discretized_logistic": "bits_per_dim", "bce": "negative_elbo_nats",
-           "gaussian": "negative_elbo_nats"}.get(options.get("likelihood"), "loss")
+    name: {
+        "discretized_logistic": "bits_per_dim",
+        "bce": "negative_elbo_nats",
+        "gaussian": "negative_elbo_nats",
+    }.get(options.get("likelihood"), "loss")
     for name, (_, options) in VARIANTS.items()
 }
 """The held-out figure of each variant: SSE per image, bits/dim, or -ELBO in nats."""
@@ -126,9 +129,7 @@ class RunSpec:
     @property
     def key(self) -> str:
         """A readable, stable file name for the run's result."""
-        digest = hashlib.sha1(
-            json.dumps(self.identity(), sort_keys=True).encode()
-        ).hexdigest()[:10]
+        digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.kind}-{self.setting}-z{self.latent_dim}-s{self.seed}-{digest}"
 
 
@@ -166,11 +167,18 @@ def model_options(spec: RunSpec) -> dict:
     kind_name, variant = VARIANTS[spec.kind]
     kind = get_kind(kind_name)
     setting = SETTINGS[spec.setting]
-    options = dict(latent_dim=spec.latent_dim, width=spec.width, activation=spec.activation,
-                   normalization=setting["normalization"])
+    options = dict(
+        latent_dim=spec.latent_dim,
+        width=spec.width,
+        activation=spec.activation,
+        normalization=setting["normalization"],
+    )
     if "origin" in kind.option_groups:
-        options.update(inner_batch_reduction=setting["inner_batch_reduction"],
-                       origin_stddev=spec.origin_stddev, add_origin=spec.add_origin)
+        options.update(
+            inner_batch_reduction=setting["inner_batch_reduction"],
+            origin_stddev=spec.origin_stddev,
+            add_origin=spec.add_origin,
+        )
     if kind_name == "gon":
         options["inner_loss"] = setting["gon_inner_loss"]
     if kind_name == "vgon":
@@ -185,10 +193,16 @@ def recipe(spec: RunSpec, data: StudyData):
     from keras_gon.training import TrainingRecipe
 
     return TrainingRecipe(
-        VARIANTS[spec.kind][0], data=data.source, options=model_options(spec),
-        image_size=data.image_size, train_images=data.train_images,
-        batch_size=data.batch_size, lr=data.lr, epochs=spec.epochs,
-        steps_per_epoch=data.steps_per_epoch, seed=spec.seed,
+        VARIANTS[spec.kind][0],
+        data=data.source,
+        options=model_options(spec),
+        image_size=data.image_size,
+        train_images=data.train_images,
+        batch_size=data.batch_size,
+        lr=data.lr,
+        epochs=spec.epochs,
+        steps_per_epoch=data.steps_per_epoch,
+        seed=spec.seed,
     )
 
 
@@ -221,18 +235,18 @@ class _Data:
         from keras_gon.data import load_dataset, with_example_indices
 
         data = self.data
-        common = dict(image_size=data.image_size, batch_size=data.batch_size,
-                      train_images=data.train_images)
-        train, test, info = load_dataset(data.source, seed=seed, shuffle_train=not indexed,
-                                         **common)
+        common = dict(
+            image_size=data.image_size, batch_size=data.batch_size, train_images=data.train_images
+        )
+        train, test, info = load_dataset(
+            data.source, seed=seed, shuffle_train=not indexed, **common
+        )
         if indexed:
             train = with_example_indices(train, data.batch_size, seed=seed)
         ordered, _, _ = load_dataset(data.source, shuffle_train=False, **common)
         full_batches = info.num_train // data.batch_size * data.batch_size  # (drop_remainder)
-        train_subset = _first_images(ordered, min(data.eval_images, full_batches),
-                                     data.batch_size)
-        held_out_subset = _first_images(test, min(data.eval_images, info.num_test),
-                                        data.batch_size)
+        train_subset = _first_images(ordered, min(data.eval_images, full_batches), data.batch_size)
+        held_out_subset = _first_images(test, min(data.eval_images, info.num_test), data.batch_size)
         return train, test, train_subset, held_out_subset, info
 
 
@@ -248,7 +262,9 @@ def _evaluate(model, dataset, statistics: str) -> dict:
     from keras_gon.layers.batch_normalization import inference_statistics
 
     with inference_statistics(model, statistics):
-        return {k: float(v) for k, v in model.evaluate(dataset, verbose=0, return_dict=True).items()}
+        return {
+            k: float(v) for k, v in model.evaluate(dataset, verbose=0, return_dict=True).items()
+        }
 
 
 def run_one(spec: RunSpec, data: StudyData, pipelines: _Data | None = None) -> dict:
@@ -275,9 +291,14 @@ def run_one(spec: RunSpec, data: StudyData, pipelines: _Data | None = None) -> d
     # GLO fits every held-out latent by gradient descent: evaluated once, at the end.
     epochs = None if indexed else EpochEvaluation(train_subset, held_out_subset, statistics)
     try:
-        run = train(run_recipe, model=model, data=(train_data, test, info),
-                    callbacks=[epochs] if epochs is not None else [], validate=False,
-                    evaluate=False)
+        run = train(
+            run_recipe,
+            model=model,
+            data=(train_data, test, info),
+            callbacks=[epochs] if epochs is not None else [],
+            validate=False,
+            evaluate=False,
+        )
         history, timer = run.history, run.timer
     except NonFiniteLossError:
         history, timer = model.history, None
@@ -297,7 +318,8 @@ def run_one(spec: RunSpec, data: StudyData, pipelines: _Data | None = None) -> d
         "epochs": epochs.history if epochs is not None else [],
         "finite": finite,
         "versions": {
-            "keras_gon": keras_gon.__version__, "keras": keras.__version__,
+            "keras_gon": keras_gon.__version__,
+            "keras": keras.__version__,
             "tensorflow": tf.__version__,
         },
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -309,8 +331,9 @@ def run_one(spec: RunSpec, data: StudyData, pipelines: _Data | None = None) -> d
         if statistics != "moving" and batch_normalization_layers(model):
             result["test_moving"] = _evaluate(model, test_data, "moving")
         if indexed:
-            result["epochs"] = [{"epoch": spec.epochs, **{
-                f"held_out_{k}": v for k, v in result["test"].items()}}]
+            result["epochs"] = [
+                {"epoch": spec.epochs, **{f"held_out_{k}": v for k, v in result["test"].items()}}
+            ]
     return result
 
 
@@ -386,9 +409,14 @@ def _run_in_child(spec: RunSpec, data: StudyData, path: str) -> None:
     write_json_atomically(Path(path), run_one(spec, data))
 
 
-def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
-              on_result: Callable[[RunSpec, dict], None] | None = None,
-              log: Callable[[str], None] = print, isolate: bool = True) -> dict[str, dict]:
+def run_study(
+    specs: Sequence[RunSpec],
+    data: StudyData,
+    folder: Path,
+    on_result: Callable[[RunSpec, dict], None] | None = None,
+    log: Callable[[str], None] = print,
+    isolate: bool = True,
+) -> dict[str, dict]:
     """Runs every spec without a stored result in `folder`; returns all results by key.
 
     Finished runs are never recomputed: a study interrupted at any point and
@@ -412,7 +440,9 @@ def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
         stored = load_result(folder, spec)
         claim = None if stored is not None else _claim(folder, spec)
         if stored is None and claim is None:
-            log(f"({index + 1}/{len(unique)}) {spec.key}: being trained by another process, skipped")
+            log(
+                f"({index + 1}/{len(unique)}) {spec.key}: being trained by another process, skipped"
+            )
             continue
         if claim is not None:
             stored = load_result(folder, spec)  # finished by another process meanwhile?
@@ -430,8 +460,10 @@ def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
                     child.join()
                     stored = load_result(folder, spec)
                     if stored is None:
-                        log(f"[{index + 1}/{len(unique)}] {spec.key}: FAILED (exit code "
-                            f"{child.exitcode}); left missing")
+                        log(
+                            f"[{index + 1}/{len(unique)}] {spec.key}: FAILED (exit code "
+                            f"{child.exitcode}); left missing"
+                        )
                         continue
                 else:
                     stored = run_one(spec, data, pipelines)
@@ -439,8 +471,10 @@ def run_study(specs: Sequence[RunSpec], data: StudyData, folder: Path,
             finally:
                 claim.unlink(missing_ok=True)
             figure = stored.get("test", {}).get(stored["metric"], float("nan"))
-            log(f"[{index + 1}/{len(unique)}] {spec.key}: {stored['metric']} {figure:.4f} "
-                f"({time.perf_counter() - start:.0f} s)")
+            log(
+                f"[{index + 1}/{len(unique)}] {spec.key}: {stored['metric']} {figure:.4f} "
+                f"({time.perf_counter() - start:.0f} s)"
+            )
             if on_result is not None:
                 on_result(spec, stored)
         results[spec.key] = stored

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from keras_gon.experiments.plan import (
     GROUPS,
@@ -13,6 +13,7 @@ from keras_gon.experiments.plan import (
     settings,
 )
 from keras_gon.experiments.study import RunSpec
+
 
 def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     values = [v for v in values if v is not None and math.isfinite(v)]
@@ -90,8 +91,9 @@ class Results:
             values.append(result.get("test", {}).get(name, float("nan")))
         return values
 
-    def at_epoch(self, epoch: int, prefix: str = "held_out", metric: str | None = None,
-                 **fields) -> list[float]:
+    def at_epoch(
+        self, epoch: int, prefix: str = "held_out", metric: str | None = None, **fields
+    ) -> list[float]:
         """The per-epoch figure (`held_out_` or `train_eval_`, on the fixed subsets)."""
         values = []
         for _, result in self.select(**fields):
@@ -116,14 +118,21 @@ class Results:
 # --- the report ------------------------------------------------------------------------
 
 
-def verdict_rows(results: Results, budget: ReproductionBudget,
-                  groups: Sequence[str] = GROUPS, plan: DatasetPlan | None = None) -> list[tuple]:
+def verdict_rows(
+    results: Results,
+    budget: ReproductionBudget,
+    groups: Sequence[str] = GROUPS,
+    plan: DatasetPlan | None = None,
+) -> list[tuple]:
     """(claim, paper, {setting: (ours, verdict)}) for each claim of the groups run."""
     b = budget
     rows = []
     z = b.ablation_latent
-    vgon_paper = "MNIST: VGON 1.06, VAE 1.15 bits/dim" if plan is None or plan.name == "mnist" \
+    vgon_paper = (
+        "MNIST: VGON 1.06, VAE 1.15 bits/dim"
+        if plan is None or plan.name == "mnist"
         else "VGON lower -ELBO than VAE"
+    )
 
     def cell(first, second, kind="less", digits=2, names=("", "")):
         if not (first[1] or second[1]):  # neither is in the plan
@@ -142,22 +151,48 @@ def verdict_rows(results: Results, budget: ReproductionBudget,
 
     if "decisive" in groups:
         for latent in b.decisive_latents:
-            cells = {setting: cell(final("gon", setting, latent), final("ae", setting, latent),
-                                   names=("GON ", "AE "))
-                     for setting in settings()}
-            rows.append((f"Table 1: GON < AE (SSE, latent {latent}, {b.decisive_epochs} epochs)",
-                         "GON lower than AE, with about half the parameters", cells))
+            cells = {
+                setting: cell(
+                    final("gon", setting, latent),
+                    final("ae", setting, latent),
+                    names=("GON ", "AE "),
+                )
+                for setting in settings()
+            }
+            rows.append(
+                (
+                    f"Table 1: GON < AE (SSE, latent {latent}, {b.decisive_epochs} epochs)",
+                    "GON lower than AE, with about half the parameters",
+                    cells,
+                )
+            )
         for latent in b.decisive_latents:
-            cells = {setting: cell(final("vgon", setting, latent), final("vae", setting, latent),
-                                   digits=3, names=("VGON ", "VAE "))
-                     for setting in settings()}
-            rows.append((f"Table 2: VGON < VAE (bits/dim, latent {latent}, "
-                         f"{b.decisive_epochs} epochs)", vgon_paper, cells))
+            cells = {
+                setting: cell(
+                    final("vgon", setting, latent),
+                    final("vae", setting, latent),
+                    digits=3,
+                    names=("VGON ", "VAE "),
+                )
+                for setting in settings()
+            }
+            rows.append(
+                (
+                    f"Table 2: VGON < VAE (bits/dim, latent {latent}, {b.decisive_epochs} epochs)",
+                    vgon_paper,
+                    cells,
+                )
+            )
     e1 = b.table1_epochs
     table1 = [
         ("AE < tied AE", "ae", "tied_ae", "less", "AE lower than tied AE"),
-        ("1-step GON << 1-step detach", "gon", "gon_detach", "far_less",
-         "detaching the 1-step GON is far worse"),
+        (
+            "1-step GON << 1-step detach",
+            "gon",
+            "gon_detach",
+            "far_less",
+            "detaching the 1-step GON is far worse",
+        ),
         ("GON < GLO", "gon", "glo", "less", "GON lower than GLO"),
     ]
     if "table1" in groups:
@@ -167,15 +202,24 @@ def verdict_rows(results: Results, budget: ReproductionBudget,
                 for setting in settings():
                     group = "decisive" if first in ("gon", "ae") else "table1"
                     ablation = at(second, setting, latent, e1, "table1")
-                    cells[setting] = cell(at(first, setting, latent, e1, group), ablation, kind) \
-                        if ablation[1] else ("not run", "")
-                rows.append((f"Table 1: {claim} (held-out SSE, latent {latent}, {e1} epochs)",
-                             paper, cells))
+                    cells[setting] = (
+                        cell(at(first, setting, latent, e1, group), ablation, kind)
+                        if ablation[1]
+                        else ("not run", "")
+                    )
+                rows.append(
+                    (f"Table 1: {claim} (held-out SSE, latent {latent}, {e1} epochs)", paper, cells)
+                )
     e2 = b.multistep_epochs
     multistep = [
         ("10-step ≈ 1-step", "gon_10step", "gon", "similar", "10-step about equal to 1-step"),
-        ("10-step << 10-step detach", "gon_10step", "gon_10step_detach", "far_less",
-         "detaching the 10-step GON is far worse"),
+        (
+            "10-step << 10-step detach",
+            "gon_10step",
+            "gon_10step_detach",
+            "far_less",
+            "detaching the 10-step GON is far worse",
+        ),
     ]
     if "multistep" in groups:
         for claim, first, second, kind, paper in multistep:
@@ -184,35 +228,51 @@ def verdict_rows(results: Results, budget: ReproductionBudget,
                 ten = at(first, setting, z, e2, "multistep")
                 other = at(second, setting, z, e2, "decisive" if second == "gon" else "multistep")
                 cells[setting] = cell(ten, other, kind) if ten[1] else ("not run", "")
-            rows.append((f"Table 1: {claim} (held-out SSE, latent {z}, {e2} epochs)", paper,
-                         cells))
+            rows.append((f"Table 1: {claim} (held-out SSE, latent {z}, {e2} epochs)", paper, cells))
     for latent in b.decisive_latents if "decisive" in groups else ():
         for first, second in (("gon", "ae"), ("vgon", "vae")):
             cells = {}
             for setting in settings():
-                a = gaps(results, kind=first, setting=setting, latent_dim=latent,
-                          group="decisive")
-                c = gaps(results, kind=second, setting=setting, latent_dim=latent,
-                          group="decisive")
+                a = gaps(results, kind=first, setting=setting, latent_dim=latent, group="decisive")
+                c = gaps(results, kind=second, setting=setting, latent_dim=latent, group="decisive")
                 fields = dict(setting=setting, latent_dim=latent, group="decisive")
                 ra = gaps(results, relative=True, kind=first, **fields)
                 rc = gaps(results, relative=True, kind=second, **fields)
-                cells[setting] = (f"gap {format_values(a, 3)} vs {format_values(c, 3)} ({format_values(ra, 1)} "
-                                  f"vs {format_values(rc, 1)} % of train)", compare(a, c))
-            rows.append((f"Figs. 2c/16: {first.upper()} overfits less than {second.upper()} "
-                         f"(held-out - train, latent {latent})",
-                         "GONs' held-out loss stays closer to their training loss", cells))
+                cells[setting] = (
+                    f"gap {format_values(a, 3)} vs {format_values(c, 3)} ({format_values(ra, 1)} "
+                    f"vs {format_values(rc, 1)} % of train)",
+                    compare(a, c),
+                )
+            rows.append(
+                (
+                    f"Figs. 2c/16: {first.upper()} overfits less than {second.upper()} "
+                    f"(held-out - train, latent {latent})",
+                    "GONs' held-out loss stays closer to their training loss",
+                    cells,
+                )
+            )
     for latent in b.activation_latents if "activations" in groups else ():
         cells = {}
         for setting in settings():
             figures = {
-                a: results.at_epoch(b.activation_epochs, kind="gon", setting=setting,
-                                    latent_dim=latent, activation=a, group="activations")
+                a: results.at_epoch(
+                    b.activation_epochs,
+                    kind="gon",
+                    setting=setting,
+                    latent_dim=latent,
+                    activation=a,
+                    group="activations",
+                )
                 for a in b.activations
             }
             cells[setting] = activation_cell(figures)
-        rows.append((f"Fig. 3: ELU best, ReLU worst (latent {latent}, "
-                     f"{b.activation_epochs} epochs)", "ELU best, ReLU worst", cells))
+        rows.append(
+            (
+                f"Fig. 3: ELU best, ReLU worst (latent {latent}, {b.activation_epochs} epochs)",
+                "ELU best, ReLU worst",
+                cells,
+            )
+        )
     if "origin" in groups:
         rows.append(origin_row(results, b))
     if "remedies" in groups:
@@ -229,15 +289,31 @@ def remedy_rows(results: Results, b: ReproductionBudget) -> list[tuple]:
                 continue
             rival = "vae_gaussian" if "gaussian" in kind else "vae"
             group = "remedies" if "gaussian" in kind else "decisive"
-            vgon = results.at_epoch(b.remedy_epochs, kind=kind, setting="ours",
-                                    latent_dim=latent, group="remedies", options=options)
-            vae = results.at_epoch(b.remedy_epochs, kind=rival, setting="ours",
-                                   latent_dim=latent, group=group)
+            vgon = results.at_epoch(
+                b.remedy_epochs,
+                kind=kind,
+                setting="ours",
+                latent_dim=latent,
+                group="remedies",
+                options=options,
+            )
+            vae = results.at_epoch(
+                b.remedy_epochs, kind=rival, setting="ours", latent_dim=latent, group=group
+            )
             unit = "nats" if "gaussian" in kind else "bits/dim"
-            rows.append((f"Remedy: {label} < VAE ({unit}, latent {latent}, {b.remedy_epochs} "
-                         "epochs)", "the paper's remedies for the variational GON",
-                         {"ours": (f"{format_values(vgon, 3)} vs {format_values(vae, 3)}",
-                                   compare(vgon, vae)), "paper": ("not run", "")}))
+            rows.append(
+                (
+                    f"Remedy: {label} < VAE ({unit}, latent {latent}, {b.remedy_epochs} epochs)",
+                    "the paper's remedies for the variational GON",
+                    {
+                        "ours": (
+                            f"{format_values(vgon, 3)} vs {format_values(vae, 3)}",
+                            compare(vgon, vae),
+                        ),
+                        "paper": ("not run", ""),
+                    },
+                )
+            )
     return rows
 
 
@@ -250,13 +326,20 @@ def origin_row(results: Results, b: ReproductionBudget) -> tuple:
         best = zero and others and all(zero[0] <= v for v in others)
         worst_a = figures.get((max(b.origin_stddevs), False), [])
         worst_b = figures.get((max(b.origin_stddevs), True), [])
-        text = (f"σ=0 {format_values(zero)}; σ={max(b.origin_stddevs):g}: (a) {format_values(worst_a)}, "
-                f"(b) {format_values(worst_b)}")
-        verdict = "missing" if not (zero and others) else (
-            "reproduced" if best else "not reproduced")
+        text = (
+            f"σ=0 {format_values(zero)}; σ={max(b.origin_stddevs):g}: (a) {format_values(worst_a)}, "
+            f"(b) {format_values(worst_b)}"
+        )
+        verdict = (
+            "missing" if not (zero and others) else ("reproduced" if best else "not reproduced")
+        )
         cells[setting] = (text, verdict)
-    return (f"Fig. 11: σ = 0 best, variants (a) and (b) (latent {b.ablation_latent}, "
-            f"{b.origin_epochs} epochs)", "σ = 0 best; both variants degrade as σ grows", cells)
+    return (
+        f"Fig. 11: σ = 0 best, variants (a) and (b) (latent {b.ablation_latent}, "
+        f"{b.origin_epochs} epochs)",
+        "σ = 0 best; both variants degrade as σ grows",
+        cells,
+    )
 
 
 SWEEPS = {
@@ -273,16 +356,19 @@ def sweep_values(results: Results, group: str, epoch: int | None = None) -> dict
     field = SWEEPS[group][0]
     table = {}
     for spec, result in results.select(group=group, setting="ours"):
-        value = dict(spec.options).get(field, 1) if field == "latent_map_size" else getattr(
-            spec, field)
+        value = (
+            dict(spec.options).get(field, 1) if field == "latent_map_size" else getattr(spec, field)
+        )
         pair = table.setdefault(value, ([], []))
         if result is None:
             continue
         if epoch is None:
             figure = result.get("test", {}).get(result["metric"], float("nan"))
         else:
-            figure = next((row["held_out_loss"] for row in result.get("epochs", [])
-                           if row["epoch"] == epoch), float("nan"))
+            figure = next(
+                (row["held_out_loss"] for row in result.get("epochs", []) if row["epoch"] == epoch),
+                float("nan"),
+            )
         pair[0 if spec.kind == "gon" else 1].append(figure)
     return dict(sorted(table.items()))
 
@@ -297,23 +383,37 @@ def sweep_rows(results: Results, b: ReproductionBudget, groups: Sequence[str]) -
         table = sweep_values(results, group)
         done = {v: pair for v, pair in table.items() if pair[0] and pair[1]}
         wins = [v for v, (gon, ae) in done.items() if compare(gon, ae) == "reproduced"]
-        text = ", ".join(f"{v}: {format_values(gon)} vs {format_values(ae)}" for v, (gon, ae) in done.items())
+        text = ", ".join(
+            f"{v}: {format_values(gon)} vs {format_values(ae)}" for v, (gon, ae) in done.items()
+        )
         margin = " (one seed: a 5 % margin)" if len(b.sweep_seeds) == 1 else ""
-        verdict = "missing" if len(done) < len(table) or not table else (
-            f"GON lower at {len(wins)} of {len(done)}{margin}")
-        rows.append((f"{figure}: GON < AE by {name} (held-out SSE, {b.sweep_epochs} epochs)",
-                     "GON lower than AE", {"ours": (text or "missing", verdict),
-                                           "paper": ("not run", "")}))
+        verdict = (
+            "missing"
+            if len(done) < len(table) or not table
+            else (f"GON lower at {len(wins)} of {len(done)}{margin}")
+        )
+        rows.append(
+            (
+                f"{figure}: GON < AE by {name} (held-out SSE, {b.sweep_epochs} epochs)",
+                "GON lower than AE",
+                {"ours": (text or "missing", verdict), "paper": ("not run", "")},
+            )
+        )
         if group == "latents" and len(done) >= 2:
-            lead = {v: (mean_std(ae)[0] - mean_std(gon)[0]) / mean_std(ae)[0]
-                    for v, (gon, ae) in done.items()}
+            lead = {
+                v: (mean_std(ae)[0] - mean_std(gon)[0]) / mean_std(ae)[0]
+                for v, (gon, ae) in done.items()
+            }
             smallest, largest = min(lead), max(lead)
             text = ", ".join(f"{v}: {100 * lead[v]:+.0f} %" for v in lead)
             verdict = "reproduced" if lead[largest] > lead[smallest] else "not reproduced"
-            rows.append((f"{figure}: the GON's lead over the AE lessens as the latent shrinks",
-                         "the lead lessens with smaller latents",
-                         {"ours": (f"(AE - GON) / AE: {text}", verdict),
-                          "paper": ("not run", "")}))
+            rows.append(
+                (
+                    f"{figure}: the GON's lead over the AE lessens as the latent shrinks",
+                    "the lead lessens with smaller latents",
+                    {"ours": (f"(AE - GON) / AE: {text}", verdict), "paper": ("not run", "")},
+                )
+            )
     return rows
 
 
@@ -321,7 +421,7 @@ def gaps(results: Results, relative: bool = False, **fields) -> list[float]:
     """Held-out minus training figure of the fixed model at the last epoch, per seed
     (with `relative`, as a percentage of the training figure)."""
     gaps = []
-    for spec, result in results.select(**fields):
+    for _spec, result in results.select(**fields):
         if result is None or not result.get("epochs"):
             continue
         last = result["epochs"][-1]
@@ -342,8 +442,11 @@ def activation_cell(figures: dict) -> tuple[str, str]:
     if best and worst:
         verdict = "reproduced"
     elif means["elu"] < means["relu"]:
-        verdict = "partly: ELU beats ReLU" + ("" if best else f", {order[0]} best") + (
-            "" if worst else f", {order[-1]} worst")
+        verdict = (
+            "partly: ELU beats ReLU"
+            + ("" if best else f", {order[0]} best")
+            + ("" if worst else f", {order[-1]} worst")
+        )
     else:
         verdict = "reversed: ReLU beats ELU"
     return text, verdict
@@ -353,9 +456,14 @@ def origin_figures(results: Results, setting: str, budget: ReproductionBudget) -
     figures = {}
     for stddev in budget.origin_stddevs:
         for add_origin in (False, True):
-            values = results.at_epoch(budget.origin_epochs, kind="gon", setting=setting,
-                                      origin_stddev=stddev, add_origin=add_origin,
-                                      group="origin")
+            values = results.at_epoch(
+                budget.origin_epochs,
+                kind="gon",
+                setting=setting,
+                origin_stddev=stddev,
+                add_origin=add_origin,
+                group="origin",
+            )
             if values:
                 figures[(stddev, add_origin)] = values
     return figures
@@ -380,20 +488,25 @@ def dataset_summary(results: Results, budget: ReproductionBudget) -> dict:
     cells = {"table1": {}, "table2": {}}
     epoch = budget.table1_epochs
     for latent in budget.ablation_latents:
-        gon = results.at_epoch(epoch, kind="gon", setting="ours", latent_dim=latent,
-                               group="decisive")
+        gon = results.at_epoch(
+            epoch, kind="gon", setting="ours", latent_dim=latent, group="decisive"
+        )
         rivals = {}
         for kind in SINGLE_STEP:
             group = "decisive" if kind == "ae" else "table1"
-            rivals[kind] = results.at_epoch(epoch, kind=kind, setting="ours", latent_dim=latent,
-                                            group=group)
+            rivals[kind] = results.at_epoch(
+                epoch, kind=kind, setting="ours", latent_dim=latent, group=group
+            )
         if not gon or not all(rivals.values()):
             cells["table1"][latent] = "missing"
             continue
         verdicts = [compare(gon, values) for values in rivals.values()]
         lowest = all(mean_std(gon)[0] < mean_std(v)[0] for v in rivals.values())
-        cells["table1"][latent] = "yes" if all(v == "reproduced" for v in verdicts) else (
-            "lowest mean" if lowest else "no")
+        cells["table1"][latent] = (
+            "yes"
+            if all(v == "reproduced" for v in verdicts)
+            else ("lowest mean" if lowest else "no")
+        )
     for latent in budget.decisive_latents:
         for setting in settings():
             vgon = results.final(kind="vgon", setting=setting, latent_dim=latent, group="decisive")
@@ -402,6 +515,9 @@ def dataset_summary(results: Results, budget: ReproductionBudget) -> dict:
                 cells["table2"][(latent, setting)] = "missing"
                 continue
             verdict = compare(vgon, vae)
-            cells["table2"][(latent, setting)] = "yes" if verdict == "reproduced" else (
-                "lower mean" if mean_std(vgon)[0] < mean_std(vae)[0] else "no")
+            cells["table2"][(latent, setting)] = (
+                "yes"
+                if verdict == "reproduced"
+                else ("lower mean" if mean_std(vgon)[0] < mean_std(vae)[0] else "no")
+            )
     return cells

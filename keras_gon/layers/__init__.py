@@ -1,8 +1,10 @@
 """Reusable layers of keras-gon."""
 
-from keras_gon.layers.batch_normalization import INFERENCE_STATISTICS
-from keras_gon.layers.batch_normalization import BatchNormalization
-from keras_gon.layers.batch_normalization import inference_statistics
+from keras_gon.layers.batch_normalization import (
+    INFERENCE_STATISTICS,
+    BatchNormalization,
+    inference_statistics,
+)
 from keras_gon.layers.conv_decoder import NORMALIZATIONS, ConvDecoder
 from keras_gon.layers.conv_encoder import ConvEncoder
 from keras_gon.layers.dense import pytorch_dense

@@ -91,14 +91,10 @@ class BatchNormalization(keras.layers.Layer):
         self._broadcast_shape[axis] = features
         shape = (features,)
         self.gamma = (
-            self.add_weight(shape=shape, initializer="ones", name="gamma")
-            if self.scale
-            else None
+            self.add_weight(shape=shape, initializer="ones", name="gamma") if self.scale else None
         )
         self.beta = (
-            self.add_weight(shape=shape, initializer="zeros", name="beta")
-            if self.center
-            else None
+            self.add_weight(shape=shape, initializer="zeros", name="beta") if self.center else None
         )
         self.moving_mean = self.add_weight(
             shape=shape, initializer="zeros", trainable=False, name="moving_mean"
@@ -115,8 +111,9 @@ class BatchNormalization(keras.layers.Layer):
             return True
         return self.inference_statistics == "batch"
 
-    def call(self, inputs, training=None, update_moving_statistics: bool = True,
-             moving: bool = False):
+    def call(
+        self, inputs, training=None, update_moving_statistics: bool = True, moving: bool = False
+    ):
         """Normalises `inputs`; `moving=True` uses the moving statistics whatever `training` is."""
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
         x = ops.cast(inputs, compute_dtype)
@@ -124,7 +121,8 @@ class BatchNormalization(keras.layers.Layer):
             mean, variance = exact_moments(x, self._reduction_axes, keepdims=True)
             if update_moving_statistics and training and self.trainable:
                 self._update_moving_statistics(
-                    mean, variance, ops.cast(ops.size(x) // x.shape[self.axis], compute_dtype))
+                    mean, variance, ops.cast(ops.size(x) // x.shape[self.axis], compute_dtype)
+                )
         else:
             mean = ops.reshape(ops.cast(self.moving_mean, compute_dtype), self._broadcast_shape)
             variance = ops.reshape(
@@ -132,9 +130,13 @@ class BatchNormalization(keras.layers.Layer):
             )
         outputs = (x - mean) * ops.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
-            outputs = outputs * ops.reshape(ops.cast(self.gamma, compute_dtype), self._broadcast_shape)
+            outputs = outputs * ops.reshape(
+                ops.cast(self.gamma, compute_dtype), self._broadcast_shape
+            )
         if self.beta is not None:
-            outputs = outputs + ops.reshape(ops.cast(self.beta, compute_dtype), self._broadcast_shape)
+            outputs = outputs + ops.reshape(
+                ops.cast(self.beta, compute_dtype), self._broadcast_shape
+            )
         return ops.cast(outputs, self.compute_dtype)
 
     def _update_moving_statistics(self, mean, variance, count):
@@ -175,8 +177,15 @@ class BatchNormalization(keras.layers.Layer):
         outputs, scale = self.linearize(inputs, ops.ones_like(inputs[:1]))
         return outputs, lambda cotangents: ops.cast(cotangents, scale.dtype) * scale
 
-    def linearize_batch(self, inputs, tangents, num_mean_tangents: int, batch_size,
-                        training=None, update_moving_statistics: bool = True):
+    def linearize_batch(
+        self,
+        inputs,
+        tangents,
+        num_mean_tangents: int,
+        batch_size,
+        training=None,
+        update_moving_statistics: bool = True,
+    ):
         """Batch statistics at a batch of `batch_size` identical examples (a GON's origin
         z0 = 0), linearised: the output and its derivatives along two kinds of tangents.
 
@@ -196,8 +205,12 @@ class BatchNormalization(keras.layers.Layer):
         t = ops.cast(tangents, compute_dtype)
         mean, variance = exact_moments(x, self._reduction_axes, keepdims=True)
         if update_moving_statistics and training and self.trainable:
-            self._update_moving_statistics(mean, variance, ops.cast(batch_size, compute_dtype)
-                                           * ops.cast(ops.size(x) // x.shape[self.axis], compute_dtype))
+            self._update_moving_statistics(
+                mean,
+                variance,
+                ops.cast(batch_size, compute_dtype)
+                * ops.cast(ops.size(x) // x.shape[self.axis], compute_dtype),
+            )
         inverse_std = ops.rsqrt(variance + self.epsilon)
         normalized = (x - mean) * inverse_std
         scale = inverse_std
@@ -207,11 +220,16 @@ class BatchNormalization(keras.layers.Layer):
             scale = scale * gamma
             outputs = outputs * gamma
         if self.beta is not None:
-            outputs = outputs + ops.reshape(ops.cast(self.beta, compute_dtype), self._broadcast_shape)
+            outputs = outputs + ops.reshape(
+                ops.cast(self.beta, compute_dtype), self._broadcast_shape
+            )
         spatial = [axis for axis in self._reduction_axes if axis != 0]
         common, apart = t[:num_mean_tangents], t[num_mean_tangents:]
-        common = (common - ops.mean(common, axis=spatial, keepdims=True)
-                  - normalized * ops.mean(normalized * common, axis=spatial, keepdims=True))
+        common = (
+            common
+            - ops.mean(common, axis=spatial, keepdims=True)
+            - normalized * ops.mean(normalized * common, axis=spatial, keepdims=True)
+        )
         jvps = ops.concatenate([common, apart], axis=0) * scale
         return ops.cast(outputs, self.compute_dtype), ops.cast(jvps, self.compute_dtype)
 
@@ -239,7 +257,8 @@ INFERENCE_STATISTICS = ("moving", "batch")
 def batch_normalization_layers(model: keras.layers.Layer) -> list:
     """Every `keras_gon.layers.BatchNormalization` inside `model` (recursively)."""
     return [
-        layer for layer in model._flatten_layers(include_self=True, recursive=True)
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)
         if isinstance(layer, BatchNormalization)
     ]
 

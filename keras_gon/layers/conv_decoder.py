@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gon.errors import InputError
 from keras_gon import options
+from keras_gon.errors import InputError
 from keras_gon.layers.batch_normalization import BatchNormalization
 from keras_gon.layers.group_normalization import GroupNormalization
 from keras_gon.resources import check_weights
@@ -53,9 +53,13 @@ def check_conv_options(width, activation, normalization) -> None:
         )
 
 
-def check_latent_map_size(latent_map_size, latent_dim: int, image_size: int,
-                          dim_name: str = "latent_dim",
-                          size_name: str = "latent_map_size") -> int:
+def check_latent_map_size(
+    latent_map_size,
+    latent_dim: int,
+    image_size: int,
+    dim_name: str = "latent_dim",
+    size_name: str = "latent_map_size",
+) -> int:
     """The side k of a spatial latent map (the paper's fig. 10a), or an `InputError`.
 
     k = 1 is a latent vector; otherwise k is a power of two with 4 <= k < image size
@@ -78,8 +82,14 @@ def check_latent_map_size(latent_map_size, latent_dim: int, image_size: int,
     return k
 
 
-def make_normalization(normalization: str, channels: int, momentum: float, epsilon: float,
-                       dtype=None, name: str | None = None):
+def make_normalization(
+    normalization: str,
+    channels: int,
+    momentum: float,
+    epsilon: float,
+    dtype=None,
+    name: str | None = None,
+):
     """The normalisation layer named by `normalization` (see `NORMALIZATIONS`), or None."""
     if normalization in ("batch", "batch_outer", "batch_frozen_origin"):
         return BatchNormalization(momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)
@@ -206,12 +216,15 @@ class ConvDecoder(keras.layers.Layer):
         filters = [self.width * 2 ** (num_upsamplings - 1 - i) for i in range(num_upsamplings)]
         filters.append(channels * (2 if self.output_log_scale else 1))
         first_layer = 0 if latent_map_size == 1 else int(math.log2(latent_map_size // 4)) + 1
-        inputs = [self.latent_dim // latent_map_size**2 if i == first_layer else filters[i - 1]
-                  for i in range(len(filters))]
+        inputs = [
+            self.latent_dim // latent_map_size**2 if i == first_layer else filters[i - 1]
+            for i in range(len(filters))
+        ]
         check_weights(  # from the shapes, before any weight is made
             sum(16 * inputs[i] * filters[i] + filters[i] for i in range(first_layer, len(filters))),
             f"a ConvDecoder with latent_dim={self.latent_dim}, width={self.width}",
-            np.dtype(self.dtype_policy.variable_dtype).itemsize)
+            np.dtype(self.dtype_policy.variable_dtype).itemsize,
+        )
         self.convs = []
         self.norms = []
         self.activations = []
@@ -236,8 +249,12 @@ class ConvDecoder(keras.layers.Layer):
             if index < len(filters) - 1:
                 self.norms.append(
                     make_normalization(
-                        normalization, out_channels, self.momentum, self.epsilon,
-                        self.dtype_policy, name=f"normalization_{index}",
+                        normalization,
+                        out_channels,
+                        self.momentum,
+                        self.epsilon,
+                        self.dtype_policy,
+                        name=f"normalization_{index}",
                     )
                 )
                 self.activations.append(
@@ -447,8 +464,11 @@ class ConvDecoder(keras.layers.Layer):
 
         def transpose(cotangents):
             return keras.ops.conv(
-                keras.ops.cast(cotangents, kernel.dtype), kernel, strides=list(conv.strides),
-                padding=conv.padding, data_format=conv.data_format,
+                keras.ops.cast(cotangents, kernel.dtype),
+                kernel,
+                strides=list(conv.strides),
+                padding=conv.padding,
+                data_format=conv.data_format,
                 dilation_rate=conv.dilation_rate,
             )
 
@@ -459,7 +479,9 @@ class ConvDecoder(keras.layers.Layer):
         moving = (self.normalization == "batch_frozen_origin" and inner_pass) or (
             isinstance(norm, BatchNormalization) and not norm.uses_batch_statistics(training)
         )
-        if isinstance(norm, GroupNormalization) or (isinstance(norm, BatchNormalization) and moving):
+        if isinstance(norm, GroupNormalization) or (
+            isinstance(norm, BatchNormalization) and moving
+        ):
             return norm.linearize_transpose(x)
         raise ValueError(
             f"ConvDecoder.linearize_transpose: normalization={self.normalization!r} with batch "
@@ -470,7 +492,8 @@ class ConvDecoder(keras.layers.Layer):
         """Whether a pass normalises with batch statistics that `linearize_origin_batch`
         linearises (this package's batch norm; the stock "keras_batch" is not)."""
         return self.normalization != "keras_batch" and not self.examples_independent(
-            training, inner_pass)
+            training, inner_pass
+        )
 
     def linearize_origin_batch(self, latent, batch_size, training=None, inner_pass: bool = True):
         """F at a batch of `batch_size` identical latents and its Jacobians there.
@@ -507,8 +530,9 @@ class ConvDecoder(keras.layers.Layer):
                     data_format=conv.data_format,
                 )
             if index < len(self.norms):
-                x, tangents = self._linearize_norm(self.norms[index], x, tangents, training,
-                                                   inner_pass, batch_size)
+                x, tangents = self._linearize_norm(
+                    self.norms[index], x, tangents, training, inner_pass, batch_size
+                )
                 x, tangents = _linearize_elementwise(self.activations[index], x, tangents)
         if self.output_log_scale:  # linear outputs
             return self._output(x), keras.ops.cast(tangents, self.output_activation.compute_dtype)
@@ -520,12 +544,20 @@ class ConvDecoder(keras.layers.Layer):
         moving = (self.normalization == "batch_frozen_origin" and inner_pass) or (
             isinstance(norm, BatchNormalization) and not norm.uses_batch_statistics(training)
         )
-        if isinstance(norm, GroupNormalization) or (isinstance(norm, BatchNormalization) and moving):
+        if isinstance(norm, GroupNormalization) or (
+            isinstance(norm, BatchNormalization) and moving
+        ):
             return norm.linearize(x, tangents)
         if isinstance(norm, BatchNormalization) and batch_size is not None:
             update = not (inner_pass and self.normalization == "batch_outer")  # as `_norm`
-            return norm.linearize_batch(x, tangents, self.latent_dim, batch_size,
-                                        training=training, update_moving_statistics=update)
+            return norm.linearize_batch(
+                x,
+                tangents,
+                self.latent_dim,
+                batch_size,
+                training=training,
+                update_moving_statistics=update,
+            )
         raise ValueError(
             f"ConvDecoder.linearize: normalization={self.normalization!r} with batch statistics "
             "couples the examples of a batch; there is no per-example Jacobian"
@@ -574,10 +606,15 @@ def take_decoder(decoder, kwargs: dict, **fixed) -> ConvDecoder:
             f"give the decoder's options once: decoder=... or {', '.join(sorted(given))}, not both"
         )
     if isinstance(decoder, dict):
-        decoder = (keras.saving.deserialize_keras_object(decoder) if "class_name" in decoder
-                   else ConvDecoder(**decoder))
+        decoder = (
+            keras.saving.deserialize_keras_object(decoder)
+            if "class_name" in decoder
+            else ConvDecoder(**decoder)
+        )
     if not isinstance(decoder, ConvDecoder):
-        raise InputError(f"decoder must be a keras_gon.layers.ConvDecoder, got {type(decoder).__name__}")
+        raise InputError(
+            f"decoder must be a keras_gon.layers.ConvDecoder, got {type(decoder).__name__}"
+        )
     for name, value in fixed.items():
         if getattr(decoder, name) != value:
             raise InputError(f"this model needs a decoder with {name}={value!r}")

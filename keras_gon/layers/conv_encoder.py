@@ -92,12 +92,18 @@ class ConvEncoder(keras.layers.Layer):
             self.convs.append(self._conv(out_channels, 2, "same", index))
             self.norms.append(
                 make_normalization(
-                    normalization, out_channels, momentum, epsilon, self.dtype_policy,
+                    normalization,
+                    out_channels,
+                    momentum,
+                    epsilon,
+                    self.dtype_policy,
                     name=f"normalization_{index}",
                 )
             )
             self.activations.append(
-                keras.layers.Activation(activation, dtype=self.dtype_policy, name=f"activation_{index}")
+                keras.layers.Activation(
+                    activation, dtype=self.dtype_policy, name=f"activation_{index}"
+                )
             )
         if output_map_size == 1:
             self.convs.append(self._conv(self.output_dim, 1, "valid", len(filters)))
@@ -106,14 +112,20 @@ class ConvEncoder(keras.layers.Layer):
             self.convs.append(self._conv(out_channels, 2, "same", len(filters)))
 
     @classmethod
-    def mirroring(cls, decoder: ConvDecoder, output_dim: int, **kwargs) -> "ConvEncoder":
+    def mirroring(cls, decoder: ConvDecoder, output_dim: int, **kwargs) -> ConvEncoder:
         """The encoder that mirrors `decoder` (its image shape, width, activation,
         normalisation, latent map size and dtype), with `output_dim` outputs."""
         return cls(
-            image_shape=decoder.image_shape, output_dim=output_dim, width=decoder.width,
-            activation=decoder.activation, normalization=decoder.normalization,
-            momentum=decoder.momentum, epsilon=decoder.epsilon,
-            output_map_size=decoder.latent_map_size, dtype=decoder.dtype_policy, **kwargs,
+            image_shape=decoder.image_shape,
+            output_dim=output_dim,
+            width=decoder.width,
+            activation=decoder.activation,
+            normalization=decoder.normalization,
+            momentum=decoder.momentum,
+            epsilon=decoder.epsilon,
+            output_map_size=decoder.latent_map_size,
+            dtype=decoder.dtype_policy,
+            **kwargs,
         )
 
     def _conv(self, filters, strides, padding, index):

@@ -20,8 +20,9 @@ def _normalize_groups(grouped, epsilon: float):
     return centered * inverse_std, inverse_std
 
 
-def group_normalize(x, gamma, beta, groups: int, epsilon: float, scale: bool = True,
-                    center: bool = True):
+def group_normalize(
+    x, gamma, beta, groups: int, epsilon: float, scale: bool = True, center: bool = True
+):
     """Group normalisation of channels-last `x` with a hand-written backward pass.
 
     Normalises each example over the spatial axes and the channels of each
@@ -131,8 +132,13 @@ class GroupNormalization(keras.layers.Layer):
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
         x = ops.cast(inputs, compute_dtype)
         outputs = group_normalize(
-            x, self._affine(self.gamma, compute_dtype), self._affine(self.beta, compute_dtype),
-            groups=self.groups, epsilon=self.epsilon, scale=self.scale, center=self.center,
+            x,
+            self._affine(self.gamma, compute_dtype),
+            self._affine(self.beta, compute_dtype),
+            groups=self.groups,
+            epsilon=self.epsilon,
+            scale=self.scale,
+            center=self.center,
         )
         return ops.cast(outputs, self.compute_dtype)
 
@@ -211,14 +217,17 @@ class GroupNormalization(keras.layers.Layer):
                 flat_t = tf.reshape(t, (num_tangents, -1))
                 basis = tf.concat([tf.ones_like(flat), flat], axis=0)  # (2, N)
                 size = tf.cast(tf.shape(flat)[1], compute_dtype)
-                coefficients = tf.matmul(flat_t, basis, transpose_b=True) / size  # mean(t), mean(x̂ t)
+                coefficients = (
+                    tf.matmul(flat_t, basis, transpose_b=True) / size
+                )  # mean(t), mean(x̂ t)
                 projected = flat_t - tf.matmul(coefficients, basis)
                 normalized_t = projected * tf.reshape(inverse_std, (1, 1))
             else:
                 grouped_t = tf.reshape(t, (num_tangents, *group_shape))
                 projection = tf.reduce_mean(normalized * grouped_t, axis=(1, 3), keepdims=True)
                 normalized_t = (
-                    grouped_t - tf.reduce_mean(grouped_t, axis=(1, 3), keepdims=True)
+                    grouped_t
+                    - tf.reduce_mean(grouped_t, axis=(1, 3), keepdims=True)
                     - normalized * projection
                 ) * inverse_std
             return tf.reshape(normalized_t, tf.shape(t))

@@ -25,8 +25,9 @@ class LinearEncoder(keras.layers.Layer):
             for a mean and a log-variance).
     """
 
-    def __init__(self, image_shape: tuple[int, int, int] = (32, 32, 1), output_dim: int = 32,
-                 **kwargs):
+    def __init__(
+        self, image_shape: tuple[int, int, int] = (32, 32, 1), output_dim: int = 32, **kwargs
+    ):
         super().__init__(**kwargs)
         size, _, channels = check_square_image_shape(image_shape)
         check_positive_int(output_dim, "output_dim")
@@ -37,14 +38,19 @@ class LinearEncoder(keras.layers.Layer):
 
         # === Layers ===
         # PyTorch's default initialisation, as ConvEncoder's.
-        self.dense = pytorch_dense(self.output_dim, size * size * channels, "dense",
-                                   self.dtype_policy)
+        self.dense = pytorch_dense(
+            self.output_dim, size * size * channels, "dense", self.dtype_policy
+        )
 
     @classmethod
-    def mirroring(cls, decoder, output_dim: int, **kwargs) -> "LinearEncoder":
+    def mirroring(cls, decoder, output_dim: int, **kwargs) -> LinearEncoder:
         """The linear encoder of `decoder`'s images (its image shape and dtype)."""
-        return cls(image_shape=decoder.image_shape, output_dim=output_dim,
-                   dtype=decoder.dtype_policy, **kwargs)
+        return cls(
+            image_shape=decoder.image_shape,
+            output_dim=output_dim,
+            dtype=decoder.dtype_policy,
+            **kwargs,
+        )
 
     def build(self, input_shape):
         size, _, channels = self.image_shape

@@ -12,7 +12,9 @@ from keras_gon.errors import InputError
 
 
 def _is_shape_list(shape) -> bool:
-    return isinstance(shape, (list, tuple)) and len(shape) > 0 and isinstance(shape[0], (list, tuple))
+    return (
+        isinstance(shape, (list, tuple)) and len(shape) > 0 and isinstance(shape[0], (list, tuple))
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -47,7 +49,11 @@ class SineDense(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(units, (bool, np.bool_)) or not isinstance(units, (int, np.integer)) or units < 1:
+        if (
+            isinstance(units, (bool, np.bool_))
+            or not isinstance(units, (int, np.integer))
+            or units < 1
+        ):
             raise InputError(f"units must be a positive integer, got {units!r}")
         if (
             isinstance(w0, (bool, np.bool_))

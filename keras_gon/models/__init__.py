@@ -12,8 +12,19 @@ from keras_gon.models.vae import VAE
 from keras_gon.models.variational_gon import VariationalGON
 from keras_gon.registry import ModelKind, get_kind
 
-_CLASSES = {cls.__name__: cls for cls in (
-    ConvAutoencoder, GLO, GON, GONClassifier, ImplicitGON, TiedAutoencoder, VAE, VariationalGON)}
+_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        ConvAutoencoder,
+        GLO,
+        GON,
+        GONClassifier,
+        ImplicitGON,
+        TiedAutoencoder,
+        VAE,
+        VariationalGON,
+    )
+}
 
 
 def model_class(kind: str | ModelKind) -> type:
@@ -30,6 +41,16 @@ def build_model(kind: str | ModelKind, **options) -> LatentModel:
 
 
 __all__ = [
-    "ConvAutoencoder", "GLO", "GONClassifier", "TiedAutoencoder",
-    "GON", "GradientOriginModel", "ImplicitGON", "LatentModel", "VAE", "VariationalGON",
-    "build_model", "model_class"]
+    "ConvAutoencoder",
+    "GLO",
+    "GONClassifier",
+    "TiedAutoencoder",
+    "GON",
+    "GradientOriginModel",
+    "ImplicitGON",
+    "LatentModel",
+    "VAE",
+    "VariationalGON",
+    "build_model",
+    "model_class",
+]

@@ -37,8 +37,7 @@ class ConvAutoencoder(ConvDecoderModel, LatentModel):
             `outer_target`, `seed`) and `keras.Model`'s.
     """
 
-    def __init__(self, decoder: ConvDecoder | dict | None = None, encoder: str = "conv",
-                 **kwargs):
+    def __init__(self, decoder: ConvDecoder | dict | None = None, encoder: str = "conv", **kwargs):
         # === Layers ===
         decoder = self.make_decoder(decoder, kwargs)
         encoder_layer = self.make_encoder(encoder, decoder, decoder.latent_dim)

@@ -39,19 +39,29 @@ class GLO(ConvDecoderModel, LatentModel):
         Others: as `keras_gon.ConvAutoencoder`.
     """
 
-    def __init__(self, decoder: ConvDecoder | dict | None = None, num_examples: int | None = None,
-                 latent_learning_rate: float = 1.0, inference_steps: int = 50,
-                 inference_learning_rate: float = 0.05, **kwargs):
+    def __init__(
+        self,
+        decoder: ConvDecoder | dict | None = None,
+        num_examples: int | None = None,
+        latent_learning_rate: float = 1.0,
+        inference_steps: int = 50,
+        inference_learning_rate: float = 0.05,
+        **kwargs,
+    ):
         # === Config ===
         if num_examples is None:
-            raise InputError("GLO needs num_examples, the number of training images (one "
-                             "latent each): e.g. GLO(num_examples=len(x_train), ...)")
+            raise InputError(
+                "GLO needs num_examples, the number of training images (one "
+                "latent each): e.g. GLO(num_examples=len(x_train), ...)"
+            )
         num_examples = check_positive_int(num_examples, "num_examples")
         inference_steps = check_positive_int(inference_steps, "inference_steps")
-        latent_learning_rate = check_number(latent_learning_rate, "latent_learning_rate",
-                                            minimum=0.0, strict_minimum=True)
-        inference_learning_rate = check_number(inference_learning_rate, "inference_learning_rate",
-                                               minimum=0.0, strict_minimum=True)
+        latent_learning_rate = check_number(
+            latent_learning_rate, "latent_learning_rate", minimum=0.0, strict_minimum=True
+        )
+        inference_learning_rate = check_number(
+            inference_learning_rate, "inference_learning_rate", minimum=0.0, strict_minimum=True
+        )
         # === Layers ===
         decoder = self.make_decoder(decoder, kwargs)
         super().__init__(image_shape=decoder.image_shape, latent_dim=decoder.latent_dim, **kwargs)
@@ -62,9 +72,10 @@ class GLO(ConvDecoderModel, LatentModel):
         self.inference_learning_rate = inference_learning_rate
 
         # === State ===
-        check_weights(self.num_examples * self.latent_dim,
-                      f"GLO's latent table (num_examples={self.num_examples} x "
-                      f"latent_dim={self.latent_dim})")
+        check_weights(
+            self.num_examples * self.latent_dim,
+            f"GLO's latent table (num_examples={self.num_examples} x latent_dim={self.latent_dim})",
+        )
         if not self.decoder.built:
             self.decoder.build((None, self.latent_dim))
         self.latent_table = self.add_weight(
@@ -84,8 +95,11 @@ class GLO(ConvDecoderModel, LatentModel):
 
     def unpack_indices(self, data):
         """The example indices of a training batch, or a clear error."""
-        return self.unpack_integers(data, "GLO trains on (images, indices) pairs: build them "
-                                          "with keras_gon.data.with_example_indices")
+        return self.unpack_integers(
+            data,
+            "GLO trains on (images, indices) pairs: build them "
+            "with keras_gon.data.with_example_indices",
+        )
 
     def compute_terms(self, data, training=False) -> dict:
         """In training, the batch's rows of the latent table and each example's own
@@ -101,9 +115,14 @@ class GLO(ConvDecoderModel, LatentModel):
             terms = self.outer_terms(images, latents, training=True)
             total = tf.reduce_sum(terms["loss"])
         latent_gradient = tf.stop_gradient(latent_tape.gradient(total, latents))
-        return {**terms, "latents": latents, "indices": indices,
-                "latent_gradient": latent_gradient, "targets": images,
-                "predictions": terms["reconstructions"]}
+        return {
+            **terms,
+            "latents": latents,
+            "indices": indices,
+            "latent_gradient": latent_gradient,
+            "targets": images,
+            "predictions": terms["reconstructions"],
+        }
 
     def after_train_step(self, terms: dict) -> None:
         """z_i <- z_i - latent_learning_rate * ∇z_i SSE(x_i, F(z_i)) for the batch's rows."""

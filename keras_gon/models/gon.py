@@ -60,7 +60,8 @@ class GON(ConvDecoderModel, GradientOriginModel):
         (`ConvDecoder.examples_independent`), or coupled only through batch statistics
         that `ConvDecoder.linearize_origin_batch` linearises at the origin."""
         return self.decoder.examples_independent(training, inner_pass=True) or (
-            self.decoder.origin_batch_coupled(training, inner_pass=True))
+            self.decoder.origin_batch_coupled(training, inner_pass=True)
+        )
 
     def linearize_decoder(self, latent, training=False):
         return self.decoder.linearize(latent, training=training, inner_pass=True)
@@ -77,6 +78,7 @@ class GON(ConvDecoderModel, GradientOriginModel):
 
     def linearize_decoder_at_origin(self, latent, batch_size, training=False):
         if self.origin_couples_examples(training):
-            return self.decoder.linearize_origin_batch(latent, batch_size, training=training,
-                                                       inner_pass=True)
+            return self.decoder.linearize_origin_batch(
+                latent, batch_size, training=training, inner_pass=True
+            )
         return super().linearize_decoder_at_origin(latent, batch_size, training=training)

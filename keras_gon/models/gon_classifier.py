@@ -64,8 +64,11 @@ class GONClassifier(GON):
 
     def unpack_labels(self, data):
         """The integer labels of a batch, or a clear error."""
-        return self.unpack_integers(data, "GONClassifier trains on (images, integer labels): "
-                                          "use load_dataset(..., with_labels=True)")
+        return self.unpack_integers(
+            data,
+            "GONClassifier trains on (images, integer labels): "
+            "use load_dataset(..., with_labels=True)",
+        )
 
     def compute_terms(self, data, training=False) -> dict:
         """Per example: cross entropy (+ weighted SSE) as the loss, accuracy (eq. 13)."""
@@ -76,10 +79,17 @@ class GONClassifier(GON):
         cross_entropy = keras.losses.sparse_categorical_crossentropy(
             labels, logits, from_logits=True
         )
-        correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=labels.dtype), labels),
-                          "float32")
-        terms = {"loss": cross_entropy, "cross_entropy": cross_entropy, "accuracy": correct,
-                 "latents": latents, "predictions": tf.nn.softmax(logits), "targets": labels}
+        correct = tf.cast(
+            tf.equal(tf.argmax(logits, axis=-1, output_type=labels.dtype), labels), "float32"
+        )
+        terms = {
+            "loss": cross_entropy,
+            "cross_entropy": cross_entropy,
+            "accuracy": correct,
+            "latents": latents,
+            "predictions": tf.nn.softmax(logits),
+            "targets": labels,
+        }
         if self.reconstruction_weight > 0:
             sse = self.outer_losses(images, latents, training=training)
             terms["sse"] = sse

@@ -132,8 +132,14 @@ class GradientOriginModel(LatentModel):
         outer_target: str = "input",
         **kwargs,
     ):
-        super().__init__(image_shape=image_shape, latent_dim=latent_dim, outer_loss=outer_loss,
-                         outer_target=outer_target, seed=seed, **kwargs)
+        super().__init__(
+            image_shape=image_shape,
+            latent_dim=latent_dim,
+            outer_loss=outer_loss,
+            outer_target=outer_target,
+            seed=seed,
+            **kwargs,
+        )
         # === Config ===
         self.inner_loss = gon_losses.deserialize(inner_loss)
         self.num_steps = check_positive_int(num_steps, "num_steps")
@@ -158,7 +164,9 @@ class GradientOriginModel(LatentModel):
 
     def inner_losses(self, data, latents, training=False):
         """Per-example inner loss L_inner(x, F(z)) at a point z of the inner steps."""
-        return self.inner_loss(data, self.decode_latents(latents, training=training, inner_pass=True))
+        return self.inner_loss(
+            data, self.decode_latents(latents, training=training, inner_pass=True)
+        )
 
     def outer_terms(self, data, latents, training=False) -> dict:
         """The outer loss L_outer(x, F(z)) per example at the final latent (eq. 8), under
@@ -217,11 +225,15 @@ class GradientOriginModel(LatentModel):
         # Training batches have a static size (full batches); inference decides for the
         # reference size, so an image's latent never depends on how a call was traced.
         batch_size = data.shape[0] if training else None
-        method = "forward" if frozen and self._shared_origin_is_exact(training) else (
-            self.origin_method(training, batch_size=batch_size))
+        method = (
+            "forward"
+            if frozen and self._shared_origin_is_exact(training)
+            else (self.origin_method(training, batch_size=batch_size))
+        )
         if method != "batched":
-            gradient, origin_loss = self._shared_origin_gradient(data, training,
-                                                                 reverse=method == "reverse")
+            gradient, origin_loss = self._shared_origin_gradient(
+                data, training, reverse=method == "reverse"
+            )
             latents = latents - self.step_size * tf.cast(gradient, latents.dtype)
             first_step = 1
         for step in range(first_step, self.num_steps):  # unrolled: num_steps is a Python int
@@ -332,14 +344,16 @@ class GradientOriginModel(LatentModel):
         if self.share_origin is True:
             return "forward"
         batch_size = REFERENCE_BATCH_SIZE if batch_size is None else int(batch_size)
-        limit = FORWARD_ORIGIN_TANGENTS_PER_EXAMPLE if reverse else (
-            SHARED_ORIGIN_TANGENTS_PER_EXAMPLE)
+        limit = (
+            FORWARD_ORIGIN_TANGENTS_PER_EXAMPLE if reverse else (SHARED_ORIGIN_TANGENTS_PER_EXAMPLE)
+        )
         if self.origin_tangents(training) <= limit * batch_size:
             return "forward"
         return "reverse" if reverse else "batched"
 
-    def _can_share_origin(self, training: bool, batch_size: int | None = None,
-                          cheaper: bool = True) -> bool:
+    def _can_share_origin(
+        self, training: bool, batch_size: int | None = None, cheaper: bool = True
+    ) -> bool:
         """Whether the origin is shared: exact and allowed, and (with `cheaper`) in the
         forward mode that `origin_method` chooses for `batch_size` examples."""
         if not cheaper:
@@ -379,8 +393,14 @@ class GradientOriginModel(LatentModel):
         def definer(name):
             return next(cls for cls in mro if name in vars(cls))
 
-        owners = [definer(name) for name in (
-            "linearize_decoder", "linearize_decoder_at_origin", "linearize_decoder_transpose")]
+        owners = [
+            definer(name)
+            for name in (
+                "linearize_decoder",
+                "linearize_decoder_at_origin",
+                "linearize_decoder_transpose",
+            )
+        ]
         owner = owners[0]
         for other in owners[1:]:
             if issubclass(other, owner):  # the most derived
@@ -413,7 +433,8 @@ class GradientOriginModel(LatentModel):
             deviation_jacobian = jacobian
         else:
             single, jacobian, deviation_jacobian = self.linearize_decoder_at_origin(
-                origin, batch_size, training=training)
+                origin, batch_size, training=training
+            )
         outputs = tf.broadcast_to(single, tf.concat([[batch_size], tf.shape(single)[1:]], axis=0))
         per_example = self.inner_loss(data, outputs)
         output_gradients = gon_losses.output_gradient(self.inner_loss, data, outputs)
@@ -430,8 +451,11 @@ class GradientOriginModel(LatentModel):
         output_gradients = tf.reshape(output_gradients, (batch_size, -1))
 
         def times(rows, jacobian):
-            return tf.matmul(rows, tf.reshape(tf.cast(jacobian, rows.dtype), (self.latent_dim, -1)),
-                             transpose_b=True)
+            return tf.matmul(
+                rows,
+                tf.reshape(tf.cast(jacobian, rows.dtype), (self.latent_dim, -1)),
+                transpose_b=True,
+            )
 
         if deviation_jacobian is jacobian:
             return times(output_gradients, jacobian), per_example

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -33,8 +33,10 @@ def check_render_size(batch: int, height: int, width: int, channels: int) -> Non
     """Refuses a render of more than `MAX_RENDER_VALUES` values (what `render_latents`, the
     exported `render` signature, refuses in the graph)."""
     if batch * height * width * channels > MAX_RENDER_VALUES:
-        raise InputError(f"rendering {batch} latents at {height}x{width} makes more than "
-                         f"{MAX_RENDER_VALUES:,} values: send fewer latents or a lower resolution")
+        raise InputError(
+            f"rendering {batch} latents at {height}x{width} makes more than "
+            f"{MAX_RENDER_VALUES:,} values: send fewer latents or a lower resolution"
+        )
 
 
 def coordinate_grid(height: int, width: int) -> np.ndarray:
@@ -61,7 +63,9 @@ def check_resolution(resolution) -> tuple[int, int]:
         if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)):
             raise InputError(f"resolution must be positive integers, got {resolution!r}")
         if not 1 <= int(size) <= MAX_RESOLUTION:
-            raise InputError(f"resolution must be between 1 and {MAX_RESOLUTION}, got {resolution!r}")
+            raise InputError(
+                f"resolution must be between 1 and {MAX_RESOLUTION}, got {resolution!r}"
+            )
         checked.append(int(size))
     return tuple(checked)
 
@@ -143,18 +147,27 @@ class ImplicitGON(GradientOriginModel):
         image_shape = check_image_shape(image_shape)
         hidden_units = check_positive_int(hidden_units, "hidden_units")
         num_layers = check_positive_int(num_layers, "num_layers")
-        coordinate_fraction = check_number(coordinate_fraction, "coordinate_fraction",
-                                           minimum=0.0, maximum=1.0, strict_minimum=True)
+        coordinate_fraction = check_number(
+            coordinate_fraction,
+            "coordinate_fraction",
+            minimum=0.0,
+            maximum=1.0,
+            strict_minimum=True,
+        )
         w0 = check_number(w0, "w0", minimum=0.0, strict_minimum=True)
         kwargs.setdefault("inner_loss", "mse")
         kwargs.setdefault("outer_loss", "mse")
         super().__init__(image_shape=image_shape, latent_dim=latent_dim, **kwargs)
         first = (2 + self.latent_dim) * hidden_units  # coordinates and latent in
         check_weights(  # from the shapes, before any weight is made
-            first + (num_layers - 1) * hidden_units**2 + hidden_units * (num_layers + 1)
-            + (hidden_units + 1) * image_shape[-1] + self.latent_dim * (self.latent_dim + 1),
+            first
+            + (num_layers - 1) * hidden_units**2
+            + hidden_units * (num_layers + 1)
+            + (hidden_units + 1) * image_shape[-1]
+            + self.latent_dim * (self.latent_dim + 1),
             f"an ImplicitGON with latent_dim={self.latent_dim}, hidden_units={hidden_units}, "
-            f"num_layers={num_layers}")
+            f"num_layers={num_layers}",
+        )
 
         # === Config ===
         self.hidden_units = hidden_units
@@ -174,7 +187,11 @@ class ImplicitGON(GradientOriginModel):
             for index in range(self.num_layers)
         ]
         self.output_layer = SineDense(
-            image_shape[-1], w0=self.w0, use_sine=False, dtype=self.dtype_policy, name="output_dense"
+            image_shape[-1],
+            w0=self.w0,
+            use_sine=False,
+            dtype=self.dtype_policy,
+            name="output_dense",
         )
 
         # === State ===
@@ -214,15 +231,24 @@ class ImplicitGON(GradientOriginModel):
         # Moments of the latest training step's latents, read by LatentStatistics.
         # (every replica computes the same all-gathered moments: keep the first's)
         self.step_latent_count = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="step_latent_count",
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            name="step_latent_count",
             aggregation="only_first_replica",
         )
         self.step_latent_mean = self.add_weight(
-            shape=(dim,), initializer="zeros", trainable=False, name="step_latent_mean",
+            shape=(dim,),
+            initializer="zeros",
+            trainable=False,
+            name="step_latent_mean",
             aggregation="only_first_replica",
         )
         self.step_latent_scatter = self.add_weight(
-            shape=(dim, dim), initializer="zeros", trainable=False, name="step_latent_scatter",
+            shape=(dim, dim),
+            initializer="zeros",
+            trainable=False,
+            name="step_latent_scatter",
             aggregation="only_first_replica",
         )
         self.built = True
@@ -293,13 +319,14 @@ class ImplicitGON(GradientOriginModel):
         coordinates = tf.cast(self.grid, self.compute_dtype)[None]  # (1, n, 2)
         latent = tf.cast(latent, self.compute_dtype)[:, None, :]  # (1, 1, latent_dim)
         identity = tf.eye(self.latent_dim, dtype=self.compute_dtype)[:, None, :]  # (K, 1, d)
-        hidden, tangents = self.sine_layers[0].linearize(
-            [coordinates, latent], [None, identity])
+        hidden, tangents = self.sine_layers[0].linearize([coordinates, latent], [None, identity])
         for layer in self.sine_layers[1:]:
             hidden, tangents = layer.linearize(hidden, tangents)
         outputs, tangents = self.output_layer.linearize(hidden, tangents)
-        return (tf.reshape(outputs, (1, height, width, channels)),
-                tf.reshape(tangents, (self.latent_dim, height, width, channels)))
+        return (
+            tf.reshape(outputs, (1, height, width, channels)),
+            tf.reshape(tangents, (self.latent_dim, height, width, channels)),
+        )
 
     def outer_losses(self, data, latents, training=False):
         return self._grid_losses(self.outer_loss, data, latents, training)
@@ -389,9 +416,7 @@ class ImplicitGON(GradientOriginModel):
             same square [-1, 1]² as the training images.
         """
         z = self.check_latents(latents)
-        height, width = (
-            self.image_shape[:2] if resolution is None else check_resolution(resolution)
-        )
+        height, width = self.image_shape[:2] if resolution is None else check_resolution(resolution)
         check_render_size(int(z.shape[0]), height, width, self.image_shape[-1])
         grid = coordinate_grid(height, width)
         fn = self.inference_function(
@@ -426,11 +451,22 @@ class ImplicitGON(GradientOriginModel):
         channels = self.image_shape[-1]
         values_out = tf.cast(batch, "int64") * tf.cast(size, "int64") ** 2 * channels
         checks = [
-            graph_check((size >= 1) & (size <= MAX_RESOLUTION),
-                        f"resolution must be between 1 and {MAX_RESOLUTION}, got ", size),
-            graph_check(values_out <= MAX_RENDER_VALUES, "rendering ", batch, " latents at ",
-                        size, "x", size, f" makes more than {MAX_RENDER_VALUES:,} values: "
-                        "send fewer latents or a lower resolution"),
+            graph_check(
+                (size >= 1) & (size <= MAX_RESOLUTION),
+                f"resolution must be between 1 and {MAX_RESOLUTION}, got ",
+                size,
+            ),
+            graph_check(
+                values_out <= MAX_RENDER_VALUES,
+                "rendering ",
+                batch,
+                " latents at ",
+                size,
+                "x",
+                size,
+                f" makes more than {MAX_RENDER_VALUES:,} values: "
+                "send fewer latents or a lower resolution",
+            ),
         ]
         with tf.control_dependencies(checks):
             size = tf.identity(size)
@@ -447,8 +483,12 @@ class ImplicitGON(GradientOriginModel):
             values = tf.clip_by_value(self.decode_coordinates(latents, coordinates), 0.0, 1.0)
             return index + 1, parts.write(index, tf.transpose(values, (1, 0, 2)))
 
-        parts = tf.TensorArray(self.compute_dtype, size=steps, infer_shape=False,
-                               element_shape=tf.TensorShape([None, None, channels]))
+        parts = tf.TensorArray(
+            self.compute_dtype,
+            size=steps,
+            infer_shape=False,
+            element_shape=tf.TensorShape([None, None, channels]),
+        )
         _, parts = tf.while_loop(lambda index, _: index < steps, decode, (0, parts))
         values = tf.transpose(parts.concat(), (1, 0, 2))  # (batch, size * size, channels)
         return tf.reshape(values, tf.stack([batch, size, size, channels]))
@@ -495,7 +535,9 @@ class ImplicitGON(GradientOriginModel):
             raise InputError("fit_latent_statistics needs at least 2 images")
         self.set_latent_statistics(latents.mean(0), np.cov(latents, rowvar=False), len(latents))
 
-    def sample(self, n: int, seed: int | None = None, resolution: int | tuple[int, int] | None = None):
+    def sample(
+        self, n: int, seed: int | None = None, resolution: int | tuple[int, int] | None = None
+    ):
         """`n` images decoded from latents ~ N(latent_mean, latent_covariance) (appendix D).
 
         The normal is fitted during `fit` to the latents of the last training

@@ -69,13 +69,23 @@ class LatentModel(keras.Model):
     metric_terms: tuple[str, ...] = ()
     """Per-example terms reported next to `loss` (the mean over the examples seen)."""
 
-    def __init__(self, image_shape=(32, 32, 1), latent_dim: int = 32, outer_loss="sse",
-                 outer_target: str = "input", seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        image_shape=(32, 32, 1),
+        latent_dim: int = 32,
+        outer_loss="sse",
+        outer_target: str = "input",
+        seed: int | None = None,
+        **kwargs,
+    ):
         unknown = sorted(set(kwargs) - set(KERAS_MODEL_OPTIONS))
         if unknown:
             origin = [name for name in unknown if name in OPTION_GROUPS["origin"]]
-            reason = f"{type(self).__name__} has no origin gradient: it" if origin else (
-                type(self).__name__)
+            reason = (
+                f"{type(self).__name__} has no origin gradient: it"
+                if origin
+                else (type(self).__name__)
+            )
             raise InputError(f"{reason} takes no {', '.join(unknown)}")
         super().__init__(**kwargs)
         # === Config ===
@@ -109,7 +119,10 @@ class LatentModel(keras.Model):
         """Per-example terms of the latents' reconstruction: "loss", any `metric_terms`,
         and the `reconstructions` (images) that `compile(metrics=...)` compares with the target."""
         reconstructions = self.decode_latents(latents, training=training)
-        return {"loss": self.outer_loss(target, reconstructions), "reconstructions": reconstructions}
+        return {
+            "loss": self.outer_loss(target, reconstructions),
+            "reconstructions": reconstructions,
+        }
 
     def outer_losses(self, target, latents, training=False):
         """The per-example outer loss of the latents' reconstruction (`outer_terms`'s "loss")."""
@@ -154,8 +167,10 @@ class LatentModel(keras.Model):
             raise InputError(f"{name} must hold integer {what}, got dtype {values.dtype}")
         bad = values[(values < 0) | (values >= count)]
         if bad.size:
-            raise InputError(f"{what} must be in [0, {count}) ({option}={count}), got "
-                             f"{bad.flat[0]} ({bad.size} of {values.size} {name} outside)")
+            raise InputError(
+                f"{what} must be in [0, {count}) ({option}={count}), got "
+                f"{bad.flat[0]} ({bad.size} of {values.size} {name} outside)"
+            )
 
     def training_callbacks(self) -> list:
         """Callbacks `fit` adds unless given (e.g. the implicit GON's latent statistics)."""
@@ -174,8 +189,11 @@ class LatentModel(keras.Model):
     def train_step(self, data):
         guarded = tf.distribute.in_cross_replica_context() or not tf.distribute.has_strategy()
         if guarded:  # what a step with a non-finite loss puts back (below)
-            state = [*self.trainable_variables, *self.non_trainable_variables,
-                     *self.optimizer.variables]
+            state = [
+                *self.trainable_variables,
+                *self.non_trainable_variables,
+                *self.optimizer.variables,
+            ]
             before = [tf.identity(variable.value) for variable in state]
         with tf.GradientTape() as tape:
             terms = self.compute_terms(data, training=True)
@@ -204,8 +222,9 @@ class LatentModel(keras.Model):
             # Under a strategy the update synchronises the replicas and cannot sit
             # in a branch: a non-finite replica contributes zero gradients instead
             # (the optimizer's state still steps; no weight becomes non-finite).
-            gradients = [None if g is None else tf.where(finite, g, tf.zeros_like(g))
-                         for g in gradients]
+            gradients = [
+                None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in gradients
+            ]
             self.optimizer.apply(gradients, self.trainable_variables)
             self.after_train_step(terms)
         return self.update_metrics(terms)
@@ -220,8 +239,11 @@ class LatentModel(keras.Model):
             tracker.update_state(terms[tracker.name])
         if self.compiled_metrics_container() is not None and "predictions" in terms:
             predictions = tf.cast(terms["predictions"], "float32")
-            targets = tf.cast(terms["targets"], predictions.dtype) if (
-                terms["targets"].dtype.is_floating) else terms["targets"]
+            targets = (
+                tf.cast(terms["targets"], predictions.dtype)
+                if (terms["targets"].dtype.is_floating)
+                else terms["targets"]
+            )
             self.compiled_metrics_container().update_state(targets, predictions)
         return step_logs(self.get_metrics_result())
 
@@ -291,13 +313,16 @@ class LatentModel(keras.Model):
         if isinstance(data, (np.ndarray, list)) or (
             hasattr(data, "shape") and hasattr(data, "dtype") and not tf.is_tensor(data)
         ):
-            array, divisor = validate_images(data, name=name, channels=self.image_shape[-1],
-                                             scale="dtype")
+            array, divisor = validate_images(
+                data, name=name, channels=self.image_shape[-1], scale="dtype"
+            )
             if tuple(array.shape[1:3]) != size:  # resized once, here, in chunks
-                return np.concatenate([
-                    preprocess_images(array[i : i + 1024], self.image_shape, divisor).numpy()
-                    for i in range(0, len(array), 1024)
-                ])
+                return np.concatenate(
+                    [
+                        preprocess_images(array[i : i + 1024], self.image_shape, divisor).numpy()
+                        for i in range(0, len(array), 1024)
+                    ]
+                )
             if np.issubdtype(array.dtype, np.floating) and divisor != 1.0:
                 array = (array / np.float32(divisor)).astype("float32")
             return array
@@ -326,9 +351,15 @@ class LatentModel(keras.Model):
             values = rest[0]
             low, high = tf.reduce_min(values), tf.reduce_max(values)
             ok = (tf.size(values) == 0) | ((low >= 0) & (high < count))
-            with tf.control_dependencies([graph_check(
-                ok, f"{what} must be in [0, {count}) ({option}={count}), got ",
-                tf.where(high >= count, high, low))]):
+            with tf.control_dependencies(
+                [
+                    graph_check(
+                        ok,
+                        f"{what} must be in [0, {count}) ({option}={count}), got ",
+                        tf.where(high >= count, high, low),
+                    )
+                ]
+            ):
                 rest[0] = tf.identity(values)
         return (images, *rest) if rest else images
 
@@ -344,11 +375,14 @@ class LatentModel(keras.Model):
                 raise layout_error
             rank_ok = len(shape) in (3, 4)
             channels_ok = (len(shape) == 3 and channels == 1) or (
-                len(shape) == 4 and shape[-1] in (None, channels))
+                len(shape) == 4 and shape[-1] in (None, channels)
+            )
             if not (rank_ok and channels_ok):
                 grey = " (or (batch, height, width))" if channels == 1 else ""
-                raise InputError(f"data has shape {shape}: the model expects images (batch, "
-                                 f"height, width, {channels}){grey} of any size")
+                raise InputError(
+                    f"data has shape {shape}: the model expects images (batch, "
+                    f"height, width, {channels}){grey} of any size"
+                )
 
     def fit(self, x=None, y=None, *args, callbacks=None, validation_data=None, **kwargs):
         """`keras.Model.fit` after the input checks, stopping cleanly on a non-finite loss.
@@ -361,16 +395,18 @@ class LatentModel(keras.Model):
         batch) is reported by a warning and `history.collapsed`.
         """
         from keras_gon.callbacks import StopOnNonFiniteLoss
-
         from keras_gon.data.preprocessing import input_errors_from_graph
 
         x = self.prepare_data(x)
         self.check_targets(y)
         if isinstance(validation_data, tuple) and validation_data:
-            validation_data = (self.prepare_data(validation_data[0], "validation_data"),
-                               *validation_data[1:])
-            self.check_targets(validation_data[1] if len(validation_data) > 1 else None,
-                               "validation_data's y")
+            validation_data = (
+                self.prepare_data(validation_data[0], "validation_data"),
+                *validation_data[1:],
+            )
+            self.check_targets(
+                validation_data[1] if len(validation_data) > 1 else None, "validation_data's y"
+            )
         elif validation_data is not None:
             validation_data = self.prepare_data(validation_data, "validation_data")
         self.check_training_data(x, y, validation_data)
@@ -386,15 +422,19 @@ class LatentModel(keras.Model):
             kwargs["shuffle"] = False
         self.build_optimizer()
         with input_errors_from_graph():  # a dataset's bad batch: one line, as for arrays
-            history = super().fit(x, y, *args, callbacks=callbacks,
-                                  validation_data=validation_data, **kwargs)
+            history = super().fit(
+                x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs
+            )
         images = _first_images(x)
         history.collapsed = images is not None and self.outputs_collapsed(images)
         if history.collapsed:
             warnings.warn(
                 "every image of the first training batch has the same reconstruction: training "
                 "collapsed to a constant output (saturated outputs, nothing learnt); try a "
-                "lower learning rate", RuntimeWarning, stacklevel=2)
+                "lower learning rate",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return history
 
     def outputs_collapsed(self, images) -> bool:
@@ -417,8 +457,9 @@ class LatentModel(keras.Model):
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
 
-    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
-               **kwargs):
+    def export(
+        self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs
+    ):
         """`keras.Model.export` (what `predict` returns), with the model's own inputs by default.
 
         Keras cannot infer the input of a subclassed model that was never
@@ -435,9 +476,11 @@ class LatentModel(keras.Model):
         if input_signature is not None or format != "tf_saved_model":
             if input_signature is None:
                 input_signature = [
-                    tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")]
-            return super().export(filepath, format=format, verbose=verbose,
-                                  input_signature=input_signature, **kwargs)
+                    tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")
+                ]
+            return super().export(
+                filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
+            )
         from keras_gon.data.preprocessing import check_image_values
 
         def serve(images):
@@ -447,10 +490,10 @@ class LatentModel(keras.Model):
         channels = self.image_shape[-1]
         for dtype in ("float32", "uint8"):  # the first one is the serving_default signature
             serve.get_concrete_function(
-                tf.TensorSpec((None, None, None, channels), dtype, name="images"))
+                tf.TensorSpec((None, None, None, channels), dtype, name="images")
+            )
             if channels == 1:
-                serve.get_concrete_function(tf.TensorSpec((None, None, None), dtype,
-                                                          name="images"))
+                serve.get_concrete_function(tf.TensorSpec((None, None, None), dtype, name="images"))
         archive = keras.export.ExportArchive()
         archive.track(self)
         archive.add_endpoint("serve", serve)
@@ -495,8 +538,10 @@ class LatentModel(keras.Model):
 
         model = load_preset(preset)
         if not isinstance(model, cls):
-            raise InputError(f"preset {preset!r} holds a {type(model).__name__}, not a "
-                             f"{cls.__name__} (use {type(model).__name__}.from_preset)")
+            raise InputError(
+                f"preset {preset!r} holds a {type(model).__name__}, not a "
+                f"{cls.__name__} (use {type(model).__name__}.from_preset)"
+            )
         return model
 
     def save_to_preset(self, directory, metadata: dict | None = None):
@@ -523,11 +568,15 @@ class LatentModel(keras.Model):
         layout_error = channels_first_error(shape, what)
         if layout_error is not None:
             raise layout_error
-        if images.shape.rank not in (3, 4) or (images.shape.rank == 3 and channels != 1) or (
-            images.shape.rank == 4 and shape[-1] not in (None, channels)
+        if (
+            images.shape.rank not in (3, 4)
+            or (images.shape.rank == 3 and channels != 1)
+            or (images.shape.rank == 4 and shape[-1] not in (None, channels))
         ):
-            raise InputError(f"{what} have shape {shape}, the model expects (batch, height, width, "
-                             f"{channels}) images of any size")
+            raise InputError(
+                f"{what} have shape {shape}, the model expects (batch, height, width, "
+                f"{channels}) images of any size"
+            )
         return tf.cast(preprocess_images(images, self.image_shape), self.latent_dtype)
 
     def unpack_images(self, data):
@@ -541,7 +590,9 @@ class LatentModel(keras.Model):
             return images
         _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if y is None:
-            raise InputError("outer_target='y' needs (source, target) pairs, the data has no target")
+            raise InputError(
+                "outer_target='y' needs (source, target) pairs, the data has no target"
+            )
         return self.prepare_images(y, "targets")
 
     def unpack_integers(self, data, message: str):
@@ -570,8 +621,7 @@ class LatentModel(keras.Model):
         resize them (`prepare_images`)."""
         from keras_gon.data.arrays import check_images
 
-        array = check_images(images, name="images", channels=self.image_shape[-1],
-                             scale="dtype")
+        array = check_images(images, name="images", channels=self.image_shape[-1], scale="dtype")
         return tf.convert_to_tensor(array, dtype=self.latent_dtype)
 
     def check_latents(self, latents):

@@ -51,8 +51,12 @@ class TiedAutoencoder(ConvDecoderModel, LatentModel):
         for index, kernel in enumerate(kernels[:-1]):
             self.encoder_norms.append(
                 make_normalization(
-                    decoder.normalization, kernel.shape[-1], decoder.momentum, decoder.epsilon,
-                    self.dtype_policy, name=f"encoder_normalization_{index}",
+                    decoder.normalization,
+                    kernel.shape[-1],
+                    decoder.momentum,
+                    decoder.epsilon,
+                    self.dtype_policy,
+                    name=f"encoder_normalization_{index}",
                 )
             )
             self.encoder_activations.append(
@@ -99,8 +103,9 @@ class TiedAutoencoder(ConvDecoderModel, LatentModel):
             last = index == len(kernels) - 1
             projection = last and self.decoder.projects_latents  # the 4x4 "valid" kernel
             kernel = ops.cast(kernel, x.dtype)
-            x = ops.conv(x, kernel, strides=1 if projection else 2,
-                         padding="valid" if projection else "same")
+            x = ops.conv(
+                x, kernel, strides=1 if projection else 2, padding="valid" if projection else "same"
+            )
             x = x + ops.cast(self.encoder_biases[index], x.dtype)
             if not last:
                 if self.encoder_norms[index] is not None:

@@ -93,8 +93,10 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
             return mean, log_variance
         maps = tf.reshape(outputs, (-1, k * k, 2 * self.decoder.latent_map_shape[-1]))
         mean, log_variance = tf.split(maps, 2, axis=-1)
-        return (tf.reshape(mean, (-1, self.latent_dim)),
-                tf.reshape(log_variance, (-1, self.latent_dim)))
+        return (
+            tf.reshape(mean, (-1, self.latent_dim)),
+            tf.reshape(log_variance, (-1, self.latent_dim)),
+        )
 
     def encode_latents(self, images, training=False):
         """Graph-level encoder: μ of q(z|x) (no input checks)."""
@@ -114,10 +116,19 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         mean, log_variance = self.posterior(data, training=training)
         latents = self.reparameterization([mean, log_variance], training=training, sample=True)
         outputs = self.likelihood_outputs(latents, training=training)  # logits or log-scale
-        terms = self.elbo_losses(data if target is None else target, outputs, mean, log_variance,
-                                 logits=self.likelihood_takes_logits)
-        return {**terms, "latents": latents, "predictions": self.likelihood_images(outputs),
-                "targets": data if target is None else target}
+        terms = self.elbo_losses(
+            data if target is None else target,
+            outputs,
+            mean,
+            log_variance,
+            logits=self.likelihood_takes_logits,
+        )
+        return {
+            **terms,
+            "latents": latents,
+            "predictions": self.likelihood_images(outputs),
+            "targets": data if target is None else target,
+        }
 
     def compute_terms(self, data, training=False) -> dict:
         """The -ELBO of the batch (eq. 10): the encoder's posterior, one sample, the decoder."""

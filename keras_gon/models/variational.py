@@ -12,6 +12,7 @@ from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 from keras_gon.validation import check_seed
 
+
 def check_kl_weight(kl_weight) -> float:
     """β as a float >= 0, or an InputError naming the bad value."""
     try:
@@ -81,8 +82,9 @@ class VariationalMixin:
     def likelihood_outputs(self, latents, training=False, **options):
         """`decoder(latents)` as `elbo_losses` takes it: the logits where the likelihood
         takes them (`likelihood_takes_logits`), else the decoder's output."""
-        return self.decoder(latents, training=training, logits=self.likelihood_takes_logits,
-                            **options)
+        return self.decoder(
+            latents, training=training, logits=self.likelihood_takes_logits, **options
+        )
 
     def likelihood_images(self, outputs):
         """Images in [0, 1] from `likelihood_outputs`."""

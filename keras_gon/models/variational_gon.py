@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import keras
 
 from keras_gon import losses as gon_losses
@@ -115,8 +114,9 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
             self.decoder.build((None, self.latent_dim))
         self.built = True
 
-    def decode_with_posterior(self, latents, training=False, inner_pass=False, sample=None,
-                              logits: bool = False):
+    def decode_with_posterior(
+        self, latents, training=False, inner_pass=False, sample=None, logits: bool = False
+    ):
         """(F(latents), μ, log σ²): the decoded sample z' of N(μ, σ²) and the posterior;
         with `logits`, F as the likelihood takes it (`likelihood_outputs`)."""
         mean = self.mean_dense(latents)
@@ -139,8 +139,9 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
         reconstruction, mean, log_variance = self.decode_with_posterior(
             latents, training=training, inner_pass=True, logits=logits
         )
-        negative_elbo = self.elbo_losses(data, reconstruction, mean, log_variance,
-                                         logits=logits)["loss"]
+        negative_elbo = self.elbo_losses(data, reconstruction, mean, log_variance, logits=logits)[
+            "loss"
+        ]
         prior = gon_losses.gaussian_negative_log_density(latents, ORIGIN_PRIOR_VARIANCE)
         return negative_elbo + keras.ops.cast(prior, negative_elbo.dtype)
 

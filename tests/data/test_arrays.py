@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_gon.data import check_images
-from keras_gon.data import check_labels
+from keras_gon.data import check_images, check_labels
 from keras_gon.errors import InputError
 
 from helpers import MNIST10K, input_error

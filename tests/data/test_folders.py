@@ -10,8 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_gon.data import load_dataset
-from keras_gon.data import pipelines
+from keras_gon.data import load_dataset, pipelines
 from keras_gon.data.folders import scan_image_folder
 from keras_gon.data.pipelines import load_image_folder
 from keras_gon.errors import InputError
@@ -22,8 +21,7 @@ def _decoded(path) -> np.ndarray:
 
 
 def _all_batches(ds):
-    return [tuple(np.asarray(t) for t in b) if isinstance(b, tuple) else np.asarray(b)
-            for b in ds]
+    return [tuple(np.asarray(t) for t in b) if isinstance(b, tuple) else np.asarray(b) for b in ds]
 
 
 def test_class_subfolders_under_train_and_test(cifar10_folder):
@@ -32,19 +30,25 @@ def test_class_subfolders_under_train_and_test(cifar10_folder):
     assert (len(folder.train_files), len(folder.test_files)) == (300, 90)
     assert folder.channels == 3
     assert "train/ and test/" in folder.split
-    for files, labels in ((folder.train_files, folder.train_labels),
-                          (folder.test_files, folder.test_labels)):
+    for files, labels in (
+        (folder.train_files, folder.train_labels),
+        (folder.test_files, folder.test_labels),
+    ):
         names = [folder.class_names[y] for y in labels]
         assert names == [f.split("/")[-2] for f in files]  # each label is its folder's
     assert "300 training and 90 held-out images of 3 classes" in folder.summary()
 
 
 def test_load_image_folder_gives_the_files_pixels_and_labels(cifar10_folder):
-    train, test, info = load_image_folder(cifar10_folder, image_size=32, batch_size=32,
-                                          seed=0, with_labels=True, verbose=False)
+    train, test, info = load_image_folder(
+        cifar10_folder, image_size=32, batch_size=32, seed=0, with_labels=True, verbose=False
+    )
     assert info.image_shape == (32, 32, 3)
     assert (info.num_train, info.num_test, info.class_names) == (
-        300, 90, ("airplane", "automobile", "bird"))
+        300,
+        90,
+        ("airplane", "automobile", "bird"),
+    )
     batches = _all_batches(train)
     assert len(batches) == 300 // 32  # full batches only
     images, labels = batches[0]
@@ -76,8 +80,7 @@ def test_flat_folder_holds_out_a_fixed_fraction(celeba_folder):
 
 
 def test_non_square_images_are_centre_cropped_and_resized(celeba_folder):
-    _, test, info = load_image_folder(celeba_folder, image_size=64, batch_size=32,
-                                      verbose=False)
+    _, test, info = load_image_folder(celeba_folder, image_size=64, batch_size=32, verbose=False)
     assert info.image_shape == (64, 64, 3)
     image = _all_batches(test)[0][0]
     folder = scan_image_folder(celeba_folder)
@@ -88,8 +91,9 @@ def test_non_square_images_are_centre_cropped_and_resized(celeba_folder):
 
 
 def test_grey_folder_at_128_skips_its_non_image_file(coil20_folder):
-    train, test, info = load_image_folder(coil20_folder, image_size=128, batch_size=64,
-                                          verbose=False)
+    train, test, info = load_image_folder(
+        coil20_folder, image_size=128, batch_size=64, verbose=False
+    )
     assert info.image_shape == (128, 128, 1)
     assert info.num_train + info.num_test == 288
     assert info.skipped == ("Icon\r",)
@@ -131,9 +135,14 @@ def test_every_format_and_channel_conversion(tmp_path, cifar10_folder):
     assert found.corrupt == () and len(found.train_files) + len(found.test_files) == 6
     assert found.channels == 3  # colour, since some images have it
     for channels in (1, 3):
-        train, _, info = load_image_folder(folder, channels=channels, batch_size=4,
-                                           shuffle_train=False, validation_split=0.2,
-                                           verbose=False)
+        train, _, info = load_image_folder(
+            folder,
+            channels=channels,
+            batch_size=4,
+            shuffle_train=False,
+            validation_split=0.2,
+            verbose=False,
+        )
         assert info.image_shape == (32, 32, channels)
         assert next(iter(train)).shape == (4, 32, 32, channels)
     grey_only = tmp_path / "grey"
@@ -153,26 +162,26 @@ def _holds_cache(ds) -> bool:
 
 
 def test_large_folders_stream_from_disk(cifar10_folder, monkeypatch):
-    cached = load_image_folder(cifar10_folder, batch_size=30, shuffle_train=False,
-                               verbose=False)
+    cached = load_image_folder(cifar10_folder, batch_size=30, shuffle_train=False, verbose=False)
     monkeypatch.setattr(pipelines, "FOLDER_CACHE_BYTES", 1000)  # too small to hold them
-    streamed = load_image_folder(cifar10_folder, batch_size=30, shuffle_train=False,
-                                 verbose=False)
+    streamed = load_image_folder(cifar10_folder, batch_size=30, shuffle_train=False, verbose=False)
     assert _holds_cache(cached[0]) and not _holds_cache(streamed[0])
     for a, b in zip(_all_batches(cached[1]), _all_batches(streamed[1])):
         np.testing.assert_array_equal(a, b)
-    shuffled = load_image_folder(cifar10_folder, batch_size=30, seed=3, verbose=False,
-                                 cache=False)
+    shuffled = load_image_folder(cifar10_folder, batch_size=30, seed=3, verbose=False, cache=False)
     epoch_1, epoch_2 = _all_batches(shuffled[0]), _all_batches(shuffled[0])
     assert len(epoch_1) == 10 and not np.array_equal(epoch_1[0], epoch_2[0])  # reshuffled
 
 
-@pytest.mark.parametrize("layout, message", [
-    ("empty", r"no images \(png, jpg, jpeg, bmp, gif\) in .*readme.txt"),
-    ("mixed", "both images and class subfolders"),
-    ("unknown_test_class", "class folders the training folder has not: cat"),
-    ("missing", "no such file or directory"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ("empty", r"no images \(png, jpg, jpeg, bmp, gif\) in .*readme.txt"),
+        ("mixed", "both images and class subfolders"),
+        ("unknown_test_class", "class folders the training folder has not: cat"),
+        ("missing", "no such file or directory"),
+    ],
+)
 def test_bad_folders_are_refused_by_name(tmp_path, cifar10_folder, layout, message):
     root = tmp_path / layout
     source = sorted((cifar10_folder / "train" / "bird").glob("*.jpg"))[:4]

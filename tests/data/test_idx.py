@@ -7,8 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from keras_gon.data import load_idx_directory
-from keras_gon.data import read_idx
+from keras_gon.data import load_idx_directory, read_idx
 
 from helpers import MNIST_DIR, input_error
 
@@ -17,9 +16,7 @@ LABELS_GZ = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
 
 
 def _idx_bytes(array: np.ndarray, type_code: int) -> bytes:
-    dtype = {
-        0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"
-    }
+    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     header = bytes([0, 0, type_code, array.ndim])
     header += struct.pack(f">{array.ndim}I", *array.shape)
     return header + array.astype(dtype[type_code]).tobytes()
@@ -46,8 +43,14 @@ def test_read_uncompressed_copy(tmp_path):
 
 @pytest.mark.parametrize(
     "type_code, dtype",
-    [(0x08, np.uint8), (0x09, np.int8), (0x0B, np.int16), (0x0C, np.int32),
-     (0x0D, np.float32), (0x0E, np.float64)],
+    [
+        (0x08, np.uint8),
+        (0x09, np.int8),
+        (0x0B, np.int16),
+        (0x0C, np.int32),
+        (0x0D, np.float32),
+        (0x0E, np.float64),
+    ],
 )
 def test_all_type_codes_round_trip(tmp_path, type_code, dtype):
     sign = -1 if type_code in (0x09, 0x0B) else 1
@@ -136,9 +139,7 @@ def test_directory_with_train_and_t10k_pairs(tmp_path):
         gzip.compress(_idx_bytes(np.arange(7), 0x08))
     )
     # Dotted spelling, gzipped.
-    (tmp_path / "t10k-images.idx3-ubyte.gz").write_bytes(
-        gzip.compress(_idx_bytes(x_te, 0x08))
-    )
+    (tmp_path / "t10k-images.idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(x_te, 0x08)))
     (train, test) = load_idx_directory(str(tmp_path))
     np.testing.assert_array_equal(train[0], x_tr)
     np.testing.assert_array_equal(train[1], np.arange(7))

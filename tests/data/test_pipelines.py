@@ -7,18 +7,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_gon.data import DataInfo
-from keras_gon.data import load_dataset
-from keras_gon.data import make_dataset
+from keras_gon.data import DataInfo, load_dataset, make_dataset
 
 from helpers import MNIST_DIR, NPZ, input_error
 
 
 def _batches(ds) -> list:
-    return [
-        b.numpy() if isinstance(b, tf.Tensor) else tuple(t.numpy() for t in b)
-        for b in ds
-    ]
+    return [b.numpy() if isinstance(b, tf.Tensor) else tuple(t.numpy() for t in b) for b in ds]
 
 
 # --- make_dataset -------------------------------------------------------------
@@ -80,9 +75,7 @@ def test_drop_remainder():
 def test_with_labels_keeps_pairs_aligned():
     x = np.arange(12, dtype=np.uint8).reshape(12, 1, 1) * np.ones((1, 3, 3), np.uint8)
     y = np.arange(12)
-    ds = make_dataset(
-        x, y, image_size=3, batch_size=5, shuffle=True, seed=3, with_labels=True
-    )
+    ds = make_dataset(x, y, image_size=3, batch_size=5, shuffle=True, seed=3, with_labels=True)
     images, labels = zip(*_batches(ds))
     images, labels = np.concatenate(images), np.concatenate(labels)
     assert labels.dtype == np.int32
@@ -116,11 +109,17 @@ def test_shuffle_is_deterministic_with_a_seed():
     assert order(8)[0] != first[0]
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(batch_size=0), dict(batch_size=-1), dict(batch_size=2.5),
-    dict(batch_size=True),
-    dict(image_size=0), dict(image_size="32"),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(batch_size=0),
+        dict(batch_size=-1),
+        dict(batch_size=2.5),
+        dict(batch_size=True),
+        dict(image_size=0),
+        dict(image_size="32"),
+    ],
+)
 def test_bad_sizes(kwargs):
     args = dict(image_size=4, batch_size=2, shuffle=False) | kwargs
     name = next(iter(kwargs))
@@ -151,9 +150,7 @@ def test_load_mnist5k_default():
 
 
 def test_load_npz_path_with_labels(mnist10k):
-    train, test, info = load_dataset(
-        NPZ, image_size=28, batch_size=500, seed=1, with_labels=True
-    )
+    train, test, info = load_dataset(NPZ, image_size=28, batch_size=500, seed=1, with_labels=True)
     assert info == DataInfo("mnist10k.npz", (28, 28, 1), 8000, 2000, split=info.split)
     assert "x_train and x_test" in info.split
     images, labels = next(iter(test))  # Not shuffled.
@@ -167,17 +164,13 @@ def test_load_npz_path_with_labels(mnist10k):
 
 
 def test_load_idx_directory_path_matches_npz(mnist10k):
-    train, test, info = load_dataset(
-        MNIST_DIR, image_size=28, batch_size=2000, shuffle_train=False
-    )
+    train, test, info = load_dataset(MNIST_DIR, image_size=28, batch_size=2000, shuffle_train=False)
     assert info == DataInfo("mnist", (28, 28, 1), 8000, 2000, split=info.split)
     assert "8000 of 10000" in info.split
     (test_images,) = _batches(test)
     np.testing.assert_array_equal(test_images[..., 0], mnist10k["x_test"] / np.float32(255))
     first = next(iter(train)).numpy()
-    np.testing.assert_array_equal(
-        first[..., 0], mnist10k["x_train"][:2000] / np.float32(255)
-    )
+    np.testing.assert_array_equal(first[..., 0], mnist10k["x_train"][:2000] / np.float32(255))
 
 
 def test_load_tuple_sources():
@@ -193,8 +186,11 @@ def test_load_tuple_sources():
 
     y_train, y_test = np.arange(40) % 10, np.arange(6)
     train, test, _ = load_dataset(
-        ((x_train, y_train), (x_test, y_test)), image_size=10, batch_size=8,
-        with_labels=True, shuffle_train=False,
+        ((x_train, y_train), (x_test, y_test)),
+        image_size=10,
+        batch_size=8,
+        with_labels=True,
+        shuffle_train=False,
     )
     images, labels = next(iter(train))
     np.testing.assert_array_equal(labels.numpy(), y_train[:8])
@@ -234,9 +230,7 @@ def test_load_unsupported_sources(tmp_path):
 
 def test_load_tfds_mnist_mocked():
     with tfds.testing.mock_data(num_examples=40):
-        train, test, info = load_dataset(
-            "mnist", batch_size=16, seed=0, with_labels=True
-        )
+        train, test, info = load_dataset("mnist", batch_size=16, seed=0, with_labels=True)
         assert info == DataInfo("mnist", (32, 32, 1), 40, 40, split=info.split)
         assert "TFDS splits" in info.split
         batches = _batches(train)

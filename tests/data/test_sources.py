@@ -5,14 +5,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_gon.data import load_mnist5k
-from keras_gon.data import load_npz
-from keras_gon.data import load_tfds
+from keras_gon.data import load_mnist5k, load_npz, load_tfds
 from keras_gon.data.sources import _choose_splits
 from keras_gon.errors import InputError
 
 from helpers import MNIST10K, SHARED_DATA, input_error
-
 
 # --- npz ---------------------------------------------------------------------
 
@@ -66,9 +63,7 @@ def test_npz_truncated_copy_of_real_file(tmp_path):
 
 def test_npz_corrupt_member(tmp_path):
     path = tmp_path / "d.npz"
-    np.savez_compressed(
-        path, x_train=np.arange(20000, dtype=np.int32), x_test=np.zeros(3)
-    )
+    np.savez_compressed(path, x_train=np.arange(20000, dtype=np.int32), x_test=np.zeros(3))
     data = bytearray(path.read_bytes())
     start = data.index(b"x_train.npy") + 200  # Inside the compressed member.
     data[start : start + 200] = bytes(200)
@@ -211,9 +206,7 @@ def test_tfds_unknown_name():
     message = input_error(load_tfds, "minst")
     assert message.startswith("unknown TFDS dataset 'minst'")
     assert "'mnist'" in message  # Suggestion.
-    assert "unknown TFDS dataset 'foo_not_a_dataset'" in input_error(
-        load_tfds, "foo_not_a_dataset"
-    )
+    assert "unknown TFDS dataset 'foo_not_a_dataset'" in input_error(load_tfds, "foo_not_a_dataset")
 
 
 def test_tfds_bad_config_or_version():
@@ -269,8 +262,12 @@ def _subprocess_cli(argv, env, tmp_path):
     # this checkout's keras_gon, whatever the folder the command runs in
     path = os.pathsep.join(sys.path)
     return subprocess.run(
-        [sys.executable, "-m", "keras_gon", *argv], capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **env}, cwd=tmp_path,
+        [sys.executable, "-m", "keras_gon", *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **env},
+        cwd=tmp_path,
     )
 
 
@@ -289,8 +286,10 @@ def test_tfds_download_path_fails_on_the_network_not_on_an_import(tmp_path, monk
         pytest.fail(f"the download path needs a package that is not installed: {error}")
     except Exception as error:  # noqa: BLE001
         text = f"{type(error).__name__}: {error}"
-        assert any(word in text for word in ("Connection", "resolve", "Network", "Download",
-                                             "URLError", "timed out")), text
+        assert any(
+            word in text
+            for word in ("Connection", "resolve", "Network", "Download", "URLError", "timed out")
+        ), text
     else:  # a machine with a network prepared the real data
         assert builder.is_prepared()
 
@@ -332,9 +331,25 @@ def test_keras_fashion_mnist_trains_offline_from_a_keras_cache(tmp_path):
         (cache / path.name).symlink_to(path)
     out = tmp_path / "run"
     result = _subprocess_cli(
-        ["train", "gon", "--data", "keras:fashion_mnist", "--steps", "2", "--width", "2",
-         "--latent-dim", "4", "--verbose", "0", "--no-jit", "--out", str(out)],
-        {"KERAS_HOME": str(tmp_path / "keras_home")}, tmp_path,
+        [
+            "train",
+            "gon",
+            "--data",
+            "keras:fashion_mnist",
+            "--steps",
+            "2",
+            "--width",
+            "2",
+            "--latent-dim",
+            "4",
+            "--verbose",
+            "0",
+            "--no-jit",
+            "--out",
+            str(out),
+        ],
+        {"KERAS_HOME": str(tmp_path / "keras_home")},
+        tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -355,11 +370,21 @@ def test_fashion_mnist_idx_folder_is_the_official_split():
 def test_keras_datasets_source_without_cache_or_network_is_one_error_line(tmp_path):
     # no network, on any machine: every download goes through a proxy nobody listens on
     unreachable = "http://127.0.0.1:9"
-    offline = {name: unreachable for name in ("http_proxy", "https_proxy", "HTTP_PROXY",
-                                               "HTTPS_PROXY", "all_proxy", "ALL_PROXY")}
+    offline = {
+        name: unreachable
+        for name in (
+            "http_proxy",
+            "https_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        )
+    }
     offline.update(no_proxy="", NO_PROXY="", KERAS_HOME=str(tmp_path / "empty"))
-    result = _subprocess_cli(["train", "gon", "--data", "keras:mnist", "--steps", "1"],
-                             offline, tmp_path)
+    result = _subprocess_cli(
+        ["train", "gon", "--data", "keras:mnist", "--steps", "1"], offline, tmp_path
+    )
     lines = [line for line in result.stderr.splitlines() if line.startswith("keras-gon: error:")]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert "keras.datasets.mnist could not be loaded" in lines[0]

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from keras_gon import experiments
 from keras_gon.data import DataInfo
 
-from keras_gon import experiments
-
 from helpers import NPZ
-TINY = experiments.Budget(data=NPZ, steps=3, batch_size=32, latent_dim=8, width=4,
-                          jit_compile=False, glo_inference_steps=2)
+
+TINY = experiments.Budget(
+    data=NPZ,
+    steps=3,
+    batch_size=32,
+    latent_dim=8,
+    width=4,
+    jit_compile=False,
+    glo_inference_steps=2,
+)
 
 
 def test_table1_variants_share_the_decoder():
@@ -48,9 +54,18 @@ def test_run_experiment_writes_table_plot_and_json(tmp_path):
 
 
 def test_summarize_and_markdown():
-    runs = [{"label": "a", "held_out_sse": v, "train_sse": v - 0.5, "parameters": 5}
-            for v in (1.0, 3.0)]
+    runs = [
+        {"label": "a", "held_out_sse": v, "train_sse": v - 0.5, "parameters": 5} for v in (1.0, 3.0)
+    ]
     rows = experiments.summarize(runs, ["a"])
-    assert rows == [{"label": "a", "mean": 2.0, "std": pytest.approx(np.sqrt(2)),
-                     "train_mean": 1.5, "seeds": 2, "parameters": 5}]
+    assert rows == [
+        {
+            "label": "a",
+            "mean": 2.0,
+            "std": pytest.approx(np.sqrt(2)),
+            "train_mean": 1.5,
+            "seeds": 2,
+            "parameters": 5,
+        }
+    ]
     assert "| a | 2.00 ± 1.41 | 1.50 | 5 |" in experiments.markdown_table(rows, "t", TINY)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 from keras_gon.experiments import reproduce as reproduction
 from keras_gon.experiments import verdicts
 from keras_gon.experiments.study import REPORTED_METRIC
@@ -18,10 +17,14 @@ def _stored(specs, figure) -> dict:
         value = figure(spec)
         metric = REPORTED_METRIC[spec.kind]
         stored[spec.key] = {
-            "metric": metric, "seconds": 1.0, "parameters": 10,
+            "metric": metric,
+            "seconds": 1.0,
+            "parameters": 10,
             "test": {metric: value},
-            "epochs": [{"epoch": e, f"held_out_{metric}": value, f"train_eval_{metric}": value}
-                       for e in range(1, spec.epochs + 1)],
+            "epochs": [
+                {"epoch": e, f"held_out_{metric}": value, f"train_eval_{metric}": value}
+                for e in range(1, spec.epochs + 1)
+            ],
         }
     return stored
 
@@ -40,17 +43,22 @@ def test_the_dataset_plans_have_their_budgets_and_groups():
     cifar = reproduction.reproduction_specs(PLAN.budget, PLAN.groups)
     assert {s.group for s in cifar} >= {"widths", "latents", "spatial", "remedies"}
     spatial = [s for s in cifar if s.group == "spatial"]
-    assert sorted(dict(s.options).get("latent_map_size", 1) for s in spatial) == [1, 1, 4, 4,
-                                                                                  8, 8]
+    assert sorted(dict(s.options).get("latent_map_size", 1) for s in spatial) == [1, 1, 4, 4, 8, 8]
     table1 = [s for s in cifar if s.group == "table1"]
-    assert {s.setting for s in table1} == {"ours"} and {s.latent_dim for s in table1} == {32,
-                                                                                          256}
+    assert {s.setting for s in table1} == {"ours"} and {s.latent_dim for s in table1} == {32, 256}
 
 
 def test_summary_says_whether_the_gon_is_lowest_of_the_single_step_methods():
     def gon_best(spec):
-        base = {"gon": 1.0, "ae": 2.0, "tied_ae": 2.5, "gon_detach": 3.0, "glo": 4.0,
-                "vgon": 3.0, "vae": 4.0}[spec.kind]
+        base = {
+            "gon": 1.0,
+            "ae": 2.0,
+            "tied_ae": 2.5,
+            "gon_detach": 3.0,
+            "glo": 4.0,
+            "vgon": 3.0,
+            "vae": 4.0,
+        }[spec.kind]
         return base + 0.01 * spec.seed
 
     cells = reproduction.dataset_summary(_results(gon_best), PLAN.budget)
@@ -62,10 +70,8 @@ def test_summary_says_whether_the_gon_is_lowest_of_the_single_step_methods():
 
     cells = reproduction.dataset_summary(_results(gon_behind_ae), PLAN.budget)
     assert cells["table1"] == {32: "no", 256: "no"} and set(cells["table2"].values()) == {"no"}
-    partial = reproduction.Results(reproduction.reproduction_specs(PLAN.budget, ("decisive",)),
-                                   {})
-    assert set(reproduction.dataset_summary(partial, PLAN.budget)["table1"].values()) == {
-        "missing"}
+    partial = reproduction.Results(reproduction.reproduction_specs(PLAN.budget, ("decisive",)), {})
+    assert set(reproduction.dataset_summary(partial, PLAN.budget)["table1"].values()) == {"missing"}
 
 
 def test_summary_markdown_counts_datasets_as_the_paper_states_them():
@@ -73,8 +79,9 @@ def test_summary_markdown_counts_datasets_as_the_paper_states_them():
         return {"gon": 1.0, "vgon": 1.0}.get(spec.kind, 3.0) + 0.01 * spec.seed
 
     good = reproduction.dataset_summary(_results(gon_best), PLAN.budget)
-    bad = reproduction.dataset_summary(_results(lambda s: 3.0 - (s.kind == "ae") + 0.01 * s.seed),
-                                       PLAN.budget)
+    bad = reproduction.dataset_summary(
+        _results(lambda s: 3.0 - (s.kind == "ae") + 0.01 * s.seed), PLAN.budget
+    )
     text = reproduction.summary_markdown({"a": (PLAN, good), "b": (PLAN, bad)})
     assert "GON lowest of the single-step methods on 1 of 2 datasets clearly" in text
     assert "VGON below VAE on 1 of 2 datasets clearly" in text
@@ -90,7 +97,9 @@ def test_sweep_rows_count_gon_wins_and_the_lead_by_latent():
     results = reproduction.Results(specs, _stored(specs, lead_grows))
     rows = verdicts.sweep_rows(results, PLAN.budget, ("latents",))
     by_claim = {claim: cells["ours"] for claim, _, cells in rows}
-    wins = by_claim[f"Fig. 10c: GON < AE by latent size (held-out SSE, {PLAN.budget.sweep_epochs} epochs)"]
+    wins = by_claim[
+        f"Fig. 10c: GON < AE by latent size (held-out SSE, {PLAN.budget.sweep_epochs} epochs)"
+    ]
     assert wins[1].startswith("GON lower at 4 of 6")  # within 5 % at latents 16 and 32
     lead = by_claim["Fig. 10c: the GON's lead over the AE lessens as the latent shrinks"]
     assert lead[1] == "reproduced"

@@ -16,8 +16,14 @@ import pytest
 from keras_gon.errors import InputError
 from keras_gon.experiments import reproduce as reproduction
 from keras_gon.experiments.study import (
-    SETTINGS, RunSpec, StudyData, build_model, load_result, run_study,
+    SETTINGS,
+    RunSpec,
+    StudyData,
+    build_model,
+    load_result,
+    run_study,
 )
+
 from helpers import NPZ
 
 TINY = reproduction.BUDGETS["tiny"]
@@ -62,8 +68,13 @@ def test_the_full_study_plans_the_decisive_runs_first():
     assert {s.seed for s in specs[:32]} == {0, 1}
     linear = [s for s in specs if dict(s.options).get("encoder") == "linear"]
     assert {(s.kind, s.setting, s.latent_dim) for s in linear} == {
-        ("ae", "paper", 32), ("ae", "ours", 32), ("vae", "ours", 32),
-        ("ae", "paper", 256), ("ae", "ours", 256), ("vae", "ours", 256)}
+        ("ae", "paper", 32),
+        ("ae", "ours", 32),
+        ("vae", "ours", 32),
+        ("ae", "paper", 256),
+        ("ae", "ours", 256),
+        ("vae", "ours", 256),
+    }
     assert {s.epochs for s in linear} == {30} and {s.group for s in linear} == {"diagnostics"}
     with pytest.raises(InputError, match="unknown study groups"):
         reproduction.reproduction_specs(TINY, ["everything"])
@@ -81,8 +92,11 @@ run_study(specs, StudyData(sys.argv[1], eval_images=32, steps_per_epoch=2), Path
 
 def _study(out: Path):
     return subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, NPZ, str(out)], stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        [sys.executable, "-c", SCRIPT, NPZ, str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1"},
     )
 
@@ -92,8 +106,9 @@ def _results(out: Path) -> dict:
 
 
 def _figures(results: dict) -> dict:
-    return {name: (r["test"], [e["held_out_loss"] for e in r["epochs"]])
-            for name, r in results.items()}
+    return {
+        name: (r["test"], [e["held_out_loss"] for e in r["epochs"]]) for name, r in results.items()
+    }
 
 
 def test_a_study_killed_mid_run_continues_and_ends_with_the_uninterrupted_results(tmp_path):
@@ -128,10 +143,12 @@ def test_a_study_killed_mid_run_continues_and_ends_with_the_uninterrupted_result
 def test_reproduce_tiny_writes_a_report_with_every_claim(tmp_path):
     out = tmp_path / "study"
     report = tmp_path / "REPRODUCTION.md"
-    report.write_text(f"old\n{reproduction.ANALYSIS_START}\nkept analysis\n"
-                      f"{reproduction.ANALYSIS_END}\n")
-    reproduction.reproduce(NPZ, out, budget="tiny", report=report, groups=["table1"],
-                           log=lambda line: None)
+    report.write_text(
+        f"old\n{reproduction.ANALYSIS_START}\nkept analysis\n{reproduction.ANALYSIS_END}\n"
+    )
+    reproduction.reproduce(
+        NPZ, out, budget="tiny", report=report, groups=["table1"], log=lambda line: None
+    )
     text = report.read_text()
     assert "## Verdicts" in text and "kept analysis" in text
     verdicts = text.split("## Verdicts")[1].split("## Decisive runs")[0]
@@ -142,18 +159,24 @@ def test_reproduce_tiny_writes_a_report_with_every_claim(tmp_path):
     assert "| missing |" in text  # only table1 was run: the decisive cells are missing
     table1 = [s for s in reproduction.reproduction_specs(TINY, ["table1"])]
     assert len(_results(out)) == len(table1)
-    again = reproduction.reproduce(NPZ, out, budget="tiny", report=report, groups=["table1"],
-                                   report_only=True)
+    again = reproduction.reproduce(
+        NPZ, out, budget="tiny", report=report, groups=["table1"], report_only=True
+    )
     assert len(again) == len(table1)
     # the linear-encoder diagnostics sit beside the decisive runs, not in the diagnostics table
-    reproduction.reproduce(NPZ, out, budget="tiny", report=report,
-                           groups=["table1", "diagnostics"], report_only=True)
+    reproduction.reproduce(
+        NPZ, out, budget="tiny", report=report, groups=["table1", "diagnostics"], report_only=True
+    )
     text = report.read_text()
     decisive = text.split("## Decisive runs")[1].split("## Per-epoch")[0]
-    assert "| AE, linear encoder | paper |" in decisive and "| VAE, linear encoder | ours |" in decisive
+    assert (
+        "| AE, linear encoder | paper |" in decisive
+        and "| VAE, linear encoder | ours |" in decisive
+    )
     assert "linear encoder" not in text.split("## Diagnostics")[1].split("<!-- analysis")[0]
-    reproduction.reproduce(NPZ, out, budget="tiny", report=report, groups=["decisive"],
-                           report_only=True)
+    reproduction.reproduce(
+        NPZ, out, budget="tiny", report=report, groups=["decisive"], report_only=True
+    )
     text = report.read_text()
     for claim in ("GON < AE", "VGON < VAE", "GON overfits less than AE"):
         assert claim in text, claim
@@ -165,9 +188,15 @@ def test_reproduce_takes_the_dataset_an_image_folder_and_its_sweeps(tmp_path, ci
     10a sweep of spatial latents (GON and AE at 1x1 and 4x4 maps) as a table and a plot."""
     out = tmp_path / "cifar10"
     report = tmp_path / "REPRODUCTION_cifar10.md"
-    results = reproduction.reproduce(str(cifar10_folder), out, budget="tiny", report=report,
-                                     groups=["spatial"], dataset="cifar10",
-                                     log=lambda line: None)
+    results = reproduction.reproduce(
+        str(cifar10_folder),
+        out,
+        budget="tiny",
+        report=report,
+        groups=["spatial"],
+        dataset="cifar10",
+        log=lambda line: None,
+    )
     assert len(results) == 4
     options = sorted(r["spec"]["options"] for r in results.values())
     assert options == [[], [], [["latent_map_size", 4]], [["latent_map_size", 4]]]
@@ -192,8 +221,13 @@ def test_two_copies_of_a_study_share_its_runs_through_claims(tmp_path):
     claim_path(tmp_path, live).write_text(f"{os.getpid()} {socket.gethostname()}")
     claim_path(tmp_path, stale).write_text(f"{dead.pid} {socket.gethostname()}")
     lines = []
-    results = run_study([live, stale], StudyData(NPZ, eval_images=32, steps_per_epoch=2),
-                        tmp_path, log=lines.append, isolate=False)
+    results = run_study(
+        [live, stale],
+        StudyData(NPZ, eval_images=32, steps_per_epoch=2),
+        tmp_path,
+        log=lines.append,
+        isolate=False,
+    )
     assert list(results) == [stale.key]  # trained by this copy
     assert load_result(tmp_path, live) is None  # left to the process holding it
     assert any(live.key in line and "another process" in line for line in lines), lines

@@ -43,8 +43,9 @@ def test_config_round_trip_and_bad_arguments():
 @pytest.mark.parametrize("size, channels, k", [(32, 1, 4), (32, 1, 8), (64, 3, 4), (64, 3, 8)])
 def test_output_map_mirrors_a_spatial_latent_decoder(size, channels, k):
     keras.utils.set_random_seed(0)
-    decoder = ConvDecoder(image_shape=(size, size, channels), latent_dim=2 * k * k, width=4,
-                          latent_map_size=k)
+    decoder = ConvDecoder(
+        image_shape=(size, size, channels), latent_dim=2 * k * k, width=4, latent_map_size=k
+    )
     decoder.build((None, 2 * k * k))
     encoder = ConvEncoder.mirroring(decoder, 2 * k * k)
     assert encoder.output_map_size == k

@@ -99,5 +99,6 @@ def test_transposed_linearization_is_the_vector_jacobian_product(float64, groups
     with tf.GradientTape() as tape:
         tape.watch(copies)
         total = tf.reduce_sum(cotangents * layer(copies))
-    np.testing.assert_allclose(transpose(cotangents), tape.gradient(total, copies),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        transpose(cotangents), tape.gradient(total, copies), rtol=1e-10, atol=1e-12
+    )

@@ -14,8 +14,9 @@ def test_is_affine_in_the_image(mnist32):
     encoder = LinearEncoder(image_shape=(32, 32, 1), output_dim=6)
     a, b = mnist32[1][:4], mnist32[1][4:8]
     mix = encoder(0.3 * a + 0.7 * b).numpy()
-    np.testing.assert_allclose(mix, 0.3 * encoder(a).numpy() + 0.7 * encoder(b).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        mix, 0.3 * encoder(a).numpy() + 0.7 * encoder(b).numpy(), rtol=1e-5, atol=1e-5
+    )
     assert mix.shape == (4, 6)
     assert encoder.count_params() == 32 * 32 * 6 + 6
 

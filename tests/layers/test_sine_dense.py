@@ -49,9 +49,7 @@ def test_output_is_the_sine_of_w0_times_the_affine_map():
     expected = np.sin(7.5 * (x @ layer.kernel.numpy() + layer.bias.numpy()))
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
     linear = SineDense(2, use_sine=False, use_bias=False)
-    np.testing.assert_allclose(
-        linear(x).numpy(), x @ linear.kernel.numpy(), rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(linear(x).numpy(), x @ linear.kernel.numpy(), rtol=1e-5, atol=1e-6)
     assert linear.bias is None and len(linear.weights) == 1
 
 
@@ -74,7 +72,11 @@ def test_config_round_trip_and_serialisation():
     layer = SineDense(7, w0=12.0, is_first=True, use_sine=False, use_bias=False, name="s")
     config = layer.get_config()
     assert {k: config[k] for k in ("units", "w0", "is_first", "use_sine", "use_bias")} == {
-        "units": 7, "w0": 12.0, "is_first": True, "use_sine": False, "use_bias": False,
+        "units": 7,
+        "w0": 12.0,
+        "is_first": True,
+        "use_sine": False,
+        "use_bias": False,
     }
     assert SineDense.from_config(config).get_config() == config
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))

@@ -8,6 +8,7 @@ import pytest
 
 import keras_gon
 from keras_gon.errors import InputError
+
 from helpers import (
     assert_affine_encoder_survives_saving,
     assert_same_outputs,
@@ -65,8 +66,9 @@ def test_refuses_origin_gradient_options():
 
 def test_linear_encoder_trains_and_round_trips(mnist32, make_batches, tmp_path):
     """encoder="linear": z an affine map of the image (the class of a GON's encoder)."""
-    model, held_out = autoencoder_after_steps(keras_gon.ConvAutoencoder, mnist32, make_batches,
-                                              STEPS, encoder="linear")
+    model, held_out = autoencoder_after_steps(
+        keras_gon.ConvAutoencoder, mnist32, make_batches, STEPS, encoder="linear"
+    )
     assert isinstance(model.encoder, keras_gon.layers.LinearEncoder)
     assert model.get_config()["encoder"] == "linear"
     print("linear-encoder autoencoder held-out SSE", held_out["loss"])
@@ -105,8 +107,9 @@ def test_spatial_latent_autoencoder_reduces_the_held_out_loss(trained_spatial):
     assert after < 0.75 * before, (before, after)
 
 
-def test_spatial_latent_autoencoder_save_and_load_give_identical_outputs(trained_spatial, mnist32,
-                                                                         tmp_path):
+def test_spatial_latent_autoencoder_save_and_load_give_identical_outputs(
+    trained_spatial, mnist32, tmp_path
+):
     model, _, _ = trained_spatial
     loaded = save_and_load(model, tmp_path / "spatial.keras")
     assert loaded.decoder.latent_map_size == loaded.encoder.output_map_size == 4
@@ -114,8 +117,7 @@ def test_spatial_latent_autoencoder_save_and_load_give_identical_outputs(trained
 
 
 def test_spatial_latents_with_a_linear_encoder(mnist32):
-    model = keras_gon.ConvAutoencoder(latent_dim=32, width=4, latent_map_size=4,
-                                      encoder="linear")
+    model = keras_gon.ConvAutoencoder(latent_dim=32, width=4, latent_map_size=4, encoder="linear")
     x = mnist32[1][:3]
     assert model.encode(x).shape == (3, 32) and model.reconstruct(x).shape == (3, 32, 32, 1)
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 import keras_gon
 from keras_gon.errors import InputError
 from keras_gon.registry import MODEL_KINDS
+
 from helpers import KIND_NAMES, REPO_ROOT, tiny_data, tiny_model
 
 HERE = Path(__file__).resolve()
@@ -64,8 +65,9 @@ def test_export_serves_the_models_latents(name, mnist10k, tmp_path):
     export_saved_model(model, tmp_path / "1")
     served = tf.saved_model.load(str(tmp_path / "1"))
     latents = served.signatures["encode"](images=tf.constant(x))["latents"].numpy()
-    np.testing.assert_allclose(latents, model.encode(x).numpy(), rtol=1e-5,
-                               atol=1e-5 * max(1.0, np.abs(latents).max()))
+    np.testing.assert_allclose(
+        latents, model.encode(x).numpy(), rtol=1e-5, atol=1e-5 * max(1.0, np.abs(latents).max())
+    )
 
 
 @pytest.mark.parametrize("name", KIND_NAMES)
@@ -126,8 +128,13 @@ def test_the_training_step_has_no_branch(name, mnist10k):
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # builds the optimizer's state
     data = tuple(tf.convert_to_tensor(v) for v in ((x,) if y is None else (x, y)))
     step = tf.function(model.train_step).get_concrete_function(data if y is not None else x)
-    branches = _op_types(step.graph.as_graph_def()) & {"If", "StatelessIf", "Case", "While",
-                                                        "StatelessWhile"}
+    branches = _op_types(step.graph.as_graph_def()) & {
+        "If",
+        "StatelessIf",
+        "Case",
+        "While",
+        "StatelessWhile",
+    }
     allowed = {"While", "StatelessWhile"} if name == "glo" else set()  # GLO's latent fit
     assert branches <= allowed, branches
 
@@ -139,10 +146,17 @@ def mirrored_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("mirrored") / "results.json"
     script = "import sys; from helpers import write_mirrored_results; write_mirrored_results(sys.argv[1])"
     process = subprocess.run(
-        [sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-             "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), str(REPO_ROOT),
-                                            os.environ.get("PYTHONPATH", "")])},
+        [sys.executable, "-c", script, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": os.pathsep.join(
+                [str(HERE.parents[1]), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+            ),
+        },
     )
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-3000:]
     return json.loads(out.read_text())
@@ -169,13 +183,18 @@ def test_keras_datasets_arrays_of_any_size_go_straight_in(name, mnist10k):
     model.compile(optimizer="adam", jit_compile=False)
     history = model.fit(raw, y, batch_size=8, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][-1]) and history["loss"][-1] < 1e4  # not 0-255 values
-    np.testing.assert_allclose(model.encode(raw).numpy(), model.encode(x).numpy(), rtol=1e-4,
-                               atol=1e-4 * max(1.0, float(np.abs(model.encode(x)).max())))
+    np.testing.assert_allclose(
+        model.encode(raw).numpy(),
+        model.encode(x).numpy(),
+        rtol=1e-4,
+        atol=1e-4 * max(1.0, float(np.abs(model.encode(x)).max())),
+    )
     expected = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)["loss"]
     # (the variational models' evaluation draws one z ~ q(z|x) per image each time)
     tolerance = 0.02 if name in ("vgon", "vae") else 1e-3
-    assert model.evaluate(raw, y, batch_size=8, verbose=0,
-                          return_dict=True)["loss"] == pytest.approx(expected, rel=tolerance)
+    assert model.evaluate(raw, y, batch_size=8, verbose=0, return_dict=True)[
+        "loss"
+    ] == pytest.approx(expected, rel=tolerance)
 
 
 ONNX_KINDS = ("gon", "classifier", "ae", "tied_ae", "vae", "igon")
@@ -189,8 +208,9 @@ def test_keras_export_without_arguments_reloads_equal_to_predict(name, mnist10k,
     x, _ = tiny_data(name, mnist10k)
     model.export(str(tmp_path / "exported"), verbose=False)  # no input_signature needed
     reloaded = keras.layers.TFSMLayer(str(tmp_path / "exported"), call_endpoint="serve")
-    np.testing.assert_allclose(np.asarray(reloaded(x)), model.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(reloaded(x)), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", KIND_NAMES)

@@ -68,4 +68,6 @@ def test_save_and_load_give_identical_outputs(trained, mnist32, tmp_path):
     assert loaded.get_config() == model.get_config()
     np.testing.assert_array_equal(loaded.latent_table.numpy(), model.latent_table.numpy())
     x = mnist32[1][:4]
-    np.testing.assert_allclose(loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.reconstruct(x).numpy(), model.reconstruct(x).numpy(), atol=1e-6
+    )

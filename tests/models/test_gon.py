@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
+
 from helpers import (
     assert_same_outputs,
     assert_same_training_state,
@@ -33,9 +34,14 @@ DETACH_MARGIN = 1.15
 def _train(mnist32, make_batches, **options):
     keras.utils.set_random_seed(0)
     model = keras_gon.GON(image_shape=(32, 32, 1), latent_dim=32, width=16, **options)
-    result = fit_adam(model, make_batches(mnist32[0], 64, shuffle=True),
-                      make_batches(mnist32[1], 250, shuffle=False), lr=1e-4, epsilon=1e-8,
-                      epochs=EPOCHS)
+    result = fit_adam(
+        model,
+        make_batches(mnist32[0], 64, shuffle=True),
+        make_batches(mnist32[1], 250, shuffle=False),
+        lr=1e-4,
+        epsilon=1e-8,
+        epochs=EPOCHS,
+    )
     return model, result["held_out"]["loss"]
 
 
@@ -69,7 +75,9 @@ def test_encode_decode_reconstruct_agree_and_reconstruct_the_digits(trained, mni
     np.testing.assert_allclose(model.predict(x, verbose=0), x_hat.numpy(), rtol=1e-5, atol=1e-6)
     # uint8 input is scaled like the data pipeline scales it
     x_uint8 = np.round(x * 255).astype("uint8")
-    np.testing.assert_allclose(model.encode(x_uint8).numpy(), model.encode(x_uint8 / 255.0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.encode(x_uint8).numpy(), model.encode(x_uint8 / 255.0).numpy(), rtol=1e-6
+    )
 
 
 def test_save_and_load_give_identical_outputs(trained, mnist32, tmp_path):
@@ -84,8 +92,16 @@ def test_save_and_load_give_identical_outputs(trained, mnist32, tmp_path):
 
 def test_config_round_trip_and_serialization():
     model = keras_gon.GON(
-        image_shape=(16, 16, 3), latent_dim=8, width=4, activation="selu",
-        normalization="layer", num_steps=2, step_size=0.5, detach=True, origin_stddev=0.1, seed=4,
+        image_shape=(16, 16, 3),
+        latent_dim=8,
+        width=4,
+        activation="selu",
+        normalization="layer",
+        num_steps=2,
+        step_size=0.5,
+        detach=True,
+        origin_stddev=0.1,
+        seed=4,
     )
     config = model.get_config()
     clone = keras_gon.GON.from_config(config)
@@ -241,8 +257,7 @@ def test_gon_trains_at_64_on_celeba(celeba_folder):
 
     keras.utils.set_random_seed(0)
     model = keras_gon.GON(image_shape=(64, 64, 3), latent_dim=32, width=8, seed=0)
-    before, after, test = train_on_folder(model, celeba_folder, 40, batch_size=32,
-                                          image_size=64)
+    before, after, test = train_on_folder(model, celeba_folder, 40, batch_size=32, image_size=64)
     assert after["loss"] < 650.0 < before["loss"]
     assert model.encode(next(iter(test))[:2]).shape == (2, 32)
 
@@ -255,16 +270,22 @@ SPATIAL_STEPS = 30  # of batch 64, Adam 1e-3: held-out SSE per image 210 -> 126 
 def _spatial_gon(**options):
     """A tiny GON with a 4x4x2 latent map at a generic point (`randomize_normalizations`)."""
     keras.utils.set_random_seed(1)
-    model = keras_gon.GON(image_shape=(16, 16, 1), latent_dim=32, width=4, latent_map_size=4,
-                          **options)
+    model = keras_gon.GON(
+        image_shape=(16, 16, 1), latent_dim=32, width=4, latent_map_size=4, **options
+    )
     randomize_normalizations(model)
     return model
 
 
 @pytest.mark.parametrize("size, channels, k", [(32, 1, 4), (32, 1, 8), (64, 3, 4), (64, 3, 8)])
 def test_spatial_latent_shapes(size, channels, k):
-    model = keras_gon.GON(image_shape=(size, size, channels), latent_dim=2 * k * k, width=4,
-                          latent_map_size=k, share_origin=True)
+    model = keras_gon.GON(
+        image_shape=(size, size, channels),
+        latent_dim=2 * k * k,
+        width=4,
+        latent_map_size=k,
+        share_origin=True,
+    )
     x = np.random.default_rng(0).random((3, size, size, channels)).astype("float32")
     z = model.encode(x)
     assert z.shape == (3, 2 * k * k)  # latents stay flat vectors
@@ -275,8 +296,9 @@ def test_spatial_latent_shapes(size, channels, k):
 
 @pytest.mark.parametrize("share_origin", [True, False], ids=["shared", "batched"])
 @pytest.mark.parametrize("normalization", ["layer", "batch"])
-def test_spatial_latent_outer_gradient_matches_finite_differences(float64, mnist10k,
-                                                                  normalization, share_origin):
+def test_spatial_latent_outer_gradient_matches_finite_differences(
+    float64, mnist10k, normalization, share_origin
+):
     model = _spatial_gon(normalization=normalization, share_origin=share_origin)
     assert model.shares_origin_in_training() == share_origin
     error = finite_difference_error(model, digits16(mnist10k))
@@ -284,16 +306,18 @@ def test_spatial_latent_outer_gradient_matches_finite_differences(float64, mnist
 
 
 @pytest.mark.parametrize("normalization", ["layer", "batch", "batch_frozen_origin"])
-def test_spatial_latent_shared_origin_gives_the_batched_origins_latents(float64, mnist10k,
-                                                                         normalization):
+def test_spatial_latent_shared_origin_gives_the_batched_origins_latents(
+    float64, mnist10k, normalization
+):
     model = _spatial_gon(normalization=normalization)
     x = digits16(mnist10k)
     for training in (True, False):
         shared = origin_step(model, x, training, share_origin=True)
         batched = origin_step(model, x, training, share_origin=False)
         assert np.abs(shared[0]).max() > 1e-3
-        np.testing.assert_allclose(shared[0], batched[0], rtol=1e-10,
-                                   atol=1e-10 * np.abs(batched[0]).max())
+        np.testing.assert_allclose(
+            shared[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max()
+        )
         np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
         for a, b in zip(shared[2], batched[2]):
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
@@ -313,8 +337,9 @@ def test_spatial_latent_gon_reduces_the_held_out_loss(trained_spatial):
     assert after < 0.75 * before, (before, after)
 
 
-def test_spatial_latent_gon_save_and_load_give_identical_outputs(trained_spatial, mnist32,
-                                                                 tmp_path):
+def test_spatial_latent_gon_save_and_load_give_identical_outputs(
+    trained_spatial, mnist32, tmp_path
+):
     model, _, _ = trained_spatial
     loaded = save_and_load(model, tmp_path / "spatial.keras")
     assert loaded.decoder.latent_map_size == 4

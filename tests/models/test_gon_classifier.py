@@ -30,8 +30,9 @@ def _train(mnist32, mnist10k, reconstruction_weight):
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
     train = _data(mnist32, mnist10k, "train", STEPS * 64).shuffle(STEPS * 64, seed=0).batch(64)
     model.fit(train, epochs=1, verbose=0)
-    held_out = model.evaluate(_data(mnist32, mnist10k, "test", 2000).batch(500), verbose=0,
-                              return_dict=True)
+    held_out = model.evaluate(
+        _data(mnist32, mnist10k, "test", 2000).batch(500), verbose=0, return_dict=True
+    )
     return model, held_out
 
 
@@ -86,9 +87,9 @@ def test_classifier_learns_labels_from_class_subfolders(cifar10_folder):
     from helpers import train_on_folder
 
     keras.utils.set_random_seed(0)
-    model = keras_gon.GONClassifier(image_shape=(32, 32, 3), latent_dim=32, width=8,
-                                    num_classes=3, seed=0)
-    before, after, _ = train_on_folder(model, cifar10_folder, 100, batch_size=32,
-                                       with_labels=True)
+    model = keras_gon.GONClassifier(
+        image_shape=(32, 32, 3), latent_dim=32, width=8, num_classes=3, seed=0
+    )
+    before, after, _ = train_on_folder(model, cifar10_folder, 100, batch_size=32, with_labels=True)
     assert after["accuracy"] >= 0.5
     assert after["cross_entropy"] < 0.6 * before["cross_entropy"]

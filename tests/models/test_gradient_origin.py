@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
+
 from helpers import (
     digits16,
     finite_difference_error,
@@ -165,13 +166,17 @@ def test_bad_options_are_refused(kwargs, message):
     ],
     ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items()) or "default",
 )
-def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(float64, mnist10k, options):
+def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(
+    float64, mnist10k, options
+):
     model = _tiny_model(options.pop("normalization", "layer"), **options)
     x = digits16(mnist10k, count=8)
     shared = origin_step(model, x, True, share_origin=True)
     batched = origin_step(model, x, True, share_origin=False)
     assert np.abs(shared[0]).max() > 1e-3
-    np.testing.assert_allclose(shared[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max())
+    np.testing.assert_allclose(
+        shared[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max()
+    )
     np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
     for a, b in zip(shared[2], batched[2]):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
@@ -196,15 +201,17 @@ def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(flo
     ids=lambda options: "-".join(f"{k}={v}" for k, v in options.items()) or "default",
 )
 def test_reverse_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(
-        float64, mnist10k, options):
+    float64, mnist10k, options
+):
     model = _tiny_model(options.pop("normalization", "layer"), share_origin="reverse", **options)
     assert model.origin_method(True, batch_size=8) == "reverse"
     x = digits16(mnist10k, count=8)
     reverse = origin_step(model, x, True, share_origin="reverse")
     batched = origin_step(model, x, True, share_origin=False)
     assert np.abs(reverse[0]).max() > 1e-3
-    np.testing.assert_allclose(reverse[0], batched[0], rtol=1e-10,
-                               atol=1e-10 * np.abs(batched[0]).max())
+    np.testing.assert_allclose(
+        reverse[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max()
+    )
     np.testing.assert_allclose(reverse[1], batched[1], rtol=1e-10)
     for a, b in zip(reverse[2], batched[2]):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
@@ -245,8 +252,12 @@ def test_shared_origin_decodes_a_single_origin_unless_the_origin_differs_per_exa
     ]:
         for run in (lambda f: f, tf.function):  # eager and traced alike
             passes.clear()
-            run(lambda x: model.origin_latents(x, training=training)[0])(x)
-            assert passes == [(*expected, True, training)], (model.decoder.normalization, training, passes)
+            run(lambda x: model.origin_latents(x, training=training)[0])(x)  # noqa: B023 (called here)
+            assert passes == [(*expected, True, training)], (
+                model.decoder.normalization,
+                training,
+                passes,
+            )
 
 
 def test_shared_origin_encodes_the_latents_of_the_batched_origin_at_inference(mnist32):
@@ -266,11 +277,15 @@ def test_shared_origin_compiles_with_xla_and_defaults_to_no_xla(mnist32):
     """The linearised origin is plain ops: XLA compiles it, with the latents of the eager step."""
     model = keras_gon.GON(latent_dim=8, width=4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    assert model.shares_origin_in_training() and model.jit_compile is False  # no XLA compile: ~as fast on CPU
+    assert (
+        model.shares_origin_in_training() and model.jit_compile is False
+    )  # no XLA compile: ~as fast on CPU
     x = tf.constant(mnist32[0][:8])
     eager = model.origin_latents(x, training=True)[0]
     compiled = tf.function(lambda x: model.origin_latents(x, training=True)[0], jit_compile=True)(x)
-    np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(eager))))
+    np.testing.assert_allclose(
+        compiled, eager, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(eager)))
+    )
     batch_norm = keras_gon.GON(latent_dim=8, width=4, normalization="batch")
     batch_norm.compile(optimizer=keras.optimizers.Adam(1e-3))
     # Batch statistics: the shared origin with two Jacobians, faster with XLA (39.5 vs 29.1
@@ -310,11 +325,16 @@ def test_auto_shares_the_origin_only_where_its_tangents_are_cheaper(mnist32):
     x = tf.constant(mnist32[1][:8])
     chosen = large.origin_latents(x, training=True)[0]
     forced = origin_step(large, x, True, share_origin=True)
-    np.testing.assert_allclose(chosen, forced[0], rtol=1e-4,
-                               atol=1e-4 * float(tf.reduce_max(tf.abs(chosen))))
+    np.testing.assert_allclose(
+        chosen, forced[0], rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(chosen)))
+    )
     assert large.freeze_origin()  # one matrix product per request, whatever the latent size
-    np.testing.assert_allclose(large.encode(mnist32[1][:3]), large.encode_latents(
-        tf.constant(mnist32[1][:3])), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        large.encode(mnist32[1][:3]),
+        large.encode_latents(tf.constant(mnist32[1][:3])),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("value", ["auto", True, False, "reverse", np.bool_(True)])
@@ -351,15 +371,23 @@ def test_auto_takes_the_reverse_mode_beyond_one_tangent_per_example(mnist32):
     assert frozen.origin_method(True, batch_size=64) == "reverse"
     random_origin = keras_gon.GON(latent_dim=256, width=2, origin_stddev=0.1)
     assert random_origin.origin_method(True, batch_size=64) == "batched"
-    assert keras_gon.GON(latent_dim=256, width=2, share_origin=False).origin_method(True) == "batched"
-    assert keras_gon.GON(latent_dim=8, width=2, share_origin="reverse").origin_method(
-        True, batch_size=64) == "reverse"
-    reverse_batch_norm = keras_gon.GON(latent_dim=8, width=2, normalization="batch",
-                                       share_origin="reverse")
+    assert (
+        keras_gon.GON(latent_dim=256, width=2, share_origin=False).origin_method(True) == "batched"
+    )
+    assert (
+        keras_gon.GON(latent_dim=8, width=2, share_origin="reverse").origin_method(
+            True, batch_size=64
+        )
+        == "reverse"
+    )
+    reverse_batch_norm = keras_gon.GON(
+        latent_dim=8, width=2, normalization="batch", share_origin="reverse"
+    )
     assert reverse_batch_norm.origin_method(True, batch_size=64) == "batched"
     # the option is saved and checked
-    clone = keras_gon.GON.from_config(keras_gon.GON(latent_dim=8, width=2,
-                                                    share_origin="reverse").get_config())
+    clone = keras_gon.GON.from_config(
+        keras_gon.GON(latent_dim=8, width=2, share_origin="reverse").get_config()
+    )
     assert clone.share_origin == "reverse"
     with pytest.raises(InputError, match="share_origin"):
         keras_gon.GON(latent_dim=8, width=2, share_origin="sideways")
@@ -368,10 +396,15 @@ def test_auto_takes_the_reverse_mode_beyond_one_tangent_per_example(mnist32):
     chosen = large.origin_latents(x, training=True)[0]
     for mode in (True, False):
         forced = origin_step(large, x, True, share_origin=mode)
-        np.testing.assert_allclose(chosen, forced[0], rtol=1e-4,
-                                   atol=1e-4 * float(tf.reduce_max(tf.abs(chosen))))
-    np.testing.assert_allclose(large.encode(mnist32[1][:3]), chosen[:3], rtol=1e-4,
-                               atol=1e-4 * float(tf.reduce_max(tf.abs(chosen))))
+        np.testing.assert_allclose(
+            chosen, forced[0], rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(chosen)))
+        )
+    np.testing.assert_allclose(
+        large.encode(mnist32[1][:3]),
+        chosen[:3],
+        rtol=1e-4,
+        atol=1e-4 * float(tf.reduce_max(tf.abs(chosen))),
+    )
 
 
 def test_shared_origin_turns_itself_off_when_a_subclass_changes_the_inner_pass(mnist32):
@@ -391,5 +424,9 @@ def test_shared_origin_turns_itself_off_when_a_subclass_changes_the_inner_pass(m
         tape.watch(z0)
         total = tf.reduce_sum(model.inner_losses(x, z0))
     expected = -tape.gradient(total, z0).numpy()
-    np.testing.assert_allclose(model.encode(mnist32[1][:6]).numpy(), expected, rtol=1e-4,
-                               atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        model.encode(mnist32[1][:6]).numpy(),
+        expected,
+        rtol=1e-4,
+        atol=1e-5 * np.abs(expected).max(),
+    )

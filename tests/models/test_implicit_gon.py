@@ -12,6 +12,7 @@ import keras_gon
 from keras_gon.callbacks import LatentStatistics
 from keras_gon.errors import InputError
 from keras_gon.models.implicit_gon import coordinate_grid
+
 from helpers import (
     assert_same_training_state,
     finite_difference_error,
@@ -43,7 +44,9 @@ def trained(mnist10k, make_batches):
     keras.utils.set_random_seed(0)
     model = keras_gon.ImplicitGON(image_shape=(28, 28, 1), seed=0, **SMALL)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
-    model.fit(make_batches(_images(mnist10k, "x_train"), 64, shuffle=True), epochs=EPOCHS, verbose=0)
+    model.fit(
+        make_batches(_images(mnist10k, "x_train"), 64, shuffle=True), epochs=EPOCHS, verbose=0
+    )
     held_out = model.evaluate(
         make_batches(_images(mnist10k, "x_test"), 500, shuffle=False), verbose=0, return_dict=True
     )
@@ -124,13 +127,18 @@ def test_monte_carlo_subset_is_an_unbiased_estimate_of_the_grid_loss(mnist10k):
     x = tf.constant(_images(mnist10k, "x_test", 8))
     for loss in ("sse", "mse"):
         model = keras_gon.ImplicitGON(
-            hidden_units=16, num_layers=2, coordinate_fraction=0.25, inner_loss=loss, outer_loss=loss, seed=1
+            hidden_units=16,
+            num_layers=2,
+            coordinate_fraction=0.25,
+            inner_loss=loss,
+            outer_loss=loss,
+            seed=1,
         )
         z = tf.random.normal((8, 32))
         full = model.outer_losses(x, z, training=False).numpy()
 
         @tf.function
-        def estimate():
+        def estimate(model=model, z=z):
             model._step_coordinates = model._sample_coordinates()
             try:
                 return model.outer_losses(x, z, training=True)
@@ -176,9 +184,13 @@ def test_coordinate_fraction_trains_and_is_seeded(mnist10k):
     histories = []
     for _ in range(2):
         keras.utils.set_random_seed(0)
-        model = keras_gon.ImplicitGON(hidden_units=16, num_layers=2, coordinate_fraction=0.25, seed=3)
+        model = keras_gon.ImplicitGON(
+            hidden_units=16, num_layers=2, coordinate_fraction=0.25, seed=3
+        )
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        histories.append(model.fit(x, batch_size=32, epochs=3, shuffle=False, verbose=0).history["loss"])
+        histories.append(
+            model.fit(x, batch_size=32, epochs=3, shuffle=False, verbose=0).history["loss"]
+        )
     assert histories[0] == histories[1]
     assert histories[0][-1] < 0.8 * histories[0][0], histories[0]
 
@@ -187,7 +199,12 @@ def test_outer_gradient_matches_finite_differences_on_a_subset(mnist10k, float64
     """Second-order gradients through sin and through the coordinate gather are exact."""
     keras.utils.set_random_seed(4)
     model = keras_gon.ImplicitGON(
-        image_shape=(8, 8, 1), hidden_units=8, num_layers=2, latent_dim=4, coordinate_fraction=0.5, seed=5
+        image_shape=(8, 8, 1),
+        hidden_units=8,
+        num_layers=2,
+        latent_dim=4,
+        coordinate_fraction=0.5,
+        seed=5,
     )
     x = tf.image.resize(_images(mnist10k, "x_test", 4).astype("float64"), (8, 8))
     model._step_coordinates = model._sample_coordinates()  # one subset for every pass
@@ -224,7 +241,9 @@ def test_fit_stores_the_statistics_of_the_last_steps_training_latents(mnist10k):
 
     model.outer_losses = recording
     x = _images(mnist10k, "x_train", 6 * 16 + 5)  # 7 steps, the last one of 5 images
-    model.fit(x, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[LatentStatistics(window=4)])
+    model.fit(
+        x, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[LatentStatistics(window=4)]
+    )
     assert len(latents_per_step) == 7
     recent = np.concatenate(latents_per_step[-4:])
     assert float(model.latent_count.numpy()) == len(recent) == 53
@@ -262,7 +281,9 @@ def test_sampling_needs_statistics():
     with pytest.raises(InputError, match="LatentStatistics needs"):
         gon = keras_gon.GON(latent_dim=8, width=4)
         gon.compile(optimizer="adam")
-        gon.fit(np.zeros((8, 32, 32, 1), "float32"), epochs=1, verbose=0, callbacks=[LatentStatistics()])
+        gon.fit(
+            np.zeros((8, 32, 32, 1), "float32"), epochs=1, verbose=0, callbacks=[LatentStatistics()]
+        )
 
 
 def _warm_up(model, x):
@@ -305,9 +326,13 @@ def test_graph_level_render_and_sample_are_exported(tmp_path):
     np.testing.assert_allclose(model.render_latents(z, 40).numpy(), rendered, atol=1e-6)
     latents = model.sample_latents(3, 5).numpy()
     np.testing.assert_array_equal(latents, model.sample_latents(3, 5).numpy())
-    np.testing.assert_allclose(model.sample(3, seed=5).numpy(), model.render(latents).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        model.sample(3, seed=5).numpy(), model.render(latents).numpy(), atol=1e-6
+    )
     served = tf.saved_model.load(str(export_saved_model(model, tmp_path / "1")))
-    images = served.signatures["render"](latents=tf.constant(z), resolution=tf.constant(40))["images"]
+    images = served.signatures["render"](latents=tf.constant(z), resolution=tf.constant(40))[
+        "images"
+    ]
     np.testing.assert_allclose(images.numpy(), rendered, atol=1e-6)
     sampled = served.signatures["sample"](count=tf.constant(3), seed=tf.constant(5))["images"]
     # Served images are clipped to [0, 1], as render() and sample() clip; the raw SIREN is not.
@@ -319,8 +344,16 @@ def test_graph_level_render_and_sample_are_exported(tmp_path):
 
 def test_config_round_trip():
     model = keras_gon.ImplicitGON(
-        image_shape=(16, 16, 3), latent_dim=8, hidden_units=12, num_layers=2, w0=20.0,
-        coordinate_fraction=0.5, inner_loss="sse", num_steps=2, step_size=0.5, seed=4,
+        image_shape=(16, 16, 3),
+        latent_dim=8,
+        hidden_units=12,
+        num_layers=2,
+        w0=20.0,
+        coordinate_fraction=0.5,
+        inner_loss="sse",
+        num_steps=2,
+        step_size=0.5,
+        seed=4,
     )
     config = model.get_config()
     assert config["image_shape"] == (16, 16, 3) and config["coordinate_fraction"] == 0.5
@@ -378,18 +411,29 @@ def test_bad_constructor_arguments(kwargs, message):
 # --- the shared origin: F(c ⊕ 0) and its Jacobian once for the whole batch ----------------
 
 
-@pytest.mark.parametrize("options", [{}, {"num_steps": 2, "step_size": 0.5},
-                                     {"inner_batch_reduction": "mean"}, {"inner_loss": "sse"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_steps": 2, "step_size": 0.5},
+        {"inner_batch_reduction": "mean"},
+        {"inner_loss": "sse"},
+    ],
+)
 def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(
-        mnist10k, float64, options):
+    mnist10k, float64, options
+):
     keras.utils.set_random_seed(1)
-    model = keras_gon.ImplicitGON(image_shape=(12, 12, 1), latent_dim=6, hidden_units=8,
-                                  num_layers=3, seed=2, **options)
+    model = keras_gon.ImplicitGON(
+        image_shape=(12, 12, 1), latent_dim=6, hidden_units=8, num_layers=3, seed=2, **options
+    )
     assert model.shares_origin_in_training()
     x = tf.image.resize(_images(mnist10k, "x_test", 5).astype("float64"), (12, 12))
     shared, batched = origin_step(model, x, True, True), origin_step(model, x, True, False)
     assert np.abs(shared[0]).max() > 1e-4
-    np.testing.assert_allclose(shared[0], batched[0], rtol=1e-10, atol=1e-12 * np.abs(batched[0]).max())
+    np.testing.assert_allclose(
+        shared[0], batched[0], rtol=1e-10, atol=1e-12 * np.abs(batched[0]).max()
+    )
     np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
     for a, b in zip(shared[2], batched[2]):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
@@ -398,12 +442,16 @@ def test_shared_origin_gives_the_latents_and_gradients_of_the_batched_origin(
 def test_a_coordinate_subset_trains_with_the_batched_origin():
     """A training step on a coordinate subset evaluates the inner loss on that subset: the
     batched pass; evaluation (the whole grid) shares the origin."""
-    model = keras_gon.ImplicitGON(image_shape=(8, 8, 1), latent_dim=4, hidden_units=8,
-                                  num_layers=2, coordinate_fraction=0.5)
+    model = keras_gon.ImplicitGON(
+        image_shape=(8, 8, 1), latent_dim=4, hidden_units=8, num_layers=2, coordinate_fraction=0.5
+    )
     assert not model.shares_origin_in_training()
-    assert model.inner_losses_apply_inner_loss(False) and not model.inner_losses_apply_inner_loss(True)
-    whole_grid = keras_gon.ImplicitGON(image_shape=(8, 8, 1), latent_dim=4, hidden_units=8,
-                                       num_layers=2)
+    assert model.inner_losses_apply_inner_loss(False) and not model.inner_losses_apply_inner_loss(
+        True
+    )
+    whole_grid = keras_gon.ImplicitGON(
+        image_shape=(8, 8, 1), latent_dim=4, hidden_units=8, num_layers=2
+    )
     assert whole_grid.shares_origin_in_training()
 
 
@@ -413,8 +461,9 @@ def test_implicit_gon_on_colour_images_has_three_outputs(cifar10_folder):
     from helpers import train_on_folder
 
     keras.utils.set_random_seed(0)
-    model = keras_gon.ImplicitGON(image_shape=(32, 32, 3), latent_dim=16, hidden_units=32,
-                                  num_layers=3, seed=0)
+    model = keras_gon.ImplicitGON(
+        image_shape=(32, 32, 3), latent_dim=16, hidden_units=32, num_layers=3, seed=0
+    )
     before, after, test = train_on_folder(model, cifar10_folder, 60, batch_size=32)
     assert after["loss"] < 0.08 < before["loss"]
     z = model.encode(next(iter(test))[:2])

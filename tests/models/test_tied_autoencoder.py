@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_gon
+
 from helpers import assert_same_outputs, autoencoder_after_steps, save_and_load
 
 # 60 steps of mnist10k at batch 64, latent 8, width 4, Adam 1e-3, seed 0.
@@ -84,8 +85,9 @@ def test_spatial_latents_tie_every_kernel_as_a_stride_2_convolution(mnist32):
     assert forward.shape == (2, 4, 4, 2)
     y = tf.constant(rng.standard_normal(forward.shape), tf.float32)
     backward = model.decoder.convs[0](y) - model.decoder.convs[0].bias  # the transposed conv
-    np.testing.assert_allclose(float(tf.reduce_sum(forward * y)),
-                               float(tf.reduce_sum(inputs * backward)), rtol=1e-4)
+    np.testing.assert_allclose(
+        float(tf.reduce_sum(forward * y)), float(tf.reduce_sum(inputs * backward)), rtol=1e-4
+    )
     gon = keras_gon.GON(latent_dim=32, width=4, latent_map_size=4)
     count = lambda m: sum(int(np.prod(v.shape)) for v in m.trainable_variables)  # noqa: E731
     # 3 bias vectors (4, 8, 2) and 2 layer norms (gamma, beta: 2 * (4 + 8)).

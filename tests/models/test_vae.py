@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
+
 from helpers import (
     assert_affine_encoder_survives_saving,
     assert_same_outputs,
@@ -32,9 +33,15 @@ def trained(mnist32, make_batches):
     keras.utils.set_random_seed(0)
     model = keras_gon.VAE(image_shape=(32, 32, 1), latent_dim=32, width=16, seed=0)
     # no XLA: its compilation costs more than the epoch (XLA: test_xla_and_eager_agree)
-    result = fit_adam(model, make_batches(mnist32[0], 64, shuffle=True),
-                      make_batches(mnist32[1], 250, shuffle=False), lr=1e-4, epsilon=1e-8,
-                      jit_compile=False, validate=True)
+    result = fit_adam(
+        model,
+        make_batches(mnist32[0], 64, shuffle=True),
+        make_batches(mnist32[1], 250, shuffle=False),
+        lr=1e-4,
+        epsilon=1e-8,
+        jit_compile=False,
+        validate=True,
+    )
     return model, result["history"], result["held_out"]
 
 
@@ -84,8 +91,9 @@ def test_encode_decode_reconstruct_and_batch_independence(trained, mnist32):
     # the reconstruction is the likelihood's location at z = μ, clipped to the pixel range
     outputs = model.decoder(z, training=False).numpy()
     assert outputs.shape == (8, 32, 32, 2)  # the location, then the log-scale
-    np.testing.assert_allclose(np.clip(outputs[..., :1], 0, 1), reconstruction, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.clip(outputs[..., :1], 0, 1), reconstruction, rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(model.decode(z).numpy(), reconstruction, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(model.reconstruct(x).numpy(), reconstruction)  # μ, no noise
 
@@ -143,8 +151,13 @@ def test_parameters_encoder_plus_the_gons_decoder():
 def test_trains_under_kl_weight_and_gaussian_likelihood_without_xla(mnist32):
     keras.utils.set_random_seed(0)
     model = keras_gon.VAE(
-        image_shape=(16, 16, 1), latent_dim=8, width=4, likelihood="gaussian",
-        likelihood_stddev=0.2, kl_weight=0.5, seed=1,
+        image_shape=(16, 16, 1),
+        latent_dim=8,
+        width=4,
+        likelihood="gaussian",
+        likelihood_stddev=0.2,
+        kl_weight=0.5,
+        seed=1,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
     x = tf.image.resize(mnist32[0][:256], (16, 16)).numpy().clip(0, 1)
@@ -156,8 +169,14 @@ def test_trains_under_kl_weight_and_gaussian_likelihood_without_xla(mnist32):
 
 def test_config_round_trip():
     model = keras_gon.VAE(
-        image_shape=(16, 16, 3), latent_dim=8, width=4, normalization="group",
-        likelihood="gaussian", likelihood_stddev=0.05, kl_weight=0.5, seed=3,
+        image_shape=(16, 16, 3),
+        latent_dim=8,
+        width=4,
+        normalization="group",
+        likelihood="gaussian",
+        likelihood_stddev=0.05,
+        kl_weight=0.5,
+        seed=3,
     )
     config = model.get_config()
     assert keras_gon.VAE.from_config(config).get_config() == config
@@ -208,8 +227,7 @@ def test_linear_encoder_trains_and_round_trips(mnist32, make_batches, tmp_path):
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
     test_ds = make_batches(mnist32[1][:1000], 500, shuffle=False)
     untrained = model.evaluate(test_ds, verbose=0, return_dict=True)["bits_per_dim"]
-    model.fit(make_batches(mnist32[0][: LINEAR_STEPS * 64], 64, shuffle=True), epochs=1,
-              verbose=0)
+    model.fit(make_batches(mnist32[0][: LINEAR_STEPS * 64], 64, shuffle=True), epochs=1, verbose=0)
     held_out = model.evaluate(test_ds, verbose=0, return_dict=True)["bits_per_dim"]
     print("linear-encoder VAE held-out bits/dim", held_out, "untrained", untrained)
     assert held_out < LINEAR_BITS_PER_DIM_THRESHOLD

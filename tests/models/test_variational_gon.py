@@ -13,6 +13,7 @@ import keras_gon
 from keras_gon import losses as gon_losses
 from keras_gon.callbacks import KLWarmup
 from keras_gon.errors import InputError
+
 from helpers import (
     assert_same_outputs,
     assert_same_training_state,
@@ -35,9 +36,17 @@ ELBO_TERMS = ("reconstruction_loss", "kl_loss", "bits_per_dim")
 def _train(mnist32, make_batches, epochs, jit_compile=True):
     keras.utils.set_random_seed(0)
     model = keras_gon.VariationalGON(image_shape=(32, 32, 1), latent_dim=32, width=16, seed=0)
-    result = fit_adam(model, make_batches(mnist32[0], 64, shuffle=True),
-                      make_batches(mnist32[1], 250, shuffle=False), lr=1e-4, epsilon=1e-8,
-                      jit_compile=jit_compile, before=True, validate=True, epochs=epochs)
+    result = fit_adam(
+        model,
+        make_batches(mnist32[0], 64, shuffle=True),
+        make_batches(mnist32[1], 250, shuffle=False),
+        lr=1e-4,
+        epsilon=1e-8,
+        jit_compile=jit_compile,
+        before=True,
+        validate=True,
+        epochs=epochs,
+    )
     return model, result["history"], result["held_out"], result["before"]
 
 
@@ -88,8 +97,9 @@ def test_kl_weight_weighs_the_kl_in_the_loss_not_in_bits_per_dim(trained, mnist3
     model, _, _, _ = trained
     model.set_kl_weight(0.25)
     try:  # batches of 250 as in training's validation: no new compilation
-        results = model.evaluate(make_batches(mnist32[1][:500], 250, shuffle=False), verbose=0,
-                                 return_dict=True)
+        results = model.evaluate(
+            make_batches(mnist32[1][:500], 250, shuffle=False), verbose=0, return_dict=True
+        )
     finally:
         model.set_kl_weight(1.0)
     recon, kl = results["reconstruction_loss"], results["kl_loss"]
@@ -141,8 +151,14 @@ def test_training_gradient_matches_finite_differences(float64, mnist10k, likelih
     # the loss holds ELU', whose kink at 0 a central difference can straddle (with
     # ELU, measured relative errors up to 1.6e-2 at a step of 1e-6, 9e-9 at 1e-7).
     # Measured here: 4e-9 to 1.6e-8.
-    model = _tiny(num_steps=2, step_size=0.5, origin_stddev=0.3, likelihood=likelihood,
-                  likelihood_stddev=0.2, activation="tanh")
+    model = _tiny(
+        num_steps=2,
+        step_size=0.5,
+        origin_stddev=0.3,
+        likelihood=likelihood,
+        likelihood_stddev=0.2,
+        activation="tanh",
+    )
     assert model.likelihood_takes_logits == (likelihood == "bce")
     x = _tiny_batch(mnist10k, dtype="float64")
     # the seed generators' states are non-trainable variables: finite_difference_error
@@ -247,12 +263,19 @@ def test_negative_elbo_matches_numpy():
     bernoulli = -(binary * np.log(x_hat) + (1 - binary) * np.log(1 - x_hat)).reshape(3, -1).sum(1)
     gauss = 0.5 * ((x - x_hat) / 0.2) ** 2 + np.log(0.2) + 0.5 * np.log(2 * np.pi)
     gauss = gauss.reshape(3, -1).sum(1)
-    for likelihood, nll, last in (("bernoulli", bernoulli, "bits_per_dim"),
-                                  ("bce", bce, "negative_elbo_nats"),
-                                  ("gaussian", gauss, "negative_elbo_nats")):
+    for likelihood, nll, last in (
+        ("bernoulli", bernoulli, "bits_per_dim"),
+        ("bce", bce, "negative_elbo_nats"),
+        ("gaussian", gauss, "negative_elbo_nats"),
+    ):
         terms = gon_losses.negative_elbo(
-            x, x_hat, mean, log_variance,
-            likelihood=likelihood, likelihood_stddev=0.2, kl_weight=0.3,
+            x,
+            x_hat,
+            mean,
+            log_variance,
+            likelihood=likelihood,
+            likelihood_stddev=0.2,
+            kl_weight=0.3,
         )
         assert sorted(terms) == sorted(["loss", *gon_losses.elbo_metric_names(likelihood)])
         np.testing.assert_allclose(terms["reconstruction_loss"], nll, rtol=1e-5)
@@ -263,8 +286,9 @@ def test_negative_elbo_matches_numpy():
 
 
 def test_parameters_are_the_gons_plus_the_two_dense_maps():
-    model = keras_gon.VariationalGON(image_shape=(32, 32, 1), latent_dim=32, width=16,
-                                     likelihood="bce")
+    model = keras_gon.VariationalGON(
+        image_shape=(32, 32, 1), latent_dim=32, width=16, likelihood="bce"
+    )
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     assert trainable == 74321 + 2 * (32 * 32 + 32) == 76433
     # the discretised logistic's log-scale: one more output channel of the last 4x4 conv
@@ -274,9 +298,17 @@ def test_parameters_are_the_gons_plus_the_two_dense_maps():
 
 def test_config_round_trip():
     model = keras_gon.VariationalGON(
-        image_shape=(16, 16, 3), latent_dim=8, width=4, normalization="group", num_steps=2,
-        step_size=0.5, origin_stddev=0.1, likelihood="gaussian", likelihood_stddev=0.05,
-        kl_weight=0.5, seed=3,
+        image_shape=(16, 16, 3),
+        latent_dim=8,
+        width=4,
+        normalization="group",
+        num_steps=2,
+        step_size=0.5,
+        origin_stddev=0.1,
+        likelihood="gaussian",
+        likelihood_stddev=0.05,
+        kl_weight=0.5,
+        seed=3,
     )
     config = model.get_config()
     assert "inner_loss" not in config and "outer_loss" not in config
