@@ -293,7 +293,7 @@ def build_presets(
         target = out / name
         try:
             if (target / METADATA_FILE).is_file() and not rebuild:
-                rows.append(_complete(preset, recipe, target, work / name, log))
+                rows.append(_complete(preset, recipe, target, work / name, pictures, log))
             else:
                 rows.append(_build_one(preset, recipe, out, work / name, pictures, log))
         except BaseException:
@@ -362,9 +362,20 @@ def _holds_optimizer_state(folder: Path) -> bool:
         return "optimizer" in weights
 
 
-def _complete(preset: PresetRecipe, recipe: TrainingRecipe, target: Path, work: Path, log) -> dict:
-    """A preset already built: its baseline added if missing, and saved again as the model
-    alone (no optimiser state) if it was not; the weights and figure unchanged."""
+def _complete(
+    preset: PresetRecipe,
+    recipe: TrainingRecipe,
+    target: Path,
+    work: Path,
+    pictures: Path | None,
+    log,
+) -> dict:
+    """A preset already built: its baseline added if missing, saved again as the model
+    alone (no optimiser state) if it was not, its picture drawn if `pictures` lacks it;
+    the weights and figure unchanged."""
+    if pictures is not None and not (pictures / f"{preset.name}.png").is_file():
+        _save_picture(pictures / f"{preset.name}.png", preset, load_preset(target), recipe)
+        log(f"{preset.name}: picture {pictures / f'{preset.name}.png'}")
     metadata = json.loads((target / METADATA_FILE).read_text())
     needs_baseline = preset.baseline is not None and "baseline_value" not in metadata
     if not needs_baseline and not _holds_optimizer_state(target):
