@@ -50,6 +50,16 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
     return status, captured.out, captured.err
 
 
+TINY_ARGV = ("--width", "2", "--latent-dim", "4", "--verbose", "0")
+"""`train`'s options of a tiny convolutional model, quiet."""
+
+
+def train_argv(kind: str, data, out, *options) -> list:
+    """`keras-gon train KIND --data DATA --out OUT OPTIONS...` as an argv (of strings and
+    paths, for `run_cli`)."""
+    return ["train", kind, "--data", data, "--out", out, *options]
+
+
 def assert_one_error_line(status, err: str, fragment: str) -> str:
     """Exit status 2, exactly one `keras-gon: error:` line in `err`, holding `fragment`,
     and no traceback; returns the line."""

@@ -9,7 +9,7 @@ from keras_gon.data import load_mnist5k, load_npz, load_tfds
 from keras_gon.data.sources import _choose_splits
 from keras_gon.errors import InputError
 
-from helpers import MNIST10K, SHARED_DATA, input_error
+from helpers import MNIST10K, SHARED_DATA, TINY_ARGV, input_error, train_argv
 
 # --- npz ---------------------------------------------------------------------
 
@@ -331,23 +331,15 @@ def test_keras_fashion_mnist_trains_offline_from_a_keras_cache(tmp_path):
         (cache / path.name).symlink_to(path)
     out = tmp_path / "run"
     result = _subprocess_cli(
-        [
-            "train",
+        train_argv(
             "gon",
-            "--data",
             "keras:fashion_mnist",
+            str(out),
             "--steps",
             "2",
-            "--width",
-            "2",
-            "--latent-dim",
-            "4",
-            "--verbose",
-            "0",
             "--no-jit",
-            "--out",
-            str(out),
-        ],
+            *TINY_ARGV,
+        ),
         {"KERAS_HOME": str(tmp_path / "keras_home")},
         tmp_path,
     )
