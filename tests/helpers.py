@@ -320,6 +320,25 @@ def fit_adam(
     return result
 
 
+def fit_mnist32(model_class, mnist32, make_batches, model_options=None, **fit_options):
+    """A `model_class` (latent 32, width 16, seeded 0) fitted by `fit_adam` as the paper's
+    MNIST runs: batches of 64 shuffled, held-out batches of 250, Adam 1e-4 with PyTorch's
+    epsilon; `(model, fit_adam's result)`."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = model_class(image_shape=(32, 32, 1), latent_dim=32, width=16, **(model_options or {}))
+    result = fit_adam(
+        model,
+        make_batches(mnist32[0], 64, shuffle=True),
+        make_batches(mnist32[1], 250, shuffle=False),
+        lr=1e-4,
+        epsilon=1e-8,
+        **fit_options,
+    )
+    return model, result
+
+
 def autoencoder_after_steps(model_class, mnist32, make_batches, steps: int, **options):
     """`(model, held-out figures)`: a seeded `model_class(latent_dim=8, width=4, seed=0,
     **options)` after `steps` Adam 1e-3 steps of 64 training digits (`fit_adam`)."""

@@ -15,7 +15,7 @@ from helpers import (
     assert_same_training_state,
     digits16,
     finite_difference_error,
-    fit_adam,
+    fit_mnist32,
     held_out_loss_before_and_after,
     origin_step,
     randomize_normalizations,
@@ -32,16 +32,7 @@ DETACH_MARGIN = 1.15
 
 
 def _train(mnist32, make_batches, **options):
-    keras.utils.set_random_seed(0)
-    model = keras_gon.GON(image_shape=(32, 32, 1), latent_dim=32, width=16, **options)
-    result = fit_adam(
-        model,
-        make_batches(mnist32[0], 64, shuffle=True),
-        make_batches(mnist32[1], 250, shuffle=False),
-        lr=1e-4,
-        epsilon=1e-8,
-        epochs=EPOCHS,
-    )
+    model, result = fit_mnist32(keras_gon.GON, mnist32, make_batches, options, epochs=EPOCHS)
     return model, result["held_out"]["loss"]
 
 
