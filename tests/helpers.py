@@ -207,6 +207,22 @@ def origin_step(model, x, training: bool, share_origin: bool | str):
     return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients], after
 
 
+def assert_same_origin_step(shared, batched, statistics: bool = True) -> None:
+    """Two `origin_step` results agree: the latents (not all zero), the loss, the gradients
+    and, with `statistics`, the updated moving statistics."""
+    import numpy as np
+
+    assert np.abs(shared[0]).max() > 1e-3
+    np.testing.assert_allclose(
+        shared[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max()
+    )
+    np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
+    for a, b in zip(shared[2], batched[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
+    for a, b in zip(shared[3], batched[3]) if statistics else ():  # moving statistics alike
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def assert_affine_encoder_survives_saving(model, images, path) -> None:
     """`model.encode` is affine in the image (a linear encoder's), and a `.keras` round trip
     at `path` keeps the config and the latents."""

@@ -11,6 +11,7 @@ import keras_gon
 from keras_gon.errors import InputError
 
 from helpers import (
+    assert_same_origin_step,
     assert_same_outputs,
     assert_same_training_state,
     digits16,
@@ -305,15 +306,7 @@ def test_spatial_latent_shared_origin_gives_the_batched_origins_latents(
     for training in (True, False):
         shared = origin_step(model, x, training, share_origin=True)
         batched = origin_step(model, x, training, share_origin=False)
-        assert np.abs(shared[0]).max() > 1e-3
-        np.testing.assert_allclose(
-            shared[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max()
-        )
-        np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
-        for a, b in zip(shared[2], batched[2]):
-            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
-        for a, b in zip(shared[3], batched[3]):  # moving statistics updated alike
-            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        assert_same_origin_step(shared, batched)
 
 
 @pytest.fixture(scope="module")
