@@ -34,6 +34,13 @@ def input_error(fn, *args, **kwargs) -> str:
     return message
 
 
+def file_error(read, path, data: bytes) -> str:
+    """Writes `data` to `path`, expects `read(path)` to refuse it with a one-line
+    `keras_gon.InputError` and returns the message."""
+    path.write_bytes(data)
+    return input_error(read, path)
+
+
 # --- the command line -------------------------------------------------------------------
 
 
