@@ -41,6 +41,16 @@ def file_error(read, path, data: bytes) -> str:
     return input_error(read, path)
 
 
+def tiny_gon_preset(baseline=None, **training):
+    """A "tiny_gon" preset recipe: a GON of latent_dim 4 and width 2 on mnist, trained with
+    `training` (TrainingRecipe's options: epochs, batch_size, ...)."""
+    from keras_gon.preset_builder import PresetRecipe
+    from keras_gon.training import TrainingRecipe
+
+    recipe = TrainingRecipe("gon", data=None, options={"latent_dim": 4, "width": 2}, **training)
+    return PresetRecipe("tiny_gon", "a tiny GON", "mnist", recipe, baseline=baseline)
+
+
 # --- the command line -------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from helpers import (
     assert_one_error_line,
     load_mnist10k,
     run_cli,
+    tiny_gon_preset,
     tiny_model,
     train_argv,
 )
@@ -226,21 +227,8 @@ def test_presets_build_on_a_full_disk(in_tmp, capsys, monkeypatch, digits):
     import keras
 
     from keras_gon import preset_builder
-    from keras_gon.training import TrainingRecipe
 
-    recipe = preset_builder.PresetRecipe(
-        "tiny_gon",
-        "a tiny GON",
-        "mnist",
-        TrainingRecipe(
-            "gon",
-            data=None,
-            options={"latent_dim": 4, "width": 2},
-            epochs=1,
-            image_size=16,
-            batch_size=32,
-        ),
-    )
+    recipe = tiny_gon_preset(epochs=1, image_size=16, batch_size=32)
     monkeypatch.setattr(preset_builder, "PRESET_RECIPES", {"tiny_gon": recipe})
 
     def full(self, path, *args, **kwargs):
