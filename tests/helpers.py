@@ -394,6 +394,29 @@ def autoencoder_after_steps(model_class, mnist32, make_batches, steps: int, **op
     return model, result["held_out"]
 
 
+def trained_autoencoder_fixture(model_class, steps: int):
+    """A module-scoped fixture `trained`: `autoencoder_after_steps(model_class, ..., steps)`."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def trained(mnist32, make_batches):
+        return autoencoder_after_steps(model_class, mnist32, make_batches, steps)
+
+    return trained
+
+
+def assert_spatial_latents_learn_and_survive_saving(trained_spatial, x, path):
+    """`trained_spatial`, `(model, held-out loss before, after)`: the loss fell by a quarter
+    at least, and a `.keras` round trip at `path` keeps the 4x4 latent map and the outputs
+    on `x`; returns the loaded model."""
+    model, before, after = trained_spatial
+    assert after < 0.75 * before, (before, after)
+    loaded = save_and_load(model, path)
+    assert loaded.decoder.latent_map_size == 4
+    assert_same_outputs(model, loaded, x)
+    return loaded
+
+
 def held_out_loss_before_and_after(model, mnist32, steps: int) -> tuple[float, float]:
     """`model`'s held-out loss on 500 digits (batches of 250) before and after `steps` Adam
     1e-3 steps of 64 training digits."""

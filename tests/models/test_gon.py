@@ -14,6 +14,7 @@ from helpers import (
     assert_same_origin_step,
     assert_same_outputs,
     assert_same_training_state,
+    assert_spatial_latents_learn_and_survive_saving,
     digits16,
     finite_difference_error,
     fit_mnist32,
@@ -316,18 +317,10 @@ def trained_spatial(mnist32):
     return model, *held_out_loss_before_and_after(model, mnist32, SPATIAL_STEPS)
 
 
-def test_spatial_latent_gon_reduces_the_held_out_loss(trained_spatial):
-    _, before, after = trained_spatial
-    assert after < 0.75 * before, (before, after)
-
-
-def test_spatial_latent_gon_save_and_load_give_identical_outputs(
-    trained_spatial, mnist32, tmp_path
-):
-    model, _, _ = trained_spatial
-    loaded = save_and_load(model, tmp_path / "spatial.keras")
-    assert loaded.decoder.latent_map_size == 4
-    assert_same_outputs(model, loaded, mnist32[1][:7])
+def test_spatial_latent_gon_learns_and_survives_saving(trained_spatial, mnist32, tmp_path):
+    assert_spatial_latents_learn_and_survive_saving(
+        trained_spatial, mnist32[1][:7], tmp_path / "spatial.keras"
+    )
 
 
 def test_configs_from_before_spatial_latents_load_as_vector_latents():
