@@ -265,36 +265,26 @@ def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys
 # --- image folders --------------------------------------------------------------------
 
 
+def _train_small(capsys, kind: str, data, out, options: str) -> tuple[str, dict]:
+    """`keras-gon train` of the SMALL `kind` on `data` into `out` with `options` (words
+    apart by spaces) succeeds; returns what it printed and its metrics.json."""
+    status, printed, _ = run_cli(train_argv(kind, data, out, *options.split(), *SMALL), capsys)
+    assert status == 0
+    return printed, json.loads((out / "metrics.json").read_text())
+
+
 def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder, tmp_path, capsys):
     out = tmp_path / "gon"
-    status, printed, _ = run_cli(
-        train_argv("gon", cifar10_folder, out, "--steps", "5", "--batch-size", "32", *SMALL),
-        capsys,
-    )
-    assert status == 0
+    printed, metrics = _train_small(capsys, "gon", cifar10_folder, out, "--steps 5 --batch-size 32")
     assert "found 300 training and 90 held-out images of 3 classes" in printed
-    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_shape"] == [32, 32, 3]
     assert metrics["split"] == "the train/ and test/ folders"
     assert metrics["class_names"] == ["airplane", "automobile", "bird"]
     out = tmp_path / "classifier"
-    status, printed, _ = run_cli(
-        train_argv(
-            "classifier",
-            cifar10_folder,
-            out,
-            "--steps",
-            "5",
-            "--batch-size",
-            "32",
-            "--num-classes",
-            "3",
-            *SMALL,
-        ),
-        capsys,
+    # it trains (status 0) on the labels from the subfolders
+    _, metrics = _train_small(
+        capsys, "classifier", cifar10_folder, out, "--steps 5 --batch-size 32 --num-classes 3"
     )
-    assert status == 0  # labels from the subfolders
-    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["num_classes"] == 3 and (out / "reconstructions.png").is_file()
     # the held-out accuracy counts right answers among all 90 test/ images, and the saved
     # model's evaluation on them gives it again
@@ -311,23 +301,9 @@ def test_vgon_on_a_flat_folder_at_64_samples_colour(celeba_folder, tmp_path, cap
     import matplotlib.image
 
     out = tmp_path / "vgon"
-    status, printed, _ = run_cli(
-        train_argv(
-            "vgon",
-            celeba_folder,
-            out,
-            "--image-size",
-            "64",
-            "--steps",
-            "3",
-            "--batch-size",
-            "32",
-            *SMALL,
-        ),
-        capsys,
+    _, metrics = _train_small(
+        capsys, "vgon", celeba_folder, out, "--image-size 64 --steps 3 --batch-size 32"
     )
-    assert status == 0
-    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_shape"] == [64, 64, 3] and metrics["class_names"] == []
     assert metrics["split"] == "a fraction 0.1 held out at random, seed 0"
     assert matplotlib.image.imread(out / "samples.png").shape[-1] in (3, 4)  # colour PNG
@@ -338,24 +314,10 @@ def test_vgon_on_a_flat_folder_at_64_samples_colour(celeba_folder, tmp_path, cap
 
 def test_grey_folder_with_a_non_image_file_and_channels_option(coil20_folder, tmp_path, capsys):
     out = tmp_path / "coil"
-    status, printed, _ = run_cli(
-        train_argv(
-            "gon",
-            coil20_folder,
-            out,
-            "--image-size",
-            "32",
-            "--channels",
-            "3",
-            "--steps",
-            "2",
-            *SMALL,
-        ),
-        capsys,
+    printed, metrics = _train_small(
+        capsys, "gon", coil20_folder, out, "--image-size 32 --channels 3 --steps 2"
     )
-    assert status == 0
     assert "skipped 1 file not an image" in printed
-    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_shape"] == [32, 32, 3] and metrics["skipped_files"] == ["Icon\r"]
 
 
