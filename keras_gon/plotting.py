@@ -137,18 +137,12 @@ def text_width(text: str, fontsize: float, dpi: int = 100) -> float:
     )
 
 
-def _grid_layout(
-    rows: int,
-    columns: int,
-    height: int,
-    width: int,
-    title: str = "",
-    row_labels=None,
-    column_labels=None,
-    min_tile: int = 84,
-) -> dict:
-    """Where `save_labelled_grid` puts things, in pixels, from the shapes alone."""
+def _grid_layout(shape: tuple, title: str, row_labels, column_labels, min_tile: int) -> dict:
+    """Where `save_labelled_grid` puts things, in pixels, from the shapes alone: `shape` is
+    (rows, columns, height, width), the others are `save_labelled_grid`'s."""
     import math
+
+    rows, columns, height, width = shape
 
     factor = max(1, math.ceil(min_tile / max(height, 1)))
     tile_width, tile_height = width * factor + 1, height * factor + 1  # (1-pixel padding)
@@ -183,7 +177,9 @@ def labelled_grid_size(
     min_tile: int = 84,
 ):
     """(width, height) in pixels of `save_labelled_grid`'s PNG, from the shapes alone."""
-    layout = _grid_layout(rows, columns, height, width, title, row_labels, column_labels, min_tile)
+    layout = _grid_layout(
+        (rows, columns, height, width), title, row_labels, column_labels, min_tile
+    )
     return layout["total_width"], layout["total_height"]
 
 
@@ -211,7 +207,7 @@ def save_labelled_grid(
 
     images = np.asarray(images, "float32")
     rows, columns, height, width = images.shape[:4]
-    layout = _grid_layout(rows, columns, height, width, title, row_labels, column_labels, min_tile)
+    layout = _grid_layout(images.shape[:4], title, row_labels, column_labels, min_tile)
     factor = layout["factor"]
     tiles = nearest_upscale(
         images.reshape((-1,) + images.shape[2:]), height * factor, width * factor

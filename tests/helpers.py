@@ -34,6 +34,23 @@ def input_error(fn, *args, **kwargs) -> str:
     return message
 
 
+def file_error(read, path, data: bytes) -> str:
+    """Writes `data` to `path`, expects `read(path)` to refuse it with a one-line
+    `keras_gon.InputError` and returns the message."""
+    path.write_bytes(data)
+    return input_error(read, path)
+
+
+def tiny_gon_preset(baseline=None, **training):
+    """A "tiny_gon" preset recipe: a GON of latent_dim 4 and width 2 on mnist, trained with
+    `training` (TrainingRecipe's options: epochs, batch_size, ...)."""
+    from keras_gon.preset_builder import PresetRecipe
+    from keras_gon.training import TrainingRecipe
+
+    recipe = TrainingRecipe("gon", data=None, options={"latent_dim": 4, "width": 2}, **training)
+    return PresetRecipe("tiny_gon", "a tiny GON", "mnist", recipe, baseline=baseline)
+
+
 # --- the command line -------------------------------------------------------------------
 
 
@@ -48,6 +65,16 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
         status = refusal.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+TINY_ARGV = ("--width", "2", "--latent-dim", "4", "--verbose", "0")
+"""`train`'s options of a tiny convolutional model, quiet."""
+
+
+def train_argv(kind: str, data, out, *options) -> list:
+    """`keras-gon train KIND --data DATA --out OUT OPTIONS...` as an argv (of strings and
+    paths, for `run_cli`)."""
+    return ["train", kind, "--data", data, "--out", out, *options]
 
 
 def assert_one_error_line(status, err: str, fragment: str) -> str:
@@ -197,6 +224,29 @@ def origin_step(model, x, training: bool, share_origin: bool | str):
     return latents.numpy(), inner.numpy(), [g.numpy() for g in gradients], after
 
 
+def assert_same_origin_step(
+    shared,
+    batched,
+    statistics: bool = True,
+    smallest_latent: float = 1e-3,
+    latent_atol: float = 1e-10,
+) -> None:
+    """Two `origin_step` results agree: the latents (not all zero: their largest magnitude
+    above `smallest_latent`; to `latent_atol` of it), the loss, the gradients and, with
+    `statistics`, the updated moving statistics."""
+    import numpy as np
+
+    assert np.abs(shared[0]).max() > smallest_latent
+    np.testing.assert_allclose(
+        shared[0], batched[0], rtol=1e-10, atol=latent_atol * np.abs(batched[0]).max()
+    )
+    np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
+    for a, b in zip(shared[2], batched[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
+    for a, b in zip(shared[3], batched[3]) if statistics else ():  # moving statistics alike
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def assert_affine_encoder_survives_saving(model, images, path) -> None:
     """`model.encode` is affine in the image (a linear encoder's), and a `.keras` round trip
     at `path` keeps the config and the latents."""
@@ -310,6 +360,25 @@ def fit_adam(
     return result
 
 
+def fit_mnist32(model_class, mnist32, make_batches, model_options=None, **fit_options):
+    """A `model_class` (latent 32, width 16, seeded 0) fitted by `fit_adam` as the paper's
+    MNIST runs: batches of 64 shuffled, held-out batches of 250, Adam 1e-4 with PyTorch's
+    epsilon; `(model, fit_adam's result)`."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = model_class(image_shape=(32, 32, 1), latent_dim=32, width=16, **(model_options or {}))
+    result = fit_adam(
+        model,
+        make_batches(mnist32[0], 64, shuffle=True),
+        make_batches(mnist32[1], 250, shuffle=False),
+        lr=1e-4,
+        epsilon=1e-8,
+        **fit_options,
+    )
+    return model, result
+
+
 def autoencoder_after_steps(model_class, mnist32, make_batches, steps: int, **options):
     """`(model, held-out figures)`: a seeded `model_class(latent_dim=8, width=4, seed=0,
     **options)` after `steps` Adam 1e-3 steps of 64 training digits (`fit_adam`)."""
@@ -323,6 +392,29 @@ def autoencoder_after_steps(model_class, mnist32, make_batches, steps: int, **op
         make_batches(mnist32[1], 500, shuffle=False),
     )
     return model, result["held_out"]
+
+
+def trained_autoencoder_fixture(model_class, steps: int):
+    """A module-scoped fixture `trained`: `autoencoder_after_steps(model_class, ..., steps)`."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def trained(mnist32, make_batches):
+        return autoencoder_after_steps(model_class, mnist32, make_batches, steps)
+
+    return trained
+
+
+def assert_spatial_latents_learn_and_survive_saving(trained_spatial, x, path):
+    """`trained_spatial`, `(model, held-out loss before, after)`: the loss fell by a quarter
+    at least, and a `.keras` round trip at `path` keeps the 4x4 latent map and the outputs
+    on `x`; returns the loaded model."""
+    model, before, after = trained_spatial
+    assert after < 0.75 * before, (before, after)
+    loaded = save_and_load(model, path)
+    assert loaded.decoder.latent_map_size == 4
+    assert_same_outputs(model, loaded, x)
+    return loaded
 
 
 def held_out_loss_before_and_after(model, mnist32, steps: int) -> tuple[float, float]:

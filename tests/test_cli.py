@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from helpers import NPZ, SHARED_DATA, assert_one_error_line, run_cli, train_run
+from helpers import NPZ, SHARED_DATA, assert_one_error_line, run_cli, train_argv, train_run
 
 SMALL = ["--width", "4", "--latent-dim", "8", "--verbose", "0"]
 
@@ -74,19 +74,7 @@ def test_train_on_offline_default_data_with_tensorboard(tmp_path, capsys):
 def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=256):
         status, _, err = run_cli(
-            [
-                "train",
-                "gon",
-                "--data",
-                "mnist",
-                "--steps",
-                "3",
-                "--batch-size",
-                "32",
-                "--out",
-                tmp_path,
-                *SMALL,
-            ],
+            train_argv("gon", "mnist", tmp_path, "--steps", "3", "--batch-size", "32", *SMALL),
             capsys,
         )
     assert status == 0, err
@@ -95,17 +83,7 @@ def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
 
 def test_idx_directory_source(tmp_path, capsys):
     status, _, err = run_cli(
-        [
-            "train",
-            "gon",
-            "--data",
-            SHARED_DATA / "mnist",
-            "--steps",
-            "2",
-            "--out",
-            tmp_path,
-            *SMALL,
-        ],
+        train_argv("gon", SHARED_DATA / "mnist", tmp_path, "--steps", "2", *SMALL),
         capsys,
     )
     assert status == 0, err
@@ -151,7 +129,7 @@ def _npz(path, x_train, x_test):
 def test_bad_data_gives_one_error_line_and_status_2(tmp_path, capsys, make, fragment):
     source = make(tmp_path)
     status, _, err = run_cli(
-        ["train", "gon", "--data", source, "--steps", "1", "--out", tmp_path / "run", *SMALL],
+        train_argv("gon", source, tmp_path / "run", "--steps", "1", *SMALL),
         capsys,
     )
     assert_one_error_line(status, err, fragment)
@@ -162,7 +140,7 @@ def test_truncated_idx_directory(tmp_path, capsys):
     data = (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes()
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])
     status, _, err = run_cli(
-        ["train", "gon", "--data", tmp_path, "--steps", "1", "--out", tmp_path / "run", *SMALL],
+        train_argv("gon", tmp_path, tmp_path / "run", "--steps", "1", *SMALL),
         capsys,
     )
     assert_one_error_line(status, err, "t10k-images-idx3-ubyte.gz")
@@ -190,20 +168,7 @@ def test_non_finite_loss_stops_cleanly_and_keeps_the_saved_model(run_dir, capsys
     before = hashlib.sha256(model_file.read_bytes()).hexdigest()
     files = sorted(p.name for p in run_dir.iterdir())
     status, _, err = run_cli(
-        [
-            "train",
-            "gon",
-            "--data",
-            NPZ,
-            "--steps",
-            "30",
-            "--lr",
-            "1e30",
-            "--out",
-            run_dir,
-            "--overwrite",
-            *SMALL,
-        ],
+        train_argv("gon", NPZ, run_dir, "--steps", "30", "--lr", "1e30", "--overwrite", *SMALL),
         capsys,
     )
     assert_one_error_line(status, err, "nothing was saved")
@@ -283,38 +248,14 @@ def test_help_is_fast_lists_the_kinds_and_imports_no_tensorflow():
 
 def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys):
     status, _, err = run_cli(
-        [
-            "train",
-            "ae",
-            "--data",
-            NPZ,
-            "--steps",
-            2,
-            "--encoder",
-            "linear",
-            "--out",
-            tmp_path / "ae",
-            *SMALL,
-        ],
+        train_argv("ae", NPZ, tmp_path / "ae", "--steps", 2, "--encoder", "linear", *SMALL),
         capsys,
     )
     assert status == 0, err
     metrics = json.loads((tmp_path / "ae" / "metrics.json").read_text())
     assert metrics["config"]["encoder"] == "linear"
     status, _, err = run_cli(
-        [
-            "train",
-            "gon",
-            "--data",
-            NPZ,
-            "--steps",
-            1,
-            "--encoder",
-            "linear",
-            "--out",
-            tmp_path / "gon",
-            *SMALL,
-        ],
+        train_argv("gon", NPZ, tmp_path / "gon", "--steps", 1, "--encoder", "linear", *SMALL),
         capsys,
     )
     assert_one_error_line(status, err, "--encoder: only for the autoencoder baselines")
@@ -324,51 +265,26 @@ def test_train_ae_with_a_linear_encoder_and_refuse_it_elsewhere(tmp_path, capsys
 # --- image folders --------------------------------------------------------------------
 
 
+def _train_small(capsys, kind: str, data, out, options: str) -> tuple[str, dict]:
+    """`keras-gon train` of the SMALL `kind` on `data` into `out` with `options` (words
+    apart by spaces) succeeds; returns what it printed and its metrics.json."""
+    status, printed, _ = run_cli(train_argv(kind, data, out, *options.split(), *SMALL), capsys)
+    assert status == 0
+    return printed, json.loads((out / "metrics.json").read_text())
+
+
 def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder, tmp_path, capsys):
     out = tmp_path / "gon"
-    status, printed, _ = run_cli(
-        [
-            "train",
-            "gon",
-            "--data",
-            cifar10_folder,
-            "--steps",
-            "5",
-            "--batch-size",
-            "32",
-            "--out",
-            out,
-            *SMALL,
-        ],
-        capsys,
-    )
-    assert status == 0
+    printed, metrics = _train_small(capsys, "gon", cifar10_folder, out, "--steps 5 --batch-size 32")
     assert "found 300 training and 90 held-out images of 3 classes" in printed
-    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_shape"] == [32, 32, 3]
     assert metrics["split"] == "the train/ and test/ folders"
     assert metrics["class_names"] == ["airplane", "automobile", "bird"]
     out = tmp_path / "classifier"
-    status, printed, _ = run_cli(
-        [
-            "train",
-            "classifier",
-            "--data",
-            cifar10_folder,
-            "--steps",
-            "5",
-            "--batch-size",
-            "32",
-            "--num-classes",
-            "3",
-            "--out",
-            out,
-            *SMALL,
-        ],
-        capsys,
+    # it trains (status 0) on the labels from the subfolders
+    _, metrics = _train_small(
+        capsys, "classifier", cifar10_folder, out, "--steps 5 --batch-size 32 --num-classes 3"
     )
-    assert status == 0  # labels from the subfolders
-    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["num_classes"] == 3 and (out / "reconstructions.png").is_file()
     # the held-out accuracy counts right answers among all 90 test/ images, and the saved
     # model's evaluation on them gives it again
@@ -385,26 +301,9 @@ def test_vgon_on_a_flat_folder_at_64_samples_colour(celeba_folder, tmp_path, cap
     import matplotlib.image
 
     out = tmp_path / "vgon"
-    status, printed, _ = run_cli(
-        [
-            "train",
-            "vgon",
-            "--data",
-            celeba_folder,
-            "--image-size",
-            "64",
-            "--steps",
-            "3",
-            "--batch-size",
-            "32",
-            "--out",
-            out,
-            *SMALL,
-        ],
-        capsys,
+    _, metrics = _train_small(
+        capsys, "vgon", celeba_folder, out, "--image-size 64 --steps 3 --batch-size 32"
     )
-    assert status == 0
-    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_shape"] == [64, 64, 3] and metrics["class_names"] == []
     assert metrics["split"] == "a fraction 0.1 held out at random, seed 0"
     assert matplotlib.image.imread(out / "samples.png").shape[-1] in (3, 4)  # colour PNG
@@ -415,27 +314,10 @@ def test_vgon_on_a_flat_folder_at_64_samples_colour(celeba_folder, tmp_path, cap
 
 def test_grey_folder_with_a_non_image_file_and_channels_option(coil20_folder, tmp_path, capsys):
     out = tmp_path / "coil"
-    status, printed, _ = run_cli(
-        [
-            "train",
-            "gon",
-            "--data",
-            coil20_folder,
-            "--image-size",
-            "32",
-            "--channels",
-            "3",
-            "--steps",
-            "2",
-            "--out",
-            out,
-            *SMALL,
-        ],
-        capsys,
+    printed, metrics = _train_small(
+        capsys, "gon", coil20_folder, out, "--image-size 32 --channels 3 --steps 2"
     )
-    assert status == 0
     assert "skipped 1 file not an image" in printed
-    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_shape"] == [32, 32, 3] and metrics["skipped_files"] == ["Icon\r"]
 
 
@@ -443,7 +325,7 @@ def test_channels_first_arrays_are_refused_with_how_to_transpose(tmp_path, capsy
     path = tmp_path / "nchw.npz"
     np.savez(path, x_train=mnist10k["x_train"][:200, None], x_test=mnist10k["x_test"][:50, None])
     status, _, err = run_cli(
-        ["train", "gon", "--data", path, "--steps", "1", "--out", tmp_path / "run", *SMALL], capsys
+        train_argv("gon", path, tmp_path / "run", "--steps", "1", *SMALL), capsys
     )
     assert_one_error_line(status, err, "channels-first (N, C, H, W)")
     assert "np.transpose(x, (0, 2, 3, 1))" in err
@@ -453,55 +335,19 @@ def test_channels_first_arrays_are_refused_with_how_to_transpose(tmp_path, capsy
 def test_train_with_a_spatial_latent_and_refuse_it_elsewhere(tmp_path, capsys):
     small = ["--width", "4", "--latent-dim", "16", "--verbose", "0"]
     status, _, err = run_cli(
-        [
-            "train",
-            "gon",
-            "--data",
-            NPZ,
-            "--steps",
-            2,
-            "--latent-map-size",
-            4,
-            "--out",
-            tmp_path / "gon",
-            *small,
-        ],
+        train_argv("gon", NPZ, tmp_path / "gon", "--steps", 2, "--latent-map-size", 4, *small),
         capsys,
     )
     assert status == 0, err
     metrics = json.loads((tmp_path / "gon" / "metrics.json").read_text())
     assert metrics["config"]["decoder"]["config"]["latent_map_size"] == 4
     status, _, err = run_cli(
-        [
-            "train",
-            "gon",
-            "--data",
-            NPZ,
-            "--steps",
-            1,
-            "--latent-map-size",
-            4,
-            "--out",
-            tmp_path / "bad",
-            *SMALL,
-        ],
+        train_argv("gon", NPZ, tmp_path / "bad", "--steps", 1, "--latent-map-size", 4, *SMALL),
         capsys,
     )
     assert_one_error_line(status, err, "latent_dim=8 is not divisible by latent_map_size²=16")
     status, _, err = run_cli(
-        [
-            "train",
-            "igon",
-            "--data",
-            NPZ,
-            "--steps",
-            1,
-            "--latent-map-size",
-            4,
-            "--out",
-            tmp_path / "igon",
-            *SMALL,
-        ],
+        train_argv("igon", NPZ, tmp_path / "igon", "--steps", 1, "--latent-map-size", 4, *SMALL),
         capsys,
     )
     assert_one_error_line(status, err, "--latent-map-size: only for models with the conv")
@@ -515,9 +361,7 @@ def test_a_finished_run_is_refused_without_overwrite(run_dir, capsys):
     digests = {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir() if p.is_file()
     }
-    status, _, err = run_cli(
-        ["train", "gon", "--data", NPZ, "--steps", "2", "--out", run_dir, *SMALL], capsys
-    )
+    status, _, err = run_cli(train_argv("gon", NPZ, run_dir, "--steps", "2", *SMALL), capsys)
     assert_one_error_line(status, err, "holds a finished run: give another --out, or --overwrite")
     assert {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir() if p.is_file()
@@ -526,13 +370,10 @@ def test_a_finished_run_is_refused_without_overwrite(run_dir, capsys):
 
 def test_overwrite_replaces_a_finished_run_whole(tmp_path, capsys):
     out = tmp_path / "run"
-    assert (
-        run_cli(["train", "vgon", "--data", NPZ, "--steps", "2", "--out", out, *SMALL], capsys)[0]
-        == 0
-    )
+    assert run_cli(train_argv("vgon", NPZ, out, "--steps", "2", *SMALL), capsys)[0] == 0
     assert (out / "samples.png").is_file()
     status, _, err = run_cli(
-        ["train", "gon", "--data", NPZ, "--steps", "2", "--out", out, "--overwrite", *SMALL], capsys
+        train_argv("gon", NPZ, out, "--steps", "2", "--overwrite", *SMALL), capsys
     )
     assert status == 0, err
     assert json.loads((out / "metrics.json").read_text())["model"] == "gon"
@@ -558,7 +399,7 @@ def test_default_run_names_are_unique_within_a_second(tmp_path, capsys, monkeypa
 def test_a_failed_new_run_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "new" / "run"
     status, _, err = run_cli(
-        ["train", "gon", "--data", NPZ, "--steps", "30", "--lr", "1e30", "--out", out, *SMALL],
+        train_argv("gon", NPZ, out, "--steps", "30", "--lr", "1e30", *SMALL),
         capsys,
     )
     assert_one_error_line(status, err, "the loss became non-finite")
@@ -570,7 +411,7 @@ def test_a_collapsed_training_is_reported(tmp_path, capsys):
     change, and metrics.json says so."""
     out = tmp_path / "run"
     status, _, err = run_cli(
-        ["train", "gon", "--data", NPZ, "--steps", "20", "--lr", "1e6", "--out", out, *SMALL],
+        train_argv("gon", NPZ, out, "--steps", "20", "--lr", "1e6", *SMALL),
         capsys,
     )
     assert status == 0
@@ -582,20 +423,17 @@ def test_a_collapsed_training_is_reported(tmp_path, capsys):
 
 def test_preset_options_are_refused_by_name(tmp_path, capsys):
     status, _, err = run_cli(
-        [
-            "train",
+        train_argv(
             "gon",
+            NPZ,
+            tmp_path / "run",
             "--from-preset",
             "gon_mnist",
             "--latent-dim",
             "64",
-            "--data",
-            NPZ,
             "--steps",
             "1",
-            "--out",
-            tmp_path / "run",
-        ],
+        ),
         capsys,
     )
     assert_one_error_line(status, err, "--latent-dim: the preset gon_mnist fixes the model's")

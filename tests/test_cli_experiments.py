@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import NPZ, assert_one_error_line, run_cli
+from helpers import NPZ, assert_one_error_line, run_cli, train_argv
 
 TINY = [
     "--data",
@@ -97,11 +97,10 @@ def test_experiment_data_arguments(argv, fragment, tmp_path, capsys):
 @pytest.mark.parametrize("model", ["ae", "tied_ae"])
 def test_train_baseline(model, tmp_path, capsys):
     status, _, err = run_cli(
-        [
-            "train",
+        train_argv(
             model,
-            "--data",
             NPZ,
+            tmp_path,
             "--steps",
             "3",
             "--width",
@@ -111,9 +110,7 @@ def test_train_baseline(model, tmp_path, capsys):
             "--verbose",
             "0",
             "--no-jit",
-            "--out",
-            tmp_path,
-        ],
+        ),
         capsys,
     )
     assert status == 0, err

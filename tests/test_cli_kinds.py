@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import KIND_NAMES, NPZ
+from helpers import KIND_NAMES, NPZ, train_argv
 
 TINY = {
     "igon": ["--hidden-units", "8", "--num-layers", "2"],
@@ -23,6 +23,24 @@ TINY = {
 }
 """Each kind's tiny model options (the conv kinds: `CONV_TINY`)."""
 CONV_TINY = ["--width", "2"]
+
+
+def _tiny_train_argv(kind: str, run, steps: int, batch_size: int, *flags) -> list:
+    """`train` of a tiny model of `kind` (latent 4, quiet, eager) on mnist10k into `run`."""
+    options = ("--latent-dim", "4", "--verbose", "0", "--no-jit")
+    return train_argv(
+        kind,
+        NPZ,
+        str(run),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        str(batch_size),
+        *options,
+        *flags,
+    )
+
+
 FIGURES = {"vgon": "bits_per_dim", "vae": "bits_per_dim", "classifier": "accuracy"}
 """The held-out figure a kind reports beside its loss (the presets table's)."""
 
@@ -45,24 +63,7 @@ def test_every_kind_trains_evaluates_and_exports_through_the_cli(kind, tmp_path,
     from keras_gon.registry import kind_of
 
     run = tmp_path / "run"
-    argv = [
-        "train",
-        kind,
-        "--data",
-        NPZ,
-        "--steps",
-        "2",
-        "--latent-dim",
-        "4",
-        "--batch-size",
-        "16",
-        "--verbose",
-        "0",
-        "--no-jit",
-        "--out",
-        str(run),
-        *TINY.get(kind, CONV_TINY),
-    ]
+    argv = _tiny_train_argv(kind, run, 2, 16, *TINY.get(kind, CONV_TINY))
     assert cli.main(argv) == 0, capsys.readouterr().err
 
     model = keras.saving.load_model(run / "model.keras")
@@ -131,24 +132,7 @@ def test_train_defaults_are_each_kinds_preset_settings(
     from keras_gon import cli
 
     run = tmp_path / "run"
-    argv = [
-        "train",
-        kind,
-        "--data",
-        NPZ,
-        "--steps",
-        "1",
-        "--latent-dim",
-        "4",
-        "--batch-size",
-        "8",
-        "--verbose",
-        "0",
-        "--no-jit",
-        "--out",
-        str(run),
-        *flags,
-    ]
+    argv = _tiny_train_argv(kind, run, 1, 8, *flags)
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert json.loads((run / "metrics.json").read_text())["lr"] == lr
     if hidden_units is not None:

@@ -12,7 +12,7 @@ import pytest
 
 from keras_gon import cli
 
-from helpers import NPZ, assert_one_error_line, run_cli, train_run
+from helpers import NPZ, assert_one_error_line, run_cli, train_argv, train_run
 
 SMALL = ["--width", "4", "--latent-dim", "8", "--verbose", "0", "--no-jit"]  # XLA: tested elsewhere
 STEPS = 30
@@ -62,15 +62,12 @@ def test_sample_subcommand_is_seeded(vgon_run, tmp_path, capsys):
 
 def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
     status, _, err = run_cli(
-        [
-            "train",
+        train_argv(
             "vae",
-            "--data",
             NPZ,
+            tmp_path,
             "--steps",
             20,
-            "--out",
-            tmp_path,
             "--likelihood",
             "gaussian",
             "--likelihood-stddev",
@@ -78,7 +75,7 @@ def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
             "--kl-weight",
             "0.5",
             *SMALL,
-        ],
+        ),
         capsys,
     )
     assert status == 0, err
@@ -103,26 +100,12 @@ def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
 
 def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
     run = tmp_path / "gon"
-    status, _, err = run_cli(
-        ["train", "gon", "--data", NPZ, "--steps", 1, "--out", run, *SMALL], capsys
-    )
+    status, _, err = run_cli(train_argv("gon", NPZ, run, "--steps", 1, *SMALL), capsys)
     assert status == 0, err
     assert not (run / "samples.png").exists()
     assert_one_error_line(*run_cli(["sample", run], capsys)[::2], "GON cannot sample")
     status, _, err = run_cli(
-        [
-            "train",
-            "gon",
-            "--data",
-            NPZ,
-            "--steps",
-            1,
-            "--kl-weight",
-            0.5,
-            "--out",
-            tmp_path / "x",
-            *SMALL,
-        ],
+        train_argv("gon", NPZ, tmp_path / "x", "--steps", 1, "--kl-weight", 0.5, *SMALL),
         capsys,
     )
     assert_one_error_line(status, err, "--kl-weight: only for variational models")
@@ -135,7 +118,7 @@ def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
         (["sample", "{run}", "--out", "{tmp}/samples.jpg"], "must name a .png"),
         (["sample", "{run}", "--out", "{tmp}/no/such/dir/s.png"], "no such folder"),
         (
-            ["train", "vae", "--data", NPZ, "--num-steps", "2", "--out", "{tmp}/r"],
+            train_argv("vae", NPZ, "{tmp}/r", "--num-steps", "2"),
             "--num-steps: the vae has no origin gradient",
         ),
     ],

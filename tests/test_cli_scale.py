@@ -19,6 +19,7 @@ from helpers import NPZ, assert_one_error_line, run_cli, train_run
 
 EPOCHS = 4
 STEPS_PER_EPOCH = 8000 // 256
+SMALL_MODEL = ["--image-size", "16", "--width", "4", "--latent-dim", "8"]
 # Small and fast: 16x16 mnist10k, 31 steps per epoch, 4 epochs.
 RUN = [
     "--data",
@@ -27,12 +28,7 @@ RUN = [
     str(EPOCHS),
     "--batch-size",
     "256",
-    "--image-size",
-    "16",
-    "--width",
-    "4",
-    "--latent-dim",
-    "8",
+    *SMALL_MODEL,
     "--seed",
     "0",
     "--deterministic",
@@ -136,12 +132,7 @@ def test_mixed_bfloat16_trains_with_float32_latents(mnist32, tmp_path, capsys):
             NPZ,
             "--steps",
             "40",
-            "--image-size",
-            "16",
-            "--width",
-            "4",
-            "--latent-dim",
-            "8",
+            *SMALL_MODEL,
             "--mixed-precision",
             "mixed_bfloat16",
             "--out",

@@ -39,6 +39,27 @@ FRESH_PROCESS = textwrap.dedent(
 )
 
 
+def _run_in_a_fresh_process(script: str, saved, inputs: dict, folder) -> dict:
+    """Saves `inputs` as folder/inputs.npz, runs `script` in a fresh Python with the
+    arguments `saved` (what it loads), the inputs and folder/out.npz (where it saves its
+    results) and returns those results."""
+    np.savez(folder / "inputs.npz", **inputs)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(saved),
+            str(folder / "inputs.npz"),
+            str(folder / "out.npz"),
+        ],
+        check=True,
+        env=ENV,
+    )
+    with np.load(folder / "out.npz") as results:
+        return {key: results[key] for key in results.files}
+
+
 @pytest.fixture(scope="module")
 def trained_gon(mnist32):
     keras.utils.set_random_seed(0)
@@ -69,23 +90,10 @@ def test_signatures_match_the_in_memory_model_in_a_fresh_process(trained_gon, mn
         for signature, outputs in _expected_outputs(trained_gon, x, z).items():
             for name, value in outputs.items():
                 expected[f"{signature}:{name}:{batch}"] = value
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            FRESH_PROCESS,
-            str(path),
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "out.npz"),
-        ],
-        check=True,
-        env=ENV,
-    )
-    with np.load(tmp_path / "out.npz") as results:
-        assert sorted(results.files) == sorted(expected)
-        for key, value in expected.items():
-            np.testing.assert_allclose(results[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
+    results = _run_in_a_fresh_process(FRESH_PROCESS, path, inputs, tmp_path)
+    assert sorted(results) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(results[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
 
 
 def test_saved_model_cli_show_and_run(trained_gon, mnist32, tmp_path):
@@ -272,7 +280,7 @@ def test_committed_model_loads_and_matches_current_signatures(trained_gon):
 FRESH_PROCESS_CALLS = textwrap.dedent(
     """
     import sys, collections, numpy as np, tensorflow as tf
-    inputs = np.load(sys.argv[1])
+    inputs = np.load(sys.argv[2])
     calls = collections.defaultdict(dict)
     for key in inputs.files:
         kind, signature, case, argument = key.split("|")
@@ -280,7 +288,7 @@ FRESH_PROCESS_CALLS = textwrap.dedent(
     loaded, results = {}, {}
     for (kind, signature, case), arguments in calls.items():
         if kind not in loaded:
-            loaded[kind] = tf.saved_model.load(sys.argv[2] + "/" + kind)
+            loaded[kind] = tf.saved_model.load(sys.argv[1] + "/" + kind)
         out = loaded[kind].signatures[signature](**{k: tf.constant(v) for k, v in arguments.items()})
         for name, value in out.items():
             results[f"{kind}|{signature}|{case}|{name}"] = value.numpy()
@@ -374,21 +382,7 @@ def exported_kinds(mnist32, mnist10k, tmp_path_factory):
             for signature in EXPECTED_SIGNATURES[kind]:
                 for name, value in arguments[signature].items():
                     inputs[f"{kind}|{signature}|{case}|{name}"] = value
-    np.savez(root / "inputs.npz", **inputs)
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            FRESH_PROCESS_CALLS,
-            str(root / "inputs.npz"),
-            str(root),
-            str(root / "out.npz"),
-        ],
-        check=True,
-        env=ENV,
-    )
-    with np.load(root / "out.npz") as results:
-        outputs = {key: results[key] for key in results.files}
+    outputs = _run_in_a_fresh_process(FRESH_PROCESS_CALLS, root, inputs, root)
     return models, inputs, outputs, root
 
 

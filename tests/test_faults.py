@@ -17,7 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import NPZ, assert_one_error_line, load_mnist10k, run_cli, tiny_model
+from helpers import (
+    NPZ,
+    TINY_ARGV,
+    assert_one_error_line,
+    load_mnist10k,
+    run_cli,
+    tiny_gon_preset,
+    tiny_model,
+    train_argv,
+)
 
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -100,18 +109,7 @@ def test_a_latent_too_large_for_memory_is_refused_before_anything_is_built(in_tm
     with pytest.raises(keras_gon.InputError, match="latent_dim=100000000.*memory available"):
         keras_gon.GON(latent_dim=100_000_000)
     _one_error_line(
-        [
-            "train",
-            "gon",
-            "--latent-dim",
-            "100000000",
-            "--steps",
-            "1",
-            "--data",
-            NPZ,
-            "--out",
-            in_tmp / "run",
-        ],
+        train_argv("gon", NPZ, in_tmp / "run", "--latent-dim", "100000000", "--steps", "1"),
         capsys,
         "memory available",
     )
@@ -229,21 +227,8 @@ def test_presets_build_on_a_full_disk(in_tmp, capsys, monkeypatch, digits):
     import keras
 
     from keras_gon import preset_builder
-    from keras_gon.training import TrainingRecipe
 
-    recipe = preset_builder.PresetRecipe(
-        "tiny_gon",
-        "a tiny GON",
-        "mnist",
-        TrainingRecipe(
-            "gon",
-            data=None,
-            options={"latent_dim": 4, "width": 2},
-            epochs=1,
-            image_size=16,
-            batch_size=32,
-        ),
-    )
+    recipe = tiny_gon_preset(epochs=1, image_size=16, batch_size=32)
     monkeypatch.setattr(preset_builder, "PRESET_RECIPES", {"tiny_gon": recipe})
 
     def full(self, path, *args, **kwargs):
@@ -378,7 +363,7 @@ def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
 
 def test_train_refuses_a_negative_seed(in_tmp, capsys):
     _one_error_line(
-        ["train", "gon", "--seed", "-1", "--steps", "1", "--data", NPZ, "--out", in_tmp / "run"],
+        train_argv("gon", NPZ, in_tmp / "run", "--seed", "-1", "--steps", "1"),
         capsys,
         "integer seed in [0, ",
     )
@@ -397,24 +382,9 @@ def test_train_with_bad_labels_leaves_no_run_folder(in_tmp, capsys, digits):
         y_test=digits["y_test"],
     )
     _one_error_line(
-        [
-            "train",
-            "classifier",
-            "--data",
-            data,
-            "--steps",
-            "1",
-            "--width",
-            "2",
-            "--latent-dim",
-            "4",
-            "--batch-size",
-            "16",
-            "--verbose",
-            "0",
-            "--out",
-            in_tmp / "run",
-        ],
+        train_argv(
+            "classifier", data, in_tmp / "run", "--steps", "1", "--batch-size", "16", *TINY_ARGV
+        ),
         capsys,
         "labels must be in [0, 10)",
     )
@@ -429,22 +399,7 @@ def test_train_on_a_full_disk_leaves_no_partial_run(in_tmp, capsys, monkeypatch)
 
     monkeypatch.setattr(keras_gon.files, "write_json", full)
     _one_error_line(
-        [
-            "train",
-            "gon",
-            "--data",
-            NPZ,
-            "--steps",
-            "1",
-            "--width",
-            "2",
-            "--latent-dim",
-            "4",
-            "--verbose",
-            "0",
-            "--out",
-            in_tmp / "run",
-        ],
+        train_argv("gon", NPZ, in_tmp / "run", "--steps", "1", *TINY_ARGV),
         capsys,
         "no space left on device (ENOSPC)",
     )
@@ -456,20 +411,7 @@ def test_train_refuses_training_that_cannot_fit(in_tmp, capsys, monkeypatch):
 
     monkeypatch.setattr(keras_gon.resources, "available_memory", lambda: 2**20)
     _one_error_line(
-        [
-            "train",
-            "gon",
-            "--data",
-            NPZ,
-            "--steps",
-            "1",
-            "--width",
-            "2",
-            "--latent-dim",
-            "4",
-            "--out",
-            in_tmp / "run",
-        ],
+        train_argv("gon", NPZ, in_tmp / "run", "--steps", "1", "--width", "2", "--latent-dim", "4"),
         capsys,
         "--batch-size 64",
     )

@@ -11,31 +11,14 @@ from keras_gon.errors import InputError
 from keras_gon.preset_builder import (
     PRESET_DATASETS,
     PRESET_RECIPES,
-    PresetRecipe,
     build_presets,
     parse_data,
 )
 from keras_gon.presets import load_preset, save_to_preset
-from keras_gon.training import TrainingRecipe
 
-from helpers import NPZ
+from helpers import NPZ, tiny_gon_preset
 
-TINY = {
-    "tiny_gon": PresetRecipe(
-        "tiny_gon",
-        "a tiny GON",
-        "mnist",
-        TrainingRecipe(
-            "gon",
-            data=None,
-            options={"latent_dim": 4, "width": 2},
-            epochs=2,
-            train_images=256,
-            lr=1e-3,
-        ),
-        baseline="ae",
-    ),
-}
+TINY = {"tiny_gon": tiny_gon_preset(baseline="ae", epochs=2, train_images=256, lr=1e-3)}
 
 
 def test_every_preset_has_data_a_recipe_and_a_baseline_where_it_has_a_rival():

@@ -31,6 +31,7 @@ from helpers import (  # noqa: E402
     load_mnist10k,
     run_cli,
     tiny_model,
+    train_argv,
     train_run,
 )
 
@@ -119,19 +120,7 @@ def test_cli_trains_and_plots_five_channel_images(tmp_path, capsys):
     data = _npz(tmp_path, "five.npz", x, x[:16])
     out = tmp_path / "run"
     status = cli.main(
-        [
-            "train",
-            "gon",
-            "--data",
-            str(data),
-            "--steps",
-            "2",
-            "--image-size",
-            "16",
-            "--out",
-            str(out),
-            *SMALL,
-        ]
+        train_argv("gon", str(data), str(out), "--steps", "2", "--image-size", "16", *SMALL)
     )
     assert status == 0, capsys.readouterr().err
     assert (out / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"

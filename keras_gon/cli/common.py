@@ -81,6 +81,23 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = No
     parser.add_argument("--manual-dir", help="TFDS manual_dir (for manually downloaded files)")
 
 
+def add_run_command(commands, name: str, help: str, run_help: str | None = None):
+    """The parser of `keras-gon <name> RUN_DIR ...`, a command on a trained run folder."""
+    parser = commands.add_parser(name, help=help, formatter_class=HelpFormatter)
+    parser.add_argument("run_dir", type=Path, help=run_help)
+    return parser
+
+
+def add_png_out(parser: argparse.ArgumentParser, name: str, what: str = "PNG to write") -> None:
+    """`--out`, the PNG a command writes (`default_png`'s place without it)."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"{what} (default RUN_DIR/{name}.png; for a preset, PRESET-{name}.png in the "
+        "current folder)",
+    )
+
+
 def is_preset(run_dir) -> bool:
     """Whether `run_dir` names a built-in preset rather than a run folder."""
     from keras_gon.presets import available_presets
@@ -139,12 +156,13 @@ def first_images(dataset, count: int):
     return np.concatenate([np.asarray(b) for b in images])[:count]
 
 
-def held_out_images(args, model, count: int, option: str = "the command"):
-    """`count` held-out images of `--data` (default: the run's own) at the model's size;
-    `option` names what asks for `count` of them in the error when there are fewer."""
+def held_out_split(args, model, batch_size: int, run_data: str | None = None, **options):
+    """`(data, held-out dataset, info)` of `--data` (default: `run_data`, the data the run
+    was trained on) at the model's size, in batches of `batch_size`; `options` go to
+    `keras_gon.data.load_dataset`."""
     from keras_gon.data import load_dataset
 
-    data = args.data or run_metrics(args.run_dir).get("data")
+    data = args.data or run_data or run_metrics(args.run_dir).get("data")
     if not data:
         raise InputError(f"no --data given and {args.run_dir} does not name its data (give --data)")
     height, _, channels = model.image_shape
@@ -152,11 +170,19 @@ def held_out_images(args, model, count: int, option: str = "the command"):
         data,
         image_size=height,
         channels=channels,
-        batch_size=min(256, max(count, 1)),
+        batch_size=batch_size,
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
         held_out_only=True,
+        **options,
     )
+    return data, test_ds, info
+
+
+def held_out_images(args, model, count: int, option: str = "the command"):
+    """`count` held-out images of `--data` (default: the run's own) at the model's size;
+    `option` names what asks for `count` of them in the error when there are fewer."""
+    data, test_ds, info = held_out_split(args, model, min(256, max(count, 1)))
     if info.num_test < count:
         raise InputError(f"{data} has {info.num_test} held-out images, {option} needs {count}")
     return first_images(test_ds, count)

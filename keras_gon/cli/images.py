@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from keras_gon.cli.common import (
-    HelpFormatter,
     add_data_arguments,
+    add_png_out,
+    add_run_command,
     check_png_out,
     check_run,
     default_png,
@@ -29,35 +30,19 @@ GRID_COLUMNS = 8
 
 def add_parsers(commands) -> None:
     """Registers `keras-gon sample`, `render` and `interpolate`."""
-    sample = commands.add_parser(
-        "sample",
-        help="write a PNG grid of a run's samples z ~ N(0, I)",
-        formatter_class=HelpFormatter,
-    )
-    sample.add_argument("run_dir", type=Path)
+    sample = add_run_command(commands, "sample", "write a PNG grid of a run's samples z ~ N(0, I)")
     sample.add_argument("--n", type=positive_int, default=SAMPLE_COUNT, help="number of samples")
     sample.add_argument("--seed", type=seed, default=0, help="same seed, same samples")
-    sample.add_argument(
-        "--out",
-        type=Path,
-        help="PNG file (default RUN_DIR/samples.png; for a "
-        "preset, PRESET-samples.png in the current folder)",
-    )
+    add_png_out(sample, "samples", "PNG file")
     sample.set_defaults(func=sample_command)
 
-    render = commands.add_parser(
+    render = add_run_command(
+        commands,
         "render",
-        help="decode held-out images (or samples) of an implicit GON at any resolution",
-        formatter_class=HelpFormatter,
+        "decode held-out images (or samples) of an implicit GON at any resolution",
     )
-    render.add_argument("run_dir", type=Path)
     render.add_argument("--resolution", type=positive_int, default=256)
-    render.add_argument(
-        "--out",
-        type=Path,
-        help="PNG to write (default RUN_DIR/render.png; for "
-        "a preset, PRESET-render.png in the current folder)",
-    )
+    add_png_out(render, "render")
     render.add_argument("--count", type=positive_int, default=8, help="images to render")
     render.add_argument(
         "--samples",
@@ -68,18 +53,10 @@ def add_parsers(commands) -> None:
     add_data_arguments(render)
     render.set_defaults(func=render_command)
 
-    interpolate = commands.add_parser(
-        "interpolate",
-        help="slerp between the latents of pairs of held-out images (fig. 6)",
-        formatter_class=HelpFormatter,
+    interpolate = add_run_command(
+        commands, "interpolate", "slerp between the latents of pairs of held-out images (fig. 6)"
     )
-    interpolate.add_argument("run_dir", type=Path)
-    interpolate.add_argument(
-        "--out",
-        type=Path,
-        help="PNG to write (default RUN_DIR/interpolation.png; for a "
-        "preset, PRESET-interpolation.png in the current folder)",
-    )
+    add_png_out(interpolate, "interpolation")
     interpolate.add_argument("--pairs", type=positive_int, default=8, help="rows")
     interpolate.add_argument(
         "--steps", type=positive_int, default=10, help="images per row, endpoints included"

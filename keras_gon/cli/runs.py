@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from keras_gon.cli.common import (
-    HelpFormatter,
     add_data_arguments,
+    add_run_command,
+    held_out_split,
     is_preset,
     load_run,
     positive_int,
@@ -17,10 +18,8 @@ from keras_gon.errors import InputError
 
 def add_parsers(commands) -> None:
     """Registers `keras-gon evaluate` and `keras-gon export`."""
-    evaluate = commands.add_parser(
-        "evaluate", help="held-out loss of a trained run", formatter_class=HelpFormatter
-    )
-    evaluate.add_argument("run_dir", type=Path, help="a run folder or a preset name")
+    run_help = "a run folder or a preset name"
+    evaluate = add_run_command(commands, "evaluate", "held-out loss of a trained run", run_help)
     add_data_arguments(evaluate)
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument(
@@ -31,12 +30,12 @@ def add_parsers(commands) -> None:
         "inference) or each batch's own, as the authors' code does",
     )
     evaluate.set_defaults(func=evaluate_command)
-    export = commands.add_parser(
+    export = add_run_command(
+        commands,
         "export",
-        help="export a run's model as a versioned SavedModel for TF-Serving",
-        formatter_class=HelpFormatter,
+        "export a run's model as a versioned SavedModel for TF-Serving",
+        run_help,
     )
-    export.add_argument("run_dir", type=Path, help="a run folder or a preset name")
     export.add_argument(
         "--to",
         type=Path,
@@ -65,7 +64,6 @@ bits/dim, or nats for likelihoods that are not a probability of 8-bit data)."""
 def evaluate_command(args) -> dict:
     """`keras-gon evaluate`: held-out loss of a run's model, stored in its metrics.json."""
     from keras_gon.cli.images import decoding_bytes
-    from keras_gon.data import load_dataset
     from keras_gon.files import write_json
     from keras_gon.layers.batch_normalization import inference_statistics
     from keras_gon.registry import kind_of
@@ -73,19 +71,12 @@ def evaluate_command(args) -> dict:
 
     model = load_run(args.run_dir)
     metrics = run_metrics(args.run_dir)
-    data = args.data or metrics.get("data")
-    if not data:
-        raise InputError(f"no --data given and {args.run_dir} does not name its data (give --data)")
-    height, _, channels = model.image_shape
-    _, test_ds, info = load_dataset(
-        data,
-        image_size=height,
-        channels=channels,
-        batch_size=args.batch_size,
-        data_dir=args.data_dir,
-        manual_dir=args.manual_dir,
+    data, test_ds, info = held_out_split(
+        args,
+        model,
+        args.batch_size,
+        run_data=metrics.get("data"),
         with_labels=kind_of(model).data == "labelled",
-        held_out_only=True,
     )
     batch = min(args.batch_size, info.num_test) if info.num_test > 0 else args.batch_size
     # a batch's forward pass and the origin gradient's backward pass, from the shapes

@@ -69,6 +69,22 @@ GROUP_MESSAGES = {
 }
 
 
+RECIPE_ARGUMENTS = (
+    "data",
+    "image_size",
+    "channels",
+    "train_images",
+    "batch_size",
+    "lr",
+    "epochs",
+    "steps",
+    "seed",
+    "data_dir",
+    "manual_dir",
+)
+"""The options of `train` that are `keras_gon.training.TrainingRecipe` fields as given."""
+
+
 class _RawDescription(HelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown, the description's list of kinds kept as written."""
 
@@ -299,18 +315,8 @@ def train_command(args) -> dict:
         args.channels = args.channels or preset.image_shape[-1]
     recipe = TrainingRecipe(
         kind=args.model,
-        data=args.data,
         options=model_options(args),
-        image_size=args.image_size,
-        channels=args.channels,
-        train_images=args.train_images,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        epochs=args.epochs,
-        steps=args.steps,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        manual_dir=args.manual_dir,
+        **{name: getattr(args, name) for name in RECIPE_ARGUMENTS},
         # None: the model's fastest choice, off under a strategy; Keras turns it off under
         # op determinism too (not every XLA kernel is deterministic).
         jit_compile=False if args.no_jit or args.deterministic else None,

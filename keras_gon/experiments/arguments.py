@@ -45,22 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float,
     single.add_argument("--steps", type=positive_int, help="train each run for this many steps")
     single.add_argument("--seeds", type=seed, nargs="+", default=[0, 1])
     single.add_argument("--batch-size", type=positive_int, default=64)
-    single.add_argument(
-        "--latent-dim",
-        "--nz",
-        type=positive_int,
-        nargs="+",
-        default=[32],
-        help="latent sizes (several make a sweep)",
-    )
-    single.add_argument(
-        "--width",
-        "--ngf",
-        type=positive_int,
-        nargs="+",
-        default=[16],
-        help="decoder widths (several make a sweep)",
-    )
+    for flags, default, what in (
+        (("--latent-dim", "--nz"), 32, "latent sizes"),
+        (("--width", "--ngf"), 16, "decoder widths"),
+    ):
+        single.add_argument(
+            *flags,
+            type=positive_int,
+            nargs="+",
+            default=[default],
+            help=f"{what} (several make a sweep)",
+        )
     single.add_argument(
         "--normalization",
         default="layer",

@@ -57,17 +57,12 @@ class Variant:
         if self.kind == "glo":
             options["inference_steps"] = budget.glo_inference_steps
         options.update(dict(self.options))
+        shared = ("data", "image_size", "batch_size", "lr", "epochs", "steps", "jit_compile")
         return TrainingRecipe(
             self.kind,
-            data=budget.data,
             options=options,
-            image_size=budget.image_size,
-            batch_size=budget.batch_size,
-            lr=budget.lr,
-            epochs=budget.epochs,
-            steps=budget.steps,
             seed=seed,
-            jit_compile=budget.jit_compile,
+            **{name: getattr(budget, name) for name in shared},
         )
 
     @property

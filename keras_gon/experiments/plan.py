@@ -135,36 +135,47 @@ _OTHER_COLUMNS = dict(
 VGON vs VAE at two, the Table 1 ablations at latents 32 and 256 with the library's
 default, one seed."""
 
+
+def _other_column(
+    name: str, title: str, epochs: int, groups=("decisive", "table1"), **fields
+) -> DatasetPlan:
+    """A dataset beyond MNIST: its full budget is `_OTHER_COLUMNS` with `epochs` for the
+    decisive runs and Table 1 (`fields` may add budget fields as well as the plan's own)."""
+    plan_fields = {k: fields.pop(k) for k in ("train_images", "data") if k in fields}
+    budget = ReproductionBudget(
+        "full", decisive_epochs=epochs, table1_epochs=epochs, **fields, **_OTHER_COLUMNS
+    )
+    return DatasetPlan(name, title, budget, groups, **plan_fields)
+
+
 DATASETS = {
-    "mnist": DatasetPlan(
-        "mnist",
-        "MNIST",
-        BUDGETS["full"],
-        ("decisive", "table1", "multistep", "activations", "origin", "diagnostics"),
-        data="a .npz of MNIST, e.g. ../shared/data/mnist22k.npz",
-    ),
-    "fashion_mnist": DatasetPlan(
-        "fashion_mnist",
-        "Fashion-MNIST",
-        ReproductionBudget("full", decisive_epochs=10, table1_epochs=10, **_OTHER_COLUMNS),
-        ("decisive", "table1"),
-        train_images=12000,
-        data="the Fashion-MNIST IDX folder, e.g. ../shared/data/fashion-mnist",
-    ),
-    "coil20": DatasetPlan(
-        "coil20",
-        "COIL-20",
-        ReproductionBudget("full", decisive_epochs=50, table1_epochs=50, **_OTHER_COLUMNS),
-        ("decisive", "table1"),
-        data="the folder of COIL-20's processed PNGs (coil-20-proc; 10 % held out, seed 0)",
-    ),
-    "cifar10": DatasetPlan(
-        "cifar10",
-        "CIFAR-10",
-        ReproductionBudget(
-            "full",
-            decisive_epochs=6,
-            table1_epochs=6,
+    plan.name: plan
+    for plan in (
+        DatasetPlan(
+            "mnist",
+            "MNIST",
+            BUDGETS["full"],
+            ("decisive", "table1", "multistep", "activations", "origin", "diagnostics"),
+            data="a .npz of MNIST, e.g. ../shared/data/mnist22k.npz",
+        ),
+        _other_column(
+            "fashion_mnist",
+            "Fashion-MNIST",
+            10,
+            train_images=12000,
+            data="the Fashion-MNIST IDX folder, e.g. ../shared/data/fashion-mnist",
+        ),
+        _other_column(
+            "coil20",
+            "COIL-20",
+            50,
+            data="the folder of COIL-20's processed PNGs (coil-20-proc; 10 % held out, seed 0)",
+        ),
+        _other_column(
+            "cifar10",
+            "CIFAR-10",
+            6,
+            ("decisive", "table1", "multistep", "widths", "latents", "spatial", "remedies"),
             multistep_epochs=3,
             multistep_seeds=(0,),
             sweep_epochs=4,
@@ -174,12 +185,10 @@ DATASETS = {
             sweep_latents=(16, 32, 64, 128, 256, 512),
             map_sizes=(1, 4, 8),
             remedy_epochs=4,
-            **_OTHER_COLUMNS,
+            train_images=12000,
+            data="a CIFAR-10 folder with train/ and test/ class folders (cifar10-jpg.tar)",
         ),
-        ("decisive", "table1", "multistep", "widths", "latents", "spatial", "remedies"),
-        train_images=12000,
-        data="a CIFAR-10 folder with train/ and test/ class folders (cifar10-jpg.tar)",
-    ),
+    )
 }
 """The datasets `keras-gon experiment reproduce --dataset` knows, by name."""
 
@@ -202,7 +211,13 @@ def reproduction_specs(budget: ReproductionBudget, groups: Sequence[str] = GROUP
     if unknown:
         raise InputError(f"unknown study groups {unknown}: expected some of {GROUPS}")
     b, specs = budget, []
-    base = dict(width=b.width)
+
+    def add(kind, setting, latent_dim, epochs, seed, **fields):
+        """One run, at the budget's width unless `fields` give another."""
+        specs.append(
+            RunSpec(kind, setting, latent_dim, epochs, seed, **{"width": b.width, **fields})
+        )
+
     if "decisive" in groups:
         for seed in sorted(set(b.decisive_seeds) | set(b.vgon_seeds)):
             for latent in b.decisive_latents:
@@ -211,174 +226,132 @@ def reproduction_specs(budget: ReproductionBudget, groups: Sequence[str] = GROUP
                         ("vgon", "vae") if seed in b.vgon_seeds else ()
                     )
                     for kind in kinds:
-                        specs.append(
-                            RunSpec(
-                                kind,
-                                setting,
-                                latent,
-                                b.decisive_epochs,
-                                seed,
-                                group="decisive",
-                                **base,
-                            )
-                        )
+                        add(kind, setting, latent, b.decisive_epochs, seed, group="decisive")
     z = b.ablation_latent
     if "table1" in groups:
         for seed in b.table1_seeds:
             for latent in b.ablation_latents:
                 for setting in b.table1_settings:
                     for kind in ("tied_ae", "gon_detach", "glo"):
-                        specs.append(
-                            RunSpec(
-                                kind, setting, latent, b.table1_epochs, seed, group="table1", **base
-                            )
-                        )
+                        add(kind, setting, latent, b.table1_epochs, seed, group="table1")
     if "multistep" in groups:
         for seed in b.multistep_seeds:
             for setting in b.multistep_settings:
                 for kind in ("gon_10step", "gon_10step_detach"):
-                    specs.append(
-                        RunSpec(
-                            kind, setting, z, b.multistep_epochs, seed, group="multistep", **base
-                        )
-                    )
+                    add(kind, setting, z, b.multistep_epochs, seed, group="multistep")
     sweep = dict(setting="ours", epochs=b.sweep_epochs)
     if "widths" in groups:  # fig. 10b
         for seed in b.sweep_seeds:
             for width in b.widths:
                 for kind in ("gon", "ae"):
-                    specs.append(
-                        RunSpec(
-                            kind,
-                            latent_dim=b.sweep_latent,
-                            seed=seed,
-                            width=width,
-                            group="widths",
-                            **sweep,
-                        )
+                    add(
+                        kind,
+                        latent_dim=b.sweep_latent,
+                        seed=seed,
+                        width=width,
+                        group="widths",
+                        **sweep,
                     )
     if "latents" in groups:  # fig. 10c
         for seed in b.sweep_seeds:
             for latent in b.sweep_latents:
                 for kind in ("gon", "ae"):
-                    specs.append(
-                        RunSpec(
-                            kind, latent_dim=latent, seed=seed, group="latents", **sweep, **base
-                        )
-                    )
+                    add(kind, latent_dim=latent, seed=seed, group="latents", **sweep)
     if "spatial" in groups:  # fig. 10a
         for seed in b.sweep_seeds:
             for size in b.map_sizes:
                 for kind in ("gon", "ae"):
                     options = () if size == 1 else (("latent_map_size", size),)
-                    specs.append(
-                        RunSpec(
-                            kind,
-                            latent_dim=b.sweep_latent,
-                            seed=seed,
-                            options=options,
-                            group="spatial",
-                            label=f"{size}x{size} latent map",
-                            **sweep,
-                            **base,
-                        )
+                    label = f"{size}x{size} latent map"
+                    add(
+                        kind,
+                        latent_dim=b.sweep_latent,
+                        seed=seed,
+                        options=options,
+                        group="spatial",
+                        label=label,
+                        **sweep,
                     )
     if "remedies" in groups:  # the variational GON's remedies the paper points to
         for seed in b.remedy_seeds:
             for latent in b.decisive_latents:
                 for label, kind, options in VGON_REMEDIES:
-                    specs.append(
-                        RunSpec(
-                            kind,
-                            "ours",
-                            latent,
-                            b.remedy_epochs,
-                            seed,
-                            options=options,
-                            group="remedies",
-                            label=label,
-                            **base,
-                        )
+                    add(
+                        kind,
+                        "ours",
+                        latent,
+                        b.remedy_epochs,
+                        seed,
+                        options=options,
+                        group="remedies",
+                        label=label,
                     )
     if "activations" in groups:
         for latent in b.activation_latents:
             for setting in settings():
                 for activation in b.activations:
-                    specs.append(
-                        RunSpec(
-                            "gon",
-                            setting,
-                            latent,
-                            b.activation_epochs,
-                            0,
-                            activation=activation,
-                            group="activations",
-                            **base,
-                        )
+                    add(
+                        "gon",
+                        setting,
+                        latent,
+                        b.activation_epochs,
+                        0,
+                        activation=activation,
+                        group="activations",
                     )
     if "origin" in groups:
         for setting in settings():
             for stddev in b.origin_stddevs:
                 for add_origin in (True,) if stddev == 0 else (False, True):
-                    specs.append(
-                        RunSpec(
-                            "gon",
-                            setting,
-                            z,
-                            b.origin_epochs,
-                            0,
-                            origin_stddev=stddev,
-                            add_origin=add_origin,
-                            group="origin",
-                            **base,
-                        )
+                    add(
+                        "gon",
+                        setting,
+                        z,
+                        b.origin_epochs,
+                        0,
+                        origin_stddev=stddev,
+                        add_origin=add_origin,
+                        group="origin",
                     )
     if "diagnostics" in groups:
+        diagnostic = dict(group="diagnostics")
         # The variational GON at the library's default without its 1/64 step: latents
         # 64x the authors' (the summed inner -ELBO against their batch mean).
         for seed in b.diagnostic_seeds:
             for latent in b.diagnostic_latents:
-                specs.append(
-                    RunSpec(
-                        "vgon",
-                        "ours",
-                        latent,
-                        b.diagnostic_epochs,
-                        seed,
-                        options=(("step_size", 1.0),),
-                        group="diagnostics",
-                        label="VGON, step 1 (latents 64x)",
-                        **base,
-                    )
+                label = "VGON, step 1 (latents 64x)"
+                add(
+                    "vgon",
+                    "ours",
+                    latent,
+                    b.diagnostic_epochs,
+                    seed,
+                    options=(("step_size", 1.0),),
+                    label=label,
+                    **diagnostic,
                 )
         # The GON's and variational GON's encoders are affine maps of the image: the same
         # baselines with a linear encoder (free, not tied to the decoder's Jacobian).
         for seed in b.diagnostic_seeds:
             for latent in b.decisive_latents:
                 for kind, kind_settings in (("ae", settings()), ("vae", ("ours",))):
+                    label = f"{kind.upper()}, linear encoder"
                     for setting in kind_settings:
-                        specs.append(
-                            RunSpec(
-                                kind,
-                                setting,
-                                latent,
-                                b.decisive_epochs,
-                                seed,
-                                options=LINEAR_ENCODER,
-                                group="diagnostics",
-                                label=f"{kind.upper()}, linear encoder",
-                                **base,
-                            )
+                        add(
+                            kind,
+                            setting,
+                            latent,
+                            b.decisive_epochs,
+                            seed,
+                            options=LINEAR_ENCODER,
+                            label=label,
+                            **diagnostic,
                         )
         # The authors' own variational GON (latent 48, width 32, BCE) against the same VAE.
         width = PAPER_VGON["width"] if budget.name == "full" else b.width
         latent = PAPER_VGON["latent_dim"] if budget.name == "full" else b.ablation_latent
         for kind in ("vgon_bce", "vae_bce"):
-            specs.append(
-                RunSpec(
-                    kind, "paper", latent, b.paper_vgon_epochs, 0, width=width, group="diagnostics"
-                )
-            )
+            add(kind, "paper", latent, b.paper_vgon_epochs, 0, width=width, **diagnostic)
     return sorted(specs, key=lambda spec: run_priority(spec, budget))
 
 

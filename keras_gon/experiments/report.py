@@ -24,6 +24,7 @@ from keras_gon.experiments.verdicts import (
     PAPER_SUMMARY,
     SWEEPS,
     Results,
+    activation_figures,
     dataset_summary,
     format_values,
     mean_std,
@@ -238,25 +239,12 @@ def report_markdown(
         ]
         arows = []
         for setting in settings():
+            figures = [
+                activation_figures(results, setting, latent, b) for latent in b.activation_latents
+            ]
             for activation in b.activations:
                 arows.append(
-                    [
-                        setting,
-                        activation,
-                        *[
-                            format_values(
-                                results.at_epoch(
-                                    b.activation_epochs,
-                                    kind="gon",
-                                    setting=setting,
-                                    latent_dim=latent,
-                                    activation=activation,
-                                    group="activations",
-                                )
-                            )
-                            for latent in b.activation_latents
-                        ],
-                    ]
+                    [setting, activation, *[format_values(f[activation]) for f in figures]]
                 )
         lines += markdown_table(
             ["setting", "activation", *[f"latent {latent}" for latent in b.activation_latents]],

@@ -192,17 +192,14 @@ def recipe(spec: RunSpec, data: StudyData):
     """The `keras_gon.training.TrainingRecipe` of one run."""
     from keras_gon.training import TrainingRecipe
 
+    shared = ("image_size", "train_images", "batch_size", "lr", "steps_per_epoch")
     return TrainingRecipe(
         VARIANTS[spec.kind][0],
         data=data.source,
         options=model_options(spec),
-        image_size=data.image_size,
-        train_images=data.train_images,
-        batch_size=data.batch_size,
-        lr=data.lr,
         epochs=spec.epochs,
-        steps_per_epoch=data.steps_per_epoch,
         seed=spec.seed,
+        **{name: getattr(data, name) for name in shared},
     )
 
 

@@ -115,16 +115,12 @@ class ConvEncoder(keras.layers.Layer):
     def mirroring(cls, decoder: ConvDecoder, output_dim: int, **kwargs) -> ConvEncoder:
         """The encoder that mirrors `decoder` (its image shape, width, activation,
         normalisation, latent map size and dtype), with `output_dim` outputs."""
+        mirrored = ("image_shape", "width", "activation", "normalization", "momentum", "epsilon")
         return cls(
-            image_shape=decoder.image_shape,
             output_dim=output_dim,
-            width=decoder.width,
-            activation=decoder.activation,
-            normalization=decoder.normalization,
-            momentum=decoder.momentum,
-            epsilon=decoder.epsilon,
             output_map_size=decoder.latent_map_size,
             dtype=decoder.dtype_policy,
+            **{name: getattr(decoder, name) for name in mirrored},
             **kwargs,
         )
 

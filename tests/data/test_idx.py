@@ -9,7 +9,7 @@ import pytest
 
 from keras_gon.data import load_idx_directory, read_idx
 
-from helpers import MNIST_DIR, input_error
+from helpers import MNIST_DIR, file_error, input_error
 
 IMAGES_GZ = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
 LABELS_GZ = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
@@ -67,34 +67,36 @@ def test_all_type_codes_round_trip(tmp_path, type_code, dtype):
 def test_truncated_file(tmp_path):
     data = gzip.decompress(IMAGES_GZ.read_bytes())
     path = tmp_path / "t10k-images-idx3-ubyte"
-    path.write_bytes(data[:-100])
-    message = input_error(read_idx, path)
+    message = file_error(read_idx, path, data[:-100])
     assert str(path) in message and "truncated" in message
     assert "7840000" in message and "7839900" in message
 
 
-def test_truncated_gzip(tmp_path):
-    data = IMAGES_GZ.read_bytes()
-    path = tmp_path / "t10k-images-idx3-ubyte.gz"
-    path.write_bytes(data[: len(data) // 2])
-    message = input_error(read_idx, path)
+@pytest.mark.parametrize(
+    "name, corrupt",
+    [
+        ("t10k-images-idx3-ubyte.gz", lambda data: data[: len(data) // 2]),  # truncated
+        ("train-images-idx3-ubyte.gz", lambda data: b"definitely not gzip data"),
+    ],
+    ids=["truncated", "not-gzip"],
+)
+def test_bad_gzip(tmp_path, name, corrupt):
+    path = tmp_path / name
+    message = file_error(read_idx, path, corrupt(IMAGES_GZ.read_bytes()))
     assert str(path) in message and "gzip" in message
 
 
 def test_trailing_data(tmp_path):
     path = tmp_path / "labels-idx1-ubyte"
-    path.write_bytes(_idx_bytes(np.arange(5), 0x08) + b"\x00\x01")
-    message = input_error(read_idx, path)
+    message = file_error(read_idx, path, _idx_bytes(np.arange(5), 0x08) + b"\x00\x01")
     assert "trailing" in message and "expected" in message
     assert "expected 5 payload bytes" in message and "found 7" in message
 
 
 def test_header_shorter_than_dims(tmp_path):
     path = tmp_path / "short"
-    path.write_bytes(bytes([0, 0, 8, 3]) + b"\x00\x00")
-    assert "truncated" in input_error(read_idx, path)
-    path.write_bytes(b"\x00\x00")
-    assert "not an IDX file" in input_error(read_idx, path)
+    assert "truncated" in file_error(read_idx, path, bytes([0, 0, 8, 3]) + b"\x00\x00")
+    assert "not an IDX file" in file_error(read_idx, path, b"\x00\x00")
 
 
 @pytest.mark.parametrize(
@@ -103,16 +105,8 @@ def test_header_shorter_than_dims(tmp_path):
 )
 def test_bad_magic(tmp_path, magic):
     path = tmp_path / "bad"
-    path.write_bytes(magic + struct.pack(">I", 1) + b"\x00")
-    message = input_error(read_idx, path)
+    message = file_error(read_idx, path, magic + struct.pack(">I", 1) + b"\x00")
     assert "magic" in message and magic.hex() in message
-
-
-def test_bad_gzip(tmp_path):
-    path = tmp_path / "train-images-idx3-ubyte.gz"
-    path.write_bytes(b"definitely not gzip data")
-    message = input_error(read_idx, path)
-    assert str(path) in message and "gzip" in message
 
 
 def test_missing_file(tmp_path):

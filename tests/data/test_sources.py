@@ -9,7 +9,7 @@ from keras_gon.data import load_mnist5k, load_npz, load_tfds
 from keras_gon.data.sources import _choose_splits
 from keras_gon.errors import InputError
 
-from helpers import MNIST10K, SHARED_DATA, input_error
+from helpers import MNIST10K, SHARED_DATA, TINY_ARGV, file_error, input_error, train_argv
 
 # --- npz ---------------------------------------------------------------------
 
@@ -42,22 +42,19 @@ def test_npz_missing_key(tmp_path):
 
 def test_npz_not_a_zip(tmp_path):
     path = tmp_path / "d.npz"
-    path.write_bytes(b"this is not a zip archive at all")
-    message = input_error(load_npz, path)
+    message = file_error(load_npz, path, b"this is not a zip archive at all")
     assert str(path) in message and "not a valid .npz" in message
 
 
 def test_npz_empty_file(tmp_path):
     path = tmp_path / "d.npz"
-    path.write_bytes(b"")
-    assert "not a valid .npz" in input_error(load_npz, path)
+    assert "not a valid .npz" in file_error(load_npz, path, b"")
 
 
 def test_npz_truncated_copy_of_real_file(tmp_path):
     data = MNIST10K.read_bytes()
     path = tmp_path / "mnist10k.npz"
-    path.write_bytes(data[: len(data) // 2])
-    message = input_error(load_npz, path)
+    message = file_error(load_npz, path, data[: len(data) // 2])
     assert str(path) in message
 
 
@@ -67,8 +64,7 @@ def test_npz_corrupt_member(tmp_path):
     data = bytearray(path.read_bytes())
     start = data.index(b"x_train.npy") + 200  # Inside the compressed member.
     data[start : start + 200] = bytes(200)
-    path.write_bytes(bytes(data))
-    message = input_error(load_npz, path)
+    message = file_error(load_npz, path, bytes(data))
     assert "x_train" in message and "corrupt" in message
 
 
@@ -331,23 +327,15 @@ def test_keras_fashion_mnist_trains_offline_from_a_keras_cache(tmp_path):
         (cache / path.name).symlink_to(path)
     out = tmp_path / "run"
     result = _subprocess_cli(
-        [
-            "train",
+        train_argv(
             "gon",
-            "--data",
             "keras:fashion_mnist",
+            str(out),
             "--steps",
             "2",
-            "--width",
-            "2",
-            "--latent-dim",
-            "4",
-            "--verbose",
-            "0",
             "--no-jit",
-            "--out",
-            str(out),
-        ],
+            *TINY_ARGV,
+        ),
         {"KERAS_HOME": str(tmp_path / "keras_home")},
         tmp_path,
     )

@@ -28,17 +28,26 @@ def test_channel_mixing_activations_are_refused(activation):
         keras_gon.layers.ConvDecoder(activation=activation)
 
 
-def _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, training):
-    """At a generic point of `decoder`'s weights (non-trivial scales, offsets, statistics),
-    `decoder.linearize(latent)` gives F(latent) and tf's reverse-mode Jacobian, (latent_dim,
-    H, W, C); returns the Jacobian."""
-    decoder.build((None, latent.shape[-1]))
+def _move_to_a_generic_point(decoder, latent_dim: int) -> None:
+    """Builds `decoder` and moves its weights to a generic point: non-trivial scales,
+    offsets, statistics."""
+    decoder.build((None, latent_dim))
     for variable in decoder.weights:
         variable.assign(variable + 0.3 * np.random.default_rng(2).uniform(0.1, 1.0, variable.shape))
-    outputs, jacobian = decoder.linearize(latent, training=training, inner_pass=True)
+
+
+def _assert_is_the_forward_pass(decoder, latent, training, outputs) -> None:
     np.testing.assert_allclose(
         outputs, decoder(latent, training=training, inner_pass=True), rtol=1e-12
     )
+
+
+def _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, training):
+    """At a generic point of `decoder`'s weights, `decoder.linearize(latent)` gives
+    F(latent) and tf's reverse-mode Jacobian, (latent_dim, H, W, C); returns the Jacobian."""
+    _move_to_a_generic_point(decoder, latent.shape[-1])
+    outputs, jacobian = decoder.linearize(latent, training=training, inner_pass=True)
+    _assert_is_the_forward_pass(decoder, latent, training, outputs)
     with tf.GradientTape() as tape:
         tape.watch(latent)
         reference = decoder(latent, training=training, inner_pass=True)
@@ -47,31 +56,36 @@ def _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, trai
     return jacobian
 
 
-def test_linearized_decoder_is_its_forward_pass_and_jacobian(float64):
-    """ConvDecoder.linearize against F itself and tf's reverse-mode Jacobian."""
-    for normalization, training in [
-        ("layer", True),
-        ("group", True),
-        ("none", True),
-        ("batch", False),
-        ("batch_frozen_origin", True),
-    ]:
-        keras.utils.set_random_seed(1)
-        decoder = keras_gon.layers.ConvDecoder(
-            image_shape=(8, 8, 2),
-            latent_dim=3,
-            width=4,
-            normalization=normalization,
-            activation="selu",
-        )
-        latent = tf.constant([[0.2, -0.5, 0.1]], tf.float64)
-        jacobian = _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, training)
-        assert jacobian.shape == (3, 8, 8, 2)
+# normalization, training: the points both linearization tests check
+LINEARIZED_NORMALIZATIONS = [
+    ("layer", True),
+    ("group", True),
+    ("none", True),
+    ("batch", False),
+    ("batch_frozen_origin", True),
+]
+
+
+def _linearization_jacobian(normalization, training, latent, **geometry):
+    """The Jacobian of a seeded selu ConvDecoder of width 4, checked by
+    `_assert_linearization_is_the_forward_pass_and_jacobian`."""
+    keras.utils.set_random_seed(1)
     decoder = keras_gon.layers.ConvDecoder(
-        image_shape=(8, 8, 1), latent_dim=3, width=4, normalization="batch"
+        latent_dim=latent.shape[-1],
+        width=4,
+        normalization=normalization,
+        activation="selu",
+        **geometry,
     )
-    with pytest.raises(ValueError, match="couples the examples"):
-        decoder.linearize(tf.zeros((1, 3)), training=True)
+    return _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, training)
+
+
+@pytest.mark.parametrize("normalization, training", LINEARIZED_NORMALIZATIONS)
+def test_linearized_decoder_is_its_forward_pass_and_jacobian(float64, normalization, training):
+    """ConvDecoder.linearize against F itself and tf's reverse-mode Jacobian."""
+    latent = tf.constant([[0.2, -0.5, 0.1]], tf.float64)
+    jacobian = _linearization_jacobian(normalization, training, latent, image_shape=(8, 8, 2))
+    assert jacobian.shape == (3, 8, 8, 2)
 
 
 @pytest.mark.parametrize(
@@ -102,15 +116,11 @@ def test_transposed_linearization_is_the_backward_pass_of_the_batch(float64, opt
     keras.utils.set_random_seed(1)
     decoder = keras_gon.layers.ConvDecoder(**options)
     dim = options["latent_dim"]
-    decoder.build((None, dim))
-    for variable in decoder.weights:  # a generic point: non-trivial scales, offsets, statistics
-        variable.assign(variable + 0.3 * np.random.default_rng(2).uniform(0.1, 1.0, variable.shape))
+    _move_to_a_generic_point(decoder, dim)
     rng = np.random.default_rng(3)
     latent = tf.constant(0.5 * rng.normal(size=(1, dim)), tf.float64)
     outputs, transpose = decoder.linearize_transpose(latent, training=training, inner_pass=True)
-    np.testing.assert_allclose(
-        outputs, decoder(latent, training=training, inner_pass=True), rtol=1e-12
-    )
+    _assert_is_the_forward_pass(decoder, latent, training, outputs)
     cotangents = tf.constant(rng.normal(size=(5, *outputs.shape[1:])), tf.float64)
     copies = tf.repeat(latent, 5, axis=0)
     with tf.GradientTape() as tape:
@@ -122,12 +132,13 @@ def test_transposed_linearization_is_the_backward_pass_of_the_batch(float64, opt
     np.testing.assert_allclose(products, expected, rtol=1e-9, atol=1e-12)
 
 
-def test_transposed_linearization_refuses_batch_statistics():
+@pytest.mark.parametrize("method", ["linearize", "linearize_transpose"])
+def test_linearizations_refuse_batch_statistics(method):
     decoder = keras_gon.layers.ConvDecoder(
         image_shape=(8, 8, 1), latent_dim=3, width=4, normalization="batch"
     )
     with pytest.raises(ValueError, match="couples the examples"):
-        decoder.linearize_transpose(tf.zeros((1, 3)), training=True)
+        getattr(decoder, method)(tf.zeros((1, 3)), training=True)
 
 
 # --- spatial latents (the paper's fig. 10a) ----------------------------------------
@@ -176,30 +187,14 @@ def test_spatial_latents_drop_the_layers_up_to_the_latent_map(size, channels, k,
     np.testing.assert_allclose(images, tf.sigmoid(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "normalization, training",
-    [
-        ("layer", True),
-        ("group", True),
-        ("none", True),
-        ("batch", False),
-        ("batch_frozen_origin", True),
-    ],
-)
+@pytest.mark.parametrize("normalization, training", LINEARIZED_NORMALIZATIONS)
 def test_spatial_latent_linearization_is_its_forward_pass_and_jacobian(
     float64, normalization, training
 ):
-    keras.utils.set_random_seed(1)
-    decoder = keras_gon.layers.ConvDecoder(
-        image_shape=(16, 16, 2),
-        latent_dim=32,
-        width=4,
-        normalization=normalization,
-        activation="selu",
-        latent_map_size=4,
-    )
     latent = tf.constant(np.random.default_rng(3).normal(size=(1, 32)), tf.float64)
-    jacobian = _assert_linearization_is_the_forward_pass_and_jacobian(decoder, latent, training)
+    jacobian = _linearization_jacobian(
+        normalization, training, latent, image_shape=(16, 16, 2), latent_map_size=4
+    )
     assert jacobian.shape == (32, 16, 16, 2)
 
 

@@ -11,11 +11,13 @@ import keras_gon
 from keras_gon.errors import InputError
 
 from helpers import (
+    assert_same_origin_step,
     assert_same_outputs,
     assert_same_training_state,
+    assert_spatial_latents_learn_and_survive_saving,
     digits16,
     finite_difference_error,
-    fit_adam,
+    fit_mnist32,
     held_out_loss_before_and_after,
     origin_step,
     randomize_normalizations,
@@ -32,16 +34,7 @@ DETACH_MARGIN = 1.15
 
 
 def _train(mnist32, make_batches, **options):
-    keras.utils.set_random_seed(0)
-    model = keras_gon.GON(image_shape=(32, 32, 1), latent_dim=32, width=16, **options)
-    result = fit_adam(
-        model,
-        make_batches(mnist32[0], 64, shuffle=True),
-        make_batches(mnist32[1], 250, shuffle=False),
-        lr=1e-4,
-        epsilon=1e-8,
-        epochs=EPOCHS,
-    )
+    model, result = fit_mnist32(keras_gon.GON, mnist32, make_batches, options, epochs=EPOCHS)
     return model, result["held_out"]["loss"]
 
 
@@ -314,15 +307,7 @@ def test_spatial_latent_shared_origin_gives_the_batched_origins_latents(
     for training in (True, False):
         shared = origin_step(model, x, training, share_origin=True)
         batched = origin_step(model, x, training, share_origin=False)
-        assert np.abs(shared[0]).max() > 1e-3
-        np.testing.assert_allclose(
-            shared[0], batched[0], rtol=1e-10, atol=1e-10 * np.abs(batched[0]).max()
-        )
-        np.testing.assert_allclose(shared[1], batched[1], rtol=1e-10)
-        for a, b in zip(shared[2], batched[2]):
-            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(np.abs(b).max(), 1.0))
-        for a, b in zip(shared[3], batched[3]):  # moving statistics updated alike
-            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        assert_same_origin_step(shared, batched)
 
 
 @pytest.fixture(scope="module")
@@ -332,18 +317,10 @@ def trained_spatial(mnist32):
     return model, *held_out_loss_before_and_after(model, mnist32, SPATIAL_STEPS)
 
 
-def test_spatial_latent_gon_reduces_the_held_out_loss(trained_spatial):
-    _, before, after = trained_spatial
-    assert after < 0.75 * before, (before, after)
-
-
-def test_spatial_latent_gon_save_and_load_give_identical_outputs(
-    trained_spatial, mnist32, tmp_path
-):
-    model, _, _ = trained_spatial
-    loaded = save_and_load(model, tmp_path / "spatial.keras")
-    assert loaded.decoder.latent_map_size == 4
-    assert_same_outputs(model, loaded, mnist32[1][:7])
+def test_spatial_latent_gon_learns_and_survives_saving(trained_spatial, mnist32, tmp_path):
+    assert_spatial_latents_learn_and_survive_saving(
+        trained_spatial, mnist32[1][:7], tmp_path / "spatial.keras"
+    )
 
 
 def test_configs_from_before_spatial_latents_load_as_vector_latents():

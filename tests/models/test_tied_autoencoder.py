@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 import keras_gon
 
-from helpers import assert_same_outputs, autoencoder_after_steps, save_and_load
+from helpers import assert_same_outputs, save_and_load, trained_autoencoder_fixture
 
 # 60 steps of mnist10k at batch 64, latent 8, width 4, Adam 1e-3, seed 0.
 # Measured held-out SSE per image: 75.6 (untrained: ~120).
@@ -17,9 +16,7 @@ STEPS = 60
 HELD_OUT_SSE_THRESHOLD = 90.0
 
 
-@pytest.fixture(scope="module")
-def trained(mnist32, make_batches):
-    return autoencoder_after_steps(keras_gon.TiedAutoencoder, mnist32, make_batches, STEPS)
+trained = trained_autoencoder_fixture(keras_gon.TiedAutoencoder, STEPS)
 
 
 def test_trains_and_evaluates(trained):

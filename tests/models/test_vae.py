@@ -16,7 +16,7 @@ from helpers import (
     assert_affine_encoder_survives_saving,
     assert_same_outputs,
     assert_same_training_state,
-    fit_adam,
+    fit_mnist32,
     save_and_load,
     xla_and_eager_figures,
 )
@@ -30,17 +30,9 @@ PIXELS = 32 * 32
 
 @pytest.fixture(scope="module")
 def trained(mnist32, make_batches):
-    keras.utils.set_random_seed(0)
-    model = keras_gon.VAE(image_shape=(32, 32, 1), latent_dim=32, width=16, seed=0)
     # no XLA: its compilation costs more than the epoch (XLA: test_xla_and_eager_agree)
-    result = fit_adam(
-        model,
-        make_batches(mnist32[0], 64, shuffle=True),
-        make_batches(mnist32[1], 250, shuffle=False),
-        lr=1e-4,
-        epsilon=1e-8,
-        jit_compile=False,
-        validate=True,
+    model, result = fit_mnist32(
+        keras_gon.VAE, mnist32, make_batches, dict(seed=0), jit_compile=False, validate=True
     )
     return model, result["history"], result["held_out"]
 

@@ -18,7 +18,7 @@ from helpers import (
     assert_same_outputs,
     assert_same_training_state,
     finite_difference_error,
-    fit_adam,
+    fit_mnist32,
     xla_and_eager_figures,
 )
 
@@ -34,14 +34,11 @@ ELBO_TERMS = ("reconstruction_loss", "kl_loss", "bits_per_dim")
 
 
 def _train(mnist32, make_batches, epochs, jit_compile=True):
-    keras.utils.set_random_seed(0)
-    model = keras_gon.VariationalGON(image_shape=(32, 32, 1), latent_dim=32, width=16, seed=0)
-    result = fit_adam(
-        model,
-        make_batches(mnist32[0], 64, shuffle=True),
-        make_batches(mnist32[1], 250, shuffle=False),
-        lr=1e-4,
-        epsilon=1e-8,
+    model, result = fit_mnist32(
+        keras_gon.VariationalGON,
+        mnist32,
+        make_batches,
+        dict(seed=0),
         jit_compile=jit_compile,
         before=True,
         validate=True,
