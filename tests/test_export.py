@@ -16,6 +16,7 @@ import tensorflow as tf
 import keras_gon
 from keras_gon import cli
 from keras_gon.export import SERVING_METHOD, export_saved_model, next_version_dir, serving_endpoints
+from keras_gon.models import build_model
 from keras_gon.registry import MODEL_KINDS as REGISTERED
 
 from helpers import REPO_ROOT
@@ -303,7 +304,7 @@ EXPORT_OPTIONS = {
 }
 MODEL_KINDS = {
     kind: functools.partial(
-        keras_gon.models.build_model, kind, **EXPORT_OPTIONS.get(kind, dict(latent_dim=8, width=4))
+        build_model, kind, **EXPORT_OPTIONS.get(kind, dict(latent_dim=8, width=4))
     )
     for kind in REGISTERED
 }

@@ -43,6 +43,14 @@ def test_every_recipe_is_built_and_ships_small():
     assert total < 25 * 10**6  # all presets together, in the package
 
 
+def fine_tune(preset: str, data, out, capsys) -> dict:
+    """`keras-gon train gon --from-preset PRESET` for 3 steps on `data`: its metrics.json."""
+    argv = ["train", "gon", "--from-preset", preset, "--data", str(data), "--steps", "3"]
+    status = cli.main([*argv, "--verbose", "0", "--no-jit", "--out", str(out)])
+    assert status == 0, capsys.readouterr().err
+    return json.loads((out / "metrics.json").read_text())
+
+
 MNIST_PRESETS = sorted(n for n, p in PRESET_RECIPES.items() if p.dataset == "mnist")
 
 
@@ -110,25 +118,7 @@ def test_fine_tuning_a_preset(tmp_path, mnist10k, capsys):
     assert any(
         not np.array_equal(a, np.asarray(b)) for a, b in zip(before, model.trainable_weights)
     )
-    status = cli.main(
-        [
-            "train",
-            "gon",
-            "--from-preset",
-            "gon_mnist",
-            "--data",
-            NPZ,
-            "--steps",
-            "3",
-            "--verbose",
-            "0",
-            "--no-jit",
-            "--out",
-            str(tmp_path / "run"),
-        ]
-    )
-    assert status == 0, capsys.readouterr().err
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = fine_tune("gon_mnist", NPZ, tmp_path / "run", capsys)
     assert metrics["test_loss"] < 20  # starts from the trained weights, not from scratch
 
 
@@ -231,25 +221,7 @@ def test_natural_image_presets_do_what_they_say(official_test_subsets, tmp_path,
     out = tmp_path / "faces.png"
     assert cli.main(["sample", "vgon_celeba64", "--n", "64", "--out", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
-    status = cli.main(
-        [
-            "train",
-            "gon",
-            "--from-preset",
-            "gon_cifar10",
-            "--data",
-            official_test_subsets["cifar10"],
-            "--steps",
-            "3",
-            "--verbose",
-            "0",
-            "--no-jit",
-            "--out",
-            str(tmp_path / "tuned"),
-        ]
-    )
-    assert status == 0, capsys.readouterr().err
-    metrics = json.loads((tmp_path / "tuned" / "metrics.json").read_text())
+    metrics = fine_tune("gon_cifar10", official_test_subsets["cifar10"], tmp_path / "tuned", capsys)
     assert metrics["image_shape"] == [32, 32, 3]
     # Adam's first steps from fresh moments move every weight by about the learning rate: the
     # loss rises from the preset's (9.05) to about 15 after 3 steps; a new model is above 50.
