@@ -199,6 +199,10 @@ class _TrainingTime(keras.callbacks.Callback):
         if logs is not None:
             logs["training_seconds"] = self.seconds
 
+    def on_train_end(self, logs=None):
+        if self._before is None:  # resumed after its last epoch: no epoch ran here
+            self.seconds = float(self.backup.restored_logs.get("training_seconds", 0.0))
+
 
 def _train_and_evaluate(recipe: TrainingRecipe, work: Path, log) -> tuple:
     """Trains `recipe` (resumable in `work/backup`), saves and reloads it as a preset and
