@@ -66,6 +66,7 @@ def main(argv=None):
     parser.add_argument("--latents", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--batches", type=int, nargs="+", default=[64])
     parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--normalization", default="layer", help="the decoder's normalisation")
     parser.add_argument(
         "--modes",
         nargs="+",
@@ -86,6 +87,7 @@ def main(argv=None):
     from speed import OtherLoad
 
     other = OtherLoad()
+    options = {"normalization": args.normalization}
     jits = {"on": [True], "off": [False], "both": [True, False]}[args.jit]
     modes = args.modes if args.model == "gon" else ["batched"]
     rng = np.random.default_rng(0)
@@ -101,7 +103,7 @@ def main(argv=None):
             for latent in args.latents:
                 steps, counts = {}, {}
                 if args.model == "gon":
-                    auto = build(args.model, image, latent, args.width, "auto", None)
+                    auto = build(args.model, image, latent, args.width, "auto", None, **options)
                     print(
                         f"  auto: {auto.origin_method(True, batch_size=batch_size)}, XLA "
                         f"{'on' if auto.default_jit_compile() else 'off'}",
@@ -109,7 +111,7 @@ def main(argv=None):
                     )
                 for mode in modes:
                     for jit in jits:
-                        model = build(args.model, image, latent, args.width, mode, jit)
+                        model = build(args.model, image, latent, args.width, mode, jit, **options)
                         if args.model == "gon":
                             chosen = model.origin_method(True, batch_size=batch_size)
                             if chosen != mode:
@@ -154,6 +156,7 @@ def main(argv=None):
                                         "batch": batch_size,
                                         "latent": latent,
                                         "mode": mode,
+                                        "normalization": args.normalization,
                                         "xla": jit,
                                         "steps_per_s": median,
                                         "repeats": values,

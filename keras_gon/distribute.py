@@ -170,6 +170,13 @@ def is_distributed(model=None) -> bool:
         return tf.distribute.has_strategy()
 
 
+def has_accelerator() -> bool:
+    """Whether TensorFlow sees a GPU or a TPU here (else the steps run on the CPU)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
 def is_chief(strategy=None) -> bool:
     """Whether this process writes the run's outputs: always, except on a
     multi-worker cluster, where only the chief (or worker 0 without a chief) does."""

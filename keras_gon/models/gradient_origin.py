@@ -7,9 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gon import losses as gon_losses
-from keras_gon.distribute import batch_normal, is_distributed
+from keras_gon.distribute import batch_normal, has_accelerator, is_distributed
 from keras_gon.errors import InputError
-from keras_gon.models.latent_model import LatentModel
+from keras_gon.models.latent_model import CPU_XLA_MAX_IMAGE_SIDE, LatentModel
 from keras_gon.validation import check_choice, check_number, check_positive_int
 
 INNER_BATCH_REDUCTIONS = ("sum", "mean")
@@ -184,17 +184,22 @@ class GradientOriginModel(LatentModel):
         return self.origin_latents(images, training=training)[0]
 
     def default_jit_compile(self) -> bool:
-        """XLA on one device, except when training steps share an origin whose examples
-        are independent in forward mode (`origin_method` "forward").
+        """XLA where it was measured faster for the step's origin (`origin_method`).
 
-        On CPU (benchmarks/RESULTS.md) XLA is faster for the batched origin and for
-        the shared origin under batch statistics; for the forward mode of
-        independent examples its gain does not repay its compilation. The reverse
-        mode keeps XLA, as the batched origin whose backward pass it is (measured
-        within noise of XLA off: RESULTS.md, "Forward or reverse mode").
+        Never under a strategy (as Keras). On an accelerator, XLA except for the
+        forward mode of independent examples, whose gain does not repay its
+        compilation. On the CPU, where TensorFlow's own (oneDNN) convolutions beat
+        XLA's (benchmarks/RESULTS.md, "XLA on the CPU"), only for the forward mode
+        under batch statistics on images up to `CPU_XLA_MAX_IMAGE_SIDE`.
         """
-        independent = self.shares_origin_in_training() and not self.origin_couples_examples(True)
-        return not is_distributed(self) and not independent
+        if is_distributed(self):
+            return False
+        forward = self.shares_origin_in_training()
+        coupled = self.origin_couples_examples(True)
+        if has_accelerator():
+            return not (forward and not coupled)
+        side = max(self.image_shape[:2])
+        return forward and coupled and side <= CPU_XLA_MAX_IMAGE_SIDE
 
     def origin_couples_examples(self, training: bool) -> bool:
         """Whether the shared origin's examples are coupled (batch statistics): then

@@ -9,7 +9,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gon import losses as gon_losses
-from keras_gon.distribute import is_distributed, scale_loss_for_replicas, step_logs
+from keras_gon.distribute import (
+    has_accelerator,
+    is_distributed,
+    scale_loss_for_replicas,
+    step_logs,
+)
 from keras_gon.errors import InputError
 from keras_gon.options import OPTION_GROUPS
 from keras_gon.validation import (
@@ -27,6 +32,13 @@ COLLAPSE_CHECK_IMAGES = 16
 """Images of the first training batch `fit` checks for a collapsed output afterwards."""
 KERAS_MODEL_OPTIONS = ("name", "dtype", "trainable", "autocast")
 """The `keras.Model` constructor options a keras-gon model passes on."""
+
+
+CPU_XLA_MAX_IMAGE_SIDE = 32
+"""On the CPU, XLA compiles a step only where it was measured faster, on images of at most
+this side: many small elementwise ops, which XLA fuses (the GON's forward-mode origin under
+batch statistics, the discretised logistic likelihood); beyond, its convolutions are slower
+than TensorFlow's own (benchmarks/RESULTS.md, "XLA on the CPU")."""
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
@@ -177,8 +189,10 @@ class LatentModel(keras.Model):
         return []
 
     def default_jit_compile(self) -> bool:
-        """`compile(jit_compile=None)`: XLA on one device (off under a strategy, as Keras)."""
-        return not is_distributed(self)
+        """`compile(jit_compile=None)`: XLA on one accelerator (off under a strategy, as
+        Keras), off on the CPU, where TensorFlow's own (oneDNN) convolutions run these
+        models' steps faster than XLA's (benchmarks/RESULTS.md, "XLA on the CPU")."""
+        return has_accelerator() and not is_distributed(self)
 
     def output_images(self, outputs):
         """Images in [0, 1] from the decoder's raw output (e.g. without a likelihood's scale)."""
@@ -273,7 +287,7 @@ class LatentModel(keras.Model):
         the inputs (the class probabilities against the labels for the
         classifier). `jit_compile=None` chooses what was measured fastest for
         the model (`default_jit_compile`): not Keras's "auto", which turns XLA
-        off on CPU.
+        on wherever the layers allow it.
         """
         if loss is not None:
             raise InputError(

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
+from keras_gon.models import gradient_origin
 
 from helpers import (
     assert_same_origin_step,
@@ -264,24 +265,37 @@ def test_shared_origin_compiles_with_xla_and_defaults_to_no_xla(mnist32):
     """The linearised origin is plain ops: XLA compiles it, with the latents of the eager step."""
     model = keras_gon.GON(latent_dim=8, width=4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    assert (
-        model.shares_origin_in_training() and model.jit_compile is False
-    )  # no XLA compile: ~as fast on CPU
+    assert model.shares_origin_in_training() and model.jit_compile is False
     x = tf.constant(mnist32[0][:8])
     eager = model.origin_latents(x, training=True)[0]
     compiled = tf.function(lambda x: model.origin_latents(x, training=True)[0], jit_compile=True)(x)
     np.testing.assert_allclose(
         compiled, eager, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(eager)))
     )
-    batch_norm = keras_gon.GON(latent_dim=8, width=4, normalization="batch")
-    batch_norm.compile(optimizer=keras.optimizers.Adam(1e-3))
-    # Batch statistics: the shared origin with two Jacobians, faster with XLA (39.5 vs 29.1
-    # steps/s here; the batched origin with XLA 28.4, benchmarks/RESULTS.md)
-    assert batch_norm.shares_origin_in_training() and batch_norm.origin_couples_examples(True)
-    assert batch_norm.jit_compile is True
-    random_origin = keras_gon.GON(latent_dim=8, width=4, normalization="batch", origin_stddev=0.1)
-    random_origin.compile(optimizer=keras.optimizers.Adam(1e-3))
-    assert not random_origin.shares_origin_in_training() and random_origin.jit_compile is True
+
+
+def _default_jit(monkeypatch, accelerator: bool, **options) -> bool:
+    """`compile()`'s XLA choice for a GON with `options`, as if on an accelerator or not."""
+    monkeypatch.setattr(gradient_origin, "has_accelerator", lambda: accelerator)
+    model = keras_gon.GON(latent_dim=8, width=4, **options)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return model.jit_compile
+
+
+def test_xla_on_the_cpu_only_for_the_forward_origin_under_batch_statistics_on_small_images(
+    monkeypatch,
+):
+    """The CPU rule of `default_jit_compile` (benchmarks/RESULTS.md, "XLA on the CPU")."""
+    batch = dict(normalization="batch")
+    assert _default_jit(monkeypatch, False, **batch) is True  # 32x32: XLA fuses the tangents
+    assert _default_jit(monkeypatch, False, image_shape=(64, 64, 3), **batch) is False
+    assert _default_jit(monkeypatch, False) is False  # independent examples
+    assert _default_jit(monkeypatch, False, share_origin=False) is False  # the batched origin
+    assert _default_jit(monkeypatch, False, origin_stddev=0.1, **batch) is False
+    # On an accelerator, XLA except for the forward mode of independent examples.
+    assert _default_jit(monkeypatch, True) is False
+    assert _default_jit(monkeypatch, True, share_origin=False) is True
+    assert _default_jit(monkeypatch, True, image_shape=(64, 64, 3), **batch) is True
 
 
 def test_shared_origin_is_a_saved_constructor_argument():

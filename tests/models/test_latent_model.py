@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_gon
+from keras_gon.models import latent_model
 
 
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["no-xla", "xla"])
@@ -27,3 +28,30 @@ def test_a_non_finite_step_changes_no_variable(jit_compile):
     model.train_on_batch(x[32:])  # a finite step still trains
     assert int(model.optimizer.iterations.numpy()) == 2
     assert not np.array_equal(model.trainable_variables[0].numpy(), before[0])
+
+
+def test_xla_by_default_on_an_accelerator_only(monkeypatch):
+    """`compile()` without jit_compile: XLA off on the CPU, where it was measured slower for
+    every model of the package (benchmarks/RESULTS.md, "XLA on the CPU")."""
+    monkeypatch.setattr(latent_model, "has_accelerator", lambda: False)
+    autoencoder = keras_gon.ConvAutoencoder(latent_dim=8, width=4)
+    autoencoder.compile(optimizer="adam")
+    assert autoencoder.jit_compile is False
+    monkeypatch.setattr(latent_model, "has_accelerator", lambda: True)
+    autoencoder.compile(optimizer="adam")
+    assert autoencoder.jit_compile is True
+
+
+def test_xla_on_the_cpu_for_the_discretised_logistic_on_small_images(monkeypatch):
+    """XLA fuses the likelihood's elementwise ops (faster at 32x32, slower at 128x128)."""
+    monkeypatch.setattr(latent_model, "has_accelerator", lambda: False)
+    for model_class in (keras_gon.VariationalGON, keras_gon.VAE):
+        small = model_class(latent_dim=8, width=4)  # discretised logistic by default
+        small.compile(optimizer="adam")
+        assert small.jit_compile is True
+        large = model_class(image_shape=(64, 64, 3), latent_dim=8, width=4)
+        large.compile(optimizer="adam")
+        assert large.jit_compile is False
+        bce = model_class(latent_dim=8, width=4, likelihood="bce")
+        bce.compile(optimizer="adam")
+        assert bce.jit_compile is False
