@@ -1081,14 +1081,12 @@ def origin_path(model) -> str | None:
 def grid_framework_worker(framework, cell, models, images, keras_options, torch_threads, pipe):
     """One framework's trainers for a cell, alone in a process: builds them, sends their
     details, then runs `(model, steps)` requests and sends back the seconds each took,
-    until it receives None. (Both frameworks in one process slowed keras-gon's `fit` to
-    about half its speed in some repeats and not others: their thread pools competed.)"""
+    until it receives None. Each framework's thread pools are alone in their process."""
     latent, image = cell.split("/")
     latent = int(latent)
     x = np.load(images)
     trainers, info = {}, {}
     if framework == "torch":
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning while keras runs
         import torch
 
         torch.set_num_threads(torch_threads or os.cpu_count())
@@ -1118,7 +1116,8 @@ def grid_framework_worker(framework, cell, models, images, keras_options, torch_
 def grid_cell_child(cell: str, images: str, models: list[str], args) -> dict:
     """Times every model of a cell, keras-gon `fit` and PyTorch, round robin (A B C D ... per
     repeat) after a warm-up, each repeat about `--grid-seconds` long; each framework runs in
-    a worker process of its own (`grid_framework_worker`), idle while the other is timed."""
+    a worker process of its own (`grid_framework_worker`), idle while the other is timed,
+    with a pause of 0.3 s before each request."""
     import multiprocessing
 
     keras_options = {} if args.keras_jit == "auto" else {"jit_compile": args.keras_jit == "on"}
@@ -1139,6 +1138,10 @@ def grid_cell_child(cell: str, images: str, models: list[str], args) -> dict:
     def run(key, count):
         model, framework = key
         pipe = workers[framework][1]
+        # Untimed: the other framework's idle threads stop spinning (OpenMP waits actively
+        # for up to 200 ms after its work, which would slow the next repeat). Making
+        # PyTorch's threads passive instead slowed its steps by 25-50 % at 32x32.
+        time.sleep(0.3)
         pipe.send((model, count))
         return pipe.recv()
 
