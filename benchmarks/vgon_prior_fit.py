@@ -48,8 +48,7 @@ def main(argv=None):
     images = images.astype("float32") / (255.0 if images.dtype == np.uint8 else 1.0)
     means, log_variances = [], []
     for start in range(0, len(images), 64):
-        latents = model.find_latents(tf.constant(images[start : start + 64]))
-        latents = latents[0] if isinstance(latents, (tuple, list)) else latents
+        latents = model.encode_latents(tf.constant(images[start : start + 64]))
         means.append(model.mean_dense(latents).numpy())
         log_variances.append(model.log_variance_dense(latents).numpy())
     mean, log_variance = np.concatenate(means), np.concatenate(log_variances)

@@ -7,9 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gon import losses as gon_losses
-from keras_gon.distribute import batch_normal, has_accelerator, is_distributed
+from keras_gon.distribute import batch_normal
 from keras_gon.errors import InputError
-from keras_gon.models.latent_model import CPU_XLA_MAX_IMAGE_SIDE, LatentModel
+from keras_gon.models.latent_model import LatentModel
 from keras_gon.validation import check_choice, check_number, check_positive_int
 
 INNER_BATCH_REDUCTIONS = ("sum", "mean")
@@ -183,23 +183,15 @@ class GradientOriginModel(LatentModel):
         """Graph-level encoder: the latents of a batch of images (no input checks)."""
         return self.origin_latents(images, training=training)[0]
 
-    def default_jit_compile(self) -> bool:
-        """XLA where it was measured faster for the step's origin (`origin_method`).
+    def xla_pays_on_accelerator(self) -> bool:
+        """XLA except for the forward mode of independent examples, whose gain does not
+        repay its compilation (`default_jit_compile`)."""
+        return not (self.shares_origin_in_training() and not self.origin_couples_examples(True))
 
-        Never under a strategy (as Keras). On an accelerator, XLA except for the
-        forward mode of independent examples, whose gain does not repay its
-        compilation. On the CPU, where TensorFlow's own (oneDNN) convolutions beat
-        XLA's (benchmarks/RESULTS.md, "XLA on the CPU"), only for the forward mode
-        under batch statistics on images up to `CPU_XLA_MAX_IMAGE_SIDE`.
-        """
-        if is_distributed(self):
-            return False
-        forward = self.shares_origin_in_training()
-        coupled = self.origin_couples_examples(True)
-        if has_accelerator():
-            return not (forward and not coupled)
-        side = max(self.image_shape[:2])
-        return forward and coupled and side <= CPU_XLA_MAX_IMAGE_SIDE
+    def xla_fuses_on_cpu(self) -> bool:
+        """The forward-mode shared origin under batch statistics: two tangents per latent
+        dimension of small ops, which XLA fuses (`default_jit_compile`)."""
+        return self.shares_origin_in_training() and self.origin_couples_examples(True)
 
     def origin_couples_examples(self, training: bool) -> bool:
         """Whether the shared origin's examples are coupled (batch statistics): then

@@ -189,10 +189,26 @@ class LatentModel(keras.Model):
         return []
 
     def default_jit_compile(self) -> bool:
-        """`compile(jit_compile=None)`: XLA on one accelerator (off under a strategy, as
-        Keras), off on the CPU, where TensorFlow's own (oneDNN) convolutions run these
-        models' steps faster than XLA's (benchmarks/RESULTS.md, "XLA on the CPU")."""
-        return has_accelerator() and not is_distributed(self)
+        """`compile(jit_compile=None)`: XLA where it was measured faster. Never under a
+        strategy (as Keras); on an accelerator, where `xla_pays_on_accelerator`; on the
+        CPU, where TensorFlow's own (oneDNN) convolutions beat XLA's, only on images up
+        to `CPU_XLA_MAX_IMAGE_SIDE` and where `xla_fuses_on_cpu` (benchmarks/RESULTS.md,
+        "XLA on the CPU")."""
+        if is_distributed(self):
+            return False
+        if has_accelerator():
+            return self.xla_pays_on_accelerator()
+        small = max(self.image_shape[:2]) <= CPU_XLA_MAX_IMAGE_SIDE
+        return small and self.xla_fuses_on_cpu()
+
+    def xla_pays_on_accelerator(self) -> bool:
+        """Whether XLA compiles the step on a GPU or TPU (`default_jit_compile`): yes here."""
+        return True
+
+    def xla_fuses_on_cpu(self) -> bool:
+        """Whether the step is mostly small elementwise ops that XLA fuses, so that it pays
+        on the CPU for small images (`default_jit_compile`): no here."""
+        return False
 
     def output_images(self, outputs):
         """Images in [0, 1] from the decoder's raw output (e.g. without a likelihood's scale)."""

@@ -9,9 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gon import losses as gon_losses
-from keras_gon.distribute import is_distributed
 from keras_gon.errors import InputError
-from keras_gon.models.latent_model import CPU_XLA_MAX_IMAGE_SIDE
 from keras_gon.validation import check_seed
 
 
@@ -56,14 +54,10 @@ class VariationalMixin:
         scale = gon_losses.likelihood_parameters(self.likelihood) == 2
         return self.make_decoder(decoder, options, output_log_scale=scale)
 
-    def default_jit_compile(self) -> bool:
-        """XLA also on the CPU for the discretised logistic likelihood on images up to
-        `CPU_XLA_MAX_IMAGE_SIDE`: XLA fuses its two dozen elementwise ops and their
-        derivatives (benchmarks/RESULTS.md, "XLA on the CPU"); else the model's rule."""
-        side = max(self.image_shape[:2])
-        if self.likelihood == "discretized_logistic" and side <= CPU_XLA_MAX_IMAGE_SIDE:
-            return not is_distributed(self)
-        return super().default_jit_compile()
+    def xla_fuses_on_cpu(self) -> bool:
+        """Also the discretised logistic likelihood: two dozen elementwise ops and their
+        derivatives, which XLA fuses (`default_jit_compile`)."""
+        return self.likelihood == "discretized_logistic" or super().xla_fuses_on_cpu()
 
     def init_kl_weight(self, kl_weight: float) -> None:
         """Stores β and its variable; call after `keras.Model.__init__`."""

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import keras_gon
 from keras_gon.errors import InputError
-from keras_gon.models import gradient_origin
+from keras_gon.models import latent_model
 
 from helpers import (
     assert_same_origin_step,
@@ -276,7 +276,7 @@ def test_shared_origin_compiles_with_xla_and_defaults_to_no_xla(mnist32):
 
 def _default_jit(monkeypatch, accelerator: bool, **options) -> bool:
     """`compile()`'s XLA choice for a GON with `options`, as if on an accelerator or not."""
-    monkeypatch.setattr(gradient_origin, "has_accelerator", lambda: accelerator)
+    monkeypatch.setattr(latent_model, "has_accelerator", lambda: accelerator)
     model = keras_gon.GON(latent_dim=8, width=4, **options)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     return model.jit_compile
