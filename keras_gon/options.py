@@ -14,6 +14,10 @@ import dataclasses
 LIKELIHOODS = ("discretized_logistic", "bernoulli", "bce", "gaussian")
 """The decoder likelihoods p(x|z) of the variational models (`keras_gon.losses`)."""
 
+PRIORS = ("standard", "fitted")
+"""What the variational models sample z from: N(0, I), or a normal fitted to the aggregate
+posterior of the training images (`keras_gon.models.VariationalMixin`)."""
+
 ENCODERS = ("conv", "linear")
 """The encoders of the AE and VAE baselines (`keras_gon.models.ConvDecoderModel`)."""
 
@@ -153,6 +157,15 @@ OPTIONS = (
         ("--kl-weight", "--beta"),
         "non_negative_float",
         help="β, the KL weight (1)",
+    ),
+    Option(
+        "prior",
+        ("variational",),
+        ("--prior",),
+        "choice",
+        PRIORS,
+        help="what vgon/vae samples z from: standard (default, N(0, I) as the paper) or "
+        "fitted (a normal fitted to the training images' aggregate posterior after fit)",
     ),
     Option(
         "hidden_units",

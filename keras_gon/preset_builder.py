@@ -135,7 +135,7 @@ PRESET_RECIPES = {
             "vgon_cifar10",
             "variational GON (samples), CIFAR-10 32x32 colour, latent 256",
             "cifar10",
-            _recipe("vgon", 10, lr=1e-3, latent_dim=256, width=32),
+            _recipe("vgon", 10, lr=1e-3, latent_dim=256, width=32, prior="fitted"),
             baseline="vae",
             picture="samples",
         ),
@@ -143,7 +143,7 @@ PRESET_RECIPES = {
             "vgon_celeba64",
             "variational GON (samples), CelebA 64x64 faces, latent 128",
             "celeba",
-            _recipe("vgon", 15, lr=1e-3, image_size=64, latent_dim=128, width=16),
+            _recipe("vgon", 15, lr=1e-3, image_size=64, latent_dim=128, width=16, prior="fitted"),
             baseline="vae",
             picture="samples",
         ),
@@ -235,7 +235,18 @@ def _save_picture(path: Path, preset: PresetRecipe, model, recipe: TrainingRecip
     test = recipe.replace(batch_size=16, train_images=None).load_data(shuffle=False)[1]
     batch = next(iter(test))
     images = np.asarray(batch[0] if isinstance(batch, tuple) else batch)[:16]
-    if preset.picture == "samples":
+    if preset.picture == "samples" and getattr(model, "prior", "standard") == "fitted":
+        rows = [
+            (
+                "samples: z ~ the normal fitted to the training posterior",
+                np.asarray(model.sample(16, seed=0)),
+            ),
+            (
+                "samples: z ~ N(0, I), the paper's prior",
+                np.asarray(model.sample(16, seed=0, prior="standard")),
+            ),
+        ]
+    elif preset.picture == "samples":
         rows = [("samples: z ~ N(0, I), one decoder pass", np.asarray(model.sample(32, seed=0)))]
     else:
         rows = [
@@ -377,29 +388,71 @@ def _complete(
     """A preset already built: its baseline added if missing, saved again as the model
     alone (no optimiser state) if it was not, its picture drawn if `pictures` lacks it;
     the weights and figure unchanged."""
-    if pictures is not None and not (pictures / f"{preset.name}.png").is_file():
-        _save_picture(pictures / f"{preset.name}.png", preset, load_preset(target), recipe)
-        log(f"{preset.name}: picture {pictures / f'{preset.name}.png'}")
     metadata = json.loads((target / METADATA_FILE).read_text())
     needs_baseline = preset.baseline is not None and "baseline_value" not in metadata
-    if not needs_baseline and not _holds_optimizer_state(target):
+    model = load_preset(target)
+    needs_prior = dict(recipe.options).get("prior", "standard") != getattr(
+        model, "prior", "standard"
+    )
+    picture = None if pictures is None else Path(pictures) / f"{preset.name}.png"
+    if not (needs_baseline or needs_prior or _holds_optimizer_state(target)):
+        if picture is not None and not picture.is_file():
+            _save_picture(picture, preset, model, recipe)
+            log(f"{preset.name}: picture {picture}")
         log(f"{preset.name}: already built in {target}")
         return {**metadata, "bytes": sum(f.stat().st_size for f in target.iterdir())}
     if needs_baseline:
         metadata.update(_baseline(preset, recipe, work, log))
+    if needs_prior:
+        model = _with_prior(model, dict(recipe.options)["prior"])
+        if model.prior == "fitted":
+            model.fit_latent_statistics(recipe.load_data(shuffle=False)[0])
     saved = {
         k: v
         for k, v in metadata.items()
         if k not in ("class_name", "parameters", "keras_gon_version", "keras_version")
     }
-    _replace_preset(load_preset(target), target, saved)
+    saved.update(_prior_metadata(model))
+    _replace_preset(model, target, saved)
     shutil.rmtree(work, ignore_errors=True)
+    if picture is not None and (needs_prior or not picture.is_file()):
+        _save_picture(picture, preset, model, recipe)
+        log(f"{preset.name}: picture {picture}")
     log(
         f"{preset.name}: already built in {target}; saved again as the model alone"
         + (" with its baseline's figure" if needs_baseline else "")
+        + (f", sampling from the {model.prior} prior" if needs_prior else "")
     )
     metadata = json.loads((target / METADATA_FILE).read_text())
     return {**metadata, "bytes": sum(f.stat().st_size for f in target.iterdir())}
+
+
+def _with_prior(model, prior: str):
+    """A copy of a variational `model` that samples from `prior` (`keras_gon.options.PRIORS`):
+    the same config and weights, the fitted normal (if any) not fitted yet."""
+    config = {**model.get_config(), "prior": prior}
+    copy = type(model).from_config(config)
+    weights = {variable.path: variable for variable in model.weights}
+    copied = set()
+    for variable in copy.weights:
+        if variable.path in weights:
+            variable.assign(weights[variable.path])
+            copied.add(variable.path)
+    missing = sorted(set(weights) - copied)
+    if missing:
+        raise InputError(f"cannot copy {type(model).__name__}'s variables {missing[:3]} ...")
+    return copy
+
+
+def _prior_metadata(model) -> dict:
+    """What a variational preset samples from, for its metadata."""
+    if getattr(model, "prior", None) != "fitted":
+        return {}
+    count = int(model.latent_count.numpy())
+    return {
+        "sampling_prior": f"a normal fitted to the aggregate posterior of {count:,} training "
+        "images (the ELBO and bits/dim keep N(0, I))"
+    }
 
 
 def _build_one(
@@ -433,6 +486,7 @@ def _build_one(
         ),
         "evaluation": f"keras evaluate, batches of {EVALUATION_BATCH}, no XLA",
         **baseline,
+        **_prior_metadata(model),
     }
     target = out / preset.name
     _replace_preset(model, target, metadata)

@@ -98,6 +98,24 @@ def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):
     )
 
 
+def test_a_fitted_prior_run_samples_from_it_or_from_n01(tmp_path, capsys):
+    run = tmp_path / "fitted"
+    status, _, err = run_cli(
+        train_argv("vae", NPZ, run, "--steps", 10, "--prior", "fitted", *SMALL), capsys
+    )
+    assert status == 0, err
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.prior == "fitted" and model.has_latent_statistics
+    pictures = {}
+    for prior, source in ((None, "z ~ the fitted normal"), ("standard", "z ~ N(0, I)")):
+        pictures[prior] = tmp_path / f"{prior}.png"
+        argv = ["sample", run, "--n", 8, "--out", pictures[prior]]
+        status, out, err = run_cli(argv + (["--prior", prior] if prior else []), capsys)
+        assert status == 0 and source in out, err
+    fitted, standard = (matplotlib.image.imread(p) for p in pictures.values())
+    assert fitted.shape == standard.shape and not np.array_equal(fitted, standard)
+
+
 def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
     run = tmp_path / "gon"
     status, _, err = run_cli(train_argv("gon", NPZ, run, "--steps", 1, *SMALL), capsys)
@@ -117,6 +135,7 @@ def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
         (["sample", "{missing}"], "no such run folder"),
         (["sample", "{run}", "--out", "{tmp}/samples.jpg"], "must name a .png"),
         (["sample", "{run}", "--out", "{tmp}/no/such/dir/s.png"], "no such folder"),
+        (["sample", "{run}", "--prior", "fitted"], "built with prior='standard'"),
         (
             train_argv("vae", NPZ, "{tmp}/r", "--num-steps", "2"),
             "--num-steps: the vae has no origin gradient",

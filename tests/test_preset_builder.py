@@ -107,3 +107,47 @@ def test_missing_data_and_unknown_presets_are_refused(tmp_path):
         build_presets({"mnist": NPZ}, names=["gon_cifar10"], out=tmp_path)
     with pytest.raises(InputError, match="unknown presets \\['nope'\\]"):
         build_presets({"mnist": NPZ}, names=["nope"], out=tmp_path)
+
+
+def _tiny_vgon(prior: str) -> dict:
+    from keras_gon.preset_builder import PresetRecipe
+    from keras_gon.training import TrainingRecipe
+
+    options = {"latent_dim": 4, "width": 2, "prior": prior}
+    recipe = TrainingRecipe("vgon", data=None, options=options, epochs=1, train_images=256)
+    return {
+        "tiny_vgon": PresetRecipe("tiny_vgon", "a tiny VGON", "mnist", recipe, picture="samples")
+    }
+
+
+def test_a_fitted_prior_is_fitted_when_built_and_added_to_a_built_preset(tmp_path):
+    out, pictures = tmp_path / "out", tmp_path / "pictures"
+    build_presets({"mnist": NPZ}, out=out, work=tmp_path / "w", recipes=_tiny_vgon("standard"))
+    before = load_preset(out / "tiny_vgon")
+    figure = json.loads((out / "tiny_vgon" / "metadata.json").read_text())["held_out_value"]
+    lines = []
+    build_presets(
+        {"mnist": NPZ},
+        out=out,
+        work=tmp_path / "w",
+        pictures=pictures,
+        recipes=_tiny_vgon("fitted"),
+        log=lines.append,
+    )
+    assert lines[-1].endswith("sampling from the fitted prior")
+    after = load_preset(out / "tiny_vgon")
+    assert after.prior == "fitted" and after.latent_count.numpy() == 256
+    metadata = json.loads((out / "tiny_vgon" / "metadata.json").read_text())
+    assert (
+        metadata["held_out_value"] == figure and "256 training images" in metadata["sampling_prior"]
+    )
+    new = {variable.path: variable.numpy() for variable in after.weights}
+    for old in before.weights:  # the trained weights, unchanged
+        assert (old.numpy() == new[old.path]).all(), old.path
+    assert len(new) == len(before.weights) + 3  # and the normal's
+    assert (pictures / "tiny_vgon.png").read_bytes()[:4] == b"\x89PNG"
+    # built from scratch, the training fits it
+    fresh = tmp_path / "fresh"
+    build_presets({"mnist": NPZ}, out=fresh, work=tmp_path / "w", recipes=_tiny_vgon("fitted"))
+    assert load_preset(fresh / "tiny_vgon").latent_count.numpy() == 256
+    assert "sampling_prior" in json.loads((fresh / "tiny_vgon" / "metadata.json").read_text())

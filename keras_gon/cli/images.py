@@ -22,6 +22,7 @@ from keras_gon.cli.common import (
     seed,
 )
 from keras_gon.errors import InputError
+from keras_gon.options import PRIORS
 
 SAMPLE_COUNT = 64
 GRID_COLUMNS = 8
@@ -33,6 +34,12 @@ def add_parsers(commands) -> None:
     sample = add_run_command(commands, "sample", "write a PNG grid of a run's samples z ~ N(0, I)")
     sample.add_argument("--n", type=positive_int, default=SAMPLE_COUNT, help="number of samples")
     sample.add_argument("--seed", type=seed, default=0, help="same seed, same samples")
+    sample.add_argument(
+        "--prior",
+        choices=PRIORS,
+        help="what z is drawn from: standard (N(0, I)) or fitted (the normal fitted to the "
+        "training posterior; vgon_celeba64's and vgon_cifar10's); default: the model's",
+    )
     add_png_out(sample, "samples", "PNG file")
     sample.set_defaults(func=sample_command)
 
@@ -97,7 +104,7 @@ def check_sample_count(model, count: int) -> None:
 
 
 def sample_command(args) -> Path:
-    """`keras-gon sample`: a PNG grid of `--n` images decoded from z ~ N(0, I)."""
+    """`keras-gon sample`: a PNG grid of `--n` images decoded from z ~ the prior (`--prior`)."""
     import numpy as np
 
     from keras_gon.files import atomic_write
@@ -108,10 +115,20 @@ def sample_command(args) -> Path:
     model = load_run(args.run_dir)
     if not hasattr(model, "sample"):
         raise InputError(f"{type(model).__name__} cannot sample (vgon, vae and igon can)")
+    options = {}
+    if args.prior is not None:
+        if not hasattr(model, "check_sampling_prior"):
+            raise InputError(
+                f"--prior: {type(model).__name__} samples from its fitted normal only "
+                "(--prior is for vgon and vae)"
+            )
+        options["prior"] = model.check_sampling_prior(args.prior)  # (before any decoding)
+    prior = options.get("prior", getattr(model, "prior", None))
     check_sample_count(model, args.n)
-    images = np.asarray(model.sample(args.n, seed=args.seed))
+    images = np.asarray(model.sample(args.n, seed=args.seed, **options))
     atomic_write(out, lambda path: save_image_rows(path, [("samples", images)], GRID_COLUMNS))
-    print(f"wrote {args.n} samples (seed {args.seed}) to {out}")
+    source = {"standard": ", z ~ N(0, I)", "fitted": ", z ~ the fitted normal"}.get(prior, "")
+    print(f"wrote {args.n} samples (seed {args.seed}{source}) to {out}")
     return out
 
 

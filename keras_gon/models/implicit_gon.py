@@ -12,6 +12,7 @@ from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 from keras_gon.layers.sine_dense import SineDense
 from keras_gon.models.gradient_origin import GradientOriginModel
+from keras_gon.models.latent_normal import LatentNormalMixin
 from keras_gon.resources import check_weights
 from keras_gon.validation import (
     check_image_shape,
@@ -71,7 +72,7 @@ def check_resolution(resolution) -> tuple[int, int]:
 
 
 @keras.saving.register_keras_serializable(package="keras_gon")
-class ImplicitGON(GradientOriginModel):
+class ImplicitGON(LatentNormalMixin, GradientOriginModel):
     """Implicit GON: F(c ⊕ z) is a SIREN mapping a coordinate c and a latent z to a pixel.
 
     An image is the function c -> x(c) sampled on the pixel grid C. Its
@@ -218,16 +219,7 @@ class ImplicitGON(GradientOriginModel):
             shape = layer.compute_output_shape(shape)
         self.output_layer.build(shape)
         dim = self.latent_dim
-        # Appendix D: a normal fitted to recent training latents (see `sample`).
-        self.latent_mean = self.add_weight(
-            shape=(dim,), initializer="zeros", trainable=False, name="latent_mean"
-        )
-        self.latent_covariance = self.add_weight(
-            shape=(dim, dim), initializer="identity", trainable=False, name="latent_covariance"
-        )
-        self.latent_count = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="latent_count"
-        )
+        self.add_latent_normal()  # appendix D: a normal fitted to recent training latents
         # Moments of the latest training step's latents, read by LatentStatistics.
         # (every replica computes the same all-gathered moments: keep the first's)
         self.step_latent_count = self.add_weight(
@@ -496,37 +488,8 @@ class ImplicitGON(GradientOriginModel):
     # --- sampling (appendix D) ------------------------------------------------------
 
     def sample_latents(self, count, seed):
-        """z ~ N(latent_mean, latent_covariance), (count, latent_dim), from an integer seed.
-
-        Graph-level (e.g. for export): z = mean + V sqrt(λ) ε with the
-        eigendecomposition of the covariance (rounding can leave tiny negative
-        eigenvalues: clipped to 0) and ε ~ N(0, I) drawn statelessly from `seed`.
-        """
-        seed = tf.stack([tf.cast(seed, "int32"), 0])
-        noise = tf.random.stateless_normal(
-            tf.stack([tf.cast(count, "int32"), self.latent_dim]), seed, dtype="float32"
-        )
-        covariance = tf.convert_to_tensor(self.latent_covariance)
-        eigenvalues, eigenvectors = tf.linalg.eigh(0.5 * (covariance + tf.transpose(covariance)))
-        factor = eigenvectors * tf.sqrt(tf.maximum(eigenvalues, 0.0))
-        latents = self.latent_mean + tf.matmul(noise, factor, transpose_b=True)
-        return tf.cast(latents, self.latent_dtype)
-
-    def set_latent_statistics(self, mean, covariance, count: int):
-        """Stores the normal that `sample` draws from (saved with the model)."""
-        mean = np.asarray(mean, dtype="float64")
-        covariance = np.asarray(covariance, dtype="float64")
-        dim = self.latent_dim
-        if mean.shape != (dim,) or covariance.shape != (dim, dim):
-            raise InputError(
-                f"latent statistics have shapes {mean.shape} and {covariance.shape}, "
-                f"expected ({dim},) and ({dim}, {dim})"
-            )
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(covariance))):
-            raise InputError("latent statistics contain NaN or infinite values")
-        self.latent_mean.assign(mean.astype("float32"))
-        self.latent_covariance.assign(covariance.astype("float32"))
-        self.latent_count.assign(float(count))
+        """z ~ the fitted normal (`LatentNormalMixin.fitted_latents`), graph-level."""
+        return self.fitted_latents(count, seed)
 
     def fit_latent_statistics(self, images):
         """Fits the sampling normal to the latents of `images` (e.g. for a model trained elsewhere)."""
@@ -549,7 +512,7 @@ class ImplicitGON(GradientOriginModel):
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
         seed = check_seed(seed)
-        if float(self.latent_count.numpy()) < 2:
+        if not self.has_latent_statistics:
             raise InputError(
                 "the model has no latent statistics to sample from: train it with fit() "
                 "(keras_gon.callbacks.LatentStatistics) or call fit_latent_statistics(images)"

@@ -188,6 +188,10 @@ class LatentModel(keras.Model):
         """Callbacks `fit` adds unless given (e.g. the implicit GON's latent statistics)."""
         return []
 
+    def after_fit(self, x, steps_per_epoch: int | None = None) -> None:
+        """What `fit` does after training, on its (prepared) training data `x` (e.g. the
+        variational models' fitted prior); nothing by default."""
+
     def default_jit_compile(self) -> bool:
         """`compile(jit_compile=None)`: XLA where it was measured faster. Never under a
         strategy (as Keras); on an accelerator, where `xla_pays_on_accelerator`; on the
@@ -455,6 +459,7 @@ class LatentModel(keras.Model):
             history = super().fit(
                 x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs
             )
+        self.after_fit(x, kwargs.get("steps_per_epoch"))
         images = _first_images(x)
         history.collapsed = images is not None and self.outputs_collapsed(images)
         if history.collapsed:

@@ -42,7 +42,7 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         encoder: "conv" (the mirrored `ConvEncoder`, the paper's baseline) or
             "linear" (`keras_gon.layers.LinearEncoder`: [μ, log σ²] an affine
             map of the image, the class of encoder a variational GON's is).
-        likelihood, likelihood_stddev, kl_weight: as in `keras_gon.VariationalGON`.
+        likelihood, likelihood_stddev, kl_weight, prior: as in `keras_gon.VariationalGON`.
         **kwargs: the decoder options, `seed` (of the posterior sampling),
             `outer_target` and `keras.Model` options (`name`, ...).
     """
@@ -54,6 +54,7 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         likelihood: str = "discretized_logistic",
         likelihood_stddev: float = 0.1,
         kl_weight: float = 1.0,
+        prior: str = "standard",
         **kwargs,
     ):
         self.set_likelihood(likelihood, likelihood_stddev)  # (the metric trackers need it)
@@ -68,6 +69,7 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
         self.reparameterization = reparameterization
         self.decoder = decoder
         self.init_kl_weight(kl_weight)
+        self.init_prior(prior)
         self.build()
 
     def build(self, input_shape=None):
@@ -105,11 +107,6 @@ class VAE(ConvDecoderModel, VariationalMixin, LatentModel):
     def decode_latents(self, latents, training=False):
         """Graph-level decoder: images F(z) in [0, 1]."""
         return self.output_images(self.decoder(latents, training=training))
-
-    def sample_latents(self, count, seed):
-        """z ~ N(0, I), (count, latent_dim), from an integer seed (graph-level, e.g. for export)."""
-        seed = tf.stack([tf.cast(seed, tf.int32), 0])
-        return tf.random.stateless_normal((count, self.latent_dim), seed, dtype=self.latent_dtype)
 
     def elbo_terms(self, data, training=False, target=None):
         """Per-example -ELBO terms of a batch, with one z ~ q(z|x) (also at evaluation)."""

@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
+from keras_gon.models.latent_normal import LatentNormalMixin
+from keras_gon.options import PRIORS
 from keras_gon.validation import check_seed
 
 
@@ -24,14 +26,24 @@ def check_kl_weight(kl_weight) -> float:
     return value
 
 
-class VariationalMixin:
+def check_prior(prior) -> str:
+    """The sampling prior's name (`keras_gon.options.PRIORS`), or an InputError naming it."""
+    if prior not in PRIORS:
+        raise InputError(f"prior must be one of {PRIORS}, got {prior!r}")
+    return prior
+
+
+class VariationalMixin(LatentNormalMixin):
     """The ELBO and prior sampling of a model with a Gaussian posterior and a `decoder`.
 
     Mixed into `keras_gon.VariationalGON` and `keras_gon.VAE` (before their
     `keras.Model` base): both train on the same per-example negative ELBO
     (`keras_gon.losses.negative_elbo`), hold β in a non-trainable variable
     that `keras_gon.callbacks.KLWarmup` can change between steps, and sample
-    by decoding z ~ N(0, I) with their `decoder` (a `ConvDecoder`).
+    by decoding z with their `decoder` (a `ConvDecoder`): z ~ N(0, I) (the
+    paper's, `prior="standard"`) or, with `prior="fitted"`, z from a normal
+    fitted to the aggregate posterior of the training images at the end of `fit`
+    (`fit_latent_statistics`; the ELBO and bits/dim keep N(0, I)).
     """
 
     @property
@@ -73,6 +85,16 @@ class VariationalMixin:
             dtype="float32",
             name="kl_weight",
         )
+
+    def init_prior(self, prior: str) -> None:
+        """Stores the sampling prior and, for "fitted", its normal's variables; call
+        after `keras.Model.__init__` (and after `init_kl_weight`)."""
+        # === Config ===
+        self.prior = check_prior(prior)
+
+        # === State ===
+        if self.prior == "fitted":
+            self.add_latent_normal()
 
     def set_kl_weight(self, value: float) -> None:
         """Sets β, the weight of the KL term in the training loss (not in bits_per_dim)."""
@@ -119,33 +141,118 @@ class VariationalMixin:
             logits=logits,
         )
 
-    def sample(self, n: int, seed: int | None = None):
-        """`n` images decoded in one pass from z ~ N(0, I): (n, H, W, C) in [0, 1].
+    def sample(self, n: int, seed: int | None = None, prior: str | None = None):
+        """`n` images decoded in one pass from z ~ the prior: (n, H, W, C) in [0, 1].
 
-        The same integer `seed` gives the same images, and the same images as
-        the exported `sample` signature; `seed=None` draws a seed from NumPy's
-        global generator (seeded by `keras.utils.set_random_seed`). The decoder
-        runs in inference mode.
+        `prior` is the model's (`prior=` of the constructor) unless given:
+        "standard" draws z ~ N(0, I) (the paper's sampling, eq. 10's prior),
+        "fitted" from the normal fitted to the training images' aggregate
+        posterior (`fit_latent_statistics`). The same integer `seed` gives the
+        same images, and the same images as the exported `sample` signature;
+        `seed=None` draws a seed from NumPy's global generator (seeded by
+        `keras.utils.set_random_seed`). The decoder runs in inference mode.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise InputError(f"the number of samples must be a positive integer, got {n!r}")
+        prior = self.check_sampling_prior(prior)
         if seed is None:
             seed = int(np.random.randint(2**31 - 1))
         seed = check_seed(seed)
-        fn = self.inference_function("sample", self.sample_images)
+        fn = self.inference_function(
+            f"sample_{prior}", lambda count, seed: self.sample_images(count, seed, prior)
+        )
         return fn(tf.constant(int(n), tf.int32), tf.constant(seed, tf.int32))
 
-    def sample_images(self, count, seed):
-        """`count` images F(z), z ~ N(0, I) drawn statelessly from an integer `seed` (graph-level).
+    def check_sampling_prior(self, prior: str | None = None) -> str:
+        """`prior` (default: the model's) if the model can sample from it, else a clear error."""
+        prior = self.prior if prior is None else check_prior(prior)
+        if prior == "fitted":
+            if self.prior != "fitted":
+                raise InputError(
+                    f"{type(self).__name__} was built with prior={self.prior!r}: it has no "
+                    "fitted normal to sample from (build it with prior='fitted')"
+                )
+            if not self.has_latent_statistics:
+                raise InputError(
+                    "the fitted prior has not been fitted: train the model with fit() or "
+                    "call fit_latent_statistics(images)"
+                )
+        return prior
+
+    def sample_latents(self, count, seed, prior: str | None = None):
+        """z ~ the prior (default: the model's), (count, latent_dim), drawn statelessly
+        from an integer seed (graph-level, e.g. for export)."""
+        if (self.prior if prior is None else prior) == "fitted":
+            return self.fitted_latents(count, seed)
+        seed = tf.stack([tf.cast(seed, tf.int32), 0])
+        shape = tf.stack([tf.cast(count, tf.int32), self.latent_dim])
+        return tf.random.stateless_normal(shape, seed, dtype=self.latent_dtype)
+
+    def sample_images(self, count, seed, prior: str | None = None):
+        """`count` images F(z), z ~ the prior drawn statelessly from an integer `seed`
+        (graph-level; `sample_latents`).
 
         What the exported `sample` signature runs: the prior sample goes
         straight into `decoder` (for the variational GON this skips the maps
         to μ and log σ², as `sample` does).
         """
-        seed = tf.stack([tf.cast(seed, tf.int32), 0])
-        shape = tf.stack([tf.cast(count, tf.int32), self.latent_dim])
-        latents = tf.random.stateless_normal(shape, seed, dtype=self.latent_dtype)
+        latents = self.sample_latents(count, seed, prior)
         return self.output_images(self.decoder(latents, training=False))
+
+    def posterior(self, images, training=False):
+        """(μ, log σ²) of q(z|x) for a batch of prepared images, each (batch, latent_dim)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement posterior")
+
+    def fit_latent_statistics(self, data, batch_size: int = 256, steps: int | None = None) -> int:
+        """Fits the "fitted" prior to the aggregate posterior of `data`'s images.
+
+        The normal with the mean and covariance of q(z) = mean over x of q(z|x):
+        mean E[μ], covariance Cov(μ) + diag(E[σ²]). `data` is an array of images
+        (as `encode` takes them) or a finite `tf.data.Dataset` of batches
+        (images or `(images, ...)` tuples, as `fit` takes them; with `steps`, its
+        first `steps` batches). Returns the number of images.
+        """
+        if self.prior != "fitted":
+            self.check_sampling_prior("fitted")  # (raises: nothing to fit)
+        if isinstance(data, tf.data.Dataset):
+            if steps is not None:
+                data = data.take(steps)
+            if data.cardinality() == tf.data.INFINITE_CARDINALITY:
+                raise InputError(
+                    "fit_latent_statistics needs a finite dataset (this one repeats forever): "
+                    "give steps"
+                )
+            batches = (self.unpack_images(batch) for batch in data)
+        else:
+            images = self.check_images(data)
+            batches = (
+                self.prepare_images(images[start : start + batch_size])
+                for start in range(0, int(images.shape[0]), batch_size)
+            )
+        fn = self.inference_function("posterior", lambda x: self.posterior(x))
+        count, total, products, variances = 0, 0.0, 0.0, 0.0
+        for batch in batches:
+            mean, log_variance = (np.asarray(t, dtype="float64") for t in fn(batch))
+            count += len(mean)
+            total = total + mean.sum(0)
+            products = products + mean.T @ mean
+            variances = variances + np.exp(log_variance).sum(0)
+        if count < 2:
+            raise InputError(f"fit_latent_statistics needs at least 2 images, got {count}")
+        mean = total / count
+        covariance = (products - count * np.outer(mean, mean)) / (count - 1)
+        self.set_latent_statistics(mean, covariance + np.diag(variances / count), count)
+        return count
+
+    def after_fit(self, x, steps_per_epoch: int | None = None) -> None:
+        """With the "fitted" prior, fits it to the training images (`fit_latent_statistics`;
+        a dataset that repeats forever: its first `steps_per_epoch` batches)."""
+        super().after_fit(x, steps_per_epoch)
+        if self.prior == "fitted":
+            repeats = isinstance(x, tf.data.Dataset) and (
+                x.cardinality() == tf.data.INFINITE_CARDINALITY
+            )
+            self.fit_latent_statistics(x, steps=steps_per_epoch if repeats else None)
 
     def get_config(self):
         config = super().get_config()
@@ -154,6 +261,7 @@ class VariationalMixin:
                 "likelihood": self.likelihood,
                 "likelihood_stddev": self.likelihood_stddev,
                 "kl_weight": self.kl_weight,
+                "prior": self.prior,
             }
         )
         return config

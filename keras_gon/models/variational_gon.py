@@ -66,6 +66,9 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
         likelihood_stddev: standard deviation of the Gaussian likelihood.
         kl_weight: β, the weight of the KL term in the training loss (see
             `keras_gon.callbacks.KLWarmup`); bits_per_dim always uses 1.
+        prior: what `sample` draws z from: "standard" (N(0, I), the paper's) or
+            "fitted" (a normal fitted to the aggregate posterior of the training
+            images at the end of `fit`, `fit_latent_statistics`).
         **kwargs: options of `GradientOriginModel` (`num_steps`,
             `step_size`: 1/64 by default here, see `DEFAULT_STEP_SIZE`;
             `detach`, `origin_stddev`, `inner_batch_reduction`,
@@ -78,6 +81,7 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
         likelihood: str = "discretized_logistic",
         likelihood_stddev: float = 0.1,
         kl_weight: float = 1.0,
+        prior: str = "standard",
         **kwargs,
     ):
         refused = sorted({"inner_loss", "outer_loss"} & set(kwargs))
@@ -103,6 +107,7 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
         self.reparameterization = reparameterization
         self.decoder = decoder
         self.init_kl_weight(kl_weight)
+        self.init_prior(prior)
         self.build()
 
     def build(self, input_shape=None):
@@ -113,6 +118,12 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
         if not self.decoder.built:
             self.decoder.build((None, self.latent_dim))
         self.built = True
+
+    def posterior(self, images, training=False):
+        """(μ, log σ²) of the posterior of a batch of images: the affine maps of the
+        origin gradient z = -∇ of eq. 9's inner loss at z0 = 0."""
+        latents = self.encode_latents(images, training=training)
+        return self.mean_dense(latents), self.log_variance_dense(latents)
 
     def decode_with_posterior(
         self, latents, training=False, inner_pass=False, sample=None, logits: bool = False
