@@ -13,7 +13,9 @@ class StepTimer(keras.callbacks.Callback):
     """Measures training steps per second after the first `skip` steps.
 
     The first steps include tracing and XLA compilation; excluding them gives
-    the steady-state speed. `seconds` is the wall time of the whole run.
+    the steady-state speed. `seconds` is the wall time of the whole run,
+    `cpu_seconds` the CPU time the process spent over it (every thread's: the
+    compute the run cost, whatever else shares the machine or pauses it).
     """
 
     def __init__(self, skip: int = 5):
@@ -23,15 +25,24 @@ class StepTimer(keras.callbacks.Callback):
         self._start = None
         self._timed_start = None
         self._end = None
+        self._cpu_start = None
+        self._cpu_end = None
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
         if self.steps == self.skip:
             self._timed_start = time.perf_counter()
         self._end = time.perf_counter()
+        self._cpu_end = time.process_time()
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the process (all threads) from the start of training to the last step."""
+        return (self._cpu_end or time.process_time()) - (self._cpu_start or time.process_time())
 
     @property
     def seconds(self) -> float:

@@ -59,6 +59,11 @@ def decisive_rows(results: Results, setting: str, latent: int) -> list[tuple[str
     return rows
 
 
+def run_seconds(run: dict) -> float:
+    """What a stored run cost: its CPU seconds, or its wall seconds if it predates them."""
+    return run.get("cpu_seconds", run["seconds"])
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -89,14 +94,21 @@ def report_markdown(
         if data.train_images is None
         else (f" (a fixed random subset of {data.train_images:,} training images)")
     )
-    seconds = [r["seconds"] for r in stored.values() if "seconds" in r]
+    seconds = [run_seconds(r) for r in stored.values() if "seconds" in r]
+    wall = sum("cpu_seconds" not in r for r in stored.values() if "seconds" in r)
+    before = (
+        f", or the wall seconds for the {wall} runs stored before CPU time was recorded (they "
+        "include the times the study was paused or shared its core)"
+        if wall
+        else ""
+    )
     timing = (
         ""
         if not seconds
         else (
-            f" Seconds per run (training and per-epoch evaluation; one thread, other work on the "
-            f"same 2 cores): median {sorted(seconds)[len(seconds) // 2]:.0f}, total "
-            f"{sum(seconds) / 3600:.1f} h."
+            " Seconds per run (training and per-epoch evaluation, one thread): the CPU seconds "
+            f"of the run's process{before}: median {sorted(seconds)[len(seconds) // 2]:.0f}, "
+            f"total {sum(seconds) / 3600:.1f} h."
         )
     )
     lines = [
@@ -150,7 +162,7 @@ def report_markdown(
                         if r is not None
                     ]
                 )
-                seconds = [r["seconds"] for _, r in results.select(**fields) if r is not None]
+                seconds = [run_seconds(r) for _, r in results.select(**fields) if r is not None]
                 digits = 3 if kind in ("vgon", "vae") else 2
                 drows.append(
                     [

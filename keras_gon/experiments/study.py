@@ -310,6 +310,7 @@ def run_one(spec: RunSpec, data: StudyData, pipelines: _Data | None = None) -> d
         "parameters": count_parameters(model),
         "steps": timer.steps if timer else len(losses),
         "seconds": timer.seconds if timer else float("nan"),
+        "cpu_seconds": timer.cpu_seconds if timer else float("nan"),
         "steps_per_second": timer.steps_per_second if timer else float("nan"),
         "train_running_loss": [float(v) for v in losses],
         "epochs": epochs.history if epochs is not None else [],

@@ -158,7 +158,12 @@ def test_reproduce_tiny_writes_a_report_with_every_claim(tmp_path):
         assert claim not in verdicts, claim  # the claims of groups not run are not listed
     assert "| missing |" in text  # only table1 was run: the decisive cells are missing
     table1 = [s for s in reproduction.reproduction_specs(TINY, ["table1"])]
-    assert len(_results(out)) == len(table1)
+    stored = _results(out)
+    assert len(stored) == len(table1)
+    # what a run cost: its process's CPU seconds (pauses and shared cores aside), in the report
+    for name, run in stored.items():
+        assert 0 < run["cpu_seconds"] < 4 * run["seconds"] + 1, name
+    assert "the CPU seconds of the run's process: median" in text
     again = reproduction.reproduce(
         NPZ, out, budget="tiny", report=report, groups=["table1"], report_only=True
     )
