@@ -63,6 +63,8 @@ def serving_endpoints(model, image_dtype: str = "float32") -> dict:
     """
     if image_dtype not in IMAGE_DTYPES:
         raise InputError(f"unknown image dtype {image_dtype!r}: expected one of {IMAGE_DTYPES}")
+    if hasattr(model, "check_sampling_prior"):
+        model.check_sampling_prior()  # a fitted prior that was never fitted: refused
     image_spec, latent_spec = _image_spec(model, image_dtype), _latent_spec(model)
 
     def checked(tensor, spec):

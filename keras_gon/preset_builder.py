@@ -412,6 +412,7 @@ def _complete(
         for k, v in metadata.items()
         if k not in ("class_name", "parameters", "keras_gon_version", "keras_version")
     }
+    saved.pop("sampling_prior", None)
     saved.update(_prior_metadata(model))
     _replace_preset(model, target, saved)
     shutil.rmtree(work, ignore_errors=True)
@@ -429,18 +430,22 @@ def _complete(
 
 def _with_prior(model, prior: str):
     """A copy of a variational `model` that samples from `prior` (`keras_gon.options.PRIORS`):
-    the same config and weights, the fitted normal (if any) not fitted yet."""
-    config = {**model.get_config(), "prior": prior}
-    copy = type(model).from_config(config)
+    the same config and trained weights; a fitted normal is not fitted yet."""
+    copy = type(model).from_config({**model.get_config(), "prior": prior})
     weights = {variable.path: variable for variable in model.weights}
-    copied = set()
+    normal = {"latent_mean", "latent_covariance", "latent_count"}
+    missing = []
     for variable in copy.weights:
         if variable.path in weights:
-            variable.assign(weights[variable.path])
-            copied.add(variable.path)
-    missing = sorted(set(weights) - copied)
-    if missing:
-        raise InputError(f"cannot copy {type(model).__name__}'s variables {missing[:3]} ...")
+            variable.assign(weights.pop(variable.path))
+        elif variable.name not in normal:
+            missing.append(variable.path)
+    left = [path for path, v in weights.items() if v.name not in normal]
+    if missing or left:
+        raise InputError(
+            f"cannot copy {type(model).__name__}'s weights to prior={prior!r}: "
+            f"{(missing or left)[:3]} do not match"
+        )
     return copy
 
 

@@ -114,6 +114,9 @@ def test_a_fitted_prior_run_samples_from_it_or_from_n01(tmp_path, capsys):
         assert status == 0 and source in out, err
     fitted, standard = (matplotlib.image.imread(p) for p in pictures.values())
     assert fitted.shape == standard.shape and not np.array_equal(fitted, standard)
+    argv = ["sample", "vgon_celeba64", "--n", 4, "--prior", "standard", "--out", tmp_path / "p.png"]
+    status, out, err = run_cli(argv, capsys)
+    assert status == 0 and "z ~ N(0, I)" in out, err
 
 
 def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):

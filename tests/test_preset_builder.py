@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import h5py
+import numpy as np
 import pytest
 
 from keras_gon.errors import InputError
@@ -146,6 +147,12 @@ def test_a_fitted_prior_is_fitted_when_built_and_added_to_a_built_preset(tmp_pat
         assert (old.numpy() == new[old.path]).all(), old.path
     assert len(new) == len(before.weights) + 3  # and the normal's
     assert (pictures / "tiny_vgon.png").read_bytes()[:4] == b"\x89PNG"
+    # and back to N(0, I): the normal and its metadata dropped, the weights kept
+    build_presets({"mnist": NPZ}, out=out, work=tmp_path / "w", recipes=_tiny_vgon("standard"))
+    back = load_preset(out / "tiny_vgon")
+    assert back.prior == "standard" and len(back.weights) == len(before.weights)
+    assert "sampling_prior" not in json.loads((out / "tiny_vgon" / "metadata.json").read_text())
+    np.testing.assert_array_equal(back.sample(2, seed=0).numpy(), before.sample(2, seed=0).numpy())
     # built from scratch, the training fits it
     fresh = tmp_path / "fresh"
     build_presets({"mnist": NPZ}, out=fresh, work=tmp_path / "w", recipes=_tiny_vgon("fitted"))

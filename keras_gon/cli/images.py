@@ -31,7 +31,9 @@ GRID_COLUMNS = 8
 
 def add_parsers(commands) -> None:
     """Registers `keras-gon sample`, `render` and `interpolate`."""
-    sample = add_run_command(commands, "sample", "write a PNG grid of a run's samples z ~ N(0, I)")
+    sample = add_run_command(
+        commands, "sample", "write a PNG grid of a run's samples, z ~ its prior"
+    )
     sample.add_argument("--n", type=positive_int, default=SAMPLE_COUNT, help="number of samples")
     sample.add_argument("--seed", type=seed, default=0, help="same seed, same samples")
     sample.add_argument(

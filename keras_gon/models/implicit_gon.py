@@ -491,12 +491,11 @@ class ImplicitGON(LatentNormalMixin, GradientOriginModel):
         """z ~ the fitted normal (`LatentNormalMixin.fitted_latents`), graph-level."""
         return self.fitted_latents(count, seed)
 
-    def fit_latent_statistics(self, images):
-        """Fits the sampling normal to the latents of `images` (e.g. for a model trained elsewhere)."""
-        latents = np.asarray(self.encode(images), dtype="float64")
-        if len(latents) < 2:
-            raise InputError("fit_latent_statistics needs at least 2 images")
-        self.set_latent_statistics(latents.mean(0), np.cov(latents, rowvar=False), len(latents))
+    def latent_moments(self, images):
+        """The latents of a batch of prepared images, and no variance (appendix D's normal
+        is fitted to the latents themselves; `fit_latent_statistics`)."""
+        latents = self.encode_latents(images)
+        return latents, tf.zeros_like(latents)
 
     def sample(
         self, n: int, seed: int | None = None, resolution: int | tuple[int, int] | None = None

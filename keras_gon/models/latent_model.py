@@ -188,9 +188,9 @@ class LatentModel(keras.Model):
         """Callbacks `fit` adds unless given (e.g. the implicit GON's latent statistics)."""
         return []
 
-    def after_fit(self, x, steps_per_epoch: int | None = None) -> None:
-        """What `fit` does after training, on its (prepared) training data `x` (e.g. the
-        variational models' fitted prior); nothing by default."""
+    def after_fit(self, x, fit_options: dict) -> None:
+        """What `fit` does after training, given its (prepared) training data `x` and its
+        other keyword arguments (e.g. the variational models' fitted prior); nothing here."""
 
     def default_jit_compile(self) -> bool:
         """`compile(jit_compile=None)`: XLA where it was measured faster. Never under a
@@ -459,7 +459,7 @@ class LatentModel(keras.Model):
             history = super().fit(
                 x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs
             )
-        self.after_fit(x, kwargs.get("steps_per_epoch"))
+        self.after_fit(x, {**dict(zip(FIT_ARGUMENTS, args)), **kwargs})
         images = _first_images(x)
         history.collapsed = images is not None and self.outputs_collapsed(images)
         if history.collapsed:
@@ -705,6 +705,22 @@ class LatentModel(keras.Model):
             }
         )
         return config
+
+
+FIT_ARGUMENTS = (
+    "batch_size",
+    "epochs",
+    "verbose",
+    "callbacks",
+    "validation_split",
+    "validation_data",
+    "shuffle",
+    "class_weight",
+    "sample_weight",
+    "initial_epoch",
+    "steps_per_epoch",
+)
+"""`keras.Model.fit`'s arguments after x and y, in order (positional arguments by name)."""
 
 
 def _first_images(data, count: int = COLLAPSE_CHECK_IMAGES):

@@ -3,8 +3,8 @@
 The implicit GON samples from a normal fitted to its training latents (appendix D); a
 variational model with `prior="fitted"` samples from a normal fitted to its aggregate
 posterior (ex-post density estimation), where z ~ N(0, I) leaves the region its decoder
-was trained on. `LatentNormalMixin` holds that normal in three non-trainable variables,
-saved with the model, and draws from it.
+was trained on. `LatentNormalMixin` holds that normal in three non-trainable float32
+variables, saved with the model, fits it to images and draws from it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gon.errors import InputError
+from keras_gon.validation import check_positive_int
+
+FIT_BATCH_SIZE = 256
+"""Images per batch when `fit_latent_statistics` is given an array."""
 
 
 class LatentNormalMixin:
@@ -21,22 +25,43 @@ class LatentNormalMixin:
     Mixed into `keras_gon.ImplicitGON` and `keras_gon.models.VariationalMixin`:
     `add_latent_normal` creates `latent_mean` (latent_dim,), `latent_covariance`
     (latent_dim, latent_dim) and `latent_count` (how many latents it was fitted to;
-    0: not fitted), `set_latent_statistics` stores a fit and `fitted_latents` draws
-    from it.
+    0: not fitted), `fit_latent_statistics` fits it to the latents of images (the
+    model's `latent_moments`), `set_latent_statistics` stores a fit and
+    `fitted_latents` draws from it.
     """
 
     def add_latent_normal(self) -> None:
-        """Creates the normal's variables: N(0, I), fitted to 0 latents."""
+        """Creates the normal's variables (float32 under any dtype policy): N(0, I),
+        fitted to 0 latents."""
         dim = self.latent_dim
         self.latent_mean = self.add_weight(
-            shape=(dim,), initializer="zeros", trainable=False, name="latent_mean"
+            shape=(dim,), initializer="zeros", trainable=False, name="latent_mean", dtype="float32"
         )
         self.latent_covariance = self.add_weight(
-            shape=(dim, dim), initializer="identity", trainable=False, name="latent_covariance"
+            shape=(dim, dim),
+            initializer="identity",
+            trainable=False,
+            name="latent_covariance",
+            dtype="float32",
         )
         self.latent_count = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="latent_count"
+            shape=(), initializer="zeros", trainable=False, name="latent_count", dtype="float32"
         )
+
+    @property
+    def has_latent_normal(self) -> bool:
+        """Whether the model holds the normal's variables."""
+        return hasattr(self, "latent_count")
+
+    def check_latent_normal(self) -> None:
+        """Raises a clear error if the model holds no normal (overridden where that can be)."""
+        if not self.has_latent_normal:
+            raise InputError(f"{type(self).__name__} holds no fitted normal")
+
+    @property
+    def has_latent_statistics(self) -> bool:
+        """Whether the normal was fitted (to at least 2 latents)."""
+        return self.has_latent_normal and float(self.latent_count.numpy()) >= 2
 
     def fitted_latents(self, count, seed):
         """z ~ N(latent_mean, latent_covariance), (count, latent_dim), from an integer seed.
@@ -57,6 +82,7 @@ class LatentNormalMixin:
 
     def set_latent_statistics(self, mean, covariance, count: int):
         """Stores the normal that `sample` draws from (saved with the model)."""
+        self.check_latent_normal()
         mean = np.asarray(mean, dtype="float64")
         covariance = np.asarray(covariance, dtype="float64")
         dim = self.latent_dim
@@ -71,7 +97,58 @@ class LatentNormalMixin:
         self.latent_covariance.assign(covariance.astype("float32"))
         self.latent_count.assign(float(count))
 
-    @property
-    def has_latent_statistics(self) -> bool:
-        """Whether the normal was fitted (to at least 2 latents)."""
-        return float(self.latent_count.numpy()) >= 2
+    def latent_moments(self, images):
+        """Graph-level: (latents, per-example variances), each (batch, latent_dim), of a
+        batch of prepared images: what the normal is fitted to (`fit_latent_statistics`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement latent_moments")
+
+    def fit_latent_statistics(
+        self, data, batch_size: int = FIT_BATCH_SIZE, steps: int | None = None
+    ) -> int:
+        """Fits the normal to the latents of `data`'s images; returns how many images.
+
+        The mean and covariance of the mixture of N(m_i, diag(v_i)) over the
+        images' `latent_moments` (m_i, v_i): mean E[m], covariance Cov(m)
+        (n - 1 in the denominator) + diag(E[v]). `data` is an array of images (as
+        `fit` takes them, in batches of `batch_size`) or a finite `tf.data.Dataset`
+        of batches (images or `(images, ...)` tuples; with `steps`, its first
+        `steps` batches).
+        """
+        self.check_latent_normal()
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if steps is not None:
+            steps = check_positive_int(steps, "steps")
+        data = self.prepare_data(data, "data")  # (the checks and scaling of fit)
+        if isinstance(data, tf.data.Dataset):
+            if steps is not None:
+                data = data.take(steps)
+            if data.cardinality() == tf.data.INFINITE_CARDINALITY:
+                raise InputError(
+                    "fit_latent_statistics needs a finite dataset (this one repeats forever): "
+                    "give steps"
+                )
+            batches = (self.unpack_images(batch) for batch in data)
+        elif isinstance(data, np.ndarray):
+            batches = (
+                self.prepare_images(data[start : start + batch_size])
+                for start in range(0, len(data), batch_size)
+            )
+        else:
+            raise InputError(
+                "fit_latent_statistics takes an array of images or a tf.data.Dataset, got "
+                f"{type(data).__name__}"
+            )
+        moments = self.inference_function("latent_moments", self.latent_moments)
+        count, total, products, variances = 0, 0.0, 0.0, 0.0
+        for batch in batches:
+            latents, variance = (np.asarray(t, dtype="float64") for t in moments(batch))
+            count += len(latents)
+            total = total + latents.sum(0)
+            products = products + latents.T @ latents
+            variances = variances + variance.sum(0)
+        if count < 2:
+            raise InputError(f"fit_latent_statistics needs at least 2 images, got {count}")
+        mean = total / count
+        covariance = (products - count * np.outer(mean, mean)) / (count - 1)
+        self.set_latent_statistics(mean, covariance + np.diag(variances / count), count)
+        return count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -167,11 +168,7 @@ class VariationalMixin(LatentNormalMixin):
         """`prior` (default: the model's) if the model can sample from it, else a clear error."""
         prior = self.prior if prior is None else check_prior(prior)
         if prior == "fitted":
-            if self.prior != "fitted":
-                raise InputError(
-                    f"{type(self).__name__} was built with prior={self.prior!r}: it has no "
-                    "fitted normal to sample from (build it with prior='fitted')"
-                )
+            self.check_latent_normal()
             if not self.has_latent_statistics:
                 raise InputError(
                     "the fitted prior has not been fitted: train the model with fit() or "
@@ -179,10 +176,19 @@ class VariationalMixin(LatentNormalMixin):
                 )
         return prior
 
+    def check_latent_normal(self) -> None:
+        """Only a model built with `prior="fitted"` holds the fitted normal."""
+        if self.prior != "fitted":
+            raise InputError(
+                f"{type(self).__name__} was built with prior={self.prior!r}: it has no "
+                "fitted normal (build it with prior='fitted')"
+            )
+
     def sample_latents(self, count, seed, prior: str | None = None):
         """z ~ the prior (default: the model's), (count, latent_dim), drawn statelessly
         from an integer seed (graph-level, e.g. for export)."""
-        if (self.prior if prior is None else prior) == "fitted":
+        if check_prior(self.prior if prior is None else prior) == "fitted":
+            self.check_latent_normal()
             return self.fitted_latents(count, seed)
         seed = tf.stack([tf.cast(seed, tf.int32), 0])
         shape = tf.stack([tf.cast(count, tf.int32), self.latent_dim])
@@ -203,56 +209,34 @@ class VariationalMixin(LatentNormalMixin):
         """(μ, log σ²) of q(z|x) for a batch of prepared images, each (batch, latent_dim)."""
         raise NotImplementedError(f"{type(self).__name__} must implement posterior")
 
-    def fit_latent_statistics(self, data, batch_size: int = 256, steps: int | None = None) -> int:
-        """Fits the "fitted" prior to the aggregate posterior of `data`'s images.
+    def latent_moments(self, images):
+        """(μ, σ²) of q(z|x): the fitted prior is the moment match of the aggregate
+        posterior, mean E[μ] and covariance Cov(μ) + diag(E[σ²]) (`fit_latent_statistics`)."""
+        mean, log_variance = self.posterior(images)
+        return mean, tf.exp(log_variance)
 
-        The normal with the mean and covariance of q(z) = mean over x of q(z|x):
-        mean E[μ], covariance Cov(μ) + diag(E[σ²]). `data` is an array of images
-        (as `encode` takes them) or a finite `tf.data.Dataset` of batches
-        (images or `(images, ...)` tuples, as `fit` takes them; with `steps`, its
-        first `steps` batches). Returns the number of images.
-        """
+    def after_fit(self, x, fit_options: dict) -> None:
+        """With the "fitted" prior, fits it to the training images (`fit_latent_statistics`):
+        an array's in `fit`'s batches (without the `validation_split` Keras held back), a
+        dataset's batches (one that does not end: its first `steps_per_epoch`)."""
+        super().after_fit(x, fit_options)
         if self.prior != "fitted":
-            self.check_sampling_prior("fitted")  # (raises: nothing to fit)
-        if isinstance(data, tf.data.Dataset):
-            if steps is not None:
-                data = data.take(steps)
-            if data.cardinality() == tf.data.INFINITE_CARDINALITY:
-                raise InputError(
-                    "fit_latent_statistics needs a finite dataset (this one repeats forever): "
-                    "give steps"
-                )
-            batches = (self.unpack_images(batch) for batch in data)
+            return
+        steps = fit_options.get("steps_per_epoch")
+        if isinstance(x, tf.data.Dataset):
+            ends = x.cardinality() >= 0
+            self.fit_latent_statistics(x, steps=None if ends or not steps else steps)
+        elif isinstance(x, np.ndarray):
+            split = fit_options.get("validation_split") or 0.0
+            kept = int(math.ceil(len(x) * (1.0 - split)))  # as Keras splits
+            self.fit_latent_statistics(x[:kept], batch_size=fit_options.get("batch_size") or 32)
         else:
-            images = self.check_images(data)
-            batches = (
-                self.prepare_images(images[start : start + batch_size])
-                for start in range(0, int(images.shape[0]), batch_size)
+            warnings.warn(
+                f"prior='fitted': fit cannot read its {type(x).__name__} input again; call "
+                "fit_latent_statistics(images) before sampling",
+                RuntimeWarning,
+                stacklevel=3,
             )
-        fn = self.inference_function("posterior", lambda x: self.posterior(x))
-        count, total, products, variances = 0, 0.0, 0.0, 0.0
-        for batch in batches:
-            mean, log_variance = (np.asarray(t, dtype="float64") for t in fn(batch))
-            count += len(mean)
-            total = total + mean.sum(0)
-            products = products + mean.T @ mean
-            variances = variances + np.exp(log_variance).sum(0)
-        if count < 2:
-            raise InputError(f"fit_latent_statistics needs at least 2 images, got {count}")
-        mean = total / count
-        covariance = (products - count * np.outer(mean, mean)) / (count - 1)
-        self.set_latent_statistics(mean, covariance + np.diag(variances / count), count)
-        return count
-
-    def after_fit(self, x, steps_per_epoch: int | None = None) -> None:
-        """With the "fitted" prior, fits it to the training images (`fit_latent_statistics`;
-        a dataset that repeats forever: its first `steps_per_epoch` batches)."""
-        super().after_fit(x, steps_per_epoch)
-        if self.prior == "fitted":
-            repeats = isinstance(x, tf.data.Dataset) and (
-                x.cardinality() == tf.data.INFINITE_CARDINALITY
-            )
-            self.fit_latent_statistics(x, steps=steps_per_epoch if repeats else None)
 
     def get_config(self):
         config = super().get_config()

@@ -69,6 +69,35 @@ def test_fit_fits_the_prior_to_every_training_image(model_class, mnist10k):
     repeated = tf.data.Dataset.from_tensor_slices(images).batch(32).repeat()
     model.fit(repeated, steps_per_epoch=3, epochs=1, verbose=0)
     assert model.latent_count.numpy() == 3 * 32
+    mean, _ = _aggregate_posterior(model, images[:96])
+    np.testing.assert_allclose(model.latent_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+    # an array: the images Keras trained on, not those it held back for validation
+    model.fit(images, None, 32, 1, 0, validation_split=0.25)  # (batch_size positional)
+    assert model.latent_count.numpy() == 96
+    mean, _ = _aggregate_posterior(model, images[:96])
+    np.testing.assert_allclose(model.latent_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+
+
+def test_fit_from_a_generator_warns_that_the_prior_is_not_fitted(mnist10k):
+    images = _digits(mnist10k, 64).astype("float32") / 255.0
+    model = _tiny(keras_gon.VAE, prior="fitted")
+    model.compile(optimizer="adam")
+
+    def batches():
+        for start in range(0, 64, 32):
+            yield (images[start : start + 32, ..., None],)
+
+    with pytest.warns(RuntimeWarning, match="call fit_latent_statistics"):
+        model.fit(batches(), epochs=1, verbose=0)
+    assert not model.has_latent_statistics
+
+
+def test_a_float64_model_samples_from_its_float32_normal(mnist10k):
+    model = _tiny(keras_gon.VAE, prior="fitted", dtype="float64")
+    assert model.latent_mean.dtype == "float32"
+    model.fit_latent_statistics(_digits(mnist10k))
+    samples = model.sample(3, seed=0)
+    assert samples.dtype == tf.float64 and np.all(np.isfinite(samples.numpy()))
 
 
 @pytest.mark.parametrize("model_class", MODELS)
@@ -122,6 +151,25 @@ def test_bad_priors_are_refused_with_one_line(model_class, mnist10k):
     forever = tf.data.Dataset.from_tensor_slices(_digits(mnist10k)).batch(8).repeat()
     with pytest.raises(InputError, match="finite dataset"):
         fitted.fit_latent_statistics(forever)
+    assert fitted.fit_latent_statistics(forever, steps=2) == 16
+    with pytest.raises(InputError, match="batch_size must be a positive integer"):
+        fitted.fit_latent_statistics(_digits(mnist10k), batch_size=0)
+    with pytest.raises(InputError, match="channels|shape"):
+        fitted.fit_latent_statistics(np.zeros((4, 16, 16, 3), "uint8"))
+    with pytest.raises(InputError, match="takes an array of images or a tf.data.Dataset"):
+        fitted.fit_latent_statistics({"images": _digits(mnist10k)})
+    with pytest.raises(InputError, match="prior must be one of"):
+        fitted.sample_latents(2, 0, "fited")
+    assert not standard.has_latent_statistics
+    with pytest.raises(InputError, match="built with prior='standard'"):
+        standard.set_latent_statistics(np.zeros(4), np.eye(4), 2)
+
+
+def test_export_refuses_a_fitted_prior_never_fitted(tmp_path):
+    from keras_gon.export import export_version
+
+    with pytest.raises(InputError, match="has not been fitted"):
+        export_version(_tiny(keras_gon.VAE, prior="fitted"), tmp_path / "vae")
 
 
 def test_the_exported_sample_signature_draws_from_the_fitted_prior(mnist10k, tmp_path):
