@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import keras
@@ -452,13 +453,21 @@ class LatentModel(keras.Model):
         # fit because its default is True. (Positionally it is the 7th argument after y:
         # batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle.)
         shuffle_given = "shuffle" in kwargs or len(args) >= 7
-        if isinstance(x, tf.data.Dataset) and not shuffle_given:
+        if (isinstance(x, tf.data.Dataset) or inspect.isgenerator(x)) and not shuffle_given:
             kwargs["shuffle"] = False
         self.build_optimizer()
         with input_errors_from_graph():  # a dataset's bad batch: one line, as for arrays
-            history = super().fit(
-                x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs
-            )
+            try:
+                history = super().fit(
+                    x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs
+                )
+            except ValueError as error:  # (Keras's message prints the whole batch)
+                if "generator must return a tuple" not in str(error):
+                    raise
+                raise InputError(
+                    "a generator given to fit must yield tuples, (images,) or (images, "
+                    "targets), not bare arrays: yield (batch,)"
+                ) from None
         self.after_fit(x, {**dict(zip(FIT_ARGUMENTS, args)), **kwargs})
         images = _first_images(x)
         history.collapsed = images is not None and self.outputs_collapsed(images)

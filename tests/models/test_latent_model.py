@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_gon
+from keras_gon.errors import InputError
 from keras_gon.models import latent_model
 
 
@@ -55,3 +56,15 @@ def test_xla_on_the_cpu_for_the_discretised_logistic_on_small_images(monkeypatch
         bce = model_class(latent_dim=8, width=4, likelihood="bce")
         bce.compile(optimizer="adam")
         assert bce.jit_compile is False
+
+
+def test_fit_names_a_generator_of_bare_arrays_in_one_line():
+    model = keras_gon.ConvAutoencoder(image_shape=(8, 8, 1), latent_dim=2, width=2)
+    model.compile(optimizer="adam")
+
+    def batches():
+        yield np.zeros((4, 8, 8, 1), "float32")  # (should be a tuple: (batch,))
+
+    with pytest.raises(InputError, match=r"must yield tuples, \(images,\)") as error:
+        model.fit(batches(), epochs=1, verbose=0)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 200
