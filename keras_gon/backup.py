@@ -91,11 +91,21 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def check_fingerprint(self, state: dict) -> None:
         saved = state.get("fingerprint", {})
         for key in sorted(set(saved) | set(self.fingerprint)):
-            if saved.get(key) != self.fingerprint.get(key):
-                raise InputError(
-                    f"the backup in {self.backup_path} is of another run: its {key} is "
-                    f"{saved.get(key)!r}, this run's is {self.fingerprint.get(key)!r}"
+            ours, theirs = self.fingerprint.get(key), saved.get(key)
+            if theirs == ours:
+                continue
+            if isinstance(ours, dict) and isinstance(theirs, dict):  # (a config: what differs)
+                differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+                what = "; ".join(
+                    f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ
                 )
+                raise InputError(
+                    f"the backup in {self.backup_path} is of another run: its {key} differs ({what})"
+                )
+            raise InputError(
+                f"the backup in {self.backup_path} is of another run: its {key} is "
+                f"{theirs!r}, this run's is {ours!r}"
+            )
 
     # --- Keras hooks ------------------------------------------------------------
 

@@ -253,6 +253,11 @@ def train(
     with scope:
         model = model if model is not None else recipe.build(info)
         model.compile(optimizer=recipe.optimizer(), jit_compile=recipe.jit_compile)
+    if getattr(model, "prior", None) == "fitted" and info.num_train < 2:
+        raise InputError(
+            f"prior='fitted' (--prior fitted) is fitted to the training images: it needs at "
+            f"least 2, the data has {info.num_train}"
+        )
     timer, guard = StepTimer(), StopOnNonFiniteLoss()
     indexed = recipe.model_kind.data == "indexed"
     validation = test_data if validate and not indexed else None
@@ -262,14 +267,30 @@ def train(
         verbose=verbose,
         initial_epoch=initial_epoch,
     )
-    if recipe.steps:
-        history = model.fit(train_data.repeat(), epochs=1, steps_per_epoch=recipe.steps, **fit)
-    elif recipe.steps_per_epoch:
-        history = model.fit(
-            train_data.repeat(), epochs=recipe.epochs, steps_per_epoch=recipe.steps_per_epoch, **fit
-        )
-    else:
-        history = model.fit(train_data, epochs=recipe.epochs, **fit)
+    # A fitted prior (variational models) is fitted to one pass of the training images,
+    # not to the batches of a repeated dataset.
+    one_pass_prior = getattr(model, "prior", None) == "fitted" and bool(
+        recipe.steps or recipe.steps_per_epoch
+    )
+    if one_pass_prior:
+        model.fit_prior_after_fit = False
+    try:
+        if recipe.steps:
+            history = model.fit(train_data.repeat(), epochs=1, steps_per_epoch=recipe.steps, **fit)
+        elif recipe.steps_per_epoch:
+            history = model.fit(
+                train_data.repeat(),
+                epochs=recipe.epochs,
+                steps_per_epoch=recipe.steps_per_epoch,
+                **fit,
+            )
+        else:
+            history = model.fit(train_data, epochs=recipe.epochs, **fit)
+    finally:
+        if one_pass_prior:
+            del model.fit_prior_after_fit  # (back to the class's default)
+    if one_pass_prior and guard.stopped_at_step is None:
+        model.fit_latent_statistics(train_data)
     if guard.stopped_at_step is not None:
         raise NonFiniteLossError(
             f"training stopped at step {guard.stopped_at_step}: the loss became non-finite "

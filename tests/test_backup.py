@@ -129,6 +129,13 @@ def test_backup_of_another_run_is_refused(tmp_path, model):
     other = AtomicBackupAndRestore(tmp_path, fingerprint={"lr": 1e-4, "config": [1, 2]})
     with pytest.raises(InputError, match="another run: its lr is 0.001, this run's is 0.0001"):
         other.check_fingerprint(other.read_state())
+    # a config: the options that differ, not the two configs whole
+    first = AtomicBackupAndRestore(tmp_path / "c", fingerprint={"config": {"a": 1, "prior": "x"}})
+    first.set_model(model)
+    _backed_up_epoch(first, 0, 3.0)
+    second = AtomicBackupAndRestore(tmp_path / "c", fingerprint={"config": {"a": 1, "prior": "y"}})
+    with pytest.raises(InputError, match=r"its config differs \(prior 'x' there, 'y' here\)$"):
+        second.check_fingerprint(second.read_state())
     (tmp_path / "state.json").write_text("{trunc")
     with pytest.raises(InputError, match="cannot read the backup"):
         other.read_state()

@@ -94,3 +94,18 @@ def test_model_fit_reports_a_collapse_too(mnist32):
     healthy = keras_gon.GON(latent_dim=4, width=2, seed=0)
     healthy.compile(optimizer=keras.optimizers.Adam(1e-3))
     assert not healthy.fit(mnist32[0][:256], batch_size=64, epochs=1, verbose=0).collapsed
+
+
+def test_a_fitted_prior_is_fitted_to_one_pass_of_the_training_images():
+    options = {"latent_dim": 4, "width": 2, "prior": "fitted"}
+    recipe = TrainingRecipe(
+        "vae", **{**TINY, "options": options, "steps": 12, "train_images": 96, "seed": 2}
+    )
+    run = train(recipe, validate=False, evaluate=False)
+    # 12 steps of 32 went round the 96 images four times; the prior saw each once
+    assert run.steps == 12 and run.model.latent_count.numpy() == 96
+    assert not hasattr(run.model, "_fit_prior_after_fit") and run.model.fit_prior_after_fit
+    with pytest.raises(NonFiniteLossError, match="try a lower learning rate"):
+        train(recipe.replace(lr=1e30), validate=False, evaluate=False)
+    with pytest.raises(InputError, match="needs at least 2, the data has 1"):
+        train(recipe.replace(train_images=1, batch_size=1), validate=False, evaluate=False)

@@ -468,7 +468,7 @@ class LatentModel(keras.Model):
                     "a generator given to fit must yield tuples, (images,) or (images, "
                     "targets), not bare arrays: yield (batch,)"
                 ) from None
-        self.after_fit(x, {**dict(zip(FIT_ARGUMENTS, args)), **kwargs})
+        self.after_fit(x, {**dict(zip(FIT_ARGUMENTS, args)), **kwargs, "callbacks": callbacks})
         images = _first_images(x)
         history.collapsed = images is not None and self.outputs_collapsed(images)
         if history.collapsed:

@@ -9,6 +9,8 @@ variables, saved with the model, fits it to images and draws from it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
@@ -93,8 +95,12 @@ class LatentNormalMixin:
             )
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(covariance))):
             raise InputError("latent statistics contain NaN or infinite values")
-        self.latent_mean.assign(mean.astype("float32"))
-        self.latent_covariance.assign(covariance.astype("float32"))
+        with np.errstate(over="ignore"):
+            mean, covariance = mean.astype("float32"), covariance.astype("float32")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(covariance))):
+            raise InputError("latent statistics beyond float32's range (above 3.4e38)")
+        self.latent_mean.assign(mean)
+        self.latent_covariance.assign(covariance)
         self.latent_count.assign(float(count))
 
     def latent_moments(self, images):
@@ -114,10 +120,19 @@ class LatentNormalMixin:
         of batches (images or `(images, ...)` tuples; with `steps`, its first
         `steps` batches).
         """
+        from keras_gon.data.preprocessing import input_errors_from_graph
+
         self.check_latent_normal()
         batch_size = check_positive_int(batch_size, "batch_size")
         if steps is not None:
             steps = check_positive_int(steps, "steps")
+        if tf.is_tensor(data):
+            data = np.asarray(data)
+        if isinstance(data, tf.data.Dataset) and _yields_dicts(data):
+            raise InputError(
+                "fit_latent_statistics needs a dataset of images or (images, ...) tuples, this "
+                "one yields dicts"
+            )
         data = self.prepare_data(data, "data")  # (the checks and scaling of fit)
         if isinstance(data, tf.data.Dataset):
             if steps is not None:
@@ -140,15 +155,29 @@ class LatentNormalMixin:
             )
         moments = self.inference_function("latent_moments", self.latent_moments)
         count, total, products, variances = 0, 0.0, 0.0, 0.0
-        for batch in batches:
-            latents, variance = (np.asarray(t, dtype="float64") for t in moments(batch))
-            count += len(latents)
-            total = total + latents.sum(0)
-            products = products + latents.T @ latents
-            variances = variances + variance.sum(0)
+        with input_errors_from_graph():  # a dataset's bad batch: one line, as in fit
+            for batch in batches:
+                latents, variance = (np.asarray(t, dtype="float64") for t in moments(batch))
+                count += len(latents)
+                total = total + latents.sum(0)
+                products = products + latents.T @ latents
+                variances = variances + variance.sum(0)
         if count < 2:
             raise InputError(f"fit_latent_statistics needs at least 2 images, got {count}")
+        if count <= self.latent_dim:
+            warnings.warn(
+                f"the latent normal is fitted to {count} images, no more than latent_dim "
+                f"({self.latent_dim}): its covariance is singular",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         mean = total / count
         covariance = (products - count * np.outer(mean, mean)) / (count - 1)
         self.set_latent_statistics(mean, covariance + np.diag(variances / count), count)
         return count
+
+
+def _yields_dicts(dataset) -> bool:
+    """Whether a dataset's elements (or their first part) are dicts."""
+    spec = dataset.element_spec
+    return isinstance(spec, dict) or (isinstance(spec, tuple) and isinstance(spec[0], dict))

@@ -181,7 +181,7 @@ class VariationalMixin(LatentNormalMixin):
         if self.prior != "fitted":
             raise InputError(
                 f"{type(self).__name__} was built with prior={self.prior!r}: it has no "
-                "fitted normal (build it with prior='fitted')"
+                "fitted normal (build it with prior='fitted', or keras-gon train --prior fitted)"
             )
 
     def sample_latents(self, count, seed, prior: str | None = None):
@@ -215,25 +215,43 @@ class VariationalMixin(LatentNormalMixin):
         mean, log_variance = self.posterior(images)
         return mean, tf.exp(log_variance)
 
+    fit_prior_after_fit = True
+    """Whether `fit` ends by fitting the "fitted" prior (`keras_gon.training.train` turns it
+    off while it trains on a repeated dataset, and fits the prior on one pass itself)."""
+
     def after_fit(self, x, fit_options: dict) -> None:
         """With the "fitted" prior, fits it to the training images (`fit_latent_statistics`):
         an array's in `fit`'s batches (without the `validation_split` Keras held back), a
-        dataset's batches (one that does not end: its first `steps_per_epoch`)."""
+        dataset's batches (one that does not end: its first `steps_per_epoch`). Not after a
+        training stopped by a non-finite loss; what cannot be fitted is a warning, the
+        trained model kept."""
         super().after_fit(x, fit_options)
-        if self.prior != "fitted":
+        if self.prior != "fitted" or not self.fit_prior_after_fit:
             return
-        steps = fit_options.get("steps_per_epoch")
+        callbacks = fit_options.get("callbacks") or []
+        if any(getattr(c, "stopped_at_step", None) is not None for c in callbacks):
+            return  # (the loss became non-finite: StopOnNonFiniteLoss has said so)
+        source = type(x).__name__
+        if tf.is_tensor(x):
+            x = np.asarray(x)
+        options = {}
         if isinstance(x, tf.data.Dataset):
-            ends = x.cardinality() >= 0
-            self.fit_latent_statistics(x, steps=None if ends or not steps else steps)
+            steps = fit_options.get("steps_per_epoch")
+            options["steps"] = steps if x.cardinality() < 0 and steps else None
         elif isinstance(x, np.ndarray):
             split = fit_options.get("validation_split") or 0.0
-            kept = int(math.ceil(len(x) * (1.0 - split)))  # as Keras splits
-            self.fit_latent_statistics(x[:kept], batch_size=fit_options.get("batch_size") or 32)
+            x = x[: int(math.ceil(len(x) * (1.0 - split)))]  # the images Keras trained on
+            options["batch_size"] = fit_options.get("batch_size") or 32
         else:
+            x = None
+        try:
+            if x is None:
+                raise InputError(f"fit cannot read its {source} input again")
+            self.fit_latent_statistics(x, **options)
+        except InputError as error:
             warnings.warn(
-                f"prior='fitted': fit cannot read its {type(x).__name__} input again; call "
-                "fit_latent_statistics(images) before sampling",
+                f"prior='fitted' was not fitted ({error}): call fit_latent_statistics(images) "
+                "before sampling",
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -181,3 +181,35 @@ def test_the_exported_sample_signature_draws_from_the_fitted_prior(mnist10k, tmp
     images = loaded.signatures["sample"](count=tf.constant(5), seed=tf.constant(2))["images"]
     np.testing.assert_allclose(images.numpy(), model.sample(5, seed=2).numpy(), atol=1e-6)
     assert not np.allclose(images.numpy(), model.sample(5, seed=2, prior="standard").numpy())
+
+
+def test_fit_faults_leave_the_prior_unfitted_with_a_warning_not_an_error(mnist10k):
+    images = _digits(mnist10k, 64)
+    model = _tiny(keras_gon.VAE, prior="fitted")
+    model.compile(optimizer=keras.optimizers.Adam(1e30))
+    with pytest.warns(RuntimeWarning, match="training stopped at step"):
+        model.fit(images, batch_size=32, epochs=1, verbose=0)
+    assert not model.has_latent_statistics  # (the loss became non-finite: not fitted)
+    # a tensor is read again: a later fit refits the prior to the new weights
+    model = _tiny(keras_gon.VAE, prior="fitted")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit_latent_statistics(images[:50])
+    model.fit(tf.constant(images), batch_size=32, epochs=1, verbose=0)
+    assert model.latent_count.numpy() == 64
+    assert model.fit_latent_statistics(tf.constant(images[:40])) == 40
+
+
+def test_bad_statistics_and_datasets_are_named(mnist10k):
+    model = _tiny(keras_gon.VAE, prior="fitted")
+    with pytest.raises(InputError, match="beyond float32's range"):
+        model.set_latent_statistics(np.zeros(4), np.eye(4) * 1e39, 10)
+    images = _digits(mnist10k, 16)
+    as_dicts = tf.data.Dataset.from_tensor_slices({"image": images}).batch(8)
+    with pytest.raises(InputError, match="this one yields dicts"):
+        model.fit_latent_statistics(as_dicts)
+    grey_levels = tf.data.Dataset.from_tensor_slices(images.astype("float32") * 2.0).batch(8)
+    with pytest.raises(InputError) as error:  # floats above 1 in a dataset: one line, as fit
+        model.fit_latent_statistics(grey_levels)
+    assert "\n" not in str(error.value)
+    with pytest.warns(RuntimeWarning, match="covariance is singular"):
+        model.fit_latent_statistics(images[:3])
