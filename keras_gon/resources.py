@@ -75,3 +75,14 @@ def check_picture_side(pixels: float, what: str, hint: str = "") -> None:
             f"{what} would be {int(pixels):,} pixels a side, more than the "
             f"{MAX_PICTURE_SIDE:,} a PNG can be drawn at{hint}"
         )
+
+
+def decoding_bytes(model, count: int) -> int:
+    """Memory for decoding `count` images at once, from the shapes: the images and, for
+    the convolutional decoder, its widest maps (normalised and activated copies)."""
+    height, width, channels = model.image_shape
+    per_image = height * width * channels * 4
+    decoder = getattr(model, "decoder", None)
+    if decoder is not None and hasattr(decoder, "width"):
+        per_image += height * width * (decoder.width + 2 * channels) * 4 * 3
+    return count * per_image

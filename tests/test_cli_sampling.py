@@ -139,6 +139,7 @@ def test_gon_runs_cannot_sample_nor_take_elbo_flags(tmp_path, capsys):
         (["sample", "{run}", "--out", "{tmp}/samples.jpg"], "must name a .png"),
         (["sample", "{run}", "--out", "{tmp}/no/such/dir/s.png"], "no such folder"),
         (["sample", "{run}", "--prior", "fitted"], "built with prior='standard'"),
+        (["sample", "{run}/model.keras"], "is a file: give the run folder that holds it"),
         (
             train_argv("vae", NPZ, "{tmp}/r", "--num-steps", "2"),
             "--num-steps: the vae has no origin gradient",

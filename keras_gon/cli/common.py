@@ -122,6 +122,11 @@ def check_run(run_dir: Path) -> Path:
     if is_preset(run_dir):
         return Path(run_dir)
     path = Path(run_dir) / "model.keras"
+    if Path(run_dir).is_file():
+        raise InputError(
+            f"{run_dir} is a file: give the run folder that holds it ({Path(run_dir).parent}) "
+            "or a preset name"
+        )
     if not Path(run_dir).is_dir():
         raise InputError(f"no such run folder or preset: {run_dir}")
     if not path.is_file():

@@ -77,22 +77,16 @@ def add_parsers(commands) -> None:
     interpolate.set_defaults(func=interpolate_command)
 
 
-def decoding_bytes(model, count: int) -> int:
-    """Memory for decoding `count` images at once, from the shapes: the images and, for
-    the convolutional decoder, its widest maps (normalised and activated copies)."""
-    height, width, channels = model.image_shape
-    per_image = height * width * channels * 4
-    decoder = getattr(model, "decoder", None)
-    if decoder is not None and hasattr(decoder, "width"):
-        per_image += height * width * (decoder.width + 2 * channels) * 4 * 3
-    return count * per_image
-
-
 def check_sample_count(model, count: int) -> None:
     """Refuses `--n` samples whose grid PNG matplotlib cannot draw, or whose decoding
     cannot fit in memory, from the shapes (before anything is decoded)."""
     from keras_gon.plotting import image_rows_size
-    from keras_gon.resources import MAX_PICTURE_SIDE, check_memory, check_picture_side
+    from keras_gon.resources import (
+        MAX_PICTURE_SIDE,
+        check_memory,
+        check_picture_side,
+        decoding_bytes,
+    )
 
     most = GRID_COLUMNS * int((MAX_PICTURE_SIDE / 100 - 0.3) / 0.9)
     check_picture_side(

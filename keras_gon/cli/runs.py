@@ -63,11 +63,10 @@ bits/dim, or nats for likelihoods that are not a probability of 8-bit data)."""
 
 def evaluate_command(args) -> dict:
     """`keras-gon evaluate`: held-out loss of a run's model, stored in its metrics.json."""
-    from keras_gon.cli.images import decoding_bytes
     from keras_gon.files import write_json
     from keras_gon.layers.batch_normalization import inference_statistics
     from keras_gon.registry import kind_of
-    from keras_gon.resources import check_memory
+    from keras_gon.resources import check_memory, decoding_bytes
 
     model = load_run(args.run_dir)
     metrics = run_metrics(args.run_dir)

@@ -359,8 +359,7 @@ def _train_into(args, recipe, data, preset, strategy, out: Path) -> dict:
     import numpy as np
 
     from keras_gon.callbacks import KLWarmup, ReconstructionImages
-    from keras_gon.cli.images import decoding_bytes
-    from keras_gon.resources import check_memory
+    from keras_gon.resources import check_memory, decoding_bytes
     from keras_gon.training import train
 
     out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
 from keras_gon.models.latent_normal import LatentNormalMixin
 from keras_gon.options import PRIORS
+from keras_gon.resources import check_memory, decoding_bytes
 from keras_gon.validation import check_seed
 
 
@@ -156,6 +157,9 @@ class VariationalMixin(LatentNormalMixin):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise InputError(f"the number of samples must be a positive integer, got {n!r}")
         prior = self.check_sampling_prior(prior)
+        check_memory(
+            decoding_bytes(self, int(n)), f"sample({n}): decoding {n:,} images", ": ask for fewer"
+        )
         if seed is None:
             seed = int(np.random.randint(2**31 - 1))
         seed = check_seed(seed)

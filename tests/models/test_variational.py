@@ -160,6 +160,8 @@ def test_bad_priors_are_refused_with_one_line(model_class, mnist10k):
         fitted.fit_latent_statistics({"images": _digits(mnist10k)})
     with pytest.raises(InputError, match="prior must be one of"):
         fitted.sample_latents(2, 0, "fited")
+    with pytest.raises(InputError, match=r"sample\(1000000000\): decoding .* ask for fewer"):
+        standard.sample(10**9)
     assert not standard.has_latent_statistics
     with pytest.raises(InputError, match="built with prior='standard'"):
         standard.set_latent_statistics(np.zeros(4), np.eye(4), 2)
