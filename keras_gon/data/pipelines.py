@@ -254,6 +254,11 @@ def _looks_like_path(source: str) -> bool:
 def _load_path(path: Path):
     """`(splits, split)`: a `.npz` file's or an IDX folder's arrays and how they are split."""
     if path.is_dir():
+        if not any("ubyte" in p.name for p in path.iterdir()):  # (nor image files: checked)
+            raise InputError(
+                f"no images in {path}: expected image files (flat, or in class folders) or "
+                "the IDX files of MNIST / Fashion-MNIST"
+            )
         (x_train, y_train), (x_test, y_test) = load_idx_directory(path)
         whole = x_train.shape[0] + x_test.shape[0]
         single = not any(p.name.startswith("t10k") for p in path.iterdir()) or not any(

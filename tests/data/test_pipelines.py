@@ -223,6 +223,10 @@ def test_load_unsupported_sources(tmp_path):
     assert "2 items" in input_error(load_dataset, (np.zeros((4, 4, 4)),) * 3)
     assert "batch_size" in input_error(load_dataset, "mnist5k", batch_size=0)
     assert "image_size" in input_error(load_dataset, "mnist5k", image_size=-3)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    assert f"no images in {empty}: expected image files" in input_error(load_dataset, str(empty))
 
 
 # --- load_dataset: TFDS (offline, mocked) ------------------------------------
