@@ -77,6 +77,8 @@ def evaluate_command(args) -> dict:
         run_data=metrics.get("data"),
         with_labels=kind_of(model).data == "labelled",
     )
+    if info.summary:  # (an image folder: what was found, skipped or converted)
+        print(info.summary)
     batch = min(args.batch_size, info.num_test) if info.num_test > 0 else args.batch_size
     # a batch's forward pass and the origin gradient's backward pass, from the shapes
     check_memory(

@@ -683,8 +683,15 @@ def load_image_folder(
                 **common,
             )
         )
+    summary = folder.summary()
+    if channels != folder.channels:  # said, not silent: decode_image_file converts them
+        kinds = {1: "grey", 3: "colour"}
+        summary += (
+            f"; its {kinds[folder.channels]} images read as {kinds[channels]} "
+            f"({channels} channel{'s' if channels > 1 else ''}, as asked)"
+        )
     if verbose:
-        print(folder.summary())
+        print(summary)
     info = DataInfo(
         name=folder.root.resolve().name or str(folder.root),
         image_shape=(image_size, image_size, channels),
@@ -693,6 +700,6 @@ def load_image_folder(
         split=folder.split,
         class_names=folder.class_names,
         skipped=folder.not_images + folder.corrupt,
-        summary=folder.summary(),
+        summary=summary,
     )
     return pipelines[0], pipelines[1], info

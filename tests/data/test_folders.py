@@ -145,12 +145,15 @@ def test_every_format_and_channel_conversion(tmp_path, cifar10_folder):
         )
         assert info.image_shape == (32, 32, channels)
         assert next(iter(train)).shape == (4, 32, 32, channels)
+        converted = "its colour images read as grey (1 channel, as asked)"
+        assert (converted in info.summary) == (channels == 1)  # said, not silent
     grey_only = tmp_path / "grey"
     grey_only.mkdir()
     for index in range(4):
         Image.fromarray(grey).save(grey_only / f"{index}.png")
     assert scan_image_folder(grey_only).channels == 1
-    _, test, _ = load_image_folder(grey_only, channels=3, batch_size=2, verbose=False)
+    _, test, info = load_image_folder(grey_only, channels=3, batch_size=2, verbose=False)
+    assert info.summary.endswith("its grey images read as colour (3 channels, as asked)")
     image = _all_batches(test)[0][0]
     np.testing.assert_allclose(image[..., 0], grey / np.float32(255), atol=1e-6)
     np.testing.assert_array_equal(image[..., 0], image[..., 2])  # grey repeated
