@@ -471,8 +471,19 @@ def dataset_summary(results: Results, budget: ReproductionBudget) -> dict:
     default), whether the GON is the lowest of the single-step methods (on the fixed test
     images at the ablations' epoch); for each decisive latent and setting, whether the VGON
     is below the VAE. Values: "yes" (clearly: every comparison reproduced), "lowest mean",
-    "no", or "missing"."""
-    cells = {"table1": {}, "table2": {}}
+    "no", or "missing". Also "gon_over_ae": for each decisive latent and setting, the GON's
+    mean held-out SSE over the AE's (None: missing), what the latent-size explanation
+    (fig. 10c: the GON's lead grows with the latent) is read from."""
+    cells = {"table1": {}, "table2": {}, "gon_over_ae": {}}
+    for latent in budget.decisive_latents:
+        for setting in settings():
+            gon, ae = (
+                results.final(kind=kind, setting=setting, latent_dim=latent, group="decisive")
+                for kind in ("gon", "ae")
+            )
+            cells["gon_over_ae"][(latent, setting)] = (
+                mean_std(gon)[0] / mean_std(ae)[0] if gon and ae else None
+            )
     epoch = budget.table1_epochs
     for latent in budget.ablation_latents:
         gon = results.at_epoch(

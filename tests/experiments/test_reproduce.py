@@ -103,3 +103,26 @@ def test_sweep_rows_count_gon_wins_and_the_lead_by_latent():
     assert wins[1].startswith("GON lower at 4 of 6")  # within 5 % at latents 16 and 32
     lead = by_claim["Fig. 10c: the GON's lead over the AE lessens as the latent shrinks"]
     assert lead[1] == "reproduced"
+
+
+def test_summary_reads_the_latent_size_explanation_on_each_dataset():
+    def lead_grows(spec):  # the GON 10 % above the AE at latent 32, 20 % below at 256
+        if spec.kind != "gon":
+            return 10.0
+        return 11.0 if spec.latent_dim == 32 else 8.0
+
+    grows = reproduction.dataset_summary(_results(lead_grows), PLAN.budget)
+    assert grows["gon_over_ae"][(32, "ours")] == 1.1
+    assert grows["gon_over_ae"][(256, "paper")] == 0.8
+    flat = reproduction.dataset_summary(_results(lambda s: 10.0), PLAN.budget)
+    missing = reproduction.dataset_summary(
+        reproduction.Results(reproduction.reproduction_specs(PLAN.budget, ("decisive",)), {}),
+        PLAN.budget,
+    )
+    assert missing["gon_over_ae"][(32, "ours")] is None
+    text = reproduction.summary_markdown(
+        {"a": (PLAN, grows), "b": (PLAN, flat), "c": (PLAN, missing)}
+    )
+    assert "| CIFAR-10 | 1.10 | 1.10 | 0.80 | 0.80 |" in text
+    assert "| CIFAR-10 | missing | missing | missing | missing |" in text
+    assert "lower at latent 256 than at 32 on 1 of 2 datasets with both" in text
