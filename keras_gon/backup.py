@@ -95,9 +95,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             if theirs == ours:
                 continue
             if isinstance(ours, dict) and isinstance(theirs, dict):  # (a config: what differs)
-                differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
                 what = "; ".join(
-                    f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ
+                    f"{path} {a!r} there, {b!r} here" for path, a, b in _differences(theirs, ours)
                 )
                 raise InputError(
                     f"the backup in {self.backup_path} is of another run: its {key} differs ({what})"
@@ -190,3 +189,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def delete(self) -> None:
         """Removes the backup folder (after the run's results are written)."""
         shutil.rmtree(self.backup_path, ignore_errors=True)
+
+
+def _differences(theirs: dict, ours: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, theirs, ours) of every leaf where two nested dicts differ."""
+    found = []
+    for key in sorted(set(theirs) | set(ours), key=str):
+        a, b = theirs.get(key), ours.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append((f"{prefix}{key}", a, b))
+    return found

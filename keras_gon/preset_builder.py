@@ -414,11 +414,12 @@ def _complete(
     }
     saved.pop("sampling_prior", None)
     saved.update(_prior_metadata(model))
-    _replace_preset(model, target, saved)
-    shutil.rmtree(work, ignore_errors=True)
     if picture is not None and (needs_prior or not picture.is_file()):
+        # before the preset: a failed drawing leaves the old preset, so a build redraws it
         _save_picture(picture, preset, model, recipe)
         log(f"{preset.name}: picture {picture}")
+    _replace_preset(model, target, saved)
+    shutil.rmtree(work, ignore_errors=True)
     log(
         f"{preset.name}: already built in {target}; saved again as the model alone"
         + (" with its baseline's figure" if needs_baseline else "")

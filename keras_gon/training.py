@@ -273,6 +273,7 @@ def train(
         recipe.steps or recipe.steps_per_epoch
     )
     if one_pass_prior:
+        own = vars(model).get("fit_prior_after_fit")  # (a user's setting, put back below)
         model.fit_prior_after_fit = False
     try:
         if recipe.steps:
@@ -287,10 +288,12 @@ def train(
         else:
             history = model.fit(train_data, epochs=recipe.epochs, **fit)
     finally:
-        if one_pass_prior:
+        if one_pass_prior and own is None:
             del model.fit_prior_after_fit  # (back to the class's default)
-    if one_pass_prior and guard.stopped_at_step is None:
-        model.fit_latent_statistics(train_data)
+        elif one_pass_prior:
+            model.fit_prior_after_fit = own
+    if one_pass_prior and guard.stopped_at_step is None and (own is None or own):
+        model.fit_prior_or_warn(train_data)
     if guard.stopped_at_step is not None:
         raise NonFiniteLossError(
             f"training stopped at step {guard.stopped_at_step}: the loss became non-finite "

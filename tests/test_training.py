@@ -104,7 +104,7 @@ def test_a_fitted_prior_is_fitted_to_one_pass_of_the_training_images():
     run = train(recipe, validate=False, evaluate=False)
     # 12 steps of 32 went round the 96 images four times; the prior saw each once
     assert run.steps == 12 and run.model.latent_count.numpy() == 96
-    assert not hasattr(run.model, "_fit_prior_after_fit") and run.model.fit_prior_after_fit
+    assert "fit_prior_after_fit" not in vars(run.model) and run.model.fit_prior_after_fit
     with pytest.raises(NonFiniteLossError, match="try a lower learning rate"):
         train(recipe.replace(lr=1e30), validate=False, evaluate=False)
     with pytest.raises(InputError, match="needs at least 2, the data has 1"):

@@ -502,7 +502,8 @@ def summary_markdown(summaries: dict[str, tuple[DatasetPlan, dict]]) -> str:
                 PAPER_SUMMARY["table1"],
             ),
         ]
-    lines += ["", *latent_size_lines(summaries)]
+    latent_size = latent_size_lines(summaries)
+    lines += ["", *latent_size] if latent_size else []
     keys = sorted({key for _, cells in summaries.values() for key in cells["table2"]})
     lines += [
         "",
@@ -534,22 +535,32 @@ def latent_size_lines(summaries: dict[str, tuple[DatasetPlan, dict]]) -> list[st
     keys = sorted({key for _, cells in summaries.values() for key in cells["gon_over_ae"]})
     if not keys:
         return []
+    smallest, largest = keys[0][0], keys[-1][0]
     rows, falls = [], {}
     for plan, cells in summaries.values():
         ratios = cells["gon_over_ae"]
         rows.append(
-            [plan.title, *["missing" if ratios[k] is None else f"{ratios[k]:.2f}" for k in keys]]
+            [
+                plan.title,
+                *[
+                    "not run"
+                    if k not in ratios
+                    else "missing"
+                    if ratios[k] is None
+                    else f"{ratios[k]:.2f}"
+                    for k in keys
+                ],
+            ]
         )
-        for setting in {s for _, s in keys}:
-            by_latent = sorted((z, r) for (z, s), r in ratios.items() if s == setting)
-            if len(by_latent) > 1 and all(r is not None for _, r in by_latent):
-                falls.setdefault(setting, []).append(by_latent[-1][1] < by_latent[0][1])
+        for setting in sorted({s for _, s in keys}):
+            low, high = ratios.get((smallest, setting)), ratios.get((largest, setting))
+            if smallest != largest and low is not None and high is not None:
+                falls.setdefault(setting, []).append(high < low)
     lines = [
         "GON's held-out SSE / AE's (decisive runs, mean over seeds; below 1: the GON is lower):",
         "",
         *markdown_table(["dataset", *[f"latent {z}, {SETTING_TITLES[s]}" for z, s in keys]], rows),
     ]
-    smallest, largest = keys[0][0], keys[-1][0]
     for setting, fell in sorted(falls.items()):
         lines += [
             "",

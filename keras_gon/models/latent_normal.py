@@ -65,7 +65,7 @@ class LatentNormalMixin:
         """Whether the normal was fitted (to at least 2 latents)."""
         return self.has_latent_normal and float(self.latent_count.numpy()) >= 2
 
-    def fitted_latents(self, count, seed):
+    def fitted_latents(self, count, seed) -> tf.Tensor:
         """z ~ N(latent_mean, latent_covariance), (count, latent_dim), from an integer seed.
 
         Graph-level (e.g. for export): z = mean + V sqrt(λ) ε with the
@@ -82,7 +82,7 @@ class LatentNormalMixin:
         latents = self.latent_mean + tf.matmul(noise, factor, transpose_b=True)
         return tf.cast(latents, self.latent_dtype)
 
-    def set_latent_statistics(self, mean, covariance, count: int):
+    def set_latent_statistics(self, mean, covariance, count: int) -> None:
         """Stores the normal that `sample` draws from (saved with the model)."""
         self.check_latent_normal()
         mean = np.asarray(mean, dtype="float64")
@@ -103,7 +103,7 @@ class LatentNormalMixin:
         self.latent_covariance.assign(covariance)
         self.latent_count.assign(float(count))
 
-    def latent_moments(self, images):
+    def latent_moments(self, images) -> tuple[tf.Tensor, tf.Tensor]:
         """Graph-level: (latents, per-example variances), each (batch, latent_dim), of a
         batch of prepared images: what the normal is fitted to (`fit_latent_statistics`)."""
         raise NotImplementedError(f"{type(self).__name__} must implement latent_moments")
@@ -118,7 +118,7 @@ class LatentNormalMixin:
         (n - 1 in the denominator) + diag(E[v]). `data` is an array of images (as
         `fit` takes them, in batches of `batch_size`) or a finite `tf.data.Dataset`
         of batches (images or `(images, ...)` tuples; with `steps`, its first
-        `steps` batches).
+        `steps` batches). `batch_size` is for arrays only, `steps` for datasets only.
         """
         from keras_gon.data.preprocessing import input_errors_from_graph
 
@@ -167,7 +167,7 @@ class LatentNormalMixin:
         if count <= self.latent_dim:
             warnings.warn(
                 f"the latent normal is fitted to {count} images, no more than latent_dim "
-                f"({self.latent_dim}): its covariance is singular",
+                f"({self.latent_dim}): the covariance of their latents is rank-deficient",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -244,21 +244,31 @@ class VariationalMixin(LatentNormalMixin):
             options["steps"] = steps if x.cardinality() < 0 and steps else None
         elif isinstance(x, np.ndarray):
             split = fit_options.get("validation_split") or 0.0
-            x = x[: int(math.ceil(len(x) * (1.0 - split)))]  # the images Keras trained on
+            x = x[: int(math.floor(len(x) * (1.0 - split)))]  # the images Keras trained on
             options["batch_size"] = fit_options.get("batch_size") or 32
         else:
-            x = None
+            self.warn_prior_not_fitted(f"fit cannot read its {source} input again")
+            return
+        self.fit_prior_or_warn(x, **options)
+
+    def fit_prior_or_warn(self, data, **options) -> bool:
+        """`fit_latent_statistics(data, **options)` after a training: what cannot be fitted
+        is a warning, not an error, so the trained model is kept. Returns whether it was."""
         try:
-            if x is None:
-                raise InputError(f"fit cannot read its {source} input again")
-            self.fit_latent_statistics(x, **options)
+            self.fit_latent_statistics(data, **options)
         except InputError as error:
-            warnings.warn(
-                f"prior='fitted' was not fitted ({error}): call fit_latent_statistics(images) "
-                "before sampling",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            self.warn_prior_not_fitted(str(error))
+            return False
+        return True
+
+    def warn_prior_not_fitted(self, reason: str) -> None:
+        """Warns that the "fitted" prior was not fitted after training, and why."""
+        warnings.warn(
+            f"prior='fitted' was not fitted ({reason}): call fit_latent_statistics(images) "
+            "before sampling",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from keras_gon import losses as gon_losses
 from keras_gon.errors import InputError
@@ -119,10 +120,13 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
             self.decoder.build((None, self.latent_dim))
         self.built = True
 
-    def posterior(self, images, training=False):
+    def posterior(self, images, training=False) -> tuple[tf.Tensor, tf.Tensor]:
         """(μ, log σ²) of the posterior of a batch of images: the affine maps of the
-        origin gradient z = -∇ of eq. 9's inner loss at z0 = 0."""
-        latents = self.encode_latents(images, training=training)
+        origin gradient z = -∇ of eq. 9's inner loss at z0 = 0 (`posterior_of`)."""
+        return self.posterior_of(self.encode_latents(images, training=training))
+
+    def posterior_of(self, latents) -> tuple[tf.Tensor, tf.Tensor]:
+        """(μ, log σ²): the two affine maps at the start of F, of `latents`."""
         return self.mean_dense(latents), self.log_variance_dense(latents)
 
     def decode_with_posterior(
@@ -130,8 +134,7 @@ class VariationalGON(ConvDecoderModel, VariationalMixin, GradientOriginModel):
     ):
         """(F(latents), μ, log σ²): the decoded sample z' of N(μ, σ²) and the posterior;
         with `logits`, F as the likelihood takes it (`likelihood_outputs`)."""
-        mean = self.mean_dense(latents)
-        log_variance = self.log_variance_dense(latents)
+        mean, log_variance = self.posterior_of(latents)
         z = self.reparameterization([mean, log_variance], training=training, sample=sample)
         if logits:
             outputs = self.likelihood_outputs(z, training=training, inner_pass=inner_pass)
