@@ -133,7 +133,7 @@ PRESET_RECIPES = {
         ),
         PresetRecipe(
             "vgon_cifar10",
-            "variational GON (samples), CIFAR-10 32x32 colour, latent 256",
+            "variational GON (samples from a fitted prior), CIFAR-10 32x32 colour, latent 256",
             "cifar10",
             _recipe("vgon", 10, lr=1e-3, latent_dim=256, width=32, prior="fitted"),
             baseline="vae",
@@ -141,7 +141,7 @@ PRESET_RECIPES = {
         ),
         PresetRecipe(
             "vgon_celeba64",
-            "variational GON (samples), CelebA 64x64 faces, latent 128",
+            "variational GON (samples from a fitted prior), CelebA 64x64 faces, latent 128",
             "celeba",
             _recipe("vgon", 15, lr=1e-3, image_size=64, latent_dim=128, width=16, prior="fitted"),
             baseline="vae",
