@@ -268,12 +268,13 @@ def train(
         initial_epoch=initial_epoch,
     )
     # A fitted prior (variational models) is fitted to one pass of the training images,
-    # not to the batches of a repeated dataset.
-    one_pass_prior = getattr(model, "prior", None) == "fitted" and bool(
-        recipe.steps or recipe.steps_per_epoch
+    # here, not by `fit` to the batches of a repeated dataset.
+    one_pass_prior = (
+        getattr(model, "prior", None) == "fitted"
+        and bool(recipe.steps or recipe.steps_per_epoch)
+        and model.fit_prior_after_fit
     )
     if one_pass_prior:
-        own = vars(model).get("fit_prior_after_fit")  # (a user's setting, put back below)
         model.fit_prior_after_fit = False
     try:
         if recipe.steps:
@@ -288,11 +289,9 @@ def train(
         else:
             history = model.fit(train_data, epochs=recipe.epochs, **fit)
     finally:
-        if one_pass_prior and own is None:
-            del model.fit_prior_after_fit  # (back to the class's default)
-        elif one_pass_prior:
-            model.fit_prior_after_fit = own
-    if one_pass_prior and guard.stopped_at_step is None and (own is None or own):
+        if one_pass_prior:
+            del model.fit_prior_after_fit  # (back to the class's default, True)
+    if one_pass_prior and guard.stopped_at_step is None:
         model.fit_prior_or_warn(train_data)
     if guard.stopped_at_step is not None:
         raise NonFiniteLossError(

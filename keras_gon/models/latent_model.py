@@ -449,11 +449,10 @@ class LatentModel(keras.Model):
         for callback in (StopOnNonFiniteLoss(), *self.training_callbacks()):
             if not any(isinstance(c, type(callback)) for c in callbacks):
                 callbacks.append(callback)
+        given = {**dict(zip(FIT_ARGUMENTS, args)), **kwargs}  # (positional ones by name)
         # Keras ignores `shuffle` for a dataset (the pipeline shuffles) but warns on every
-        # fit because its default is True. (Positionally it is the 7th argument after y:
-        # batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle.)
-        shuffle_given = "shuffle" in kwargs or len(args) >= 7
-        if (isinstance(x, tf.data.Dataset) or inspect.isgenerator(x)) and not shuffle_given:
+        # fit because its default is True.
+        if (isinstance(x, tf.data.Dataset) or inspect.isgenerator(x)) and "shuffle" not in given:
             kwargs["shuffle"] = False
         self.build_optimizer()
         with input_errors_from_graph():  # a dataset's bad batch: one line, as for arrays
@@ -468,7 +467,7 @@ class LatentModel(keras.Model):
                     "a generator given to fit must yield tuples, (images,) or (images, "
                     "targets), not bare arrays: yield (batch,)"
                 ) from None
-        self.after_fit(x, {**dict(zip(FIT_ARGUMENTS, args)), **kwargs, "callbacks": callbacks})
+        self.after_fit(x, {**given, "callbacks": callbacks})
         images = _first_images(x)
         history.collapsed = images is not None and self.outputs_collapsed(images)
         if history.collapsed:
