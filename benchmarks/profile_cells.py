@@ -1,0 +1,288 @@
+"""Profile one training step per grid cell in both frameworks: where each spends its time (issue 30).
+
+For each model (gon, ae, vgon on BCE, vgon-dlogistic) and each cell ("LATENT/HxWxC") of
+`speed.py --grid`, the keras-gon `train_step` (a `tf.function`, XLA as `compile()` chooses)
+is traced with `tf.profiler` and the PyTorch twin's step (`speed.grid_torch_model`: same
+architecture, loss and optimizer) with `torch.profiler`, both on one fixed batch of 64 real
+images. Each framework's op time per step (summed over its compute threads) is sorted into
+the same groups: convolutions, matrix products, normalisation, reductions, copies,
+optimizer and the remaining element-wise ops; PyTorch's times are its operators' self
+times, so nothing is counted twice. TensorFlow runs one op at a time here
+(`TF_NUM_INTEROP_THREADS=1`, each op still on all intra-op threads), so that its op times
+add up to its wall time as PyTorch's do. Also the wall time per step of each, without a
+profiler. Results are appended to a JSON-lines file as each cell finishes (a rerun skips
+the cells already there) and printed as a table:
+
+    python benchmarks/profile_cells.py --cells 32/32x32x1 256/64x64x3 --models gon ae vgon
+
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One op at a time, as PyTorch's eager step runs them: op times then add up to the wall
+# time and compare op for op (TensorFlow's default runs independent ops concurrently, each
+# on the same intra-op threads, and a concurrent op's time counts its waiting).
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import speed  # noqa: E402
+
+GROUPS = (
+    "convolutions",
+    "matrix products",
+    "normalisation",
+    "reductions",
+    "element-wise",
+    "copies and broadcasts",
+    "optimizer",
+    "other",
+)
+TF_CONTAINERS = (" __inference", "Run", "Process", "__")
+
+
+def tf_group(op_type: str, name: str) -> str:
+    """The group of a TensorFlow op event from its type and its (scoped) name."""
+    kind = op_type.replace("_MklNative", "").replace("_Mkl", "").replace("_Fused", "")
+    scope = name.lower()
+    if "Conv2D" in kind or kind.startswith("DepthwiseConv"):
+        return "convolutions"
+    if kind.startswith(("MatMul", "BatchMatMul", "Einsum")):
+        return "matrix products"
+    if "adam" in scope or kind.startswith(("ResourceApply", "AssignAdd", "AssignSub")):
+        return "optimizer"
+    if "normalization" in scope:
+        return "normalisation"
+    if kind in ("Sum", "Mean", "Max", "Min", "Prod", "BiasAddGrad"):
+        return "reductions"
+    if kind in speed_copies():
+        return "copies and broadcasts"
+    if "Variable" in kind or kind.startswith(("Assign", "Resource")):
+        return "other"
+    return "element-wise"
+
+
+def speed_copies() -> tuple[str, ...]:
+    return (
+        "Tile",
+        "BroadcastTo",
+        "Transpose",
+        "ConcatV2",
+        "Pack",
+        "Slice",
+        "StridedSlice",
+        "Identity",
+        "Reshape",
+        "Fill",
+        "ZerosLike",
+        "OnesLike",
+        "Pad",
+    )
+
+
+def torch_group(name: str) -> str:
+    """The group of a PyTorch operator (its self time) from its name."""
+    kind = name.lower()
+    if "conv" in kind:
+        return "convolutions"
+    if any(k in kind for k in ("addmm", "aten::mm", "matmul", "linear", "aten::bmm")):
+        return "matrix products"
+    if "group_norm" in kind or "batch_norm" in kind or "layer_norm" in kind:
+        return "normalisation"
+    if "foreach" in kind or "optimizer" in kind or "adam" in kind:
+        return "optimizer"
+    if any(k in kind for k in ("aten::sum", "aten::mean", "aten::max", "aten::min")):
+        return "reductions"
+    if any(
+        k in kind
+        for k in (
+            "copy",
+            "contiguous",
+            "aten::cat",
+            "aten::stack",
+            "expand",
+            "view",
+            "reshape",
+            "permute",
+            "transpose",
+            "aten::t",
+            "flatten",
+            "zeros",
+            "ones",
+            "fill",
+            "empty",
+            "clone",
+            "slice",
+            "select",
+        )
+    ):
+        return "copies and broadcasts"
+    if kind.startswith("aten::"):
+        return "element-wise"
+    return "other"
+
+
+def wall_ms(step, repeats: int, steps: int) -> float:
+    """Median wall milliseconds per step over `repeats` runs of `steps` calls."""
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        walls.append((time.perf_counter() - start) / steps * 1e3)
+    return statistics.median(walls)
+
+
+def profile_keras(model_name: str, cell: str, batch: np.ndarray, args) -> dict:
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    latent, image = cell.split("/")
+    model = speed.grid_keras_model(model_name, int(latent), image)
+    model.optimizer.build(model.trainable_variables)
+    x = tf.constant(batch)
+    function = tf.function(model.train_step, jit_compile=bool(model.jit_compile))
+
+    def step():
+        function(x)
+
+    for _ in range(args.warmup):
+        step()
+    wall = wall_ms(step, args.repeats, args.steps)
+    groups, events, kinds = collections.Counter(), collections.Counter(), collections.Counter()
+    with tempfile.TemporaryDirectory() as logdir:
+        options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)
+        tf.profiler.experimental.start(logdir, options=options)
+        for _ in range(args.steps):
+            step()
+        tf.profiler.experimental.stop()
+        (path,) = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(path).read_bytes())
+    for plane in space.planes:
+        names = {key: value.name for key, value in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if ":" not in name:
+                    continue
+                op_type = name.split(":")[-1]
+                if op_type.startswith(TF_CONTAINERS):
+                    continue
+                group = tf_group(op_type, name)
+                groups[group] += event.duration_ps / 1e9 / args.steps
+                events[group] += 1 / args.steps
+                kinds[f"{group}: {op_type}"] += event.duration_ps / 1e9 / args.steps
+    origin = speed.origin_path(model)
+    return {
+        "wall_ms": wall,
+        "op_ms": dict(groups),
+        "events": dict(events),
+        "top_ops": dict(kinds.most_common(args.top)),
+        "xla": bool(model.jit_compile),
+        "origin": origin,
+    }
+
+
+def profile_torch(model_name: str, cell: str, batch: np.ndarray, args) -> dict:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(args.threads)
+    latent, image = cell.split("/")
+    gon = speed.grid_torch_model(model_name, int(latent), image)
+    x = torch.as_tensor(batch).permute(0, 3, 1, 2).contiguous()
+
+    def step():
+        gon.step(x)
+
+    for _ in range(args.warmup):
+        step()
+    wall = wall_ms(step, args.repeats, args.steps)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            step()
+    groups, events, kinds = collections.Counter(), collections.Counter(), collections.Counter()
+    for item in prof.key_averages():
+        group = torch_group(item.key)
+        groups[group] += item.self_cpu_time_total / 1e3 / args.steps
+        events[group] += item.count / args.steps
+        kinds[f"{group}: {item.key}"] += item.self_cpu_time_total / 1e3 / args.steps
+    return {
+        "wall_ms": wall,
+        "op_ms": dict(groups),
+        "events": dict(events),
+        "top_ops": dict(kinds.most_common(args.top)),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: per model and cell, op milliseconds per step by group, keras-gon / PyTorch."""
+    head = "| model | cell | wall ms (keras-gon / PyTorch) | " + " | ".join(GROUPS) + " |"
+    lines = [head, "|" + "---|" * (3 + len(GROUPS))]
+    for row in rows:
+        k, t = row["keras"], row["torch"]
+        cells = [
+            f"{k['op_ms'].get(g, 0):.1f} / {t['op_ms'].get(g, 0):.1f}"
+            if k["op_ms"].get(g, 0) + t["op_ms"].get(g, 0) >= 0.05
+            else "-"
+            for g in GROUPS
+        ]
+        lines.append(
+            f"| {row['model']} | {row['cell']} | {k['wall_ms']:.1f} / {t['wall_ms']:.1f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", nargs="+", default=["32/32x32x1"])
+    parser.add_argument("--models", nargs="+", default=["gon", "ae", "vgon"])
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed or profiled run")
+    parser.add_argument("--repeats", type=int, default=3, help="wall-time runs (median)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch threads")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("profile_cells.jsonl"))
+    parser.add_argument("--top", type=int, default=15, help="op types kept per framework")
+    parser.add_argument("--frameworks", nargs="+", default=["keras", "torch"])
+    args = parser.parse_args(argv)
+
+    done = []
+    if args.out.exists():
+        done = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    for cell in args.cells:
+        batch = speed.grid_images(cell.split("/")[1], speed.BATCH)[: speed.BATCH]
+        for model_name in args.models:
+            if any(r["cell"] == cell and r["model"] == model_name for r in done):
+                continue
+            row = {"cell": cell, "model": model_name}
+            if "keras" in args.frameworks:
+                row["keras"] = profile_keras(model_name, cell, batch, args)
+            if "torch" in args.frameworks:
+                row["torch"] = profile_torch(model_name, cell, batch, args)
+            row["load"] = speed.load_level()
+            with args.out.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            done.append(row)
+            print(json.dumps(row), flush=True)
+    rows = [r for r in done if "keras" in r and "torch" in r]
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
