@@ -230,9 +230,10 @@ def profile_torch(model_name: str, cell: str, batch: np.ndarray, args) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: per model and cell, op milliseconds per step by group, keras-gon / PyTorch."""
-    head = "| model | cell | wall ms (keras-gon / PyTorch) | " + " | ".join(GROUPS) + " |"
-    lines = [head, "|" + "---|" * (3 + len(GROUPS))]
+    """Markdown: per model and cell, wall ms per step and op ms per step by group,
+    keras-gon / PyTorch, and the speed ratio (PyTorch's wall time / keras-gon's)."""
+    head = "| model | cell | origin | wall ms | speed vs PyTorch | " + " | ".join(GROUPS) + " |"
+    lines = [head, "|---|---|---|---:|---:|" + "---:|" * len(GROUPS)]
     for row in rows:
         k, t = row["keras"], row["torch"]
         cells = [
@@ -242,7 +243,8 @@ def table(rows: list[dict]) -> str:
             for g in GROUPS
         ]
         lines.append(
-            f"| {row['model']} | {row['cell']} | {k['wall_ms']:.1f} / {t['wall_ms']:.1f} | "
+            f"| {row['model']} | {row['cell']} | {k.get('origin') or '-'} | "
+            f"{k['wall_ms']:.1f} / {t['wall_ms']:.1f} | {t['wall_ms'] / k['wall_ms']:.2f}x | "
             + " | ".join(cells)
             + " |"
         )
