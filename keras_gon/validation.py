@@ -25,6 +25,11 @@ def _is_number(value: Any) -> bool:
     )
 
 
+def count_noun(count: int, noun: str) -> str:
+    """`count` and `noun`, plural unless the count is one: "1 channel", "3 channels"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def check_positive_int(value: Any, name: str) -> int:
     """`value` as an int >= 1."""
     if not _is_integer(value) or value < 1:

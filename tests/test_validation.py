@@ -18,6 +18,7 @@ from keras_gon.validation import (
     check_positive_int,
     check_seed,
     check_square_image_shape,
+    count_noun,
 )
 
 from helpers import input_error
@@ -131,3 +132,9 @@ def test_channels_first_error_recognises_pytorch_layouts_only():
         (28, 28, 1),
     ]:
         assert channels_first_error(channels_last) is None, channels_last
+
+
+def test_count_noun_is_singular_for_one_only():
+    assert count_noun(1, "channel") == "1 channel"
+    assert count_noun(3, "channel") == "3 channels"
+    assert count_noun(0, "image") == "0 images"

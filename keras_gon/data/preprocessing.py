@@ -7,6 +7,7 @@ import re
 import tensorflow as tf
 
 from keras_gon.errors import InputError
+from keras_gon.validation import count_noun
 
 GRAPH_ERROR_MARKER = "keras_gon.InputError: "
 """How the message of a check made in the graph starts (`graph_check`): the serving
@@ -195,5 +196,7 @@ def preprocess_images(images, image_shape, divisor=None):
         x = x[..., None]
     height, width, channels = image_shape
     if x.shape[-1] is not None and x.shape[-1] != channels:
-        raise ValueError(f"images have {x.shape[-1]} channels, the model expects {channels}")
+        raise ValueError(
+            f"images have {count_noun(x.shape[-1], 'channel')}, the model expects {channels}"
+        )
     return resize_images(x, (height, width))

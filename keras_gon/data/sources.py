@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from keras_gon.errors import InputError
+from keras_gon.validation import count_noun
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 """How a zip archive (a .npz) starts: a file entry, or an empty archive's end record."""
@@ -386,7 +387,8 @@ def load_tfds(
         )
     if channels is not None and image_shape[-1] != channels:
         raise InputError(
-            f"TFDS dataset '{name}' has {image_shape[-1]} channels, the model expects {channels}"
+            f"TFDS dataset '{name}' has {count_noun(image_shape[-1], 'channel')}, the model "
+            f"expects {channels}"
         )
     label_key = next((k for k in _LABEL_KEYS if k in features.keys()), None)
 

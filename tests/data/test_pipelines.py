@@ -199,7 +199,7 @@ def test_load_tuple_sources():
 
 def test_load_channel_mismatch():
     message = input_error(load_dataset, "mnist5k", channels=3)
-    assert message == "x_train of mnist5k has 1 channels, the model expects 3"
+    assert message == "x_train of mnist5k has 1 channel, the model expects 3"
 
 
 def test_load_train_smaller_than_batch():

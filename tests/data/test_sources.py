@@ -244,7 +244,7 @@ def test_tfds_channel_mismatch_is_reported_before_any_download(tmp_path, monkeyp
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
     message = input_error(load_tfds, "mnist", data_dir=tmp_path, channels=3)
-    assert message == "TFDS dataset 'mnist' has 1 channels, the model expects 3"
+    assert message == "TFDS dataset 'mnist' has 1 channel, the model expects 3"
 
 
 # --- the real download paths, offline ----------------------------------------------------
