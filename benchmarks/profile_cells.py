@@ -52,31 +52,8 @@ GROUPS = (
     "other",
 )
 TF_CONTAINERS = (" __inference", "Run", "Process", "__")
-
-
-def tf_group(op_type: str, name: str) -> str:
-    """The group of a TensorFlow op event from its type and its (scoped) name."""
-    kind = op_type.replace("_MklNative", "").replace("_Mkl", "").replace("_Fused", "")
-    scope = name.lower()
-    if "Conv2D" in kind or kind.startswith("DepthwiseConv"):
-        return "convolutions"
-    if kind.startswith(("MatMul", "BatchMatMul", "Einsum")):
-        return "matrix products"
-    if "adam" in scope or kind.startswith(("ResourceApply", "AssignAdd", "AssignSub")):
-        return "optimizer"
-    if "normalization" in scope:
-        return "normalisation"
-    if kind in ("Sum", "Mean", "Max", "Min", "Prod", "BiasAddGrad"):
-        return "reductions"
-    if kind in speed_copies():
-        return "copies and broadcasts"
-    if "Variable" in kind or kind.startswith(("Assign", "Resource")):
-        return "other"
-    return "element-wise"
-
-
-def speed_copies() -> tuple[str, ...]:
-    return (
+COPIES = frozenset(
+    {
         "Tile",
         "BroadcastTo",
         "Transpose",
@@ -90,47 +67,106 @@ def speed_copies() -> tuple[str, ...]:
         "ZerosLike",
         "OnesLike",
         "Pad",
-    )
+    }
+)
+TORCH_COPIES = frozenset(
+    {
+        "aten::copy_",
+        "aten::contiguous",
+        "aten::cat",
+        "aten::stack",
+        "aten::expand",
+        "aten::view",
+        "aten::reshape",
+        "aten::permute",
+        "aten::transpose",
+        "aten::t",
+        "aten::flatten",
+        "aten::zeros",
+        "aten::zeros_like",
+        "aten::ones_like",
+        "aten::fill_",
+        "aten::zero_",
+        "aten::empty",
+        "aten::empty_like",
+        "aten::empty_strided",
+        "aten::clone",
+        "aten::slice",
+        "aten::select",
+        "aten::as_strided",
+        "aten::_reshape_alias",
+        "aten::unsqueeze",
+        "aten::squeeze",
+        "aten::detach",
+        "aten::alias",
+        "aten::resize_",
+        "aten::to",
+        "aten::_to_copy",
+    }
+)
+TORCH_REDUCTIONS = frozenset({"aten::sum", "aten::mean", "aten::amax", "aten::amin"})
 
 
-def torch_group(name: str) -> str:
-    """The group of a PyTorch operator (its self time) from its name."""
-    kind = name.lower()
-    if "conv" in kind:
+def tf_group(op_type: str, name: str) -> str:
+    """The group of a TensorFlow op event from its type and its (scoped) name.
+
+    A convolution's bias (`BiasAdd` and its gradient `BiasAddGrad`) counts with the
+    convolutions, as PyTorch's convolution kernels add it themselves."""
+    kind = op_type.replace("_MklNative", "").replace("_Mkl", "").replace("_Fused", "")
+    scope = name.lower()
+    if "Conv2D" in kind or kind.startswith("DepthwiseConv") or kind.startswith("BiasAdd"):
         return "convolutions"
-    if any(k in kind for k in ("addmm", "aten::mm", "matmul", "linear", "aten::bmm")):
+    if "MatMul" in kind or kind.startswith("Einsum"):
         return "matrix products"
-    if "group_norm" in kind or "batch_norm" in kind or "layer_norm" in kind:
-        return "normalisation"
-    if "foreach" in kind or "optimizer" in kind or "adam" in kind:
+    if "adam" in scope or kind.startswith(("ResourceApply", "AssignAdd", "AssignSub")):
         return "optimizer"
-    if any(k in kind for k in ("aten::sum", "aten::mean", "aten::max", "aten::min")):
+    if "normalization" in scope:
+        return "normalisation"
+    if kind in ("Sum", "Mean", "Max", "Min", "Prod"):
         return "reductions"
-    if any(
-        k in kind
-        for k in (
-            "copy",
-            "contiguous",
-            "aten::cat",
-            "aten::stack",
-            "expand",
-            "view",
-            "reshape",
-            "permute",
-            "transpose",
-            "aten::t",
-            "flatten",
-            "zeros",
-            "ones",
-            "fill",
-            "empty",
-            "clone",
-            "slice",
-            "select",
-        )
-    ):
+    if kind in COPIES:
         return "copies and broadcasts"
-    if kind.startswith("aten::"):
+    if "Variable" in kind or kind.startswith(("Assign", "Resource")):
+        return "other"
+    return "element-wise"
+
+
+def torch_structural_group(name: str) -> str | None:
+    """The group an enclosing PyTorch event gives every op below it, or None: the
+    optimizer's step, a convolution, group normalisation or a matrix product, forward
+    (`aten::...`) or backward (`autograd::engine::evaluate_function: ...Backward0`)."""
+    if name.startswith(("Optimizer.step", "Optimizer.zero_grad")):
+        return "optimizer"
+    kind = name.lower()
+    if "convolution" in kind or "conv_transpose" in kind or "conv2d" in kind:
+        return "convolutions"
+    if "group_norm" in kind or "groupnorm" in kind or "batch_norm" in kind:
+        return "normalisation"
+    if kind.endswith(("aten::addmm", "aten::mm", "aten::linear", "aten::bmm", "aten::matmul")):
+        return "matrix products"
+    if kind.endswith(("addmmbackward0", "mmbackward0")):
+        return "matrix products"
+    return None
+
+
+def torch_group(name: str, ancestors: list[str]) -> str:
+    """The group of a PyTorch event (its self time): the optimizer's if any enclosing event
+    is its step, else that of the innermost structural event enclosing it (itself
+    included: `torch_structural_group`), else by its own name. Group normalisation's
+    second-order terms run as plain ops outside any group-norm event (PyTorch
+    differentiates its backward formula op by op), so they count as element-wise here,
+    while TensorFlow's, in the layer's name scope, count as normalisation."""
+    if any(a.startswith(("Optimizer.step", "Optimizer.zero_grad")) for a in ancestors):
+        return "optimizer"
+    for event in [name, *reversed(ancestors)]:
+        group = torch_structural_group(event)
+        if group is not None:
+            return group
+    if name in TORCH_REDUCTIONS:
+        return "reductions"
+    if name in TORCH_COPIES:
+        return "copies and broadcasts"
+    if name.startswith("aten::"):
         return "element-wise"
     return "other"
 
@@ -166,8 +202,10 @@ def profile_keras(model_name: str, cell: str, batch: np.ndarray, args) -> dict:
     with tempfile.TemporaryDirectory() as logdir:
         options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)
         tf.profiler.experimental.start(logdir, options=options)
+        start = time.perf_counter()
         for _ in range(args.steps):
             step()
+        profiled = (time.perf_counter() - start) / args.steps * 1e3
         tf.profiler.experimental.stop()
         (path,) = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
         space = xplane_pb2.XSpace()
@@ -189,6 +227,7 @@ def profile_keras(model_name: str, cell: str, batch: np.ndarray, args) -> dict:
     origin = speed.origin_path(model)
     return {
         "wall_ms": wall,
+        "profiled_wall_ms": profiled,
         "op_ms": dict(groups),
         "events": dict(events),
         "top_ops": dict(kinds.most_common(args.top)),
@@ -213,16 +252,25 @@ def profile_torch(model_name: str, cell: str, batch: np.ndarray, args) -> dict:
         step()
     wall = wall_ms(step, args.repeats, args.steps)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
         for _ in range(args.steps):
             step()
+        profiled = (time.perf_counter() - start) / args.steps * 1e3
     groups, events, kinds = collections.Counter(), collections.Counter(), collections.Counter()
-    for item in prof.key_averages():
-        group = torch_group(item.key)
-        groups[group] += item.self_cpu_time_total / 1e3 / args.steps
-        events[group] += item.count / args.steps
-        kinds[f"{group}: {item.key}"] += item.self_cpu_time_total / 1e3 / args.steps
+    for event in prof.events():
+        ancestors, parent = [], event.cpu_parent
+        while parent is not None:
+            ancestors.append(parent.name)
+            parent = parent.cpu_parent
+        ancestors.reverse()  # outermost first
+        group = torch_group(event.name, ancestors)
+        milliseconds = event.self_cpu_time_total / 1e3 / args.steps
+        groups[group] += milliseconds
+        events[group] += 1 / args.steps
+        kinds[f"{group}: {event.name}"] += milliseconds
     return {
         "wall_ms": wall,
+        "profiled_wall_ms": profiled,
         "op_ms": dict(groups),
         "events": dict(events),
         "top_ops": dict(kinds.most_common(args.top)),
@@ -270,7 +318,12 @@ def main(argv=None):
     for cell in args.cells:
         batch = speed.grid_images(cell.split("/")[1], speed.BATCH)[: speed.BATCH]
         for model_name in args.models:
-            if any(r["cell"] == cell and r["model"] == model_name for r in done):
+            if any(
+                r["cell"] == cell
+                and r["model"] == model_name
+                and all(framework in r for framework in args.frameworks)
+                for r in done
+            ):
                 continue
             row = {"cell": cell, "model": model_name}
             if "keras" in args.frameworks:
