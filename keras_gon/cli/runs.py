@@ -14,6 +14,7 @@ from keras_gon.cli.common import (
     run_metrics,
 )
 from keras_gon.errors import InputError
+from keras_gon.validation import count_noun
 
 
 def add_parsers(commands) -> None:
@@ -109,7 +110,8 @@ def evaluate_command(args) -> dict:
         if name in evaluation
     )
     print(
-        f"held-out loss on {data} ({info.num_test} images): {evaluation['test_loss']:.4f}{figures}"
+        f"held-out loss on {data} ({count_noun(info.num_test, 'image')}): "
+        f"{evaluation['test_loss']:.4f}{figures}"
     )
     return evaluation
 

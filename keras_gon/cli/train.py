@@ -30,6 +30,7 @@ from keras_gon.cli.common import (
 from keras_gon.errors import InputError, NonFiniteLossError
 from keras_gon.options import command_line_options
 from keras_gon.registry import MODEL_KINDS
+from keras_gon.validation import count_noun
 
 RECONSTRUCTION_COUNT = 16
 SAMPLE_COUNT = 64
@@ -411,7 +412,8 @@ def _train_into(args, recipe, data, preset, strategy, out: Path) -> dict:
     if backup:  # the results are written: the backup is no longer needed
         backup.delete()
     print(
-        f"trained {args.model} for {run.steps} steps ({run.timer.steps_per_second:.1f} steps/s): "
+        f"trained {args.model} for {count_noun(run.steps, 'step')} "
+        f"({run.timer.steps_per_second:.1f} steps/s): "
         f"held-out loss {run.held_out['loss']:.2f}; wrote {out}"
     )
     return json.loads((out / "metrics.json").read_text())

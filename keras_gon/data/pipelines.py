@@ -448,7 +448,7 @@ def load_dataset(
     n_train, n_test = x_train.shape[0], x_test.shape[0]
     if n_train < batch_size and not held_out_only:
         raise InputError(
-            f"x_train of {name} has {n_train} images, fewer than one batch of "
+            f"x_train of {name} has {count_noun(n_train, 'image')}, fewer than one batch of "
             f"batch_size={batch_size}"
         )
     train_labels = test_labels = None

@@ -206,6 +206,8 @@ def test_load_train_smaller_than_batch():
     x = np.zeros((10, 4, 4), np.uint8)
     message = input_error(load_dataset, (x, x), batch_size=16)
     assert "10 images" in message and "batch_size=16" in message
+    one = np.zeros((1, 4, 4), np.uint8)
+    assert "has 1 image, fewer than one batch" in input_error(load_dataset, (one, x))
 
 
 @pytest.mark.parametrize("source", ["missing.npz", "no/such/dir", "./mnist", "x.gz"])
