@@ -404,7 +404,7 @@ def _complete(
     if needs_baseline:
         metadata.update(_baseline(preset, recipe, work, log))
     if needs_prior:
-        model = _with_prior(model, dict(recipe.options)["prior"])
+        model = model.with_prior(dict(recipe.options)["prior"])
         if model.prior == "fitted":
             model.fit_latent_statistics(recipe.load_data(shuffle=False)[0])
     saved = {
@@ -427,27 +427,6 @@ def _complete(
     )
     metadata = json.loads((target / METADATA_FILE).read_text())
     return {**metadata, "bytes": sum(f.stat().st_size for f in target.iterdir())}
-
-
-def _with_prior(model, prior: str):
-    """A copy of a variational `model` that samples from `prior` (`keras_gon.options.PRIORS`):
-    the same config and trained weights; a fitted normal is not fitted yet."""
-    copy = type(model).from_config({**model.get_config(), "prior": prior})
-    weights = {variable.path: variable for variable in model.weights}
-    normal = {"latent_mean", "latent_covariance", "latent_count"}
-    missing = []
-    for variable in copy.weights:
-        if variable.path in weights:
-            variable.assign(weights.pop(variable.path))
-        elif variable.name not in normal:
-            missing.append(variable.path)
-    left = [path for path, v in weights.items() if v.name not in normal]
-    if missing or left:
-        raise InputError(
-            f"cannot copy {type(model).__name__}'s weights to prior={prior!r}: "
-            f"{(missing or left)[:3]} do not match"
-        )
-    return copy
 
 
 def _prior_metadata(model) -> dict:

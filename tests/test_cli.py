@@ -438,3 +438,22 @@ def test_preset_options_are_refused_by_name(tmp_path, capsys):
     )
     assert_one_error_line(status, err, "--latent-dim: the preset gon_mnist fixes the model's")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_variational_preset_is_fine_tuned_with_the_prior_asked_for(tmp_path, capsys):
+    """`--prior` with `--from-preset`: the preset's weights, sampling from the prior asked
+    for (fitted after the fine-tuning); refused by name for a kind without a prior."""
+    import keras_gon
+
+    out = tmp_path / "run"
+    argv = ["--from-preset", "vgon_mnist", "--prior", "fitted", "--steps", "2", "--verbose", "0"]
+    status, _, err = run_cli(train_argv("vgon", NPZ, out, *argv), capsys)
+    assert status == 0, err[-3000:]
+    model = keras_gon.LatentModel.from_preset(str(out / "model.keras"))
+    assert model.prior == "fitted" and model.has_latent_statistics
+    status, _, err = run_cli(
+        train_argv("gon", NPZ, tmp_path / "gon", "--from-preset", "gon_mnist", "--prior", "fitted"),
+        capsys,
+    )
+    assert_one_error_line(status, err, "--prior: gon has no prior to choose")
+    assert not (tmp_path / "gon").exists()

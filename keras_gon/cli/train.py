@@ -131,7 +131,8 @@ def add_parser(commands) -> None:
         "--from-preset",
         metavar="PRESET",
         help="fine-tune a pretrained preset (a name from `keras-gon presets`, a "
-        "preset folder or a .keras file) instead of a new model",
+        "preset folder or a .keras file) instead of a new model; its options are the "
+        "preset's, but --prior may change a vgon or vae preset's sampling prior",
     )
     for flags, _, keywords, _ in MODEL_FLAGS:
         train.add_argument(*flags, **keywords)
@@ -199,15 +200,25 @@ def model_options(args) -> dict:
 
 def _preset_model(args, kind, strategy):
     """The preset to fine-tune, of the kind asked for; model flags refused by name (the
-    preset fixes the model's options)."""
+    preset fixes the model's options), except `--prior`, which a variational preset
+    takes (the same weights, sampling from the prior asked for)."""
     from keras_gon.presets import load_preset
     from keras_gon.registry import kind_of
 
-    given = [flags[0] for flags, name, _, _ in MODEL_FLAGS if getattr(args, name) is not None]
+    given = [
+        flags[0]
+        for flags, name, _, _ in MODEL_FLAGS
+        if getattr(args, name) is not None and name != "prior"
+    ]
     if given:
         raise InputError(
             f"{', '.join(given)}: the preset {args.from_preset} fixes the model's "
             "options (train a new model to change them)"
+        )
+    prior = getattr(args, "prior", None)
+    if prior is not None and "prior" not in kind.options:
+        raise InputError(
+            f"--prior: {kind.name} has no prior to choose (--prior is for vgon and vae)"
         )
     with strategy.scope():
         model = load_preset(args.from_preset)
@@ -216,6 +227,9 @@ def _preset_model(args, kind, strategy):
             f"--from-preset {args.from_preset} holds a {kind_of(model).name} "
             f"model: train it with `keras-gon train {kind_of(model).name}`"
         )
+    if prior is not None and prior != model.prior:
+        with strategy.scope():
+            model = model.with_prior(prior)
     return model
 
 

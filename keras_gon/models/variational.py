@@ -168,6 +168,29 @@ class VariationalMixin(LatentNormalMixin):
         )
         return fn(tf.constant(int(n), tf.int32), tf.constant(seed, tf.int32))
 
+    def with_prior(self, prior: str):
+        """A copy of this model that samples from `prior` ("standard" or "fitted",
+        `keras_gon.options.PRIORS`): the same config and trained weights; a "fitted"
+        normal is fitted by the copy's next `fit` or `fit_latent_statistics`. The
+        copy is not compiled."""
+        prior = check_prior(prior)
+        copy = type(self).from_config({**self.get_config(), "prior": prior})
+        weights = {variable.path: variable for variable in self.weights}
+        normal = {"latent_mean", "latent_covariance", "latent_count"}
+        missing = []
+        for variable in copy.weights:
+            if variable.path in weights:
+                variable.assign(weights.pop(variable.path))
+            elif variable.name not in normal:
+                missing.append(variable.path)
+        left = [path for path, v in weights.items() if v.name not in normal]
+        if missing or left:
+            raise InputError(
+                f"cannot copy {type(self).__name__}'s weights to prior={prior!r}: "
+                f"{(missing or left)[:3]} do not match"
+            )
+        return copy
+
     def check_sampling_prior(self, prior: str | None = None) -> str:
         """`prior` (default: the model's) if the model can sample from it, else a clear error."""
         prior = self.prior if prior is None else check_prior(prior)

@@ -215,3 +215,22 @@ def test_bad_statistics_and_datasets_are_named(mnist10k):
     assert "\n" not in str(error.value)
     with pytest.warns(RuntimeWarning, match="covariance of their latents is rank-deficient"):
         model.fit_latent_statistics(images[:3])
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_with_prior_copies_the_trained_model(model_class, mnist10k):
+    """`with_prior`: the same config and weights, the other prior; a fitted normal is not
+    carried to a copy (fitted again by its next fit or fit_latent_statistics)."""
+    model = _tiny(model_class, prior="fitted")
+    model.fit_latent_statistics(_digits(mnist10k))
+    standard = model.with_prior("standard")
+    assert standard.prior == "standard" and not hasattr(standard, "latent_mean")
+    weights = {v.path: v.numpy() for v in model.weights}
+    for variable in standard.weights:
+        np.testing.assert_array_equal(variable.numpy(), weights[variable.path])
+    images = _digits(mnist10k, 8)
+    np.testing.assert_allclose(standard.encode(images), model.encode(images), rtol=1e-6)
+    fitted = standard.with_prior("fitted")
+    assert fitted.prior == "fitted" and not fitted.has_latent_statistics
+    with pytest.raises(InputError, match="prior"):
+        model.with_prior("uniform")
