@@ -99,11 +99,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                     f"{path} {a!r} there, {b!r} here" for path, a, b in _differences(theirs, ours)
                 )
                 raise InputError(
-                    f"the backup in {self.backup_path} is of another run: its {key} differs ({what})"
+                    f"the backup in {self.backup_path} is of another run: its {key} differs "
+                    f"({what}); resume with the options the run was started with"
                 )
             raise InputError(
                 f"the backup in {self.backup_path} is of another run: its {key} is "
-                f"{theirs!r}, this run's is {ours!r}"
+                f"{theirs!r}, this run's is {ours!r}; resume with the options the run was "
+                "started with"
             )
 
     # --- Keras hooks ------------------------------------------------------------

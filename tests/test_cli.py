@@ -455,5 +455,5 @@ def test_a_variational_preset_is_fine_tuned_with_the_prior_asked_for(tmp_path, c
         train_argv("gon", NPZ, tmp_path / "gon", "--from-preset", "gon_mnist", "--prior", "fitted"),
         capsys,
     )
-    assert_one_error_line(status, err, "--prior: gon has no prior to choose")
+    assert_one_error_line(status, err, "--prior: only for variational models")
     assert not (tmp_path / "gon").exists()

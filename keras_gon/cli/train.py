@@ -217,9 +217,7 @@ def _preset_model(args, kind, strategy):
         )
     prior = getattr(args, "prior", None)
     if prior is not None and "prior" not in kind.options:
-        raise InputError(
-            f"--prior: {kind.name} has no prior to choose (--prior is for vgon and vae)"
-        )
+        raise InputError("--prior: " + GROUP_MESSAGES["variational"].format(kind=kind.name))
     with strategy.scope():
         model = load_preset(args.from_preset)
     if kind_of(model).name != kind.name:

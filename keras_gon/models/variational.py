@@ -170,9 +170,9 @@ class VariationalMixin(LatentNormalMixin):
 
     def with_prior(self, prior: str):
         """A copy of this model that samples from `prior` ("standard" or "fitted",
-        `keras_gon.options.PRIORS`): the same config and trained weights; a "fitted"
-        normal is fitted by the copy's next `fit` or `fit_latent_statistics`. The
-        copy is not compiled."""
+        `keras_gon.options.PRIORS`): the same config and trained weights. Not carried:
+        a fitted normal (the copy's next `fit` or `fit_latent_statistics` fits one),
+        the compiled state and layers' `trainable` flags."""
         prior = check_prior(prior)
         copy = type(self).from_config({**self.get_config(), "prior": prior})
         weights = {variable.path: variable for variable in self.weights}
