@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import speed  # noqa: E402
+from profile_step import CONTAINERS, COPY_OPS, op_events  # noqa: E402
 
 GROUPS = (
     "convolutions",
@@ -51,24 +52,7 @@ GROUPS = (
     "optimizer",
     "other",
 )
-TF_CONTAINERS = (" __inference", "Run", "Process", "__")
-COPIES = frozenset(
-    {
-        "Tile",
-        "BroadcastTo",
-        "Transpose",
-        "ConcatV2",
-        "Pack",
-        "Slice",
-        "StridedSlice",
-        "Identity",
-        "Reshape",
-        "Fill",
-        "ZerosLike",
-        "OnesLike",
-        "Pad",
-    }
-)
+COPIES = COPY_OPS | {"Pad"}
 TORCH_COPIES = frozenset(
     {
         "aten::copy_",
@@ -198,41 +182,23 @@ def profile_keras(model_name: str, cell: str, batch: np.ndarray, args) -> dict:
     for _ in range(args.warmup):
         step()
     wall = wall_ms(step, args.repeats, args.steps)
-    groups, events, kinds = collections.Counter(), collections.Counter(), collections.Counter()
     with tempfile.TemporaryDirectory() as logdir:
         options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)
         tf.profiler.experimental.start(logdir, options=options)
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        profiled = (time.perf_counter() - start) / args.steps * 1e3
+        profiled = wall_ms(step, 1, args.steps)
         tf.profiler.experimental.stop()
         (path,) = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
         space = xplane_pb2.XSpace()
         space.ParseFromString(Path(path).read_bytes())
-    for plane in space.planes:
-        names = {key: value.name for key, value in plane.event_metadata.items()}
-        for line in plane.lines:
-            for event in line.events:
-                name = names.get(event.metadata_id, "")
-                if ":" not in name:
-                    continue
-                op_type = name.split(":")[-1]
-                if op_type.startswith(TF_CONTAINERS):
-                    continue
-                group = tf_group(op_type, name)
-                groups[group] += event.duration_ps / 1e9 / args.steps
-                events[group] += 1 / args.steps
-                kinds[f"{group}: {op_type}"] += event.duration_ps / 1e9 / args.steps
-    origin = speed.origin_path(model)
+    records = (
+        (tf_group(op_type, name), op_type, picoseconds / 1e9)
+        for name, op_type, picoseconds in op_events(space)
+        if not op_type.startswith(CONTAINERS)
+    )
     return {
-        "wall_ms": wall,
-        "profiled_wall_ms": profiled,
-        "op_ms": dict(groups),
-        "events": dict(events),
-        "top_ops": dict(kinds.most_common(args.top)),
+        **summary(records, wall, profiled, args),
         "xla": bool(model.jit_compile),
-        "origin": origin,
+        "origin": speed.origin_path(model),
     }
 
 
@@ -252,22 +218,36 @@ def profile_torch(model_name: str, cell: str, batch: np.ndarray, args) -> dict:
         step()
     wall = wall_ms(step, args.repeats, args.steps)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        profiled = (time.perf_counter() - start) / args.steps * 1e3
+        profiled = wall_ms(step, 1, args.steps)
+    return summary(
+        (
+            (torch_group(event.name, ancestors(event)), event.name, event.self_cpu_time_total / 1e3)
+            for event in prof.events()
+        ),
+        wall,
+        profiled,
+        args,
+    )
+
+
+def ancestors(event) -> list[str]:
+    """The names of the PyTorch profiler events enclosing `event`, outermost first."""
+    names, parent = [], event.cpu_parent
+    while parent is not None:
+        names.append(parent.name)
+        parent = parent.cpu_parent
+    return names[::-1]
+
+
+def summary(records, wall: float, profiled: float, args) -> dict:
+    """A framework's row: its wall time per step (without and with the profiler) and, from
+    `(group, op name, milliseconds)` records of `args.steps` profiled steps, the op time
+    and op count per step of each group and of the `args.top` costliest op names."""
     groups, events, kinds = collections.Counter(), collections.Counter(), collections.Counter()
-    for event in prof.events():
-        ancestors, parent = [], event.cpu_parent
-        while parent is not None:
-            ancestors.append(parent.name)
-            parent = parent.cpu_parent
-        ancestors.reverse()  # outermost first
-        group = torch_group(event.name, ancestors)
-        milliseconds = event.self_cpu_time_total / 1e3 / args.steps
-        groups[group] += milliseconds
+    for group, name, milliseconds in records:
+        groups[group] += milliseconds / args.steps
         events[group] += 1 / args.steps
-        kinds[f"{group}: {event.name}"] += milliseconds
+        kinds[f"{group}: {name}"] += milliseconds / args.steps
     return {
         "wall_ms": wall,
         "profiled_wall_ms": profiled,

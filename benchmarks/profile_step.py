@@ -105,20 +105,13 @@ def main(argv=None):
         space.ParseFromString(Path(path).read_bytes())
     total, events, scopes = collections.Counter(), collections.Counter(), collections.Counter()
     names_total = collections.Counter()
-    for plane in space.planes:
-        names = {key: value.name for key, value in plane.event_metadata.items()}
-        for line in plane.lines:
-            for event in line.events:
-                name = names.get(event.metadata_id, "")
-                if ":" not in name:  # op events are "name:OpType"
-                    continue
-                op_type = name.split(":")[-1]
-                total[op_type] += event.duration_ps
-                events[op_type] += 1
-                if not op_type.startswith((" __inference", "Run", "Process", "__")):
-                    scopes[op_scope(name)] += event.duration_ps
-                    if args.names:
-                        names_total[name] += event.duration_ps
+    for name, op_type, picoseconds in op_events(space):
+        total[op_type] += picoseconds
+        events[op_type] += 1
+        if not op_type.startswith(CONTAINERS):
+            scopes[op_scope(name)] += picoseconds
+            if args.names:
+                names_total[name] += picoseconds
     print(f"\n{'op type':34s} {'ms/step':>8s} {'events/step':>12s}")
     for op_type, picoseconds in total.most_common(args.top):
         print(
@@ -126,7 +119,7 @@ def main(argv=None):
         )
     groups = collections.Counter()
     for op_type, picoseconds in total.items():
-        if op_type.startswith((" __inference", "Run", "Process")) or op_type.startswith("__"):
+        if op_type.startswith(CONTAINERS):
             continue  # the function and executor events that contain the ops
         groups[op_group(op_type)] += picoseconds
     op_total = sum(groups.values())
@@ -138,6 +131,40 @@ def main(argv=None):
         print(f"{scope:34s} {picoseconds / 1e9 / args.steps:8.3f} {picoseconds / op_total:8.1%}")
     for name, picoseconds in names_total.most_common(args.names):
         print(f"{picoseconds / 1e9 / args.steps:8.3f}  {name}")
+
+
+CONTAINERS = (" __inference", "Run", "Process", "__")
+"""Op types of the host trace's function and executor events, which contain the ops."""
+
+COPY_OPS = frozenset(
+    {
+        "Tile",
+        "BroadcastTo",
+        "Transpose",
+        "ConcatV2",
+        "Pack",
+        "Slice",
+        "StridedSlice",
+        "Identity",
+        "Reshape",
+        "Fill",
+        "ZerosLike",
+        "OnesLike",
+    }
+)
+"""Op types that copy or broadcast tensors."""
+
+
+def op_events(space):
+    """`(name, op_type, duration_ps)` of every op event of a `tf.profiler` XSpace (op
+    events are named "name:OpType"; the function and executor events among them too)."""
+    for plane in space.planes:
+        names = {key: value.name for key, value in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if ":" in name:
+                    yield name, name.split(":")[-1], event.duration_ps
 
 
 SCOPES = (
@@ -171,20 +198,7 @@ def op_group(op_type: str) -> str:
         return "matrix products"
     if name in ("Sum", "Mean", "Max", "Min", "Prod", "BiasAddGrad"):
         return "reductions"
-    if name in (
-        "Tile",
-        "BroadcastTo",
-        "Transpose",
-        "ConcatV2",
-        "Pack",
-        "Slice",
-        "StridedSlice",
-        "Identity",
-        "Reshape",
-        "Fill",
-        "ZerosLike",
-        "OnesLike",
-    ):
+    if name in COPY_OPS:
         return "copies and broadcasts"
     if "Variable" in name or name.startswith(("Assign", "Resource")):
         return "variable reads and updates"
