@@ -215,9 +215,8 @@ def _preset_model(args, kind, strategy):
             f"{', '.join(given)}: the preset {args.from_preset} fixes the model's "
             "options (train a new model to change them)"
         )
+    model_options(args)  # flags the kind does not take, refused by name before loading
     prior = getattr(args, "prior", None)
-    if prior is not None and "prior" not in kind.options:
-        raise InputError("--prior: " + GROUP_MESSAGES["variational"].format(kind=kind.name))
     with strategy.scope():
         model = load_preset(args.from_preset)
     if kind_of(model).name != kind.name:
