@@ -39,6 +39,7 @@ def test_train_writes_model_metrics_and_reconstructions(run_dir):
     ):
         assert key in metrics, key
     assert metrics["model"] == "gon" and metrics["steps"] == 40
+    assert metrics["from_preset"] is None  # trained from scratch
     assert metrics["epochs"] == pytest.approx(40 / 125)
     assert metrics["num_train"] == 8000 and metrics["num_test"] == 2000
     assert 0 < metrics["test_loss"] < 400 and metrics["steps_per_second"] > 0

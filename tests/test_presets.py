@@ -120,6 +120,7 @@ def test_fine_tuning_a_preset(tmp_path, mnist10k, capsys):
     )
     metrics = fine_tune("gon_mnist", NPZ, tmp_path / "run", capsys)
     assert metrics["test_loss"] < 20  # starts from the trained weights, not from scratch
+    assert metrics["from_preset"] == "gon_mnist"  # the run folder says where it started
 
 
 def test_cli_lists_presets_and_commands_take_a_preset_name(tmp_path, capsys):

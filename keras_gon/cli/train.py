@@ -461,6 +461,7 @@ def _write_run(
     held_out = run.held_out
     metrics = {
         "model": args.model,
+        "from_preset": args.from_preset,  # the preset fine-tuned, or None (trained from scratch)
         "data": args.data,
         "image_shape": list(info.image_shape),
         "num_train": info.num_train,
