@@ -14,7 +14,7 @@ from keras_gon.errors import InputError
 from keras_gon.models.latent_normal import LatentNormalMixin
 from keras_gon.options import PRIORS
 from keras_gon.resources import check_memory, decoding_bytes
-from keras_gon.validation import check_seed
+from keras_gon.validation import check_choice, check_seed
 
 
 def check_kl_weight(kl_weight) -> float:
@@ -30,9 +30,7 @@ def check_kl_weight(kl_weight) -> float:
 
 def check_prior(prior) -> str:
     """The sampling prior's name (`keras_gon.options.PRIORS`), or an InputError naming it."""
-    if prior not in PRIORS:
-        raise InputError(f"prior must be one of {PRIORS}, got {prior!r}")
-    return prior
+    return check_choice(prior, "prior", PRIORS)
 
 
 class VariationalMixin(LatentNormalMixin):
