@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
+
+IMAGE_INCHES = 0.8
+"""Width in inches (at 100 dpi) of one image of `save_image_rows`'s grid at scale 1."""
 
 
 def displayable(images: np.ndarray) -> np.ndarray:
@@ -48,27 +52,45 @@ def image_rows_figsize(
     count: int, rows: int = 1, columns: int = 8, scale: float = 1.0
 ) -> tuple[float, float]:
     """`save_image_rows`'s figure size in inches (at 100 dpi) for `rows` grids of `count`."""
-    return columns * 0.8 * scale, (rows * 0.9 * -(-count // columns) + 0.3) * scale
+    return columns * IMAGE_INCHES * scale, (rows * 0.9 * -(-count // columns) + 0.3) * scale
+
+
+def native_scale(image_width: int, columns: int = 8) -> float:
+    """The `scale` of `save_image_rows` that draws images `image_width` pixels wide at
+    their own size or larger (1 for images up to about 70 pixels, more for wider ones:
+    a 128-pixel image is not shrunk to 80)."""
+    grid_width = columns * (image_width + 1) + 1  # `image_grid`'s tiles and padding
+    scale = grid_width / (0.9 * columns * IMAGE_INCHES * 100)  # (the axis: ~95 % of the figure)
+    # in tenths, so the figure is a whole number of pixels (`image_rows_size` exact)
+    return max(1.0, math.ceil(scale * 10 - 1e-9) / 10)
+
+
+def grid_columns(count: int, least: int = 8) -> int:
+    """Columns of a grid of `count` images: `least`, or a square for more than least² images."""
+    return max(least, math.ceil(math.sqrt(count)))
 
 
 def save_image_rows(
     path: str | os.PathLike,
     rows: list[tuple[str, np.ndarray]],
     columns: int = 8,
-    scale: float = 1.0,
+    scale: float | None = None,
 ):
     """Saves labelled grids one above the other (e.g. originals above reconstructions);
-    `scale` enlarges the figure (each image is drawn about 80 * scale pixels wide)."""
+    `scale` enlarges the figure (each image is drawn about 80 * scale pixels wide; by
+    default `native_scale` of the widest images, so none is drawn below its own size)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if scale is None:
+        scale = native_scale(max(np.shape(images)[-2] for _, images in rows), columns)
     heights = [-(-len(images) // columns) for _, images in rows]
     figure, axes = plt.subplots(
         len(rows),
         1,
-        figsize=(columns * 0.8 * scale, (0.9 * sum(heights) + 0.3) * scale),
+        figsize=(columns * IMAGE_INCHES * scale, (0.9 * sum(heights) + 0.3) * scale),
         gridspec_kw={"height_ratios": heights},
     )
     axes = np.atleast_1d(axes)

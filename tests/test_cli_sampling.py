@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_gon import cli
+from keras_gon.plotting import image_rows_size
 
 from helpers import NPZ, assert_one_error_line, run_cli, train_argv, train_run
 
@@ -58,6 +59,10 @@ def test_sample_subcommand_is_seeded(vgon_run, tmp_path, capsys):
     np.testing.assert_array_equal(a, b)
     assert a.shape == c.shape and not np.array_equal(a, c)
     assert a.shape[1] > 1.5 * a.shape[0]  # 16 samples: 2 rows of 8
+    status, _, err = run_cli(["sample", vgon_run, "--n", 100, "--out", tmp_path / "d.png"], capsys)
+    assert status == 0, err
+    square = matplotlib.image.imread(tmp_path / "d.png")  # beyond 64: 10 x 10, not 13 rows of 8
+    assert square.shape[:2] == image_rows_size(100, columns=10)[::-1]
 
 
 def test_train_vae_with_gaussian_likelihood_then_evaluate(tmp_path, capsys):

@@ -117,7 +117,7 @@ def test_a_latent_too_large_for_memory_is_refused_before_anything_is_built(in_tm
 
 def test_too_many_samples_are_refused_from_the_shapes(in_tmp, capsys):
     _one_error_line(
-        ["sample", "vgon_mnist", "--n", "100000"], capsys, "at most 5,816 samples fit in one PNG"
+        ["sample", "vgon_mnist", "--n", "1000000"], capsys, "at most 529,256 samples fit in one PNG"
     )
 
 

@@ -9,9 +9,11 @@ import pytest
 
 from keras_gon.plotting import (
     displayable,
+    grid_columns,
     image_grid,
     image_rows_size,
     labelled_grid_size,
+    native_scale,
     nearest_upscale,
     save_image_rows,
     save_labelled_grid,
@@ -75,6 +77,23 @@ def test_save_image_rows_writes_a_png_of_the_announced_size(tmp_path, count, row
     )
     width, height = image_rows_size(count, rows=rows, columns=columns, scale=scale)
     assert matplotlib.image.imread(path).shape[:2] == (height, width)
+
+
+def test_wide_images_are_drawn_at_their_own_size_or_larger(tmp_path):
+    """128-pixel images are not shrunk to the grid's 80 pixels: each of 128 distinct
+    columns of grey levels appears in the PNG (drawn at 75 pixels, some would be skipped)."""
+    ramp = np.linspace(0.0, 1.0, 128, dtype="float32")
+    images = np.broadcast_to(ramp[None, None, :, None], (8, 128, 128, 1)).copy()
+    save_image_rows(tmp_path / "wide.png", [("wide", images)])
+    png = matplotlib.image.imread(tmp_path / "wide.png")
+    assert png.shape[:2] == image_rows_size(8, scale=native_scale(128))[::-1]
+    levels = np.unique(np.round(png[..., 0] * 255))
+    assert all(np.abs(levels - round(v * 255)).min() <= 1 for v in ramp)
+    assert native_scale(32) == native_scale(64) == 1.0 < native_scale(128)
+
+
+def test_grid_columns_are_eight_or_a_square():
+    assert [grid_columns(n) for n in (1, 64, 65, 100, 5000)] == [8, 8, 9, 10, 71]
 
 
 def test_save_reconstructions_is_two_rows_and_colour_stays_colour(tmp_path):

@@ -26,7 +26,7 @@ from keras_gon.options import PRIORS
 
 SAMPLE_COUNT = 64
 GRID_COLUMNS = 8
-"""Columns of `sample`'s grid of images."""
+"""Columns of `sample`'s grid of up to 64 images (a square grid beyond)."""
 
 
 def add_parsers(commands) -> None:
@@ -77,9 +77,18 @@ def add_parsers(commands) -> None:
     interpolate.set_defaults(func=interpolate_command)
 
 
+def sample_grid(model, count: int) -> tuple[int, float]:
+    """(columns, scale) of `sample`'s grid: 8 columns, or a square beyond 64 samples; each
+    image drawn at its own size or larger (`keras_gon.plotting.native_scale`)."""
+    from keras_gon.plotting import grid_columns, native_scale
+
+    columns = grid_columns(count, GRID_COLUMNS)
+    return columns, native_scale(model.image_shape[1], columns)
+
+
 def check_sample_count(model, count: int) -> None:
     """Refuses `--n` samples whose grid PNG matplotlib cannot draw, or whose decoding
-    cannot fit in memory, from the shapes (before anything is decoded)."""
+    and picture cannot fit in memory, from the shapes (before anything is decoded)."""
     from keras_gon.plotting import image_rows_size
     from keras_gon.resources import (
         MAX_PICTURE_SIDE,
@@ -88,14 +97,28 @@ def check_sample_count(model, count: int) -> None:
         decoding_bytes,
     )
 
-    most = GRID_COLUMNS * int((MAX_PICTURE_SIDE / 100 - 0.3) / 0.9)
-    check_picture_side(
-        image_rows_size(count, 1, GRID_COLUMNS)[1],
-        f"--n {count}: the grid of {count:,} samples",
-        f": at most {most:,} samples fit in one PNG",
-    )
+    def side(n: int) -> int:
+        return max(image_rows_size(n, 1, *sample_grid(model, n)))
+
+    if side(count) > MAX_PICTURE_SIDE:
+        low, high = 1, count  # the most samples one PNG holds: side() grows with n
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if side(middle) <= MAX_PICTURE_SIDE else (low, middle - 1)
+        check_picture_side(
+            side(count),
+            f"--n {count}: the grid of {count:,} samples",
+            f": at most {low:,} samples fit in one PNG",
+        )
+    height, width = model.image_shape[:2]
+    picture_width, picture_height = image_rows_size(count, 1, *sample_grid(model, count))
+    # the decoding, the decoded images and their tiles (float32, 3 channels), the RGBA picture
     check_memory(
-        decoding_bytes(model, count), f"--n {count}: decoding {count:,} samples", ": ask for fewer"
+        decoding_bytes(model, count)
+        + count * height * width * 4 * 3 * 2
+        + picture_width * picture_height * 4 * 2,
+        f"--n {count}: decoding and drawing {count:,} samples",
+        ": ask for fewer",
     )
 
 
@@ -122,7 +145,8 @@ def sample_command(args) -> Path:
     prior = options.get("prior", getattr(model, "prior", None))
     check_sample_count(model, args.n)
     images = np.asarray(model.sample(args.n, seed=args.seed, **options))
-    atomic_write(out, lambda path: save_image_rows(path, [("samples", images)], GRID_COLUMNS))
+    columns, scale = sample_grid(model, args.n)
+    atomic_write(out, lambda path: save_image_rows(path, [("samples", images)], columns, scale))
     source = {"standard": ", z ~ N(0, I)", "fitted": ", z ~ the fitted normal"}.get(prior, "")
     print(f"wrote {args.n} samples (seed {args.seed}{source}) to {out}")
     return out
