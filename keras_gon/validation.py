@@ -25,9 +25,10 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def count_noun(count: int, noun: str) -> str:
-    """`count` and `noun`, plural unless the count is one: "1 channel", "3 channels"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def count_noun(count: int, noun: str, plural: str | None = None) -> str:
+    """`count` and `noun`, plural (`plural`, or `noun` + "s") unless the count is one:
+    "1 channel", "3 channels", "2 classes"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
 def check_positive_int(value: Any, name: str) -> int:

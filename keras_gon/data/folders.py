@@ -7,7 +7,8 @@ people have:
 - one subfolder per class (labels are the subfolders' indices in sorted
   order, images found at any depth below each);
 - either of those under `train/` and `test/` (or `val/`, `validation/`), used
-  as the split; otherwise a held-out fraction is drawn with a fixed seed.
+  as the split; otherwise (or under `train/` alone) a held-out fraction is drawn
+  with a fixed seed.
 
 Files are decoded by TensorFlow (`tf.io.decode_image`) and preprocessed by
 `keras_gon.data.preprocessing` (centre crop to a square, resize), in the
@@ -24,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gon.errors import InputError
+from keras_gon.validation import count_noun
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 """File extensions read as images (any case)."""
@@ -70,7 +72,9 @@ class ImageFolder:
     def summary(self) -> str:
         """One line: how many images of how many classes, the split, what was skipped."""
         classes = (
-            f" of {self.num_classes} classes" if self.num_classes else " (a flat folder: no labels)"
+            f" of {count_noun(self.num_classes, 'class', 'classes')}"
+            if self.num_classes
+            else " (a flat folder: no labels)"
         )
         text = (
             f"found {len(self.train_files):,} training and {len(self.test_files):,} "
@@ -120,13 +124,31 @@ def _subfolders(directory: Path) -> list[Path]:
         raise InputError(f"cannot read folder {directory}: {error.strerror or error}") from None
 
 
-def _find_split_folders(root: Path) -> tuple[Path, Path] | None:
-    names = {p.name.lower(): p for p in _subfolders(root)}
-    train = next((names[n] for n in TRAIN_FOLDERS if n in names), None)
-    test = next((names[n] for n in TEST_FOLDERS if n in names), None)
-    if train is None or test is None:
+def _find_split_folders(root: Path) -> tuple[Path, Path | None] | None:
+    """`(train, test)` split folders of `root`; `(train, None)` when `train/` is its only
+    folder of images (a fraction of it is held out); None when it has no split folders.
+    A held-out folder without a training one, or a training folder beside class folders,
+    is refused by name (neither is a class)."""
+    folders = {p.name.lower(): p for p in _subfolders(root)}
+    train = next((folders[n] for n in TRAIN_FOLDERS if n in folders), None)
+    test = next((folders[n] for n in TEST_FOLDERS if n in folders), None)
+    if train is not None and test is not None:
+        return train, test
+    split = train or test
+    if split is None:
         return None
-    return train, test
+    others = [p.name for p in folders.values() if p != split and holds_images(p)]
+    if test is not None:
+        raise InputError(
+            f"{root} has a {test.name}/ folder but no train/ beside it: add train/, "
+            "or give the folder of class subfolders itself"
+        )
+    if others:
+        raise InputError(
+            f"{root} has a {train.name}/ folder beside other folders of images "
+            f"({', '.join(others[:3])}): give train/ and test/, or one subfolder per class"
+        )
+    return train, None
 
 
 def _list_split(folder: Path, root: Path, class_names: tuple[str, ...] | None):
@@ -253,6 +275,9 @@ def scan_image_folder(
     if not 0.0 < float(validation_split) < 1.0:
         raise InputError(f"validation_split must be in (0, 1), got {validation_split!r}")
     split_folders = _find_split_folders(root)
+    held_out_of = root  # the folder a fraction is held out of, when there is no test/
+    if split_folders is not None and split_folders[1] is None:
+        held_out_of, split_folders = split_folders[0], None
     if split_folders is not None:
         train_dir, test_dir = split_folders
         train_files, train_labels, class_names, skipped = _list_split(train_dir, root, None)
@@ -260,7 +285,7 @@ def scan_image_folder(
         skipped += skipped_test
         split = f"the {train_dir.name}/ and {test_dir.name}/ folders"
     else:
-        files, all_labels, class_names, skipped = _list_split(root, root, None)
+        files, all_labels, class_names, skipped = _list_split(held_out_of, root, None)
         train_files, test_files = files, []
         train_labels, test_labels = all_labels, None
     if labels is False:
@@ -268,6 +293,11 @@ def scan_image_folder(
         train_labels = test_labels = None
     elif labels and not class_names:
         raise InputError(f"{root} is a flat folder: labels need one subfolder of images per class")
+    elif labels and len(class_names) < 2:
+        raise InputError(
+            f"{root} has 1 class folder ({class_names[0]}): labels need at least 2 "
+            "subfolders of images, one per class"
+        )
     found = train_files + test_files
     if not found:
         raise InputError(
@@ -303,7 +333,8 @@ def scan_image_folder(
             all_labels = np.asarray(train_labels)
             train_labels, test_labels = list(all_labels[train_index]), list(all_labels[test_index])
         each = " of each class" if train_labels is not None else ""
-        split = f"a fraction {validation_split:g}{each} held out at random, seed {split_seed}"
+        of = f" of {held_out_of.name}/" if held_out_of != root else ""
+        split = f"a fraction {validation_split:g}{each}{of} held out at random, seed {split_seed}"
     elif not test_files:
         raise InputError(f"{test_dir} holds no readable images")
     colour = int(channels[readable].max()) >= 3

@@ -183,6 +183,9 @@ def test_large_folders_stream_from_disk(cifar10_folder, monkeypatch):
         ("mixed", "both images and class subfolders"),
         ("unknown_test_class", "class folders the training folder has not: cat"),
         ("missing", "no such file or directory"),
+        ("test_only", "has a test/ folder but no train/ beside it"),
+        ("train_beside_classes", r"has a train/ folder beside other folders of images \(cats\)"),
+        ("one_class", r"has 1 class folder \(bird\): labels need at least 2"),
     ],
 )
 def test_bad_folders_are_refused_by_name(tmp_path, cifar10_folder, layout, message):
@@ -202,8 +205,26 @@ def test_bad_folders_are_refused_by_name(tmp_path, cifar10_folder, layout, messa
             (root / split / name).mkdir(parents=True)
             for path in source:
                 shutil.copy(path, root / split / name / path.name)
+    for split, name in {"test_only": [("test", "bird")], "one_class": [("bird", "")]}.get(
+        layout, [("train", "bird"), ("cats", "")] if layout == "train_beside_classes" else []
+    ):
+        (root / split / name).mkdir(parents=True)
+        for path in source:
+            shutil.copy(path, root / split / name / path.name)
     with pytest.raises(InputError, match=message):
-        load_image_folder(root, batch_size=2, verbose=False)
+        load_image_folder(root, batch_size=2, verbose=False, with_labels=layout == "one_class")
+
+
+def test_a_train_folder_alone_is_split_not_read_as_a_class(tmp_path, cifar10_folder):
+    """`pets/train/{bird,cat}` without `test/`: the classes are bird and cat, and a
+    fraction of each is held out (not one class called "train")."""
+    for name in ("bird", "airplane"):
+        shutil.copytree(cifar10_folder / "train" / name, tmp_path / "pets" / "train" / name)
+    folder = scan_image_folder(tmp_path / "pets", labels=True)
+    assert folder.class_names == ("airplane", "bird")
+    assert (len(folder.train_files), len(folder.test_files)) == (180, 20)
+    assert "a fraction 0.1 of each class of train/ held out" in folder.split
+    assert "of 2 classes" in folder.summary()
 
 
 def test_too_few_images_for_a_batch(cifar10_folder):
