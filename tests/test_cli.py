@@ -72,6 +72,23 @@ def test_train_on_offline_default_data_with_tensorboard(tmp_path, capsys):
     assert len(events) >= 2  # scalars and the reconstruction images
 
 
+def test_a_run_records_its_data_path_absolute_for_use_from_any_folder(
+    tmp_path, monkeypatch, capsys
+):
+    """`--data mnist10k.npz` given relative to the current folder: metrics.json holds the
+    absolute path, so `evaluate` of the run works from another folder."""
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(NPZ).parent)
+    out = tmp_path / "run"
+    argv = train_argv("gon", Path(NPZ).name, out, "--steps", "2", *SMALL)
+    assert run_cli(argv, capsys)[0] == 0
+    assert json.loads((out / "metrics.json").read_text())["data"] == str(Path(NPZ).resolve())
+    monkeypatch.chdir(tmp_path)
+    status, out_text, err = run_cli(["evaluate", out], capsys)
+    assert status == 0, err
+
+
 def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=256):
         status, _, err = run_cli(

@@ -161,6 +161,14 @@ def first_images(dataset, count: int):
     return np.concatenate([np.asarray(b) for b in images])[:count]
 
 
+def recorded_data(data: str) -> str:
+    """`--data` as a run records it: an existing file or folder as its absolute path (the
+    run's commands find it from any folder), any other source (a TFDS or Keras name) as given."""
+    import os
+
+    return os.path.abspath(data) if os.path.exists(data) else data
+
+
 def held_out_split(args, model, batch_size: int, run_data: str | None = None, **options):
     """`(data, held-out dataset, info)` of `--data` (default: `run_data`, the data the run
     was trained on) at the model's size, in batches of `batch_size`; `options` go to

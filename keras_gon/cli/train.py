@@ -25,6 +25,7 @@ from keras_gon.cli.common import (
     non_negative_float,
     positive_float,
     positive_int,
+    recorded_data,
     seed,
 )
 from keras_gon.errors import InputError, NonFiniteLossError
@@ -248,7 +249,7 @@ def _backup(args, model, info, out: Path):
     fingerprint = {
         "model": args.model,
         "config": config,
-        "data": args.data,
+        "data": recorded_data(args.data),
         "image_shape": info.image_shape,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -462,7 +463,7 @@ def _write_run(
     metrics = {
         "model": args.model,
         "from_preset": args.from_preset,  # the preset fine-tuned, or None (trained from scratch)
-        "data": args.data,
+        "data": recorded_data(args.data),
         "image_shape": list(info.image_shape),
         "num_train": info.num_train,
         "num_test": info.num_test,
