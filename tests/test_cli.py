@@ -456,6 +456,13 @@ def test_preset_options_are_refused_by_name(tmp_path, capsys):
     )
     assert_one_error_line(status, err, "--latent-dim: the preset gon_mnist fixes the model's")
     assert not (tmp_path / "run").exists()
+    for flag, value in (("--image-size", "64"), ("--channels", "3")):
+        argv = train_argv("gon", NPZ, tmp_path / "run", "--from-preset", "gon_mnist", flag, value)
+        status, _, err = run_cli([*argv, "--steps", "1"], capsys)
+        assert_one_error_line(
+            status, err, f"{flag} {value}: the preset gon_mnist takes 32x32 images of 1 channel"
+        )
+        assert not (tmp_path / "run").exists()
 
 
 def test_a_variational_preset_is_fine_tuned_with_the_prior_asked_for(tmp_path, capsys):

@@ -201,8 +201,8 @@ def model_options(args) -> dict:
 
 def _preset_model(args, kind, strategy):
     """The preset to fine-tune, of the kind asked for; model flags refused by name (the
-    preset fixes the model's options), except `--prior`, which a variational preset
-    takes (the same weights, sampling from the prior asked for)."""
+    preset fixes the model's options, and its image size and channels), except `--prior`,
+    which a variational preset takes (the same weights, sampling from the prior asked for)."""
     from keras_gon.presets import load_preset
     from keras_gon.registry import kind_of
 
@@ -225,6 +225,17 @@ def _preset_model(args, kind, strategy):
             f"--from-preset {args.from_preset} holds a {kind_of(model).name} "
             f"model: train it with `keras-gon train {kind_of(model).name}`"
         )
+    height, _, channels = model.image_shape
+    for flag, given, own in (
+        ("--image-size", args.image_size, height),
+        ("--channels", args.channels, channels),
+    ):
+        if given is not None and given != own:
+            raise InputError(
+                f"{flag} {given}: the preset {args.from_preset} takes {height}x{height} "
+                f"images of {count_noun(channels, 'channel')} (leave {flag} out, or "
+                "train a new model)"
+            )
     if prior is not None and prior != model.prior:
         with strategy.scope():
             model = model.with_prior(prior)
