@@ -390,6 +390,9 @@ def test_overwrite_replaces_a_finished_run_whole(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(train_argv("vgon", NPZ, out, "--steps", "2", *SMALL), capsys)[0] == 0
     assert (out / "samples.png").is_file()
+    assert run_cli(["sample", out, "--n", "4", "--out", out / "render.png"], capsys)[0] == 0
+    (out / "interpolation.png").write_bytes((out / "samples.png").read_bytes())
+    (out / "notes.txt").write_text("the user's own file stays")
     status, _, err = run_cli(
         train_argv("gon", NPZ, out, "--steps", "2", "--overwrite", *SMALL), capsys
     )
@@ -398,8 +401,9 @@ def test_overwrite_replaces_a_finished_run_whole(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [
         "metrics.json",
         "model.keras",
+        "notes.txt",
         "reconstructions.png",
-    ]  # the vgon's samples went too
+    ]  # the vgon's samples went too, and the pictures commands drew of it
 
 
 def test_default_run_names_are_unique_within_a_second(tmp_path, capsys, monkeypatch):

@@ -201,6 +201,11 @@ def held_out_images(args, model, count: int, option: str = "the command"):
     return first_images(test_ds, count)
 
 
+RUN_PICTURES = ("samples", "render", "interpolation")
+"""The pictures `sample`, `render` and `interpolate` write in a run folder (`default_png`):
+a run replaced by `train --overwrite` loses them (they show the old model)."""
+
+
 def default_png(run_dir: Path, name: str) -> Path:
     """Where a command writes `name`.png without `--out`: in the run folder, or for a
     preset name in the current folder as `<preset>-<name>.png`."""

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from keras_gon.cli.common import (
+    RUN_PICTURES,
     HelpFormatter,
     add_data_arguments,
     first_images,
@@ -365,11 +366,13 @@ def train_command(args) -> dict:
 
 def _publish(out: Path, stage: Path) -> None:
     """Moves the staged run files into `out` (metrics.json last) and removes the files of
-    a replaced run that this one did not write."""
-    for name in RUN_FILES:
-        if name != "metrics.json" and (stage / name).exists():
+    a replaced run that this one did not write (the pictures of `sample`, `render` and
+    `interpolate` included)."""
+    pictures = [f"{name}.png" for name in RUN_PICTURES]
+    for name in dict.fromkeys([n for n in RUN_FILES if n != "metrics.json"] + pictures):
+        if (stage / name).exists():
             os.replace(stage / name, out / name)
-        elif name != "metrics.json":
+        else:
             (out / name).unlink(missing_ok=True)
     os.replace(stage / "metrics.json", out / "metrics.json")
 
