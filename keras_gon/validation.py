@@ -27,8 +27,8 @@ def _is_number(value: Any) -> bool:
 
 def count_noun(count: int, noun: str, plural: str | None = None) -> str:
     """`count` and `noun`, plural (`plural`, or `noun` + "s") unless the count is one:
-    "1 channel", "3 channels", "2 classes"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
+    "1 channel", "3 channels", "2 classes", "8,000 images"."""
+    return f"{count} {noun}" if count == 1 else f"{count:,} {plural or noun + 's'}"
 
 
 def check_positive_int(value: Any, name: str) -> int:

@@ -89,6 +89,18 @@ def test_a_run_records_its_data_path_absolute_for_use_from_any_folder(
     assert status == 0, err
 
 
+def test_train_images_takes_a_subset_and_says_when_the_data_has_fewer(tmp_path, capsys):
+    for asked, num_train in ((256, 256), (100_000, 8000)):
+        out = tmp_path / str(asked)
+        argv = train_argv("gon", NPZ, out, "--train-images", asked, "--steps", "1", *SMALL)
+        status, text, err = run_cli(argv, capsys)
+        assert status == 0, err
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert (metrics["num_train"], metrics["train_images"]) == (num_train, asked)
+        warned = "--train-images 100,000: the data has 8,000 training images; training on all"
+        assert (warned in text) == (asked > num_train)
+
+
 def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=256):
         status, _, err = run_cli(

@@ -137,5 +137,5 @@ def test_channels_first_error_recognises_pytorch_layouts_only():
 def test_count_noun_is_singular_for_one_only():
     assert count_noun(1, "channel") == "1 channel"
     assert count_noun(3, "channel") == "3 channels"
-    assert count_noun(0, "image") == "0 images"
+    assert count_noun(0, "image") == "0 images" and count_noun(8000, "step") == "8,000 steps"
     assert count_noun(2, "class", "classes") == "2 classes" and count_noun(1, "class") == "1 class"

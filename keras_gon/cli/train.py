@@ -263,6 +263,7 @@ def _backup(args, model, info, out: Path):
         "config": config,
         "data": recorded_data(args.data),
         "image_shape": info.image_shape,
+        "train_images": args.train_images,  # the subset asked for (None: all)
         "batch_size": args.batch_size,
         "lr": args.lr,
         "seed": args.seed,
@@ -349,6 +350,11 @@ def train_command(args) -> dict:
     data = recipe.load_data()
     if data[2].summary:
         print(data[2].summary)
+    if args.train_images and 0 <= data[2].num_train < args.train_images:
+        print(
+            f"keras-gon: warning: --train-images {args.train_images:,}: the data has "
+            f"{count_noun(data[2].num_train, 'training image')}; training on all of them"
+        )
     out, created = run_folder(args)
     out = worker_dir(strategy, out)  # the chief writes `out`, other workers out/<task>-<index>
     had_backup = (out / "backup").exists()
@@ -486,6 +492,7 @@ def _write_run(
         "skipped_files": list(info.skipped),
         "steps": steps,
         "epochs": steps / max(batches_per_epoch, 1),
+        "train_images": args.train_images,  # the subset asked for (None: all)
         "batch_size": args.batch_size,
         "lr": args.lr,
         "seed": args.seed,
