@@ -27,7 +27,9 @@ print(type(model).__module__, "tensorflow" in sys.modules)
     "imports",
     [
         "import keras\nimport keras_gon",  # Keras first: registered at once
-        "import keras_gon\nimport keras\nkeras_gon.register_with_keras()",  # no import hook
+        "import keras_gon\nimport keras",  # Keras second: registered as Keras is imported
+        "import keras_gon\nfrom keras import saving\nimport keras",  # (a submodule first)
+        "import keras_gon\nimport keras\nkeras_gon.register_with_keras()",  # (idempotent)
         "import keras_gon\nimport keras\nkeras_gon.GON",  # the first use of a model
     ],
 )
@@ -58,8 +60,9 @@ def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32
 
 
 def test_any_module_imports_first_in_a_fresh_process():
-    """No import hook: a layer module imported first (before Keras) loads (with the old
-    hook it re-entered the half-imported layers package)."""
+    """A layer module imported first (before Keras) loads: the import hook does not
+    register the models while a keras-gon module is being imported (an earlier hook
+    re-entered the half-imported layers package)."""
     for module in (
         "keras_gon.layers.conv_decoder",
         "keras_gon.training",
