@@ -63,6 +63,11 @@ def validate_images(
     layout_error = channels_first_error(x.shape, name)
     if layout_error is not None:
         raise layout_error
+    if x.ndim == 3 and channels not in (None, 1) and x.shape[-1] == channels:
+        raise InputError(
+            f"{name} has shape {_shape_str(x.shape)}, read as {x.shape[0]} grey images: "
+            f"give a batch (N, H, W, {channels}), e.g. {name}[None] for one image"
+        )
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if min(x.shape) == 0:
@@ -78,7 +83,7 @@ def validate_images(
         from keras_gon.data.preprocessing import check_image_values, input_errors_from_graph
 
         with input_errors_from_graph():
-            check_image_values(x, name)
+            check_image_values(x, f"the images of {name}")
         return x, 255.0 if np.issubdtype(x.dtype, np.integer) else 1.0
     if np.issubdtype(x.dtype, np.floating):
         finite = np.isfinite(x)

@@ -222,7 +222,7 @@ def make_dataset(
     labels = None
     if with_labels:
         if y is None:
-            raise InputError(f"with_labels=True but {name} have no labels")
+            raise InputError(f"with_labels=True but {name} has no labels")
         labels = check_labels(y, x.shape[0], name=f"labels of {name}")
     return _numpy_dataset(
         x,
@@ -455,7 +455,7 @@ def load_dataset(
     if with_labels:
         for part, y in (("train", y_train), ("test", y_test)):
             if y is None:
-                raise InputError(f"with_labels=True but the {part} data of {name} have no labels")
+                raise InputError(f"with_labels=True but the {part} data of {name} has no labels")
         train_labels = check_labels(y_train, n_train, name=f"y_train of {name}")
         test_labels = check_labels(y_test, n_test, name=f"y_test of {name}")
     train = _numpy_dataset(

@@ -123,6 +123,15 @@ def test_channel_mismatch_is_rejected():
     assert check_images(x[..., 0], channels=1).shape == (2, 8, 8, 1)
 
 
+def test_one_colour_image_without_a_batch_axis_is_named():
+    """(64, 64, 3) for a colour model: one image, not 64 grey ones (was "x has 1 channel")."""
+    message = input_error(check_images, np.zeros((64, 64, 3), np.uint8), name="x", channels=3)
+    assert message == (
+        "x has shape (64, 64, 3), read as 64 grey images: give a batch (N, H, W, 3), "
+        "e.g. x[None] for one image"
+    )
+
+
 def test_bad_channels_argument_is_rejected():
     input_error(check_images, np.zeros((1, 2, 2)), channels=0)
 
