@@ -81,6 +81,26 @@ def test_cli_refuses_labels_outside_the_classes(in_tmp, capsys, digits):
     )
 
 
+def test_a_folder_of_more_classes_than_num_classes_is_named(in_tmp, capsys, cifar10_folder):
+    _one_error_line(
+        train_argv("classifier", cifar10_folder, in_tmp / "run", "--num-classes", "2"),
+        capsys,
+        f"--num-classes 2: {cifar10_folder} has 3 classes (airplane, automobile, bird)",
+    )
+
+
+@pytest.mark.parametrize("kind, size", [("gon", "7"), ("vgon", "100"), ("ae", "4")])
+def test_an_image_size_the_decoder_cannot_make_is_refused_before_the_data(
+    in_tmp, capsys, kind, size
+):
+    line = _one_error_line(
+        train_argv(kind, in_tmp / "not-read.npz", in_tmp / "run", "--image-size", size),
+        capsys,
+        f"--image-size {size}: image size must be a power of two >= 8",
+    )
+    assert "not-read.npz" not in line  # refused before the (missing) data is looked at
+
+
 @pytest.mark.parametrize("as_dataset", [False, True])
 @pytest.mark.parametrize("method", ["fit", "evaluate"])
 def test_classifier_refuses_labels_outside_the_classes(method, as_dataset, digits):

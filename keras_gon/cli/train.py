@@ -32,7 +32,7 @@ from keras_gon.cli.common import (
 from keras_gon.errors import InputError, NonFiniteLossError
 from keras_gon.options import command_line_options
 from keras_gon.registry import MODEL_KINDS
-from keras_gon.validation import count_noun
+from keras_gon.validation import check_square_image_shape, count_noun
 
 RECONSTRUCTION_COUNT = 16
 SAMPLE_COUNT = 64
@@ -200,6 +200,18 @@ def model_options(args) -> dict:
     return options
 
 
+def _num_classes(recipe, preset) -> int | None:
+    """The classes the model will have (None for a kind without classes)."""
+    import inspect
+
+    import keras_gon
+
+    if preset is not None or "num_classes" not in recipe.model_kind.options:
+        return getattr(preset, "num_classes", None)
+    default = inspect.signature(getattr(keras_gon, recipe.model_kind.class_name))
+    return dict(recipe.options).get("num_classes", default.parameters["num_classes"].default)
+
+
 def _preset_model(args, kind, strategy):
     """The preset to fine-tune, of the kind asked for; model flags refused by name (the
     preset fixes the model's options, and its image size and channels), except `--prior`,
@@ -339,6 +351,11 @@ def train_command(args) -> dict:
     if preset is not None:
         args.image_size = args.image_size or preset.image_shape[0]
         args.channels = args.channels or preset.image_shape[-1]
+    if args.image_size is not None and "decoder" in kind.option_groups:  # before the data
+        try:
+            check_square_image_shape((args.image_size, args.image_size, 1))
+        except InputError as error:
+            raise InputError(f"--image-size {args.image_size}: {error}") from None
     recipe = TrainingRecipe(
         kind=args.model,
         options=model_options(args),
@@ -350,6 +367,12 @@ def train_command(args) -> dict:
     data = recipe.load_data()
     if data[2].summary:
         print(data[2].summary)
+    class_names, num_classes = data[2].class_names, _num_classes(recipe, preset)
+    if num_classes is not None and len(class_names) > num_classes:
+        shown = ", ".join(class_names[:5]) + (", ..." if len(class_names) > 5 else "")
+        raise InputError(
+            f"--num-classes {num_classes}: {args.data} has {len(class_names)} classes ({shown})"
+        )
     if args.train_images and 0 <= data[2].num_train < args.train_images:
         print(
             f"keras-gon: warning: --train-images {args.train_images:,}: the data has "
