@@ -162,11 +162,13 @@ def first_images(dataset, count: int):
 
 
 def recorded_data(data: str) -> str:
-    """`--data` as a run records it: an existing file or folder as its absolute path (the
-    run's commands find it from any folder), any other source (a TFDS or Keras name) as given."""
-    import os
+    """`--data` as a run records it: the file or folder it names as an absolute path (the
+    run's commands find it from any folder), a named source (mnist5k, keras:NAME, TFDS)
+    as given; `keras_gon.data.source_path` decides which, as the loader does."""
+    from keras_gon.data.pipelines import source_path
 
-    return os.path.abspath(data) if os.path.exists(data) else data
+    path = source_path(data)
+    return data if path is None else str(path)
 
 
 def held_out_split(args, model, batch_size: int, run_data: str | None = None, **options):

@@ -83,7 +83,7 @@ def validate_images(
         from keras_gon.data.preprocessing import check_image_values, input_errors_from_graph
 
         with input_errors_from_graph():
-            check_image_values(x, f"the images of {name}")
+            check_image_values(x, "images" if name == "images" else f"the images of {name}")
         return x, 255.0 if np.issubdtype(x.dtype, np.integer) else 1.0
     if np.issubdtype(x.dtype, np.floating):
         finite = np.isfinite(x)

@@ -279,6 +279,18 @@ def _load_path(path: Path):
     )
 
 
+def source_path(source: Any) -> Path | None:
+    """The file or folder `load_dataset` reads for `source`, as an absolute path (`~`
+    expanded), or None for a source it does not read from a path (`mnist5k`,
+    `keras:NAME`, a TFDS name, arrays)."""
+    if not isinstance(source, (str, os.PathLike)) or (
+        isinstance(source, str) and (source == MNIST5K or source.startswith(KERAS_PREFIX))
+    ):
+        return None
+    path = Path(source).expanduser()
+    return path.absolute() if path.exists() else None
+
+
 def _image_folder_path(source: Any) -> Path | None:
     """The folder `source` names when it is a folder of image files (not of IDX files)."""
     if not isinstance(source, (str, os.PathLike)) or (
@@ -418,18 +430,25 @@ def load_dataset(
 
     resolved = _resolve_numpy(source)
     if resolved is None:
-        return _load_tfds_dataset(
-            source,
-            channels=channels,
-            seed=seed,
-            with_labels=with_labels,
-            data_dir=data_dir,
-            manual_dir=manual_dir,
-            shuffle_train=shuffle_train,
-            train_images=train_images,
-            held_out_only=held_out_only,
-            **common,
-        )
+        try:
+            return _load_tfds_dataset(
+                source,
+                channels=channels,
+                seed=seed,
+                with_labels=with_labels,
+                data_dir=data_dir,
+                manual_dir=manual_dir,
+                shuffle_train=shuffle_train,
+                train_images=train_images,
+                held_out_only=held_out_only,
+                **common,
+            )
+        except InputError as error:
+            if not str(error).startswith("unknown TFDS dataset"):
+                raise
+            raise InputError(  # (a mistyped folder, too)
+                f"{error}, and no file or folder of that name in {os.getcwd()}"
+            ) from None
 
     name, ((x_train, y_train), (x_test, y_test)), split = resolved
     if train_images is not None and hasattr(x_train, "__len__"):

@@ -298,10 +298,7 @@ def _tfds_builder(name: str, data_dir: str | os.PathLike | None):
         hint = ""
         if close:
             hint = f" (did you mean {', '.join(map(repr, close))}?)"
-        raise InputError(
-            f"unknown TFDS dataset '{name}'{hint}, and no file or folder of that name in "
-            f"{os.getcwd()}"
-        ) from None
+        raise InputError(f"unknown TFDS dataset '{name}'{hint}") from None
     except (ValueError, AssertionError) as err:
         # Bad name syntax, unknown config or version.
         raise InputError(f"cannot load TFDS dataset '{name}': {_first_line(err)}") from None

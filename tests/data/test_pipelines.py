@@ -269,9 +269,22 @@ def test_load_tfds_rgb_and_channel_check_mocked():
 
 
 def test_load_unknown_tfds_name():
-    assert input_error(load_dataset, "not_a_dataset_xyz").startswith(
-        "unknown TFDS dataset 'not_a_dataset_xyz'"
-    )
+    """A name that is neither a TFDS dataset nor a file or folder here (a mistyped folder)."""
+    message = input_error(load_dataset, "not_a_dataset_xyz")
+    assert message.startswith("unknown TFDS dataset 'not_a_dataset_xyz'")
+    assert message.endswith(f", and no file or folder of that name in {os.getcwd()}")
+
+
+def test_source_path_is_the_path_the_loader_reads(tmp_path, monkeypatch):
+    from keras_gon.data.pipelines import source_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mnist5k").mkdir()  # a folder named like a built-in source: not read
+    (tmp_path / "faces").mkdir()
+    assert source_path("mnist5k") is None and source_path("keras:mnist") is None
+    assert source_path("faces") == tmp_path / "faces" and source_path("celeba") is None
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert source_path("~/faces") == tmp_path / "faces"
 
 
 def test_load_unprepared_tfds_dataset(tmp_path, monkeypatch):
