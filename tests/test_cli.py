@@ -93,12 +93,12 @@ def test_train_images_takes_a_subset_and_says_when_the_data_has_fewer(tmp_path, 
     for asked, num_train in ((256, 256), (100_000, 8000)):
         out = tmp_path / str(asked)
         argv = train_argv("gon", NPZ, out, "--train-images", asked, "--steps", "1", *SMALL)
-        status, text, err = run_cli(argv, capsys)
+        status, _, err = run_cli(argv, capsys)
         assert status == 0, err
         metrics = json.loads((out / "metrics.json").read_text())
         assert (metrics["num_train"], metrics["train_images"]) == (num_train, asked)
-        warned = "--train-images 100,000: the data has 8,000 training images; training on all"
-        assert (warned in text) == (asked > num_train)
+        warned = "keras-gon: warning: --train-images 100,000: the data has 8,000 training images"
+        assert (warned in err) == (asked > num_train)
 
 
 def test_train_from_tfds_offline_with_mock_data(tmp_path, capsys):
@@ -416,6 +416,15 @@ def test_overwrite_replaces_a_finished_run_whole(tmp_path, capsys):
         "notes.txt",
         "reconstructions.png",
     ]  # the vgon's samples went too, and the pictures commands drew of it
+
+
+def test_a_folder_without_a_run_keeps_the_users_pictures(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "render.png").write_bytes(b"the user's own picture")
+    assert run_cli(train_argv("gon", NPZ, out, "--steps", "1", *SMALL), capsys)[0] == 0
+    assert (out / "render.png").read_bytes() == b"the user's own picture"
+    assert (out / "metrics.json").is_file()
 
 
 def test_default_run_names_are_unique_within_a_second(tmp_path, capsys, monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +86,21 @@ def test_a_folder_of_more_classes_than_num_classes_is_named(in_tmp, capsys, cifa
     _one_error_line(
         train_argv("classifier", cifar10_folder, in_tmp / "run", "--num-classes", "2"),
         capsys,
-        f"--num-classes 2: {cifar10_folder} has 3 classes (airplane, automobile, bird)",
+        f"--num-classes 2: {cifar10_folder} has 3 classes (airplane, automobile, bird): "
+        "give --num-classes 3 or more",
+    )
+    eleven = in_tmp / "eleven"
+    for index in range(11):
+        (eleven / f"class{index:02d}").mkdir(parents=True)
+        for image in sorted((cifar10_folder / "train" / "bird").iterdir())[:3]:
+            shutil.copy(image, eleven / f"class{index:02d}" / image.name)
+    _one_error_line(
+        train_argv("classifier", eleven, in_tmp / "run", "--from-preset", "gon_classifier_mnist")
+        + ["--batch-size", "4"],
+        capsys,
+        f"--from-preset gon_classifier_mnist: {eleven} has 11 classes (class00, class01, class02, "
+        "class03, class04, ...), the preset's classifier has 10",
+        eleven,
     )
 
 

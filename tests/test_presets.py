@@ -108,7 +108,7 @@ def test_presets_are_useful_models(mnist10k):
     assert rendered.shape == (2, 64, 64, 1)
 
 
-def test_fine_tuning_a_preset(tmp_path, mnist10k, capsys):
+def test_fine_tuning_a_preset(tmp_path, mnist10k, capsys, monkeypatch):
     import keras
 
     model = keras_gon.GON.from_preset("gon_mnist")
@@ -121,6 +121,11 @@ def test_fine_tuning_a_preset(tmp_path, mnist10k, capsys):
     metrics = fine_tune("gon_mnist", NPZ, tmp_path / "run", capsys)
     assert metrics["test_loss"] < 20  # starts from the trained weights, not from scratch
     assert metrics["from_preset"] == "gon_mnist"  # the run folder says where it started
+    keras_gon.GON.from_preset("gon_mnist").save_to_preset(tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)  # a preset folder given relative: recorded absolute
+    assert fine_tune("mine", NPZ, tmp_path / "run2", capsys)["from_preset"] == str(
+        tmp_path / "mine"
+    )
 
 
 def test_cli_lists_presets_and_commands_take_a_preset_name(tmp_path, capsys):

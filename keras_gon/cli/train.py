@@ -370,13 +370,22 @@ def train_command(args) -> dict:
     class_names, num_classes = data[2].class_names, _num_classes(recipe, preset)
     if num_classes is not None and len(class_names) > num_classes:
         shown = ", ".join(class_names[:5]) + (", ..." if len(class_names) > 5 else "")
+        found = f"{args.data} has {len(class_names)} classes ({shown})"
+        if preset is not None:
+            raise InputError(
+                f"--from-preset {args.from_preset}: {found}, the preset's classifier has "
+                f"{num_classes}: train a new classifier with --num-classes {len(class_names)}"
+            )
+        given = "" if args.num_classes is not None else " (the default)"
         raise InputError(
-            f"--num-classes {num_classes}: {args.data} has {len(class_names)} classes ({shown})"
+            f"--num-classes {num_classes}{given}: {found}: give --num-classes "
+            f"{len(class_names)} or more"
         )
     if args.train_images and 0 <= data[2].num_train < args.train_images:
         print(
             f"keras-gon: warning: --train-images {args.train_images:,}: the data has "
-            f"{count_noun(data[2].num_train, 'training image')}; training on all of them"
+            f"{count_noun(data[2].num_train, 'training image')}; training on all of them",
+            file=sys.stderr,
         )
     out, created = run_folder(args)
     out = worker_dir(strategy, out)  # the chief writes `out`, other workers out/<task>-<index>
@@ -394,14 +403,15 @@ def train_command(args) -> dict:
 
 
 def _publish(out: Path, stage: Path) -> None:
-    """Moves the staged run files into `out` (metrics.json last) and removes the files of
-    a replaced run that this one did not write (the pictures of `sample`, `render` and
-    `interpolate` included)."""
+    """Moves the staged run files into `out` (metrics.json last); when they replace a
+    finished run, removes its files that this one did not write (the pictures of `sample`,
+    `render` and `interpolate` included). Other files in `out` stay."""
+    replacing = (out / "metrics.json").exists()
     pictures = [f"{name}.png" for name in RUN_PICTURES]
     for name in dict.fromkeys([n for n in RUN_FILES if n != "metrics.json"] + pictures):
         if (stage / name).exists():
             os.replace(stage / name, out / name)
-        else:
+        elif replacing:
             (out / name).unlink(missing_ok=True)
     os.replace(stage / "metrics.json", out / "metrics.json")
 
@@ -474,6 +484,16 @@ def _train_into(args, recipe, data, preset, strategy, out: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+def _recorded_preset(source: str | None) -> str | None:
+    """`--from-preset` as a run records it: a built-in preset's name, or the absolute path
+    of a preset folder or .keras file."""
+    from keras_gon.presets import available_presets
+
+    if source is None or source in available_presets():
+        return source
+    return str(Path(source).expanduser().absolute())
+
+
 def _write_run(
     args, run, stage: Path, sample, reconstructions, collapsed, backup, out: Path
 ) -> None:
@@ -505,7 +525,7 @@ def _write_run(
     held_out = run.held_out
     metrics = {
         "model": args.model,
-        "from_preset": args.from_preset,  # the preset fine-tuned, or None (trained from scratch)
+        "from_preset": _recorded_preset(args.from_preset),  # None: trained from scratch
         "data": recorded_data(args.data),
         "image_shape": list(info.image_shape),
         "num_train": info.num_train,
