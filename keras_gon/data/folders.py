@@ -135,7 +135,7 @@ def _find_split_folders(root: Path) -> tuple[Path, Path | None] | None:
     if train is not None and test is not None:
         return train, test
     split = train or test
-    if split is None:
+    if split is None or not holds_images(split):  # (an empty one beside classes: ignored)
         return None
     others = [p.name for p in folders.values() if p != split and holds_images(p)]
     if test is not None:
@@ -147,6 +147,12 @@ def _find_split_folders(root: Path) -> tuple[Path, Path | None] | None:
         raise InputError(
             f"{root} has a {train.name}/ folder beside other folders of images "
             f"({', '.join(others[:3])}): give train/ and test/, or one subfolder per class"
+        )
+    loose = [p.name for p in root.iterdir() if p.is_file() and is_image_file(p)]
+    if loose:
+        raise InputError(
+            f"{root} holds images beside its {train.name}/ folder ({', '.join(loose[:3])}): "
+            f"move them into {train.name}/"
         )
     return train, None
 
@@ -264,8 +270,9 @@ def scan_image_folder(
 
     Raises:
         InputError: a missing folder, no images, a layout that mixes images and
-            class folders, labels asked for a flat folder, or too few images to hold
-            some out.
+            class folders (or images and `train/`), `test/` without `train/`,
+            `train/` beside class folders, labels asked for a flat folder or for
+            fewer than 2 classes, or too few images to hold some out.
     """
     root = Path(directory).expanduser()
     if not root.exists():

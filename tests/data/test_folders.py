@@ -216,8 +216,9 @@ def test_bad_folders_are_refused_by_name(tmp_path, cifar10_folder, layout, messa
 
 
 def test_a_train_folder_alone_is_split_not_read_as_a_class(tmp_path, cifar10_folder):
-    """`pets/train/{bird,cat}` without `test/`: the classes are bird and cat, and a
-    fraction of each is held out (not one class called "train")."""
+    """`pets/train/{airplane,bird}` without `test/`: the classes are airplane and bird, and
+    a fraction of each is held out (not one class called "train"); an empty `val/` beside
+    class folders is ignored, images loose beside `train/` are refused."""
     for name in ("bird", "airplane"):
         shutil.copytree(cifar10_folder / "train" / name, tmp_path / "pets" / "train" / name)
     folder = scan_image_folder(tmp_path / "pets", labels=True)
@@ -225,6 +226,11 @@ def test_a_train_folder_alone_is_split_not_read_as_a_class(tmp_path, cifar10_fol
     assert (len(folder.train_files), len(folder.test_files)) == (180, 20)
     assert "a fraction 0.1 of each class of train/ held out" in folder.split
     assert "of 2 classes" in folder.summary()
+    (tmp_path / "pets" / "train" / "val").mkdir()  # empty, beside the class folders
+    assert scan_image_folder(tmp_path / "pets" / "train").class_names == ("airplane", "bird")
+    shutil.copy(folder.train_files[0], tmp_path / "pets" / "loose.jpg")
+    with pytest.raises(InputError, match=r"holds images beside its train/ folder \(loose.jpg\)"):
+        scan_image_folder(tmp_path / "pets")
 
 
 def test_too_few_images_for_a_batch(cifar10_folder):
