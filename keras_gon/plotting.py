@@ -55,12 +55,14 @@ def image_rows_figsize(
     return columns * IMAGE_INCHES * scale, (rows * 0.9 * -(-count // columns) + 0.3) * scale
 
 
-def native_scale(image_width: int, columns: int = 8) -> float:
-    """The `scale` of `save_image_rows` that draws images `image_width` pixels wide at
-    their own size or larger (1 for images up to about 70 pixels, more for wider ones:
-    a 128-pixel image is not shrunk to 80)."""
+def native_scale(image_width: int, columns: int = 8, image_height: int | None = None) -> float:
+    """The `scale` of `save_image_rows` that draws images `image_width` x `image_height`
+    (default: square) at their own size or larger (1 for images up to about 70 pixels,
+    more for larger ones: a 128-pixel image is not shrunk to 80)."""
+    height = image_width if image_height is None else image_height
     grid_width = columns * (image_width + 1) + 1  # `image_grid`'s tiles and padding
-    scale = grid_width / (0.9 * columns * IMAGE_INCHES * 100)  # (the axis: ~95 % of the figure)
+    # the axis holds ~95 % of the figure's width and ~90 % of each 0.9-inch row's height
+    scale = max(grid_width / (0.9 * columns * IMAGE_INCHES * 100), (height + 1) / (0.8 * 0.9 * 100))
     # in tenths, so the figure is a whole number of pixels (`image_rows_size` exact)
     return max(1.0, math.ceil(scale * 10 - 1e-9) / 10)
 
@@ -85,7 +87,11 @@ def save_image_rows(
     import matplotlib.pyplot as plt
 
     if scale is None:
-        scale = native_scale(max(np.shape(images)[-2] for _, images in rows), columns)
+        scale = native_scale(
+            max(np.shape(images)[-2] for _, images in rows),
+            columns,
+            max(np.shape(images)[-3] for _, images in rows),
+        )
     heights = [-(-len(images) // columns) for _, images in rows]
     figure, axes = plt.subplots(
         len(rows),

@@ -90,6 +90,10 @@ def test_wide_images_are_drawn_at_their_own_size_or_larger(tmp_path):
     levels = np.unique(np.round(png[..., 0] * 255))
     assert all(np.abs(levels - round(v * 255)).min() <= 1 for v in ramp)
     assert native_scale(32) == native_scale(64) == 1.0 < native_scale(128)
+    tall = np.broadcast_to(ramp[None, :, None, None], (8, 128, 64, 1)).copy()  # 2:1, rows
+    save_image_rows(tmp_path / "tall.png", [("tall", tall)])
+    levels = np.unique(np.round(matplotlib.image.imread(tmp_path / "tall.png")[..., 0] * 255))
+    assert all(np.abs(levels - round(v * 255)).min() <= 1 for v in ramp)
 
 
 def test_grid_columns_are_eight_or_a_square():
