@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
+import threading
+import warnings
 
 __version__ = "0.1.0"
 
@@ -59,34 +60,74 @@ def register_with_keras() -> None:
     importlib.import_module("keras_gon.models")
 
 
-class _RegisterAfterKerasImport:
-    """A `sys.meta_path` finder that registers keras-gon's classes right after `keras` is
-    imported (for `import keras_gon` before `import keras`), then removes itself."""
+class _RegisterWithKeras:
+    """A `sys.meta_path` finder, installed by `import keras_gon` before Keras is imported:
+    once `keras` has been imported and no keras-gon module is half-imported (registering
+    imports the models, which would re-enter it), it registers keras-gon's classes and
+    removes itself. It finds nothing itself: it wraps the loaders the other finders give
+    for `keras` and `keras_gon.*` so that their execution ends with that check."""
+
+    def __init__(self):
+        self.keras_imported = False
+        self.resolving = threading.local()  # names being found (the other finders may recurse)
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        resolving = self.resolving.__dict__.setdefault("names", set())
+        if (name != "keras" and not name.startswith("keras_gon.")) or name in resolving:
             return None
-        sys.meta_path.remove(self)  # one use; the other finders find Keras itself
-        spec = importlib.util.find_spec("keras")
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+        resolving.add(name)
+        try:
+            spec = None
+            for finder in list(sys.meta_path):
+                if finder is not self and hasattr(finder, "find_spec"):
+                    spec = finder.find_spec(name, path, target)
+                    if spec is not None:
+                        break
+        finally:
+            resolving.discard(name)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
             return spec
-        exec_module = spec.loader.exec_module
+        exec_module = loader.exec_module
 
-        def exec_and_register(module):
-            exec_module(module)
-            if not _importing_keras_gon():  # (a keras-gon module imports Keras: it
-                register_with_keras()  # registers its own classes; the models would re-enter)
+        def exec_then_register(module):
+            try:
+                exec_module(module)
+            finally:
+                vars(loader).pop("exec_module", None)  # (the loader's own method again)
+            if name == "keras":
+                self.keras_imported = True
+            self.register_if_ready(module)
 
-        spec.loader.exec_module = exec_and_register  # (this spec's own loader object)
+        loader.exec_module = exec_then_register  # (a find_spec's loader is its own object)
         return spec
 
+    def register_if_ready(self, finished) -> None:
+        """Registers (once) when Keras is imported and no keras-gon module but `finished`
+        is being imported; a failure is a warning, not a failed `import keras`."""
+        if not self.keras_imported or _importing_keras_gon(but=finished):
+            return
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:  # (registered already, e.g. by another thread)
+            return
+        try:
+            register_with_keras()
+        except Exception as error:
+            warnings.warn(
+                f"keras-gon could not register its models with Keras ({error}); "
+                "keras_gon.register_with_keras() tries again",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
-def _importing_keras_gon() -> bool:
-    """Whether a keras-gon submodule is being imported now (half-initialised)."""
+
+def _importing_keras_gon(but=None) -> bool:
+    """Whether a keras-gon submodule other than `but` is being imported now."""
     return any(
         getattr(getattr(module, "__spec__", None), "_initializing", False)
         for name, module in list(sys.modules.items())
-        if name.startswith("keras_gon.")
+        if name.startswith("keras_gon.") and module is not but
     )
 
 
@@ -95,8 +136,8 @@ def register_when_keras_is_imported() -> None:
     importing it: `import keras_gon` stays free of TensorFlow)."""
     if "keras" in sys.modules:
         register_with_keras()
-    elif not any(isinstance(f, _RegisterAfterKerasImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _RegisterAfterKerasImport())
+    elif not any(isinstance(f, _RegisterWithKeras) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterWithKeras())
 
 
 def __dir__():

@@ -20,7 +20,12 @@ import numpy as np
 model = keras.saving.load_model(sys.argv[1])
 np.save(sys.argv[2], model.reconstruct(np.load(sys.argv[3])))
 print(type(model).__module__, "tensorflow" in sys.modules)
+print("hooks left:", sum(type(f).__name__ == "_RegisterWithKeras" for f in sys.meta_path))
 """
+WITHOUT_HOOK = (
+    "import keras_gon\n"  # the import hook taken out: registering by hand or by first use
+    "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_RegisterWithKeras']\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -29,8 +34,10 @@ print(type(model).__module__, "tensorflow" in sys.modules)
         "import keras\nimport keras_gon",  # Keras first: registered at once
         "import keras_gon\nimport keras",  # Keras second: registered as Keras is imported
         "import keras_gon\nfrom keras import saving\nimport keras",  # (a submodule first)
-        "import keras_gon\nimport keras\nkeras_gon.register_with_keras()",  # (idempotent)
-        "import keras_gon\nimport keras\nkeras_gon.GON",  # the first use of a model
+        "import keras_gon\nimport tensorflow\nimport keras",  # (TF looks for Keras first)
+        "import keras_gon\nimport keras_gon.data\nimport keras",  # (Keras under keras-gon's)
+        WITHOUT_HOOK + "import keras\nkeras_gon.register_with_keras()",
+        WITHOUT_HOOK + "import keras\nkeras_gon.GON",  # the first use of a model
     ],
 )
 def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32):
@@ -55,7 +62,7 @@ def test_a_plain_import_lets_keras_load_a_saved_model(imports, tmp_path, mnist32
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["keras_gon.models.gon", "True"]
+    assert result.stdout.split() == ["keras_gon.models.gon", "True", "hooks", "left:", "0"]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.reconstruct(x), atol=1e-6)
 
 
