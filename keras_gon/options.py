@@ -205,7 +205,13 @@ OPTIONS = (
         help="Adam steps fitting a held-out latent (50)",
     ),
     Option("inference_learning_rate", ("glo",)),
-    Option("num_classes", ("classifier",), ("--num-classes",), "positive_int", help="classes (10)"),
+    Option(
+        "num_classes",
+        ("classifier",),
+        ("--num-classes",),
+        "positive_int",
+        help="classes (default: a folder's class subfolders, else 10)",
+    ),
     Option(
         "reconstruction_weight",
         ("classifier",),

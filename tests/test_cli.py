@@ -313,8 +313,9 @@ def test_train_on_a_folder_of_colour_jpegs_with_class_subfolders(cifar10_folder,
     out = tmp_path / "classifier"
     # it trains (status 0) on the labels from the subfolders
     _, metrics = _train_small(
-        capsys, "classifier", cifar10_folder, out, "--steps 5 --batch-size 32 --num-classes 3"
+        capsys, "classifier", cifar10_folder, out, "--steps 5 --batch-size 32"
     )
+    # (without --num-classes: the folder's 3 class subfolders)
     assert metrics["config"]["num_classes"] == 3 and (out / "reconstructions.png").is_file()
     # the held-out accuracy counts right answers among all 90 test/ images, and the saved
     # model's evaluation on them gives it again

@@ -87,7 +87,7 @@ def test_a_folder_of_more_classes_than_num_classes_is_named(in_tmp, capsys, cifa
         train_argv("classifier", cifar10_folder, in_tmp / "run", "--num-classes", "2"),
         capsys,
         f"--num-classes 2: {cifar10_folder} has 3 classes (airplane, automobile, bird): "
-        "give --num-classes 3 or more",
+        "give --num-classes 3 or more, or leave it out",
     )
     eleven = in_tmp / "eleven"
     for index in range(11):

@@ -367,7 +367,13 @@ def train_command(args) -> dict:
     data = recipe.load_data()
     if data[2].summary:
         print(data[2].summary)
-    class_names, num_classes = data[2].class_names, _num_classes(recipe, preset)
+    class_names = data[2].class_names
+    if class_names and preset is None and args.num_classes is None:
+        if "num_classes" in recipe.model_kind.options:  # a folder's classes, counted
+            recipe = recipe.replace(
+                options={**dict(recipe.options), "num_classes": len(class_names)}
+            )
+    num_classes = _num_classes(recipe, preset)
     if num_classes is not None and len(class_names) > num_classes:
         shown = ", ".join(class_names[:5]) + (", ..." if len(class_names) > 5 else "")
         found = f"{args.data} has {len(class_names)} classes ({shown})"
@@ -376,10 +382,9 @@ def train_command(args) -> dict:
                 f"--from-preset {args.from_preset}: {found}, the preset's classifier has "
                 f"{num_classes}: train a new classifier with --num-classes {len(class_names)}"
             )
-        given = "" if args.num_classes is not None else " (the default)"
         raise InputError(
-            f"--num-classes {num_classes}{given}: {found}: give --num-classes "
-            f"{len(class_names)} or more"
+            f"--num-classes {num_classes}: {found}: give --num-classes {len(class_names)} or "
+            "more, or leave it out"
         )
     if args.train_images and 0 <= data[2].num_train < args.train_images:
         print(
