@@ -138,8 +138,8 @@ class GLO(ConvDecoderModel, LatentModel):
         )
 
     def check_training_data(self, x, y=None, validation_data=None) -> None:
-        """`fit` trains on `(images, indices)`: a dataset of pairs, or `x=images, y=indices`."""
-        super().check_training_data(x, y, validation_data)
+        """`fit` trains on `(images, indices)`: a dataset of pairs, or `x=images, y=indices`
+        (its own rule: GLO's validation data may be images alone, or pairs)."""
         if isinstance(x, tf.data.Dataset):
             spec = x.element_spec
             if not (isinstance(spec, tuple) and len(spec) >= 2 and spec[1].dtype.is_integer):

@@ -62,13 +62,16 @@ class GONClassifier(GON):
         """The labels are integers in [0, num_classes)."""
         return ("labels", "num_classes", self.num_classes)
 
+    def required_targets(self) -> str:
+        """The classifier trains on (images, integer labels)."""
+        return (
+            "GONClassifier trains on (images, integer labels): "
+            "use load_dataset(..., with_labels=True)"
+        )
+
     def unpack_labels(self, data):
         """The integer labels of a batch, or a clear error."""
-        return self.unpack_integers(
-            data,
-            "GONClassifier trains on (images, integer labels): "
-            "use load_dataset(..., with_labels=True)",
-        )
+        return self.unpack_integers(data, self.required_targets())
 
     def compute_terms(self, data, training=False) -> dict:
         """Per example: cross entropy (+ weighted SSE) as the loss, accuracy (eq. 13)."""

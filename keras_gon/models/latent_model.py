@@ -160,8 +160,34 @@ class LatentModel(keras.Model):
         """State updated after the optimizer's step (e.g. GLO's latent table); none by default."""
         return None  # (a body of only a docstring is one AutoGraph cannot convert)
 
+    def required_targets(self) -> str | None:
+        """The error for data without the `y` the model trains on (None: it trains on
+        images alone, and `fit` refuses a `y`, which would be ignored)."""
+        if self.outer_target != "input":
+            return "outer_target='y' needs (source, target) pairs, the data has no target"
+        return None
+
     def check_training_data(self, x, y=None, validation_data=None) -> None:
-        """Refuses data `fit` cannot train on (beyond `prepare_data`'s image checks)."""
+        """Refuses data `fit` cannot train on (beyond `prepare_data`'s image checks): no
+        targets where `required_targets` needs them, targets where the model would ignore
+        them. Checked before a step is traced."""
+        required = self.required_targets()
+        parts = [(x, y, "x")]
+        if isinstance(validation_data, tuple) and validation_data:
+            parts.append((validation_data[0], (*validation_data, None)[1], "validation_data"))
+        elif validation_data is not None:
+            parts.append((validation_data, None, "validation_data"))
+        for data, targets, name in parts:
+            has_targets = _has_targets(data, targets)
+            if has_targets is None:
+                continue
+            if required and not has_targets:
+                raise InputError(required)
+            if not required and has_targets:
+                raise InputError(
+                    f"{type(self).__name__} trains on images alone: {name} comes with "
+                    "targets (y), which it would ignore; give the images only"
+                )
 
     def integer_targets(self) -> tuple[str, str, int] | None:
         """`(what, option, n)` when the `y` of the model's data are integers in [0, n)
@@ -342,6 +368,8 @@ class LatentModel(keras.Model):
 
         size = tuple(self.image_shape[:2])
         if isinstance(data, tf.data.Dataset):
+            if int(data.cardinality()) == 0:
+                raise InputError(f"{name} is an empty dataset: it holds no batch of images")
             self.check_data_shapes(data)
             resize = _example_shape(data) is not None and tuple(_example_shape(data)[1:3]) != size
             return data.map(lambda *batch: self._checked_batch(batch, resize, name))
@@ -740,6 +768,19 @@ def _first_images(data, count: int = COLLAPSE_CHECK_IMAGES):
         return None
     if isinstance(data, np.ndarray) and data.ndim in (3, 4):
         return data[:count]
+    return None
+
+
+def _has_targets(data, y) -> bool | None:
+    """Whether data given to `fit` comes with targets: `y`, or a dataset of `(x, y, ...)`
+    tuples; None when it cannot be told (a generator, a `PyDataset`)."""
+    if y is not None:
+        return True
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        return isinstance(spec, tuple) and len(spec) >= 2 and spec[1] is not None
+    if isinstance(data, (np.ndarray, list)) or tf.is_tensor(data):
+        return False
     return None
 
 

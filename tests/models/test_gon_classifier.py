@@ -93,3 +93,16 @@ def test_classifier_learns_labels_from_class_subfolders(cifar10_folder):
     before, after, _ = train_on_folder(model, cifar10_folder, 100, batch_size=32, with_labels=True)
     assert after["accuracy"] >= 0.5
     assert after["cross_entropy"] < 0.6 * before["cross_entropy"]
+
+
+def test_a_fit_refused_for_missing_labels_leaves_the_model_trainable(mnist32, mnist10k):
+    """The refusal comes before a step is traced: the same model then trains (it used to
+    fail with "Creating variables on a non-first call to a function")."""
+    x, y = mnist32[0][:64], mnist10k["y_train"][:64].astype("int32")
+    model = keras_gon.GONClassifier(latent_dim=4, width=2)
+    model.compile(optimizer="adam")
+    for data in ((x,), (tf.data.Dataset.from_tensor_slices(x).batch(32),)):
+        with pytest.raises(InputError, match=r"trains on \(images, integer labels\)"):
+            model.fit(*data, epochs=1, verbose=0)
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][-1])

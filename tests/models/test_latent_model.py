@@ -1,5 +1,7 @@
 """keras_gon.models.latent_model: the one training step every model shares."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -68,3 +70,27 @@ def test_fit_names_a_generator_of_bare_arrays_in_one_line():
     with pytest.raises(InputError, match=r"must yield tuples, \(images,\)") as error:
         model.fit(batches(), epochs=1, verbose=0)
     assert "\n" not in str(error.value) and len(str(error.value)) < 200
+
+
+def test_targets_the_model_would_ignore_and_empty_datasets_are_refused(mnist32):
+    """A GON trains on images alone: a y (or a dataset of pairs) would be ignored, so it is
+    refused; a dataset with no batch is refused by fit, evaluate and predict alike."""
+    import tensorflow as tf
+
+    x = mnist32[0][:64]
+    model = keras_gon.GON(latent_dim=4, width=2)
+    model.compile(optimizer="adam")
+    message = "GON trains on images alone: x comes with targets (y), which it would ignore"
+    for args in (
+        (x, np.zeros(64, "int32")),
+        (tf.data.Dataset.from_tensor_slices((x, x)).batch(32),),
+    ):
+        with pytest.raises(InputError, match=re.escape(message)):
+            model.fit(*args, epochs=1, verbose=0)
+    with pytest.raises(InputError, match="validation_data comes with targets"):
+        model.fit(x, epochs=1, verbose=0, validation_data=(x, x))
+    empty = tf.data.Dataset.from_tensor_slices(x[:0]).batch(32)
+    for method in (model.fit, model.evaluate, model.predict):
+        with pytest.raises(InputError, match="x is an empty dataset: it holds no batch of images"):
+            method(empty, verbose=0)
+    assert np.isfinite(model.fit(x, epochs=1, batch_size=32, verbose=0).history["loss"][-1])
