@@ -76,6 +76,12 @@ def serving_endpoints(model, image_dtype: str = "float32") -> dict:
         # <reason>]`, instead of NaN latents or silently clipped pixels.
         tensor = tf.ensure_shape(tensor, spec.shape, name=f"check_{spec.name}")
         if spec.name == "images":  # any size; float32 in [0, 1] or uint8 0-255
+            shape = tf.shape(tensor)
+            some = (shape[0] > 0) & (shape[1] > 0) & (shape[2] > 0)
+            with tf.control_dependencies(  # (as the Python API: no empty batch nor image)
+                [graph_check(some, "images must hold at least one image of non-zero size")]
+            ):
+                tensor = tf.identity(tensor)
             return model.prepare_images(check_image_values(tensor, "images"))
         finite = tf.reduce_all(tf.math.is_finite(tensor))
         with tf.control_dependencies(

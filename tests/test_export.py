@@ -184,6 +184,19 @@ def test_non_finite_requests_are_refused(trained_gon, tmp_path):
         loaded.signatures["decode"](latents=tf.constant(np.full((1, 8), np.inf, "float32")))
 
 
+@pytest.mark.parametrize("shape", [(0, 32, 32, 1), (2, 0, 0, 1)])
+def test_an_empty_batch_or_image_is_refused(trained_gon, tmp_path, shape):
+    """(an exported variational GON failed on an empty batch inside its gradient ops)"""
+    from keras_gon.data.preprocessing import graph_error_message
+
+    loaded = tf.saved_model.load(str(export_saved_model(trained_gon, tmp_path / "export")))
+    for signature in ("encode", "reconstruct"):
+        with pytest.raises(tf.errors.InvalidArgumentError) as served:
+            loaded.signatures[signature](images=tf.zeros(shape))
+        reason = graph_error_message(served.value)
+        assert reason == "images must hold at least one image of non-zero size", str(served.value)
+
+
 def test_a_28x28_grey_level_request_reaches_the_32x32_model(trained_gon, mnist10k, tmp_path):
     digits = mnist10k["x_test"][:5, :, :, None]  # uint8 28x28, as a client sends them
     grey = tf.saved_model.load(
