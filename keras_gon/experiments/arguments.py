@@ -103,7 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser, positive_int, positive_float,
         "--budget",
         choices=STUDY_BUDGETS,
         default="full",
-        help="how long the study trains (tiny: a few steps, for CI)",
+        help="how long the study trains (tiny: every code path for a few epochs of tiny models, "
+        "minutes on 2 cores; a check of the plumbing whose verdicts mean nothing)",
     )
     study.add_argument(
         "--report", help="also write the report here (e.g. benchmarks/REPRODUCTION.md)"

@@ -119,7 +119,13 @@ def report_markdown(
         "",
         f"Data: `{Path(data.source).name}`{subset}, resized to {data.image_size}x{data.image_size}, "
         f"batch {data.batch_size}, Adam {data.lr:g}. Width {b.width}.{timing} "
-        f"Budget `{b.name}`: {budget_text(b, groups)}.",
+        f"Budget `{b.name}`: {budget_text(b, groups)}."
+        + (
+            " **A plumbing check: runs this short (tiny widths and latents, a few epochs, "
+            "some collapsing) say nothing about the claims; their verdicts are not findings.**"
+            if b.name == "tiny"
+            else ""
+        ),
         "",
         "Settings: **paper** = BatchNorm, the authors' inner-loss reductions (batch and pixel "
         "mean), every loss evaluated with batch statistics as their code does; **ours** = the "

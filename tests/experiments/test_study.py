@@ -151,6 +151,7 @@ def test_reproduce_tiny_writes_a_report_with_every_claim(tmp_path):
     )
     text = report.read_text()
     assert "## Verdicts" in text and "kept analysis" in text
+    assert "A plumbing check" in text.split("## Verdicts")[0]  # tiny verdicts are not findings
     verdicts = text.split("## Verdicts")[1].split("## Decisive runs")[0]
     for claim in ("AE < tied AE", "1-step GON << 1-step detach", "GON < GLO"):
         assert claim in verdicts, claim
