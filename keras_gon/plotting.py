@@ -61,7 +61,8 @@ def native_scale(image_width: int, columns: int = 8, image_height: int | None = 
     more for larger ones: a 128-pixel image is not shrunk to 80)."""
     height = image_width if image_height is None else image_height
     grid_width = columns * (image_width + 1) + 1  # `image_grid`'s tiles and padding
-    # the axis holds ~95 % of the figure's width and ~90 % of each 0.9-inch row's height
+    # the axis holds ~95 % of the figure's width (0.9: a margin) and ~80 % of each 0.9-inch
+    # row's height (the title's share)
     scale = max(grid_width / (0.9 * columns * IMAGE_INCHES * 100), (height + 1) / (0.8 * 0.9 * 100))
     # in tenths, so the figure is a whole number of pixels (`image_rows_size` exact)
     return max(1.0, math.ceil(scale * 10 - 1e-9) / 10)

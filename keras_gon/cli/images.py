@@ -100,18 +100,18 @@ def check_sample_count(model, count: int) -> None:
     def side(n: int) -> int:
         return max(image_rows_size(n, 1, *sample_grid(model, n)))
 
-    if side(count) > MAX_PICTURE_SIDE:
+    picture_width, picture_height = image_rows_size(count, 1, *sample_grid(model, count))
+    if max(picture_width, picture_height) > MAX_PICTURE_SIDE:
         low, high = 1, count  # the most samples one PNG holds: side() grows with n
         while low < high:
             middle = (low + high + 1) // 2
             low, high = (middle, high) if side(middle) <= MAX_PICTURE_SIDE else (low, middle - 1)
         check_picture_side(
-            side(count),
+            max(picture_width, picture_height),
             f"--n {count}: the grid of {count:,} samples",
             f": at most {low:,} samples fit in one PNG",
         )
     height, width = model.image_shape[:2]
-    picture_width, picture_height = image_rows_size(count, 1, *sample_grid(model, count))
     # the decoding, the decoded images and their tiles (float32, 3 channels), the RGBA picture
     check_memory(
         decoding_bytes(model, count)

@@ -200,18 +200,6 @@ def model_options(args) -> dict:
     return options
 
 
-def _num_classes(recipe, preset) -> int | None:
-    """The classes the model will have (None for a kind without classes)."""
-    import inspect
-
-    import keras_gon
-
-    if preset is not None or "num_classes" not in recipe.model_kind.options:
-        return getattr(preset, "num_classes", None)
-    default = inspect.signature(getattr(keras_gon, recipe.model_kind.class_name))
-    return dict(recipe.options).get("num_classes", default.parameters["num_classes"].default)
-
-
 def _preset_model(args, kind, strategy):
     """The preset to fine-tune, of the kind asked for; model flags refused by name (the
     preset fixes the model's options, and its image size and channels), except `--prior`,
@@ -373,7 +361,13 @@ def train_command(args) -> dict:
             recipe = recipe.replace(
                 options={**dict(recipe.options), "num_classes": len(class_names)}
             )
-    num_classes = _num_classes(recipe, preset)
+    # the classes the model will have: the preset's, or --num-classes, or the folder's count
+    # (a default count only meets data without class folders, which nothing here checks)
+    num_classes = (
+        getattr(preset, "num_classes", None)
+        if preset is not None
+        else dict(recipe.options).get("num_classes")
+    )
     if num_classes is not None and len(class_names) > num_classes:
         shown = ", ".join(class_names[:5]) + (", ..." if len(class_names) > 5 else "")
         found = f"{args.data} has {len(class_names)} classes ({shown})"
